@@ -1,0 +1,38 @@
+"""MLSys·im: predict how ML workloads behave on hardware, from first principles.
+
+The public names are loaded lazily so that ``import mlsysim`` stays cheap: the unit registry,
+the zoo and the solvers are built on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "Q_": ("mlsysim.units", "Q_"),
+    "ureg": ("mlsysim.units", "ureg"),
+    "Models": ("mlsysim.zoo", "Models"),
+    "Hardware": ("mlsysim.zoo", "Hardware"),
+    "load_hardware": ("mlsysim.zoo", "load_hardware"),
+    "load_model": ("mlsysim.zoo", "load_model"),
+    "errors": ("mlsysim.errors", None),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'mlsysim' has no attribute '{name}'") from None
+    mod = importlib.import_module(module)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,127 @@
+"""Shared pieces of every spec: the frozen pydantic base, quantity fields, provenance.
+
+Quantities are written in data files as strings with units ("3.35 TB/s", "80 GB"); a field
+declares the unit it must convert to, so a bandwidth written in TFLOP/s fails at load with a
+dimension error naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import pydantic
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..errors import DimensionError, SpecError
+from ..units import Q_, Quantity, ureg
+
+__all__ = ["Spec", "QuantityOf", "Sourced", "raise_spec_error"]
+
+
+def _parse_quantity(unit: str, allow_zero: bool):
+    target = ureg.Unit(unit)
+
+    def parse(value: Any) -> Quantity:
+        if isinstance(value, bool) or value is None:
+            raise PydanticCustomError("quantity", "expected a quantity with a unit such as '{u}'",
+                                      {"u": unit})
+        if isinstance(value, (int, float)):
+            raise PydanticCustomError(
+                "quantity", "a bare number ({v}) has no unit; write it with one, e.g. '{v} {u}'",
+                {"v": value, "u": unit})
+        if isinstance(value, str):
+            try:
+                value = Q_(value)
+            except Exception:
+                raise PydanticCustomError(
+                    "quantity", "cannot read '{v}' as a quantity (expected e.g. '1 {u}')",
+                    {"v": value, "u": unit}) from None
+        if not isinstance(value, Q_):
+            raise PydanticCustomError("quantity", "expected a quantity, got {t}",
+                                      {"t": type(value).__name__})
+        if value.dimensionality != target.dimensionality:
+            raise PydanticCustomError(
+                "dimension", "'{v}' has dimension {d}, expected a quantity convertible to '{u}'",
+                {"v": f"{value:~P}", "d": str(value.dimensionality), "u": unit})
+        mag = float(value.to(target).magnitude)
+        if not math.isfinite(mag) or mag < 0 or (mag == 0 and not allow_zero):
+            raise PydanticCustomError(
+                "quantity", "must be a finite {p} quantity, got '{v}'",
+                {"p": "non-negative" if allow_zero else "positive", "v": f"{value:~P}"})
+        return value
+
+    return parse
+
+
+def QuantityOf(unit: str, *, allow_zero: bool = False):
+    """An annotated quantity field that must convert to ``unit`` and be finite and positive."""
+    return Annotated[
+        Any,
+        BeforeValidator(_parse_quantity(unit, allow_zero)),
+        PlainSerializer(lambda q: f"{q:~P}", return_type=str),
+    ]
+
+
+def raise_spec_error(exc: pydantic.ValidationError, where: str) -> None:
+    """Turn pydantic's error into ours: one line per bad field, named by its path."""
+    lines = []
+    dimension = False
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(entry)"
+        msg = err["msg"]
+        if err["type"] == "dimension":
+            dimension = True
+        if err["type"] == "extra_forbidden":
+            msg = "is not a known field (check its spelling)"
+        lines.append(f"  {loc}: {msg}")
+    cls = DimensionError if dimension else SpecError
+    raise cls(f"invalid {where}:\n" + "\n".join(lines)) from None
+
+
+class Spec(BaseModel):
+    """Frozen, strict base: unknown keys are errors, instances never change."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True,
+                              validate_default=True)
+
+
+class Sourced(Spec):
+    """An entry with provenance: where its numbers come from; estimates say how they were made.
+
+    ``field_sources`` cites a different source for single fields (e.g. ``price``).
+    """
+
+    source: str
+    as_of: str
+    estimate: bool = False
+    notes: str | None = None
+    field_sources: dict[str, str] = {}
+
+    def __init__(self, **data: Any):
+        # Top-level entries only: nested specs must raise pydantic's errors so that the whole
+        # entry reports every bad field with its full path at once.
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise_spec_error(exc, type(self).__name__)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str | None = None):
+        """Build from a parsed data-file entry; errors name ``where`` (file and entry)."""
+        where = where or cls.__name__
+        if not isinstance(data, dict):
+            raise SpecError(f"{where}: expected a mapping of fields, got {type(data).__name__}")
+        try:
+            return cls(**data)
+        except SpecError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+
+    @model_validator(mode="after")
+    def _estimates_explained(self):
+        if not self.source.strip():
+            raise ValueError("source must name a datasheet, paper or URL")
+        if self.estimate and not (self.notes and self.notes.strip()):
+            raise ValueError("an entry marked estimate: true needs notes saying how it was estimated")
+        return self

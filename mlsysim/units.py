@@ -1,0 +1,83 @@
+"""One pint registry for the whole package, and the conversions the hot paths use.
+
+Quantities live at the API boundary; inside the cost model everything is a plain float in SI
+base units (seconds, bytes, flop, flop/s, byte/s). ``to_base`` and ``SI`` are the bridge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pint
+
+__all__ = ["ureg", "Q_", "Quantity", "Unit", "DimensionalityError", "as_quantity", "Rate"]
+
+
+
+def _build_registry() -> pint.UnitRegistry:
+    # pint's defaults make ``bit`` (and so ``byte``) dimensionless, which would let GB/s convert
+    # to 1/s. We load pint's own definitions with bit given the [information] dimension instead.
+    folder = Path(pint.__file__).parent
+    text = (folder / "default_en.txt").read_text()
+    text = text.replace("@import constants_en.txt", (folder / "constants_en.txt").read_text())
+    dimensionless_bit = "\nbit = []\n"
+    if dimensionless_bit not in text:  # pint changed its file: fail loudly rather than mis-convert
+        raise RuntimeError("unexpected pint definitions; cannot give byte its own dimension")
+    text = text.replace(dimensionless_bit, "\nbit = [information] = b\n")
+    registry = pint.UnitRegistry(None, cache_folder=None)
+    registry.load_definitions(text.splitlines())
+    registry.load_definitions(Path(__file__).with_name("units_definitions.txt").read_text().splitlines())
+    return registry
+
+
+ureg = _build_registry()
+ureg.formatter.default_format = "~P"
+Q_ = ureg.Quantity
+Quantity = ureg.Quantity
+Unit = ureg.Unit
+DimensionalityError = pint.DimensionalityError
+
+
+def as_quantity(value, unit: str) -> pint.Quantity:
+    """Build a quantity of ``unit`` from a float, or check an existing quantity's dimension."""
+    if isinstance(value, Q_):
+        return value.to(unit)
+    if isinstance(value, str):
+        return Q_(value).to(unit)
+    return Q_(float(value), unit)
+
+
+class Rate(float):
+    """A throughput: a float (per second) that remembers its unit.
+
+    It formats as a bare number, so ``f"{profile.throughput:.0f} images/sec"`` reads
+    "1843 images/sec", and converts like a quantity with ``.to()`` and ``.quantity``.
+    """
+
+    __slots__ = ("unit",)
+
+    def __new__(cls, value: float, unit: str = "sample/s"):
+        obj = super().__new__(cls, value)
+        obj.unit = unit
+        return obj
+
+    @property
+    def quantity(self) -> pint.Quantity:
+        return Q_(float(self), self.unit)
+
+    @property
+    def magnitude(self) -> float:
+        return float(self)
+
+    @property
+    def units(self):
+        return ureg.Unit(self.unit)
+
+    def to(self, unit: str) -> pint.Quantity:
+        return self.quantity.to(unit)
+
+    def __repr__(self) -> str:
+        return f"{float(self):.6g} {self.unit}"
+
+    def __reduce__(self):
+        return (Rate, (float(self), self.unit))

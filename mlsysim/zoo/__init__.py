@@ -1,0 +1,199 @@
+"""The MLSys Zoo: vetted specs loaded from the YAML files under ``zoo/data``.
+
+``Hardware.Cloud.A100``, ``Hardware.A100``, ``Hardware["A100"]`` and ``Hardware.get("a100")``
+all give the same spec; unknown names raise :class:`~mlsysim.errors.UnknownNameError` with the
+closest matches. Files are read on first access, once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from ..errors import DataFileError, SpecError, UnknownNameError
+from ..specs.hardware import HardwareSpec
+from ..specs.model import FAMILIES, ModelSpec
+
+__all__ = ["Registry", "Hardware", "Models", "load_hardware", "load_model", "DATA"]
+
+DATA = Path(__file__).with_name("data")
+
+
+def _read_yaml(path: Path) -> list[Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise DataFileError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark else ""
+        raise DataFileError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise DataFileError(f"{path}: expected a list of entries, got {type(data).__name__}")
+    return data
+
+
+def _entry_name(raw: Any, i: int) -> str:
+    return raw.get("key", f"#{i + 1}") if isinstance(raw, dict) else f"#{i + 1}"
+
+
+def _hardware_from(raw: Any, where: str) -> HardwareSpec:
+    return HardwareSpec.from_dict(raw, where)
+
+
+def _model_from(raw: Any, where: str) -> ModelSpec:
+    family = raw.get("family") if isinstance(raw, dict) else None
+    if family not in FAMILIES:
+        raise SpecError(f"{where}: 'family' must be one of {', '.join(FAMILIES)}; got {family!r}")
+    return FAMILIES[family].from_dict(raw, where)
+
+
+def load_hardware(path: str | Path) -> HardwareSpec | list[HardwareSpec]:
+    """Load your own hardware from a YAML file written like the zoo's (one entry or a list)."""
+    path = Path(path)
+    specs = [_hardware_from(r, f"{path} entry {_entry_name(r, i)}")
+             for i, r in enumerate(_read_yaml(path))]
+    return specs[0] if len(specs) == 1 else specs
+
+
+def load_model(path: str | Path) -> ModelSpec | list[ModelSpec]:
+    """Load your own model(s) from a YAML file written like the zoo's."""
+    path = Path(path)
+    specs = [_model_from(r, f"{path} entry {_entry_name(r, i)}")
+             for i, r in enumerate(_read_yaml(path))]
+    return specs[0] if len(specs) == 1 else specs
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "").replace(".", "").replace(" ", "")
+
+
+class Registry:
+    """A named collection of specs, possibly with groups (``Hardware.Cloud``)."""
+
+    def __init__(self, kind: str, loader, group_names: tuple[str, ...] = ()):
+        self._kind = kind
+        self._loader = loader
+        self._group_names = group_names
+        self._entries: dict[str, Any] | None = None
+        self._index: dict[str, Any] = {}
+
+    def _load(self) -> dict[str, Any]:
+        if self._entries is None:
+            entries: dict[str, Any] = {}
+            for spec in self._loader():
+                if spec.key in entries:
+                    raise DataFileError(f"duplicate {self._kind} key '{spec.key}' in the zoo")
+                entries[spec.key] = spec
+            index = {}
+            for spec in entries.values():
+                for n in (spec.key, spec.name, *spec.aliases):
+                    index.setdefault(_norm(n), spec)
+            self._index = index
+            self._entries = entries
+        return self._entries
+
+    def get(self, name: str):
+        """Look up by key, display name or alias, ignoring case, '-', '_', '.' and spaces."""
+        if not isinstance(name, str):
+            if hasattr(name, "key"):
+                return name
+            raise UnknownNameError(self._kind, repr(name), self.names())
+        entries = self._load()
+        if name in entries:
+            return entries[name]
+        hit = self._index.get(_norm(name))
+        if hit is None:
+            raise UnknownNameError(self._kind, name, self.names())
+        return hit
+
+    __getitem__ = get
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._group_names:
+            return Group(self, name)
+        return self.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._load())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._load().values())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.get(name)
+            return True
+        except UnknownNameError:
+            return False
+
+    def __dir__(self):
+        return [*self._group_names, *self.names(), "get", "names"]
+
+    def __repr__(self) -> str:
+        return f"<{self._kind} registry: {len(self)} entries>"
+
+
+class Group:
+    """One group of a registry (``Hardware.Cloud``, ``Models.Language``)."""
+
+    def __init__(self, registry: Registry, group: str):
+        self._registry, self._group = registry, group
+
+    def _members(self) -> dict[str, Any]:
+        return {k: s for k, s in self._registry._load().items() if s.group == self._group}
+
+    def get(self, name: str):
+        spec = self._registry.get(name)
+        if spec.group != self._group:
+            raise UnknownNameError(f"{self._group} {self._registry._kind}", name,
+                                   list(self._members()))
+        return spec
+
+    __getitem__ = get
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._members())
+
+    def __iter__(self):
+        return iter(self._members().values())
+
+    def __len__(self) -> int:
+        return len(self._members())
+
+    def __dir__(self):
+        return [*self.names(), "get", "names"]
+
+    def __repr__(self) -> str:
+        return f"<{self._registry._kind} group {self._group}: {len(self)} entries>"
+
+
+def _load_dir(sub: str, build) -> list:
+    specs = []
+    for path in sorted((DATA / sub).glob("*.yaml")):
+        for i, raw in enumerate(_read_yaml(path)):
+            specs.append(build(raw, f"{path.name} entry {_entry_name(raw, i)}"))
+    return specs
+
+
+Hardware = Registry("hardware", lambda: _load_dir("hardware", _hardware_from),
+                    ("Cloud", "Edge", "Mobile", "Tiny"))
+Models = Registry("model", lambda: _load_dir("models", _model_from),
+                  ("Vision", "Language", "StateSpace", "Recommendation", "GenerativeVision",
+                   "Speech", "Tiny"))
