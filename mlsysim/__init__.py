@@ -18,6 +18,10 @@ _LAZY = {
     "load_hardware": ("mlsysim.zoo", "load_hardware"),
     "load_model": ("mlsysim.zoo", "load_model"),
     "errors": ("mlsysim.errors", None),
+    "Engine": ("mlsysim.core.engine", "Engine"),
+    "SingleNodeModel": ("mlsysim.core.engine", "SingleNodeModel"),
+    "ForwardModel": ("mlsysim.core.engine", "ForwardModel"),
+    "PerformanceProfile": ("mlsysim.core.engine", "PerformanceProfile"),
 }
 
 __all__ = sorted(_LAZY)

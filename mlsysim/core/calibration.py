@@ -1,0 +1,267 @@
+"""Efficiency terms of the cost model, fitted to published microbenchmarks and nothing else.
+
+Data: ``mlsysim/validation/microbench/microbench.csv`` (sources in SOURCES.md beside it).
+How each term is derived (``fit_calibration``):
+
+- GEMM: a matrix multiply of F flop reaches ``eta(F) = eta_max * (1 - exp(-(F / F0)^alpha))``
+  of the dense peak: small GEMMs leave most of the device idle (too few tiles to fill every
+  SM, wave quantization, pipeline fill). ``F0 = peak * tau`` scales the knee with the device:
+  a faster device needs a bigger problem to fill. ``tau`` (seconds) and ``alpha`` are global,
+  ``eta_max`` is per device and precision class (16-bit, 8-bit, 4-bit); together they minimize
+  the squared log error over every GEMM row with a known shape. ``alpha`` is searched in
+  (0, 1]: the elasticity of ``eta`` in F is at most ``alpha``, so time ``F / (peak * eta)``
+  never decreases as F grows.
+- Memory: achieved fraction of the spec bandwidth = median measured copy bandwidth / spec.
+- Attention: fused attention kernels' measured fraction of the dense peak.
+- Kernel overhead: median measured per-kernel launch/dispatch time (interquartile range for
+  the band: the rows mix raw driver launches with framework dispatch).
+
+A device without its own rows gets the median of the devices that have them, and the result
+lists that term as estimated. Spreads (10th/90th percentiles of measured over fitted) become
+the uncertainty band.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from statistics import median
+
+from ..errors import DataFileError
+
+__all__ = ["Efficiency", "Calibration", "load_microbench", "fit_calibration", "calibration",
+           "MICROBENCH_CSV", "precision_class", "canonical_precision"]
+
+MICROBENCH_CSV = Path(__file__).parents[1] / "validation" / "microbench" / "microbench.csv"
+_COLUMNS = ("id", "hardware", "kind", "precision", "m", "n", "k", "message_bytes",
+            "num_devices", "metric", "value", "unit", "source_key", "notes")
+
+
+def canonical_precision(text: str) -> str:
+    """'FP8 (e4m3)' -> 'fp8', 'BF16' -> 'bf16': the zoo's precision names."""
+    p = text.lower()
+    for name in ("tf32", "bf16", "fp16", "fp32", "fp64", "fp8", "fp6", "fp4", "int8", "int4"):
+        if name in p:
+            return name
+    return "fp16" if "16" in p else p.split()[0] if p else ""
+
+
+def precision_class(precision: str) -> str:
+    """GEMM efficiency is fitted per class: 8-bit formats behave alike, as do 16-bit ones."""
+    p = precision.lower()
+    if any(t in p for t in ("fp8", "int8", "e4m3", "e5m2")):
+        return "8bit"
+    if any(t in p for t in ("fp4", "int4", "fp6")):
+        return "4bit"
+    if any(t in p for t in ("fp32", "tf32", "fp64")):
+        return "32bit"
+    return "16bit"
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """The efficiency terms for one device and precision. All fractions are of spec peaks."""
+
+    gemm_max: float
+    gemm_tau_s: float
+    gemm_alpha: float
+    attention_max: float
+    memory: float
+    kernel_overhead_s: float
+    estimated: tuple[str, ...] = ()
+    rows: tuple[str, ...] = ()
+    # Multiplicative spreads of measured/fitted (low, high) for the uncertainty band.
+    compute_spread: tuple[float, float] = (1.0, 1.0)
+    memory_spread: tuple[float, float] = (1.0, 1.0)
+    overhead_spread: tuple[float, float] = (1.0, 1.0)
+
+    def gemm_eta(self, flops: float, peak: float) -> float:
+        x = (flops / (peak * self.gemm_tau_s)) ** self.gemm_alpha
+        return self.gemm_max * (1 - math.exp(-x))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    tau_s: float
+    alpha: float
+    gemm_max: dict[tuple[str, str], float]
+    memory: dict[str, float]
+    attention: dict[str, float]            # fraction of dense 16-bit peak
+    kernel_overhead_s: float
+    overhead_range_s: tuple[float, float]
+    gemm_residuals: dict[str, float]       # row id -> measured/fitted
+    memory_spread: tuple[float, float]
+    compute_spread: tuple[float, float]
+    defaults: dict[str, float] = field(default_factory=dict)
+
+    def efficiency(self, hardware_key: str, precision: str) -> Efficiency:
+        est: list[str] = []
+        cls = precision_class(precision)
+        gm = self.gemm_max.get((hardware_key, cls))
+        if gm is None:
+            gm = self.gemm_max.get((hardware_key, "16bit"))
+            if gm is not None and cls != "16bit":
+                est.append(f"gemm ({cls} taken from 16-bit)")
+        if gm is None:
+            gm = self.defaults["gemm_max"]
+            est.append("gemm")
+        mem = self.memory.get(hardware_key)
+        if mem is None:
+            mem = self.defaults["memory"]
+            est.append("memory")
+        att = self.attention.get(hardware_key)
+        if att is None:
+            att = gm * self.defaults["attention_ratio"]
+            est.append("attention")
+        own_mem = hardware_key in self.memory
+        return Efficiency(
+            gemm_max=gm, gemm_tau_s=self.tau_s, gemm_alpha=self.alpha,
+            attention_max=min(att, gm), memory=mem,
+            kernel_overhead_s=self.kernel_overhead_s, estimated=tuple(est),
+            compute_spread=self.compute_spread,
+            memory_spread=(0.95, 1.05) if own_mem else self.memory_spread,
+            overhead_spread=(self.overhead_range_s[0] / self.kernel_overhead_s,
+                             self.overhead_range_s[1] / self.kernel_overhead_s),
+        )
+
+
+def _num(v: str) -> float | None:
+    v = (v or "").strip()
+    return float(v) if v else None
+
+
+def load_microbench(path: Path | None = None) -> list[dict]:
+    """Rows of the microbenchmark file; a malformed row fails with the file and line."""
+    path = Path(path) if path is not None else MICROBENCH_CSV
+    try:
+        fh = path.open(newline="")
+    except OSError as exc:
+        raise DataFileError(f"cannot read {path}: {exc.strerror}") from None
+    rows = []
+    with fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataFileError(f"{path}, line 1: missing columns {', '.join(missing)}")
+        for row in reader:
+            line = reader.line_num
+            try:
+                row["value"] = float(row["value"])
+                for c in ("m", "n", "k", "message_bytes", "num_devices"):
+                    row[c] = _num(row[c])
+            except ValueError as exc:
+                raise DataFileError(f"{path}, line {line}: {exc}") from None
+            if not math.isfinite(row["value"]) or row["value"] <= 0:
+                raise DataFileError(f"{path}, line {line}: value must be a positive number")
+            row["line"] = line
+            rows.append(row)
+    return rows
+
+
+def _quantiles(xs: list[float], lo: float = 0.1, hi: float = 0.9) -> tuple[float, float]:
+    xs = sorted(xs)
+    if not xs:
+        return (1.0, 1.0)
+    def q(p: float) -> float:
+        i = p * (len(xs) - 1)
+        a, b = xs[int(math.floor(i))], xs[int(math.ceil(i))]
+        return a + (b - a) * (i - math.floor(i))
+    return (q(lo), q(hi))
+
+
+def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
+                    bandwidths: dict[str, float]) -> Calibration:
+    """Fit the efficiency terms. ``peaks[(hardware, precision)]`` is the dense peak (flop/s) and
+    ``bandwidths[hardware]`` the spec bandwidth (byte/s) of every device the rows name."""
+    gemm = []
+    for r in rows:
+        if r["kind"] != "gemm":
+            continue
+        prec = canonical_precision(r["precision"])
+        cls = precision_class(prec)
+        peak = peaks.get((r["hardware"], prec))
+        if peak is None:
+            continue
+        flops = 2 * r["m"] * r["n"] * r["k"] if r["m"] and r["n"] and r["k"] else math.inf
+        gemm.append((r["id"], (r["hardware"], cls), flops, peak, r["value"] * 1e12 / peak))
+
+    def shape(flops: float, peak: float, tau: float, alpha: float) -> float:
+        if math.isinf(flops):
+            return 1.0
+        return 1 - math.exp(-((flops / (peak * tau)) ** alpha))
+
+    def fit_for(tau: float, alpha: float):
+        # For fixed (tau, alpha) the best log-space eta_max of a group is its geometric mean.
+        groups: dict[tuple[str, str], list[float]] = {}
+        for _, g, f, p, eta in gemm:
+            groups.setdefault(g, []).append(math.log(eta / shape(f, p, tau, alpha)))
+        gmax = {g: math.exp(sum(v) / len(v)) for g, v in groups.items()}
+        err = sum((math.log(gmax[g] * shape(f, p, tau, alpha)) - math.log(eta)) ** 2
+                  for _, g, f, p, eta in gemm)
+        return err, gmax
+
+    best = None
+    for alpha in (1 / 3, 1 / 2, 2 / 3, 5 / 6, 1.0):
+        for i in range(161):
+            tau = 10 ** (-8 + i * 0.03)  # 10 ns .. 630 us
+            err, gmax = fit_for(tau, alpha)
+            if best is None or err < best[0] - 1e-12:
+                best = (err, tau, alpha, gmax)
+    _, tau, alpha, gmax = best
+    residuals = {rid: eta / (gmax[g] * shape(f, p, tau, alpha)) for rid, g, f, p, eta in gemm}
+
+    memory: dict[str, list[float]] = {}
+    for r in rows:
+        if r["kind"] == "memcpy" and r["hardware"] in bandwidths:
+            memory.setdefault(r["hardware"], []).append(r["value"] * 1e9 / bandwidths[r["hardware"]])
+    mem = {h: median(v) for h, v in memory.items()}
+
+    attention: dict[str, float] = {}
+    ratios = []
+    for r in rows:
+        if r["kind"] == "attention":
+            peak = peaks.get((r["hardware"], "fp16")) or peaks.get((r["hardware"], "bf16"))
+            if peak is None:
+                continue
+            eta = r["value"] * 1e12 / peak
+            attention[r["hardware"]] = max(attention.get(r["hardware"], 0.0), eta)
+    for h, eta in attention.items():
+        if (h, "16bit") in gmax:
+            ratios.append(eta / gmax[(h, "16bit")])
+
+    launch = [r["value"] * 1e-6 for r in rows if r["kind"] == "launch"]
+    if not launch:
+        raise DataFileError("microbench data has no kernel launch overhead rows (kind=launch)")
+    mem_values = list(mem.values()) or [0.8]
+    return Calibration(
+        tau_s=tau, alpha=alpha, gemm_max=gmax, memory=mem, attention=attention,
+        kernel_overhead_s=median(launch), overhead_range_s=_quantiles(launch, 0.25, 0.75),
+        gemm_residuals=residuals,
+        memory_spread=tuple(v / median(mem_values) for v in _quantiles(mem_values)),
+        compute_spread=_quantiles(list(residuals.values())),
+        defaults={"gemm_max": median([v for (h, c), v in gmax.items() if c == "16bit"]
+                                     or list(gmax.values())),
+                  "memory": median(mem_values),
+                  "attention_ratio": median(ratios) if ratios else 0.6},
+    )
+
+
+@lru_cache(maxsize=1)
+def calibration() -> Calibration:
+    """The package's calibration, fitted once from the shipped microbenchmarks."""
+    from ..specs.hardware import PRECISIONS
+    from ..zoo import Hardware
+
+    rows = load_microbench()
+    peaks: dict[tuple[str, str], float] = {}
+    bandwidths: dict[str, float] = {}
+    for hw in Hardware:
+        base = hw._base
+        bandwidths[hw.key] = base["bandwidth"]
+        for p in PRECISIONS:
+            if f"peak_{p}" in base:
+                peaks[(hw.key, p)] = base[f"peak_{p}"]
+    return fit_calibration(rows, peaks, bandwidths)

@@ -1,0 +1,163 @@
+"""The operator cost model: time of a lowered workload on one device.
+
+For every operator (row of an :class:`~mlsysim.workloads.OperatorTable`) at batch B:
+
+    t_op = max( F / (peak * eta_c(F)),  bytes / (BW * eta_mem),  t_kernel )
+
+with F = flops_per_sample * B and bytes = weight_bytes * touched(B) + act_bytes * B. eta_c is
+the size-dependent GEMM (or attention) efficiency and eta_mem the achieved fraction of the
+bandwidth, both from :mod:`~mlsysim.core.calibration`. t_kernel is the host's per-kernel
+launch and dispatch time: launches are asynchronous, so the device finishes a kernel every
+max(kernel time, issue interval) and a kernel shorter than t_kernel is launch-bound. Operators
+fused into another kernel's epilogue have no launch of their own.
+Elementwise operators run on the vector units (the fp32 peak) rather than the tensor cores.
+
+The roofline *regime* of an operator uses the ideal roofs (F/peak vs bytes/BW, i.e. its
+arithmetic intensity against the ridge point); the workload's regime is the one whose operators
+take most of the predicted time. ``B`` may be a scalar or a numpy array (a sweep): the same
+code path serves both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..specs.hardware import HardwareSpec
+from ..workloads.operators import OperatorTable, OpKind
+from .calibration import Efficiency
+
+__all__ = ["Prepared", "prepare", "evaluate", "Evaluation"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Per (workload table, device, precision) constants, computed once, so that evaluating a
+    batch costs a dozen vector operations."""
+
+    table: OperatorTable
+    efficiency: Efficiency
+    peak: float                 # dense peak at the precision, flop/s
+    bandwidth: float            # spec bandwidth, byte/s
+    g_pow: np.ndarray           # (flops_per_sample / F0)^alpha; huge where the ramp is moot
+    alpha: float
+    k_tc: np.ndarray            # flops_per_sample / (op peak * eta_max): seconds per sample
+    tm_w: np.ndarray            # weight_bytes / (BW * eta_mem)
+    tm_a: np.ndarray            # act_bytes_per_sample / (BW * eta_mem)
+    regime_batch: np.ndarray    # batch above which the op's intensity exceeds the ridge
+    inv_peak_ideal: np.ndarray  # 1 / op peak
+    count: np.ndarray
+    flops_per_batch: float      # sum over ops of flops_per_sample * count
+    weight_bytes: float         # sum over ops of weight_bytes * count
+    act_bytes_per_batch: float  # sum over ops of act_bytes_per_sample * count
+    inv_bw_eff: float
+    inv_bw: float
+    launch_floor: np.ndarray    # t_kernel on launched rows, 0 on fused ones
+    kernels: float
+
+
+_CACHE: dict[tuple, Prepared] = {}
+
+
+def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
+            eff: Efficiency) -> Prepared:
+    key = (id(table), id(hardware), precision, id(eff))
+    hit = _CACHE.get(key)
+    if hit is not None and hit.table is table and hit.efficiency is eff:
+        return hit
+    base = hardware._base
+    peak, bw = base[f"peak_{precision}"], base["bandwidth"]
+    vector = base.get("peak_fp32", peak)
+    kind, f = table.kind, table.flops_per_sample
+    gemm = (kind == OpKind.GEMM) | (kind == OpKind.CONV)
+    attn = kind == OpKind.ATTENTION
+    tensor = gemm | attn
+    op_peak = np.where(tensor, peak, vector)
+    eta_max = np.where(gemm, eff.gemm_max, np.where(attn, eff.attention_max, 1.0))
+    ramp = tensor & (f > 0)
+    with np.errstate(divide="ignore"):
+        g_pow = np.where(ramp, (f / (peak * eff.gemm_tau_s)) ** eff.gemm_alpha, 1e6)
+    inv_bw_eff = 1.0 / (bw * eff.memory)
+    # Compute regime iff f*B/op_peak > (wb + act*B)/bw, i.e. B * (f/op_peak - act/bw) > wb/bw.
+    slope = f / op_peak - table.act_bytes_per_sample / bw
+    with np.errstate(divide="ignore", invalid="ignore"):
+        regime_batch = np.where(slope > 0, (table.weight_bytes / bw) / slope, np.inf)
+    count = table.count
+    prepared = Prepared(
+        table=table, efficiency=eff, peak=peak, bandwidth=bw, g_pow=g_pow,
+        alpha=eff.gemm_alpha,
+        k_tc=f / (op_peak * eta_max), tm_w=table.weight_bytes * inv_bw_eff,
+        tm_a=table.act_bytes_per_sample * inv_bw_eff, regime_batch=regime_batch,
+        inv_peak_ideal=1.0 / op_peak, count=count,
+        flops_per_batch=float(f @ count), weight_bytes=float(table.weight_bytes @ count),
+        act_bytes_per_batch=float(table.act_bytes_per_sample @ count),
+        inv_bw_eff=inv_bw_eff, inv_bw=1.0 / bw,
+        launch_floor=table.launches * eff.kernel_overhead_s,
+        kernels=float(count @ table.launches),
+    )
+    if len(_CACHE) > 4096:
+        _CACHE.clear()
+    _CACHE[key] = prepared
+    return prepared
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Totals at one batch (floats) or a sweep of batches (arrays), SI units."""
+
+    latency: np.ndarray | float
+    compute_bound_time: np.ndarray | float   # time in ops whose regime is compute
+    memory_bound_time: np.ndarray | float
+    flops: np.ndarray | float
+    bytes: np.ndarray | float
+
+
+def _touched(p: Prepared, batch):
+    """Fraction of a row's weights read at ``batch``: a routed expert is read only if one of
+    the batch's tokens picks it, 1 - (1 - k/E)^tokens under uniform routing."""
+    t = p.table
+    moe = t.moe_experts > 0
+    experts = np.where(moe, t.moe_experts, 1.0)
+    picks = np.where(moe, t.tokens_per_sample, 0.0) * batch
+    return np.where(moe, 1.0 - (1.0 - t.moe_active / experts) ** picks, 1.0)
+
+
+def op_times(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: float = 1.0):
+    """Per-op compute time, memory time and compute-regime mask at ``batch`` (broadcasts)."""
+    x = p.g_pow * batch ** p.alpha
+    shape = np.negative(np.expm1(np.negative(x, out=x), out=x), out=x)  # 1 - exp(-x)
+    tc = p.k_tc * batch / shape
+    if p.table.has_moe:
+        moved = p.table.weight_bytes * _touched(p, batch) + p.table.act_bytes_per_sample * batch
+        tm = moved * p.inv_bw_eff
+        compute = p.table.flops_per_sample * batch * p.inv_peak_ideal > moved * p.inv_bw
+    else:
+        tm = p.tm_w + p.tm_a * batch
+        compute = batch > p.regime_batch
+    if compute_scale != 1.0:
+        tc = tc / compute_scale
+    if memory_scale != 1.0:
+        tm = tm / memory_scale
+    return tc, tm, compute
+
+
+def evaluate(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: float = 1.0,
+             overhead_scale: float = 1.0) -> Evaluation:
+    """Totals at ``batch`` (an int, or an array of shape (n, 1) for a sweep). The scales
+    multiply the efficiencies (the uncertainty band)."""
+    tc, tm, compute = op_times(p, batch, compute_scale=compute_scale, memory_scale=memory_scale)
+    floor = p.launch_floor if overhead_scale == 1.0 else p.launch_floor * overhead_scale
+    t = np.maximum(np.maximum(tc, tm), floor)
+    total = t @ p.count
+    t_compute = (t * compute) @ p.count
+    b = batch if isinstance(batch, (int, float)) else batch[..., 0]
+    if p.table.has_moe:
+        moved = (p.table.weight_bytes * _touched(p, batch)) @ p.count + p.act_bytes_per_batch * b
+    else:
+        moved = p.weight_bytes + p.act_bytes_per_batch * b
+    return Evaluation(
+        latency=total,
+        compute_bound_time=t_compute, memory_bound_time=total - t_compute,
+        flops=p.flops_per_batch * b, bytes=moved,
+    )

@@ -1,0 +1,393 @@
+"""Single-node performance: ``Engine.solve`` and the solver behind it, ``SingleNodeModel``.
+
+One device runs one workload pass (a CNN forward pass, a transformer prefill over ``seq_len``
+tokens, or one decode step over ``seq_len`` cached tokens) at a batch size and precision. The
+time comes from the operator cost model (:mod:`~mlsysim.core.costmodel`); the memory
+footprint is weights + per-sample state (KV cache / SSM state) + the largest activation set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
+from ..specs.model import ModelSpec, SSMSpec, TransformerSpec
+from ..units import Q_, Rate
+from ..workloads import default_phase, lower
+from ..workloads.operators import OpKind
+from . import validate as check
+from .calibration import Efficiency, calibration
+from .costmodel import Prepared, evaluate, op_times, prepare
+from .result import Result
+
+__all__ = ["Engine", "SingleNodeModel", "PerformanceProfile", "ForwardModel", "resolve",
+           "efficiency_for"]
+
+
+class ForwardModel:
+    """Base of every solver: options declared once as keywords, one pure ``solve(...)``."""
+
+    def solve(self, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def resolve(model, hardware) -> tuple[ModelSpec, HardwareSpec]:
+    """Accept specs or zoo names for model and hardware."""
+    from ..errors import ValidationError
+    from ..zoo import Hardware, Models
+
+    if isinstance(model, str):
+        model = Models.get(model)
+    if isinstance(hardware, str):
+        hardware = Hardware.get(hardware)
+    if not isinstance(model, ModelSpec):
+        raise ValidationError("model", f"must be a model spec or zoo name. Got {model!r} instead.")
+    if not isinstance(hardware, HardwareSpec):
+        raise ValidationError("hardware", "must be a hardware spec or zoo name. "
+                              f"Got {hardware!r} instead.")
+    return model, hardware
+
+
+_EFF: dict[tuple[int, str], tuple[HardwareSpec, Efficiency]] = {}
+# Validated, lowered and prepared (model, hardware, precision, seq_len, phase) combinations; the
+# raw arguments are kept in the value so their ids stay unique while cached.
+_PLANS: dict[tuple, tuple] = {}
+
+
+def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
+    hit = _EFF.get((id(hardware), precision))
+    if hit is not None and hit[0] is hardware:
+        return hit[1]
+    eff = calibration().efficiency(hardware.key, precision)
+    _EFF[(id(hardware), precision)] = (hardware, eff)
+    return eff
+
+
+def _fmt(q, unit: str, digits: int = 3) -> str:
+    return f"{q.to(unit).magnitude:.{digits}g} {unit}"
+
+
+@dataclass(frozen=True, eq=False)
+class PerformanceProfile(Result):
+    """What one device does with one workload pass. Times in seconds internally; the
+    properties give quantities (``profile.latency.to('ms')``)."""
+
+    model: ModelSpec
+    hardware: HardwareSpec
+    batch_size: int
+    precision: str
+    phase: str
+    seq_len: int | None
+    latency_s: float
+    compute_bound_s: float
+    memory_bound_s: float
+    flops_total: float
+    bytes_total: float
+    weights_bytes: float
+    state_bytes: float
+    activation_bytes: float
+    _prepared: Prepared = field(repr=False)
+
+    # --- headline quantities ---------------------------------------------------------
+    @property
+    def bottleneck(self) -> str:
+        """Roofline regime: "Compute" if compute-bound operators take most of the time."""
+        return "Compute" if self.compute_bound_s > self.memory_bound_s else "Memory"
+
+    @property
+    def latency(self):
+        return Q_(self.latency_s, "s").to("ms")
+
+    @property
+    def throughput(self) -> Rate:
+        """Samples per second (= batch / latency). A decode step yields one token per
+        sequence, so for decode this is also tokens/s."""
+        return Rate(self.batch_size / self.latency_s, "sample/s")
+
+    @property
+    def tokens_per_second(self) -> Rate | None:
+        if not isinstance(self.model, TransformerSpec) and self.phase == "forward":
+            return None
+        per_sample = 1 if self.phase == "decode" else (self.seq_len or 1)
+        return Rate(self.batch_size * per_sample / self.latency_s, "token/s")
+
+    @property
+    def arithmetic_intensity(self):
+        return Q_(self.flops_total / self.bytes_total, "flop/byte")
+
+    @property
+    def ridge_point(self):
+        return Q_(self._prepared.peak / self._prepared.bandwidth, "flop/byte")
+
+    @property
+    def peak_flops(self):
+        return Q_(self._prepared.peak, "flop/s").to("TFLOP/s")
+
+    @property
+    def flops(self):
+        return Q_(self.flops_total, "flop").to("GFLOP")
+
+    @property
+    def bytes_moved(self):
+        return Q_(self.bytes_total, "byte").to("MB")
+
+    @property
+    def memory_footprint(self):
+        return Q_(self.weights_bytes + self.state_bytes + self.activation_bytes, "byte").to("GB")
+
+    @property
+    def memory_capacity(self):
+        return self.hardware.memory.capacity.to("GB")
+
+    @property
+    def feasible(self) -> bool:
+        return self.weights_bytes + self.state_bytes + self.activation_bytes <= \
+            self.hardware._base["capacity"]
+
+    @property
+    def reason(self) -> str | None:
+        if self.feasible:
+            return None
+        return (f"needs {_fmt(self.memory_footprint, 'GB')} (weights "
+                f"{_fmt(Q_(self.weights_bytes, 'B'), 'GB')}, state "
+                f"{_fmt(Q_(self.state_bytes, 'B'), 'GB')}, activations "
+                f"{_fmt(Q_(self.activation_bytes, 'B'), 'GB')}), {self.hardware.name} has "
+                f"{_fmt(self.memory_capacity, 'GB')}")
+
+    @property
+    def mfu(self) -> float:
+        """Model flops utilization: achieved flop/s over the dense peak."""
+        return self.flops_total / self.latency_s / self._prepared.peak
+
+    @property
+    def efficiency(self) -> Efficiency:
+        return self._prepared.efficiency
+
+    @cached_property
+    def band(self) -> tuple[Any, Any]:
+        """(low, high) latency from the calibration spread of every efficiency term."""
+        eff, p = self._prepared.efficiency, self._prepared
+        fast = evaluate(p, self.batch_size, compute_scale=eff.compute_spread[1],
+                        memory_scale=eff.memory_spread[1], overhead_scale=eff.overhead_spread[0])
+        slow = evaluate(p, self.batch_size, compute_scale=eff.compute_spread[0],
+                        memory_scale=eff.memory_spread[0], overhead_scale=eff.overhead_spread[1])
+        return Q_(float(fast.latency), "s").to("ms"), Q_(float(slow.latency), "s").to("ms")
+
+    # --- breakdown ---------------------------------------------------------------------
+    @cached_property
+    def operators(self) -> list[dict[str, Any]]:
+        """Per-operator breakdown, largest time first (seconds and bytes, per kernel type)."""
+        p = self._prepared
+        tc, tm, compute = op_times(p, self.batch_size)
+        t = np.maximum(np.maximum(tc, tm), p.launch_floor)
+        flops = p.table.flops_per_sample * self.batch_size
+        moved = tm * p.bandwidth * p.efficiency.memory
+        rows = []
+        for i, name in enumerate(p.table.names):
+            n = p.count[i]
+            rows.append({
+                "name": name, "kind": OpKind(p.table.kind[i]).label, "count": int(n),
+                "time_s": float(t[i] * n),
+                "launch_bound": bool(p.launch_floor[i] > max(tc[i], tm[i])),
+                "compute_s": float(tc[i] * n), "memory_s": float(tm[i] * n),
+                "flops": float(flops[i] * n), "bytes": float(moved[i] * n),
+                "regime": "Compute" if compute[i] else "Memory",
+            })
+        rows.sort(key=lambda r: -r["time_s"])
+        return rows
+
+    def headline(self) -> dict[str, Any]:
+        lo, hi = self.band
+        d = {
+            "model": self.model.name, "hardware": self.hardware.name,
+            "batch_size": self.batch_size, "precision": self.precision, "phase": self.phase,
+            "seq_len": self.seq_len, "bottleneck": self.bottleneck, "latency": self.latency,
+            "latency_low": lo, "latency_high": hi, "throughput": self.throughput,
+        }
+        if self.tokens_per_second is not None:
+            d["tokens_per_second"] = self.tokens_per_second
+        d.update({
+            "arithmetic_intensity": self.arithmetic_intensity, "ridge_point": self.ridge_point,
+            "mfu": round(self.mfu, 4), "memory_footprint": self.memory_footprint,
+            "memory_capacity": self.memory_capacity, "feasible": self.feasible,
+            "reason": self.reason,
+        })
+        return d
+
+    def explain(self) -> str:
+        p, eff = self._prepared, self._prepared.efficiency
+        ai, ridge = self.arithmetic_intensity.magnitude, self.ridge_point.magnitude
+        share = self.compute_bound_s / self.latency_s
+        launch_bound = [r for r in self.operators if r["launch_bound"]]
+        launch_s = sum(r["time_s"] for r in launch_bound)
+        what = {"decode": f"one decode step over {self.seq_len} cached tokens",
+                "prefill": f"prefill of {self.seq_len} tokens",
+                "forward": "one forward pass" + (f" over {self.seq_len} tokens"
+                                                 if self.seq_len else "")}[self.phase]
+        lo, hi = self.band
+        lines = [
+            f"{self.model.name} on {self.hardware.name}: {what}, batch {self.batch_size}, "
+            f"{self.precision}",
+            f"  roofs: peak {self.peak_flops.magnitude:.4g} TFLOP/s ({self.precision} dense; "
+            f"{self.hardware.source}), bandwidth {p.bandwidth / 1e9:.4g} GB/s -> ridge point "
+            f"{ridge:.1f} flop/byte",
+            f"  work: {self.flops_total / 1e9:.4g} GFLOP, {self.bytes_total / 1e6:.4g} MB moved"
+            f" -> arithmetic intensity {ai:.1f} flop/byte "
+            f"({'above' if ai > ridge else 'below'} the ridge)",
+            "  time = sum over kernels of max(F / (peak * eta_c(F)), bytes / (BW * eta_mem), "
+            "t_kernel),  eta_c(F) = eta_max * (1 - exp(-(F / (peak * tau))^alpha))",
+            f"       = {self.latency_s * 1e3:.4g} ms over {p.kernels:.0f} kernels (band "
+            f"{lo.magnitude:.3g}-{hi.magnitude:.3g} ms); {len(launch_bound)} operator types "
+            f"({launch_s * 1e3:.3g} ms) are launch-bound at t_kernel = "
+            f"{eff.kernel_overhead_s * 1e6:.3g} us",
+            f"  regime: {self.bottleneck} ({share:.0%} of operator time in compute-bound "
+            f"operators, {1 - share:.0%} in memory-bound ones)",
+            f"  efficiency: eta_gemm_max={eff.gemm_max:.3f}, tau={eff.gemm_tau_s * 1e6:.3g} us, "
+            f"alpha={eff.gemm_alpha:.3g}, "
+            f"eta_attention={eff.attention_max:.3f}, eta_mem={eff.memory:.3f}, "
+            f"t_kernel={eff.kernel_overhead_s * 1e6:.3g} us (fitted to microbenchmarks"
+            + (f"; estimated from other devices: {', '.join(eff.estimated)}" if eff.estimated
+               else "") + ")",
+            f"  memory: weights {self.weights_bytes / 1e9:.4g} GB + state "
+            f"{self.state_bytes / 1e9:.4g} GB + activations {self.activation_bytes / 1e9:.4g} GB"
+            f" = {self.memory_footprint.magnitude:.4g} GB of "
+            f"{self.memory_capacity.magnitude:.4g} GB -> "
+            + ("fits" if self.feasible else f"DOES NOT FIT ({self.reason})"),
+            "  top operators:",
+        ]
+        for r in self.operators[:5]:
+            lines.append(f"    {r['name']:<28} x{r['count']:<4} {r['time_s'] * 1e6:10.1f} us  "
+                         f"{r['regime']:<7} ({r['kind']})")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"PerformanceProfile({self.model.key} on {self.hardware.key}, batch "
+                f"{self.batch_size}, {self.precision}, {self.phase}: {self.bottleneck}, "
+                f"{self.latency_s * 1e3:.4g} ms)")
+
+
+class SingleNodeModel(ForwardModel):
+    """One workload pass on one device; the solver behind ``Engine.solve``."""
+
+    def solve(self, model, hardware, batch_size: int = 1, precision: str = "fp16",
+              seq_len: int | None = None, phase: str | None = None) -> PerformanceProfile:
+        """Predict one pass of ``model`` on ``hardware``.
+
+        Parameters
+        ----------
+        model, hardware : spec or zoo name
+        batch_size : int >= 1, samples (images, sequences) per pass
+        precision : str, one the device has a published peak for ("fp16", "bf16", "fp8", ...)
+        seq_len : int, tokens. Decoders: context already cached for ``phase="decode"`` (the
+            default phase), prompt length for ``phase="prefill"``. Encoders: sequence length.
+            Default: the model's ``default_seq_len`` or min(max_context, 2048).
+        phase : "decode" | "prefill" for decoders and SSMs, "forward" for everything else.
+
+        Examples
+        --------
+        >>> import mlsysim
+        >>> p = mlsysim.Engine.solve(mlsysim.Models.ResNet50, mlsysim.Hardware.Cloud.A100)
+        >>> p.bottleneck
+        'Memory'
+        """
+        key = (id(model), id(hardware), precision, seq_len, phase)
+        plan = _PLANS.get(key)
+        if plan is None or plan[0] is not model or plan[1] is not hardware:
+            plan = self._plan(model, hardware, precision, seq_len, phase, "Engine.solve")
+            if len(_PLANS) > 4096:
+                _PLANS.clear()
+            _PLANS[key] = plan
+        _, _, model, hardware, precision, phase, seq, prepared = plan
+        batch = batch_size if type(batch_size) is int and batch_size > 0 else \
+            check.positive_int("batch_size", batch_size, "Engine.solve")
+        ev = evaluate(prepared, batch)
+        table = prepared.table
+        return PerformanceProfile(
+            model=model, hardware=hardware, batch_size=batch, precision=precision,
+            phase=phase, seq_len=seq, latency_s=float(ev.latency),
+            compute_bound_s=float(ev.compute_bound_time),
+            memory_bound_s=float(ev.memory_bound_time),
+            flops_total=float(ev.flops), bytes_total=float(ev.bytes),
+            weights_bytes=table.weight_total_bytes,
+            state_bytes=table.state_bytes_per_sample * batch,
+            activation_bytes=table.act_peak_bytes_per_sample * batch, _prepared=prepared,
+        )
+
+    def _plan(self, model, hardware, precision, seq_len, phase, owner: str) -> tuple:
+        """Validate everything but the batch, lower the workload, and prepare the costs."""
+        raw_model, raw_hardware = model, hardware
+        model, hardware = resolve(model, hardware)
+        precision = check.precision_of(hardware, precision, owner)
+        phase = default_phase(model) if phase is None else phase
+        if not isinstance(phase, str):
+            from ..errors import ValidationError
+            raise ValidationError("phase", f"must be a string. Got {phase!r} instead.",
+                                  owner=owner)
+        seq = self._seq_len(model, seq_len, owner)
+        table = lower(model, phase=phase, seq_len=seq or 1, e=BYTES_PER_ELEMENT[precision])
+        prepared = prepare(table, hardware, precision, efficiency_for(hardware, precision))
+        return (raw_model, raw_hardware, model, hardware, precision, phase, seq, prepared)
+
+    @staticmethod
+    def _seq_len(model: ModelSpec, seq_len, owner: str) -> int | None:
+        limit = model.max_context if isinstance(model, (TransformerSpec, SSMSpec)) else None
+        if limit is None:  # layered models have no sequence
+            if seq_len is not None:
+                check.positive_int("seq_len", seq_len, owner)
+            return None
+        if seq_len is None:
+            return model.seq_len_default if isinstance(model, TransformerSpec) else 2048
+        seq = check.positive_int("seq_len", seq_len, owner)
+        if seq > limit:
+            from ..errors import ValidationError
+            raise ValidationError("seq_len", f"must not exceed {model.name}'s context of {limit}"
+                                  f" tokens. Got {seq} instead.", owner=owner)
+        return seq
+
+    def sweep(self, model, hardware, batch_sizes, precision: str = "fp16",
+              seq_len: int | None = None, phase: str | None = None) -> dict[str, np.ndarray]:
+        """Latency and throughput for many batch sizes at once (vectorized, same equations)."""
+        owner = "Engine.sweep"
+        batches = np.asarray(batch_sizes, dtype=np.float64).reshape(-1)
+        if batches.size == 0 or not np.all(np.isfinite(batches)) or np.any(batches < 1) or \
+                np.any(batches != np.floor(batches)):
+            from ..errors import ValidationError
+            raise ValidationError("batch_sizes", "must be positive whole numbers.", owner=owner)
+        *_, hardware, precision, phase, seq, prepared = self._plan(
+            model, hardware, precision, seq_len, phase, owner)
+        table = prepared.table
+        ev = evaluate(prepared, batches[:, None])
+        latency = np.asarray(ev.latency)
+        footprint = table.weight_total_bytes + batches * (
+            table.state_bytes_per_sample + table.act_peak_bytes_per_sample)
+        return {
+            "batch_size": batches, "latency_s": latency, "throughput": batches / latency,
+            "bottleneck": np.where(ev.compute_bound_time > ev.memory_bound_time, "Compute",
+                                   "Memory"),
+            "memory_bytes": footprint, "feasible": footprint <= hardware._base["capacity"],
+        }
+
+
+class Engine:
+    """The tutorial's entry point: ``Engine.solve(model=..., hardware=..., batch_size=...)``."""
+
+    _solver = SingleNodeModel()
+
+    @staticmethod
+    def solve(model, hardware, batch_size: int = 1, precision: str = "fp16",
+              seq_len: int | None = None, phase: str | None = None) -> PerformanceProfile:
+        return Engine._solver.solve(model, hardware, batch_size=batch_size,
+                                    precision=precision, seq_len=seq_len, phase=phase)
+
+    @staticmethod
+    def sweep(model, hardware, batch_sizes, precision: str = "fp16", seq_len: int | None = None,
+              phase: str | None = None) -> dict[str, np.ndarray]:
+        return Engine._solver.sweep(model, hardware, batch_sizes, precision=precision,
+                                    seq_len=seq_len, phase=phase)

@@ -1,0 +1,63 @@
+"""Checks at the config boundary: nothing invalid reaches the math.
+
+Each check raises :class:`~mlsysim.errors.ValidationError` naming the parameter and its owner.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from ..errors import UnsupportedPrecisionError, ValidationError
+from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
+
+__all__ = ["positive_int", "positive_float", "fraction", "precision_of", "non_negative_int"]
+
+
+def positive_int(name: str, value, owner: str) -> int:
+    """A whole number >= 1 (bools, NaN, inf, fractions and strings are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValidationError(name, f"must be a positive whole number. Got {value!r} instead.",
+                              owner=owner)
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise ValidationError(name, f"must be a positive whole number. Got {value!r} instead.",
+                              owner=owner)
+    return int(value)
+
+
+def non_negative_int(name: str, value, owner: str) -> int:
+    if value == 0 and not isinstance(value, bool):
+        return 0
+    return positive_int(name, value, owner)
+
+
+def positive_float(name: str, value, owner: str, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValidationError(name, f"must be a positive number. Got {value!r} instead.",
+                              owner=owner)
+    v = float(value)
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValidationError(name, f"must be a finite {kind} number. Got {value!r} instead.",
+                              owner=owner)
+    return v
+
+
+def fraction(name: str, value, owner: str) -> float:
+    """A number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not math.isfinite(float(value)) or not 0.0 <= float(value) <= 1.0:
+        raise ValidationError(name, f"must be a number between 0 and 1. Got {value!r} instead.",
+                              owner=owner)
+    return float(value)
+
+
+def precision_of(hardware: HardwareSpec, precision, owner: str, name: str = "precision") -> str:
+    """A precision the device has a published dense peak for."""
+    if not isinstance(precision, str):
+        raise ValidationError(name, f"must be a precision name such as 'fp16'. Got {precision!r} "
+                              "instead.", owner=owner)
+    p = precision.strip().lower()
+    if p not in BYTES_PER_ELEMENT or p not in hardware.compute.dense:
+        raise UnsupportedPrecisionError(precision, hardware.name, hardware.compute.precisions)
+    return p

@@ -1,0 +1,1 @@
+"""Plots (matplotlib, imported when a plot is made)."""

@@ -1,0 +1,58 @@
+"""Roofline plots. matplotlib is imported here only, when a plot is made."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+__all__ = ["plot_roofline"]
+
+
+def plot_roofline(hardware, workloads: Iterable[Any] = (), *, precision: str | None = None,
+                  batch_size: int = 1, ax=None, **solve_kwargs):
+    """Roofline of ``hardware`` with each workload at its arithmetic intensity.
+
+    ``workloads`` holds models (solved with ``Engine.solve`` at ``batch_size``) or
+    PerformanceProfiles. The ceilings use the same peak and bandwidth as the engine; the ridge
+    point is labelled. Returns ``(fig, ax)``.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..core.engine import Engine, PerformanceProfile, resolve
+
+    _, hardware = resolve("ResNet50", hardware) if isinstance(hardware, str) else (None, hardware)
+    precision = precision or hardware.compute.default_precision
+    peak = hardware.peak(precision).to("TFLOP/s").magnitude
+    bw = hardware.memory.bandwidth.to("TB/s").magnitude
+    ridge = peak / bw  # TFLOP/s / TB/s = flop/byte
+
+    profiles = [w if isinstance(w, PerformanceProfile) else
+                Engine.solve(w, hardware, batch_size=batch_size, precision=precision,
+                             **solve_kwargs) for w in workloads]
+    intensities = [p.arithmetic_intensity.magnitude for p in profiles]
+    lo = min([ridge / 100, *[x / 3 for x in intensities]])
+    hi = max([ridge * 100, *[x * 3 for x in intensities]])
+    x = np.logspace(np.log10(lo), np.log10(hi), 256)
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+    else:
+        fig = ax.figure
+    ax.loglog(x, np.minimum(peak, bw * x), color="black", lw=2, label="attainable")
+    ax.axhline(peak, color="tab:red", ls="--", lw=1,
+               label=f"compute roof {peak:.4g} TFLOP/s ({precision})")
+    ax.loglog(x, bw * x, color="tab:blue", ls="--", lw=1, label=f"memory roof {bw:.4g} TB/s")
+    ax.axvline(ridge, color="grey", ls=":", lw=1)
+    ax.annotate(f"ridge {ridge:.0f} flop/byte", (ridge, peak), textcoords="offset points",
+                xytext=(6, -14), fontsize=9)
+    for p, ai in zip(profiles, intensities):
+        achieved = p.flops_total / p.latency_s / 1e12
+        ax.scatter([ai], [achieved], zorder=3, s=40,
+                   label=f"{p.model.name} (batch {p.batch_size}): {p.bottleneck}")
+    ax.set_xlabel("arithmetic intensity (flop/byte)")
+    ax.set_ylabel("performance (TFLOP/s)")
+    ax.set_title(f"Roofline: {hardware.name}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig, ax

@@ -1,0 +1,57 @@
+"""Workloads: each model family lowers to a table of operators (see ``operators``).
+
+``lower`` is the one entry point; it caches tables per (model, phase, length, precisions),
+since a table serves every batch size.
+"""
+
+from __future__ import annotations
+
+from ..errors import ValidationError
+from ..specs.model import LayeredSpec, ModelSpec, SSMSpec, TransformerSpec
+from .layered import lower_layered
+from .operators import OperatorTable, OpKind
+from .ssm import lower_ssm, ssm_state_bytes
+from .transformer import kv_bytes_per_token, kv_cache_bytes, lower_transformer
+
+__all__ = ["lower", "default_phase", "OperatorTable", "OpKind", "kv_bytes_per_token",
+           "kv_cache_bytes", "ssm_state_bytes", "PHASES"]
+
+PHASES = ("prefill", "decode", "forward")
+_CACHE: dict[tuple, tuple[ModelSpec, OperatorTable]] = {}
+
+
+def default_phase(model: ModelSpec) -> str:
+    """Decoders (and SSMs) default to one decode step, the regime that dominates generation;
+    everything else to one forward pass."""
+    if isinstance(model, SSMSpec) or (isinstance(model, TransformerSpec)
+                                      and model.kind != "encoder"):
+        return "decode"
+    return "forward"
+
+
+def allowed_phases(model: ModelSpec) -> tuple[str, ...]:
+    if isinstance(model, LayeredSpec) or (isinstance(model, TransformerSpec)
+                                          and model.kind == "encoder"):
+        return ("forward",)
+    return ("prefill", "decode")
+
+
+def lower(model: ModelSpec, *, phase: str, seq_len: int, e: float,
+          kv_e: float | None = None) -> OperatorTable:
+    key = (id(model), phase, seq_len, e, kv_e)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    if phase not in allowed_phases(model):
+        raise ValidationError("phase", f"must be one of {', '.join(allowed_phases(model))} for "
+                              f"{model.name} ({model.architecture}). Got {phase!r} instead.")
+    if isinstance(model, TransformerSpec):
+        table = lower_transformer(model, phase=phase, seq_len=seq_len, e=e, kv_e=kv_e)
+    elif isinstance(model, SSMSpec):
+        table = lower_ssm(model, phase=phase, seq_len=seq_len, e=e)
+    else:
+        table = lower_layered(model, e=e)
+    if len(_CACHE) > 4096:
+        _CACHE.clear()
+    _CACHE[key] = (model, table)  # keeps the model alive, so its id cannot be reused
+    return table

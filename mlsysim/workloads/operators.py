@@ -1,0 +1,89 @@
+"""Operators: what a workload lowers to, as columns of numpy arrays (one row per kernel type).
+
+Every quantity is linear in the batch size, which lets one lowering serve every batch: a row's
+work at batch ``B`` is ``flops = flops_per_sample * B`` and
+``bytes = weight_bytes * touched(B) + act_bytes_per_sample * B``. ``touched`` is 1 except for
+mixture-of-experts expert weights, of which a batch reads only the experts its tokens pick.
+``count`` is how many identical kernels the row stands for (layers x repeats x runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+__all__ = ["OpKind", "OperatorTable", "OperatorBuilder"]
+
+
+class OpKind(IntEnum):
+    GEMM = 0          # dense matrix multiply (linear layers, 1x1 convs as GEMM)
+    CONV = 1          # convolution (implicit GEMM)
+    ATTENTION = 2     # fused score + softmax + value product (FlashAttention-style)
+    ELEMENTWISE = 3   # adds, activations, pooling, rotary, resampling
+    NORM = 4          # layer/RMS/group norm
+    EMBEDDING = 5     # table gathers
+    SCAN = 6          # state-space selective scan
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+TENSOR_KINDS = (OpKind.GEMM, OpKind.CONV, OpKind.ATTENTION)
+
+
+@dataclass(frozen=True)
+class OperatorTable:
+    names: tuple[str, ...]
+    kind: np.ndarray                 # OpKind codes
+    count: np.ndarray                # identical kernels per sample pass
+    flops_per_sample: np.ndarray     # flop per kernel per sample
+    weight_bytes: np.ndarray         # bytes read once per kernel, whatever the batch
+    act_bytes_per_sample: np.ndarray  # bytes per kernel per sample (activations, KV cache)
+    moe_experts: np.ndarray          # >0 on routed-expert rows: experts to choose from
+    moe_active: np.ndarray           # experts each token picks
+    tokens_per_sample: np.ndarray    # tokens routed per sample (MoE rows)
+    launches: np.ndarray             # kernel launches per row instance: 0 if fused into another
+    weight_total_bytes: float        # resident weights (all experts), for the footprint
+    state_bytes_per_sample: float    # KV cache or SSM state held per sample
+    act_peak_bytes_per_sample: float  # largest live activation set of one kernel, per sample
+    has_moe: bool = field(default=False)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+class OperatorBuilder:
+    """Collects rows, then freezes them into an :class:`OperatorTable`."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def add(self, name: str, kind: OpKind, *, flops: float, weight_bytes: float = 0.0,
+            act_bytes: float = 0.0, count: float = 1, moe: tuple[int, int, float] | None = None,
+            fused: bool = False):
+        """``fused``: the work runs in another kernel's epilogue (no launch of its own)."""
+        if count <= 0:
+            return
+        experts, active, tokens = moe or (0, 0, 0.0)
+        self.rows.append((name, int(kind), float(count), float(flops), float(weight_bytes),
+                          float(act_bytes), experts, active, tokens, 0.0 if fused else 1.0))
+
+    def build(self, *, weight_total_bytes: float, state_bytes_per_sample: float = 0.0,
+              act_peak_bytes_per_sample: float | None = None) -> OperatorTable:
+        cols = list(zip(*self.rows))
+        names = tuple(cols[0])
+        arr = [np.asarray(c, dtype=np.float64) for c in cols[2:]]
+        act = arr[3]
+        peak = float(act.max()) if act_peak_bytes_per_sample is None else act_peak_bytes_per_sample
+        experts = arr[4]
+        return OperatorTable(
+            names=names, kind=np.asarray(cols[1], dtype=np.int64), count=arr[0],
+            flops_per_sample=arr[1], weight_bytes=arr[2], act_bytes_per_sample=act,
+            moe_experts=experts, moe_active=arr[5], tokens_per_sample=arr[6], launches=arr[7],
+            weight_total_bytes=float(weight_total_bytes),
+            state_bytes_per_sample=float(state_bytes_per_sample),
+            act_peak_bytes_per_sample=peak, has_moe=bool((experts > 0).any()),
+        )

@@ -1,0 +1,151 @@
+"""Engine.solve: the tutorial contract and hand-checkable physics."""
+
+import math
+
+import numpy as np
+import pytest
+
+import mlsysim
+from mlsysim import Engine
+from mlsysim.core.calibration import calibration
+
+A100, H100 = mlsysim.Hardware.Cloud.A100, mlsysim.Hardware.Cloud.H100
+RESNET, LLAMA = mlsysim.Models.ResNet50, mlsysim.Models.Llama3_8B
+BATCHES = [1, 4, 16, 32, 64, 128, 256]
+
+
+def test_tutorial_resnet50_a100_batch1():
+    p = Engine.solve(model=RESNET, hardware=A100, batch_size=1, precision="fp16")
+    assert p.bottleneck == "Memory"
+    # API.md: 0.54 ms +-20 %; public A100 batch-1 ResNet-50 measurements are ~0.5 ms.
+    assert 0.54 * 0.8 <= p.latency.to("ms").magnitude <= 0.54 * 1.2
+    assert float(p.throughput) == pytest.approx(1 / p.latency.to("s").magnitude)
+    assert f"{p.throughput:.0f}" == str(round(float(p.throughput)))
+
+
+def test_batch_sweep_monotone_and_saturating():
+    profiles = [Engine.solve(RESNET, A100, batch_size=b) for b in BATCHES]
+    lat = [p.latency_s for p in profiles]
+    thr = [float(p.throughput) for p in profiles]
+    assert all(b >= a for a, b in zip(lat, lat[1:]))
+    assert all(b >= a for a, b in zip(thr, thr[1:]))
+    # Throughput stays under the compute roof: 312e12 / 8.19e9 flop per image = 38.1k images/s.
+    roof = 312e12 / (2 * RESNET.macs_per_sample)
+    assert max(thr) < roof
+    # ...and saturates: the last doubling gains less than 15 %.
+    assert thr[-1] / thr[-2] < 1.15
+
+
+def test_regime_flips_from_memory_to_compute_and_h100_flips_later():
+    def flip(hw):
+        for b in range(1, 513):
+            if Engine.solve(RESNET, hw, batch_size=b).bottleneck == "Compute":
+                return b
+        return math.inf
+    a, h = flip(A100), flip(H100)
+    assert Engine.solve(RESNET, A100, batch_size=1).bottleneck == "Memory"
+    assert 1 < a < math.inf
+    assert h > a  # the H100 ridge (295 flop/byte) lies right of the A100's (153)
+
+
+def test_operator_regime_follows_the_ridge_point():
+    """Each operator is labelled Compute exactly when its intensity exceeds peak / bandwidth."""
+    p = Engine.solve(RESNET, A100, batch_size=16)
+    ridge = p.ridge_point.magnitude
+    for op in p.operators:
+        if op["kind"] in ("conv", "gemm"):
+            assert (op["flops"] / op["bytes"] > ridge) == (op["regime"] == "Compute"), op["name"]
+
+
+def test_ridge_point_is_the_engine_peak_over_bandwidth():
+    p = Engine.solve(RESNET, A100)
+    assert p.ridge_point.magnitude == pytest.approx(312e12 / 2.039e12)
+    assert p.peak_flops.magnitude == pytest.approx(312)
+
+
+def test_llama3_8b_decode_is_memory_bound_near_weight_streaming_time():
+    p = Engine.solve(model=LLAMA, hardware=A100, batch_size=1, precision="fp16")
+    assert p.phase == "decode" and p.bottleneck == "Memory"
+    assert p.arithmetic_intensity.magnitude < 2  # "about 1 flop/byte"
+    # Weights streamed per token (embedding table excluded: only one row is gathered):
+    # 8.03e9 - 128256*4096 = 7.505e9 params * 2 B = 15.01 GB; / 2.039 TB/s = 7.36 ms.
+    floor = 7.505e9 * 2 / 2.039e12
+    eff = calibration().efficiency("A100", "fp16")
+    assert p.latency_s > floor
+    # Within the calibrated memory efficiency plus the KV read (2048 ctx * 131072 B = 0.27 GB)
+    # and kernel overheads.
+    ceiling = (15.01e9 + 0.27e9) / (2.039e12 * eff.memory) + 400 * eff.kernel_overhead_s
+    assert p.latency_s < ceiling * 1.05
+
+
+def test_a100_to_h100_decode_speedup_tracks_bandwidth():
+    a = Engine.solve(LLAMA, A100, batch_size=1)
+    h = Engine.solve(LLAMA, H100, batch_size=1)
+    speedup = a.latency_s / h.latency_s
+    bw_ratio, flops_ratio = 3.35 / 2.039, 989.5 / 312
+    assert abs(speedup - bw_ratio) < abs(speedup - flops_ratio)
+    assert speedup == pytest.approx(bw_ratio, rel=0.25)
+
+
+def test_prefill_is_compute_bound_and_costs_two_flops_per_param_per_token():
+    p = Engine.solve(LLAMA, H100, batch_size=1, seq_len=2048, phase="prefill")
+    assert p.bottleneck == "Compute"
+    # Matmul flops ~ 2 * 6.98e9 (non-embedding, non-head weights) * 2048 tokens = 28.6 TFLOP,
+    # plus causal attention 4*4096*(2048*2049/2)*32 layers = 1.1 TFLOP, plus the LM head.
+    assert p.flops_total == pytest.approx(2 * 6.98e9 * 2048 + 1.1e12 + 1.05e9, rel=0.02)
+
+
+def test_infeasible_when_weights_do_not_fit():
+    p = Engine.solve(mlsysim.Models.Llama3_70B, A100, batch_size=1)
+    assert not p.feasible
+    assert "needs" in p.reason and "80 GB" in p.reason
+    assert p.memory_footprint.to("GB").magnitude > 140  # 70.6e9 params * 2 B
+
+
+def test_kv_cache_grows_footprint_with_batch_and_context():
+    small = Engine.solve(LLAMA, A100, batch_size=1, seq_len=1024)
+    big = Engine.solve(LLAMA, A100, batch_size=8, seq_len=4096)
+    # KV per token 131,072 B: 8 * 4097 * 131072 - 1 * 1025 * 131072 = 4.16 GB more; decode
+    # activations (one token: 4096 + 2*14336 wide, plus 128256 logits, fp16) are ~0.3 MB each.
+    delta = big.memory_footprint.to("B").magnitude - small.memory_footprint.to("B").magnitude
+    assert delta == pytest.approx((8 * 4097 - 1025) * 131072, rel=0.01)
+
+
+def test_sweep_matches_scalar_solves():
+    sweep = Engine.sweep(RESNET, A100, BATCHES)
+    for i, b in enumerate(BATCHES):
+        p = Engine.solve(RESNET, A100, batch_size=b)
+        assert sweep["latency_s"][i] == pytest.approx(p.latency_s, rel=1e-12)
+        assert sweep["bottleneck"][i] == p.bottleneck
+
+
+def test_band_brackets_the_prediction():
+    p = Engine.solve(LLAMA, H100, batch_size=4)
+    lo, hi = p.band
+    assert lo.magnitude <= p.latency.magnitude <= hi.magnitude
+    assert lo.magnitude < hi.magnitude
+
+
+def test_explain_and_to_dict():
+    p = Engine.solve(RESNET, A100, batch_size=1)
+    text = p.explain()
+    assert "ridge point 153.0 flop/byte" in text and "Memory" in text
+    d = p.to_dict()
+    assert d["bottleneck"] == "Memory"
+    assert d["latency"]["unit"] == "ms"
+    assert d["latency"]["value"] == pytest.approx(p.latency.magnitude)
+
+
+@pytest.mark.parametrize("model", list(mlsysim.Models), ids=lambda m: m.key)
+def test_every_model_solves_on_h100(model):
+    p = Engine.solve(model, H100, batch_size=1)
+    assert p.latency_s > 0 and math.isfinite(p.latency_s)
+    assert p.flops_total > 0 and p.bytes_total > 0
+    assert p.flops_total / p.latency_s <= 989.5e12
+
+
+@pytest.mark.parametrize("hw", list(mlsysim.Hardware), ids=lambda h: h.key)
+def test_every_device_runs_resnet(hw):
+    precision = hw.compute.default_precision
+    p = Engine.solve(RESNET, hw, batch_size=1, precision=precision)
+    assert np.isfinite(p.latency_s) and p.latency_s > 0
