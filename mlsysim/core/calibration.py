@@ -193,23 +193,28 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
             return 1.0
         return 1 - math.exp(-((flops / (peak * tau)) ** alpha))
 
-    def fit_for(tau: float, alpha: float):
-        # For fixed (tau, alpha) the best log-space eta_max of a group is its geometric mean.
-        groups: dict[tuple[str, str], list[float]] = {}
-        for _, g, f, p, eta in gemm:
-            groups.setdefault(g, []).append(math.log(eta / shape(f, p, tau, alpha)))
-        gmax = {g: math.exp(sum(v) / len(v)) for g, v in groups.items()}
-        err = sum((math.log(gmax[g] * shape(f, p, tau, alpha)) - math.log(eta)) ** 2
-                  for _, g, f, p, eta in gemm)
-        return err, gmax
+    # Grid search, vectorized over tau: for fixed (tau, alpha) the best log-space eta_max of a
+    # group is the geometric mean of eta / shape over its rows.
+    import numpy as np
 
+    keys = sorted({g for _, g, _, _, _ in gemm})
+    group = np.array([keys.index(g) for _, g, _, _, _ in gemm])
+    ratio = np.array([f / p for _, _, f, p, _ in gemm])            # F / peak, seconds
+    log_eta = np.log([eta for *_, eta in gemm])
+    onehot = np.eye(len(keys))[group]                               # rows x groups
+    taus = 10.0 ** (-8 + 0.03 * np.arange(161))                     # 10 ns .. 630 us
     best = None
     for alpha in (1 / 3, 1 / 2, 2 / 3, 5 / 6, 1.0):
-        for i in range(161):
-            tau = 10 ** (-8 + i * 0.03)  # 10 ns .. 630 us
-            err, gmax = fit_for(tau, alpha)
-            if best is None or err < best[0] - 1e-12:
-                best = (err, tau, alpha, gmax)
+        with np.errstate(over="ignore", divide="ignore"):
+            log_shape = np.log(-np.expm1(-(ratio[None, :] / taus[:, None]) ** alpha))
+        log_shape[:, np.isinf(ratio)] = 0.0
+        resid = log_eta[None, :] - log_shape                        # taus x rows
+        log_gmax = (resid @ onehot) / onehot.sum(axis=0)           # taus x groups
+        err = ((resid - log_gmax[:, group]) ** 2).sum(axis=1)
+        i = int(np.argmin(err))
+        if best is None or err[i] < best[0] - 1e-12:
+            best = (float(err[i]), float(taus[i]), alpha,
+                    {g: float(np.exp(log_gmax[i, j])) for j, g in enumerate(keys)})
     _, tau, alpha, gmax = best
     residuals = {rid: eta / (gmax[g] * shape(f, p, tau, alpha)) for rid, g, f, p, eta in gemm}
 

@@ -70,8 +70,12 @@ def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
     return eff
 
 
-def _fmt(q, unit: str, digits: int = 3) -> str:
-    return f"{q.to(unit).magnitude:.{digits}g} {unit}"
+def _fmt_bytes(n: float) -> str:
+    """Decimal bytes with a readable prefix: 1.2e9 -> '1.2 GB'."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.3g} B"
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,11 +159,11 @@ class PerformanceProfile(Result):
     def reason(self) -> str | None:
         if self.feasible:
             return None
-        return (f"needs {_fmt(self.memory_footprint, 'GB')} (weights "
-                f"{_fmt(Q_(self.weights_bytes, 'B'), 'GB')}, state "
-                f"{_fmt(Q_(self.state_bytes, 'B'), 'GB')}, activations "
-                f"{_fmt(Q_(self.activation_bytes, 'B'), 'GB')}), {self.hardware.name} has "
-                f"{_fmt(self.memory_capacity, 'GB')}")
+        total = self.weights_bytes + self.state_bytes + self.activation_bytes
+        return (f"needs {_fmt_bytes(total)} (weights {_fmt_bytes(self.weights_bytes)}, state "
+                f"{_fmt_bytes(self.state_bytes)}, activations "
+                f"{_fmt_bytes(self.activation_bytes)}), {self.hardware.name} has "
+                f"{_fmt_bytes(self.hardware._base['capacity'])}")
 
     @property
     def mfu(self) -> float:
@@ -276,7 +280,7 @@ class PerformanceProfile(Result):
 class SingleNodeModel(ForwardModel):
     """One workload pass on one device; the solver behind ``Engine.solve``."""
 
-    def solve(self, model, hardware, batch_size: int = 1, precision: str = "fp16",
+    def solve(self, model, hardware, batch_size: int = 1, precision: str | None = None,
               seq_len: int | None = None, phase: str | None = None) -> PerformanceProfile:
         """Predict one pass of ``model`` on ``hardware``.
 
@@ -284,7 +288,8 @@ class SingleNodeModel(ForwardModel):
         ----------
         model, hardware : spec or zoo name
         batch_size : int >= 1, samples (images, sequences) per pass
-        precision : str, one the device has a published peak for ("fp16", "bf16", "fp8", ...)
+        precision : str, one the device has a published peak for ("fp16", "bf16", "fp8", ...);
+            default: the device's ``compute.default_precision`` (fp16 on GPUs)
         seq_len : int, tokens. Decoders: context already cached for ``phase="decode"`` (the
             default phase), prompt length for ``phase="prefill"``. Encoders: sequence length.
             Default: the model's ``default_seq_len`` or min(max_context, 2048).
@@ -324,6 +329,8 @@ class SingleNodeModel(ForwardModel):
         """Validate everything but the batch, lower the workload, and prepare the costs."""
         raw_model, raw_hardware = model, hardware
         model, hardware = resolve(model, hardware)
+        if precision is None:
+            precision = hardware.compute.default_precision
         precision = check.precision_of(hardware, precision, owner)
         phase = default_phase(model) if phase is None else phase
         if not isinstance(phase, str):
@@ -351,7 +358,7 @@ class SingleNodeModel(ForwardModel):
                                   f" tokens. Got {seq} instead.", owner=owner)
         return seq
 
-    def sweep(self, model, hardware, batch_sizes, precision: str = "fp16",
+    def sweep(self, model, hardware, batch_sizes, precision: str | None = None,
               seq_len: int | None = None, phase: str | None = None) -> dict[str, np.ndarray]:
         """Latency and throughput for many batch sizes at once (vectorized, same equations)."""
         owner = "Engine.sweep"
@@ -381,13 +388,13 @@ class Engine:
     _solver = SingleNodeModel()
 
     @staticmethod
-    def solve(model, hardware, batch_size: int = 1, precision: str = "fp16",
+    def solve(model, hardware, batch_size: int = 1, precision: str | None = None,
               seq_len: int | None = None, phase: str | None = None) -> PerformanceProfile:
         return Engine._solver.solve(model, hardware, batch_size=batch_size,
                                     precision=precision, seq_len=seq_len, phase=phase)
 
     @staticmethod
-    def sweep(model, hardware, batch_sizes, precision: str = "fp16", seq_len: int | None = None,
+    def sweep(model, hardware, batch_sizes, precision: str | None = None, seq_len: int | None = None,
               phase: str | None = None) -> dict[str, np.ndarray]:
         return Engine._solver.sweep(model, hardware, batch_sizes, precision=precision,
                                     seq_len=seq_len, phase=phase)

@@ -1,0 +1,123 @@
+"""Speed benchmarks: per-call solve time, sweep rate, import time; ratios to the incumbent.
+
+Run:  python benchmarks/bench.py [--incumbent /path/to/other/venv/bin/python]
+
+The incumbent (PyPI ``mlsysim``) is run as a black box in its own interpreter with the same
+tutorial-level calls (``Engine.solve(model=..., hardware=..., batch_size=..., precision=...)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The same snippet runs in both interpreters; it prints JSON timings.
+SNIPPET = r'''
+import json, sys, time
+t0 = time.perf_counter()
+import mlsysim
+t_import = time.perf_counter() - t0
+from mlsysim import Engine
+cases = {"ResNet50/A100": (mlsysim.Models.Vision.ResNet50, mlsysim.Hardware.Cloud.A100),
+         "Llama3_8B/H100": (mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100)}
+out = {"import_s": t_import}
+for name, (m, h) in cases.items():
+    Engine.solve(model=m, hardware=h, batch_size=1, precision="fp16")  # warm caches
+    n, best = N, float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        for i in range(n):
+            Engine.solve(model=m, hardware=h, batch_size=(i % 64) + 1, precision="fp16")
+        best = min(best, (time.perf_counter() - t) / n)
+    out[name] = best
+print(json.dumps(out))
+'''
+
+
+def run(python: str, n: int, cwd: Path | None = None) -> dict:
+    code = SNIPPET.replace("N, float", f"{n}, float")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd=cwd,
+                         timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def import_time(python: str, repeats: int = 7, cwd: Path | None = None) -> float:
+    """Median wall time of `import mlsysim` in a fresh interpreter (startup subtracted)."""
+    def once(code: str) -> float:
+        t = time.perf_counter()
+        subprocess.run([python, "-c", code], check=True, cwd=cwd)
+        return time.perf_counter() - t
+    base = statistics.median(once("pass") for _ in range(repeats))
+    full = statistics.median(once("import mlsysim") for _ in range(repeats))
+    return full - base
+
+
+COLD = ("import mlsysim; mlsysim.Engine.solve(model=mlsysim.Models.Vision.ResNet50, "
+        "hardware=mlsysim.Hardware.Cloud.A100, batch_size=1, precision='fp16')")
+
+
+def cold_start(python: str, repeats: int = 5, cwd: Path | None = None) -> float:
+    """Median wall time from a fresh interpreter to the first prediction (startup subtracted):
+    import, unit registry, zoo and calibration loading, one solve."""
+    def once(code: str) -> float:
+        t = time.perf_counter()
+        subprocess.run([python, "-c", code], check=True, cwd=cwd)
+        return time.perf_counter() - t
+    base = statistics.median(once("pass") for _ in range(repeats))
+    return statistics.median(once(COLD) for _ in range(repeats)) - base
+
+
+def sweep_rate(n: int = 1_000_000) -> float:
+    import numpy as np
+
+    import mlsysim
+    batches = np.arange(1, n + 1) % 1024 + 1
+    mlsysim.Engine.sweep("ResNet50", "A100", batches[:10])
+    t = time.perf_counter()
+    mlsysim.Engine.sweep("Llama3_8B", "H100", batches)
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--incumbent", help="python of a venv with the PyPI mlsysim installed")
+    ap.add_argument("-n", type=int, default=2000, help="solves per timing loop")
+    args = ap.parse_args()
+
+    ours = run(sys.executable, args.n, cwd=ROOT)
+    ours_import = import_time(sys.executable, cwd=ROOT)
+    ours_cold = cold_start(sys.executable, cwd=ROOT)
+    print(f"import mlsysim                 {ours_import * 1e3:8.1f} ms   (target <= 150 ms)")
+    print(f"cold start to first solve      {ours_cold * 1e3:8.1f} ms")
+    for case in ("ResNet50/A100", "Llama3_8B/H100"):
+        print(f"Engine.solve {case:<17} {ours[case] * 1e6:8.1f} us   (target <= 20 us)")
+    rate = sweep_rate()
+    print(f"Engine.sweep (1M batch sizes)  {rate / 1e6:8.2f} M configs/s")
+
+    if args.incumbent:
+        # Run the incumbent from a neutral folder so it cannot import our checkout.
+        neutral = Path("/")
+        theirs = run(args.incumbent, max(args.n // 20, 50), cwd=neutral)
+        their_import = import_time(args.incumbent, cwd=neutral)
+        their_cold = cold_start(args.incumbent, cwd=neutral)
+        print("\nratio to the incumbent (theirs / ours: how many times faster we are)")
+        print(f"import mlsysim                 {their_import * 1e3:8.1f} ms   "
+              f"x{their_import / ours_import:6.1f}")
+        print(f"cold start to first solve      {their_cold * 1e3:8.1f} ms   "
+              f"x{their_cold / ours_cold:6.1f}")
+        for case in ("ResNet50/A100", "Llama3_8B/H100"):
+            print(f"Engine.solve {case:<17} {theirs[case] * 1e6:8.1f} us   "
+                  f"x{theirs[case] / ours[case]:6.1f}")
+
+
+if __name__ == "__main__":
+    main()
