@@ -22,6 +22,7 @@ _LAZY = {
     "SingleNodeModel": ("mlsysim.core.engine", "SingleNodeModel"),
     "ForwardModel": ("mlsysim.core.engine", "ForwardModel"),
     "PerformanceProfile": ("mlsysim.core.engine", "PerformanceProfile"),
+    "ServingModel": ("mlsysim.solvers.serving", "ServingModel"),
 }
 
 __all__ = sorted(_LAZY)

@@ -91,6 +91,7 @@ class Calibration:
     memory: dict[str, float]
     attention: dict[str, float]            # fraction of dense 16-bit peak
     kernel_overhead_s: float
+    graph_kernel_s: float                  # smallest measured launch cost (graph replay bound)
     overhead_range_s: tuple[float, float]
     gemm_residuals: dict[str, float]       # row id -> measured/fitted
     memory_spread: tuple[float, float]
@@ -243,7 +244,7 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
     mem_values = list(mem.values()) or [0.8]
     return Calibration(
         tau_s=tau, alpha=alpha, gemm_max=gmax, memory=mem, attention=attention,
-        kernel_overhead_s=median(launch), overhead_range_s=_quantiles(launch, 0.25, 0.75),
+        kernel_overhead_s=median(launch), graph_kernel_s=min(launch), overhead_range_s=_quantiles(launch, 0.25, 0.75),
         gemm_residuals=residuals,
         memory_spread=tuple(v / median(mem_values) for v in _quantiles(mem_values)),
         compute_spread=_quantiles(list(residuals.values())),

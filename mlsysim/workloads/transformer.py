@@ -16,12 +16,14 @@ Left out: rotary embedding cost (fused into QKV), dropout, sampling, the tokeniz
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 from ..specs.model import TransformerSpec
 from .layered import add_layer_rows
 from .operators import OperatorBuilder, OperatorTable, OpKind
 
-__all__ = ["lower_transformer", "kv_bytes_per_token", "kv_cache_bytes", "kv_bytes_per_token_layer"]
+__all__ = ["lower_transformer", "lower_segments", "Segment", "kv_bytes_per_token",
+           "kv_cache_bytes", "kv_bytes_per_token_layer"]
 
 
 def kv_bytes_per_token_layer(spec: TransformerSpec, kv_bytes: float) -> float:
@@ -50,44 +52,74 @@ def kv_cache_bytes(spec: TransformerSpec, tokens: float, kv_bytes: float = 2.0) 
     return total
 
 
-def _causal_pairs(tokens: int, window: int | None) -> float:
-    """Query-key pairs of causal attention over ``tokens``: sum over i of min(i, window)."""
-    if window is None or window >= tokens:
-        return tokens * (tokens + 1) / 2
-    return window * tokens - window * (window - 1) / 2
+@dataclass(frozen=True)
+class Segment:
+    """Part of a pass: ``sequences`` independent sequences, each adding ``queries`` new tokens
+    after ``prefix`` cached ones. A decode step of a batch is one segment (queries=1); a
+    chunked-prefill step mixes a decode segment with a prefill chunk."""
+
+    queries: int
+    prefix: int = 0
+    sequences: int = 1
+    causal: bool = True
+
+    @property
+    def tokens(self) -> int:
+        return self.queries * self.sequences
+
+    def pairs(self, window: int | None) -> float:
+        """Query-key pairs attended: sum over new tokens j of min(position j, window)."""
+        q, p = self.queries, self.prefix
+        if not self.causal:
+            return float(self.sequences * q * (p + q))
+        if window is None or p + q <= window:
+            per = q * p + q * (q + 1) / 2
+        else:
+            a = max(0, window - p)  # new tokens that still see fewer than `window` keys
+            per = a * p + a * (a + 1) / 2 + (q - a) * window
+        return float(self.sequences * per)
+
+    def kv_tokens_read(self, window: int | None) -> float:
+        """Cached plus new keys read once per sequence (FlashAttention streams them once)."""
+        kept = min(self.prefix, window) if window else self.prefix
+        return float(self.sequences * (kept + self.queries))
 
 
-def _mlp_rows(b: OperatorBuilder, spec: TransformerSpec, width: int, tokens: int, e: float,
-              count: int, prefix: str, moe: tuple[int, int, float] | None = None,
-              experts_total: int = 1, active: int = 1) -> None:
-    """Up(+gate), activation and down projection. With ``moe`` the rows are routed experts:
-    weights are those of all ``experts_total`` experts, flops those of the ``active`` ones."""
+def _mlp_rows(b: OperatorBuilder, spec: TransformerSpec, width: float, tokens: float,
+              e: float, we: float, count: int, prefix: str,
+              moe: tuple[int, int, float] | None = None, experts_total: int = 1,
+              active: int = 1) -> None:
+    """Up(+gate), activation and down projection for ``width`` (already divided by TP). With
+    ``moe`` the rows are routed experts: weights of all ``experts_total`` experts, flops of the
+    ``active`` ones."""
     h = spec.hidden
-    up_w = h * width * (2 if spec.ffn_gated else 1)
-    down_w = width * h
+    mats = 2 if spec.ffn_gated else 1
+    up_w, down_w = h * width * mats, width * h
     b.add(f"{prefix}.up", OpKind.GEMM, flops=2 * tokens * up_w * active,
-          weight_bytes=up_w * e * experts_total,
-          act_bytes=tokens * (h + width * (2 if spec.ffn_gated else 1)) * e * active,
-          count=count, moe=moe)
+          weight_bytes=up_w * we * experts_total,
+          act_bytes=tokens * (h + width * mats) * e * active, count=count, moe=moe)
     b.add(f"{prefix}.act", OpKind.ELEMENTWISE, flops=5 * tokens * width * active,
-          act_bytes=tokens * width * (3 if spec.ffn_gated else 2) * e * active, count=count)
+          act_bytes=tokens * width * (mats + 1) * e * active, count=count)
     b.add(f"{prefix}.down", OpKind.GEMM, flops=2 * tokens * down_w * active,
-          weight_bytes=down_w * e * experts_total, act_bytes=tokens * (width + h) * e * active,
+          weight_bytes=down_w * we * experts_total, act_bytes=tokens * (width + h) * e * active,
           count=count, moe=moe)
 
 
-def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, *, tokens: int, context: int,
-                mode: str, e: float, kv_e: float, layers: int, cross_tokens: int = 0,
-                prefix: str = "layer") -> None:
-    """Rows for ``layers`` transformer layers processing ``tokens`` new tokens per sample.
-
-    mode: "causal" (prefill), "decode" (attend to ``context`` cached tokens) or "full"
-    (bidirectional encoder)."""
-    h, heads, d = spec.hidden, spec.heads, spec.d_head
-    per_tok_kv = kv_bytes_per_token_layer(spec, kv_e)
-    attn_w = spec.attn_params
-    o_w = heads * (spec.mla.v_head_dim if spec.mla else d) * h
-    qkv_w = attn_w - o_w
+def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segment], *,
+                e: float, we: float, kv_e: float, layers: int, tp: int = 1,
+                cross_tokens: int = 0, prefix: str = "layer") -> None:
+    """Rows for ``layers`` layers over the given segments, on one of ``tp`` tensor-parallel
+    devices (heads, FFN width, experts' width and the KV heads split; MLA's latent cache is
+    shared by all heads and so replicated)."""
+    h, d = spec.hidden, spec.d_head
+    heads = spec.heads / tp
+    kv_share = 1.0 if spec.mla else max(spec.n_kv_heads / tp, 1) / spec.n_kv_heads
+    per_tok_kv = kv_bytes_per_token_layer(spec, kv_e) * kv_share
+    o_w = spec.heads * (spec.mla.v_head_dim if spec.mla else d) * h
+    qkv_w = (spec.attn_params - o_w) / tp
+    o_w /= tp
+    tokens = float(sum(s.tokens for s in segments))
+    writes = 0.0 if prefix == "encoder" else float(sum(s.tokens for s in segments))
 
     groups = Counter()
     for i in range(layers):
@@ -97,36 +129,30 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, *, tokens: int, conte
     for (local, is_moe), n in sorted(groups.items()):
         tag = f"{prefix}{'.local' if local else ''}{'.moe' if is_moe else ''}"
         window = spec.sliding_window if local else None
-        if mode == "decode":
-            ctx = min(context, window) if window else context
-            pairs = tokens * ctx
-            kv_read = ctx * per_tok_kv
-        elif mode == "causal":
-            pairs = _causal_pairs(tokens, window)
-            kv_read = tokens * per_tok_kv
-        else:
-            pairs = tokens * tokens
-            kv_read = tokens * per_tok_kv
-        if spec.mla:
-            m = spec.mla
-            per_pair = (2 * (m.kv_lora_rank + m.qk_rope_head_dim) + 2 * m.kv_lora_rank
-                        if mode == "decode" else
-                        2 * (m.qk_nope_head_dim + m.qk_rope_head_dim) + 2 * m.v_head_dim)
-        else:
-            per_pair = 4 * d
-        kv_write = tokens * per_tok_kv if mode != "full" else 0.0
+        attn_flops = 0.0
+        for s in segments:
+            if spec.mla:
+                m = spec.mla
+                absorbed = s.queries <= 8 and s.prefix > 0  # decode-like: scores on the latent
+                per_pair = (2 * (m.kv_lora_rank + m.qk_rope_head_dim) + 2 * m.kv_lora_rank
+                            if absorbed else
+                            2 * (m.qk_nope_head_dim + m.qk_rope_head_dim) + 2 * m.v_head_dim)
+            else:
+                per_pair = 4 * d
+            attn_flops += heads * per_pair * s.pairs(window)
+        kv_read = sum(s.kv_tokens_read(window) for s in segments) * per_tok_kv
         b.add(f"{tag}.norm", OpKind.NORM, flops=8 * tokens * h, act_bytes=4 * tokens * h * e,
               count=n)
-        b.add(f"{tag}.qkv", OpKind.GEMM, flops=2 * tokens * qkv_w, weight_bytes=qkv_w * e,
+        b.add(f"{tag}.qkv", OpKind.GEMM, flops=2 * tokens * qkv_w, weight_bytes=qkv_w * we,
               act_bytes=tokens * (h + qkv_w / h) * e, count=n)
-        b.add(f"{tag}.attention", OpKind.ATTENTION, flops=heads * per_pair * pairs,
-              act_bytes=kv_read + kv_write + 2 * tokens * heads * d * e, count=n)
-        b.add(f"{tag}.o_proj", OpKind.GEMM, flops=2 * tokens * o_w, weight_bytes=o_w * e,
+        b.add(f"{tag}.attention", OpKind.ATTENTION, flops=attn_flops,
+              act_bytes=kv_read + writes * per_tok_kv + 2 * tokens * heads * d * e, count=n)
+        b.add(f"{tag}.o_proj", OpKind.GEMM, flops=2 * tokens * o_w, weight_bytes=o_w * we,
               act_bytes=tokens * (o_w / h + h) * e, count=n)
         if cross_tokens:
             # Cross-attention over cached encoder K/V: Q and O projections plus attention.
             qo = 2 * heads * d * h
-            b.add(f"{tag}.cross_qo", OpKind.GEMM, flops=2 * tokens * qo, weight_bytes=qo * e,
+            b.add(f"{tag}.cross_qo", OpKind.GEMM, flops=2 * tokens * qo, weight_bytes=qo * we,
                   act_bytes=4 * tokens * h * e, count=n)
             b.add(f"{tag}.cross_attention", OpKind.ATTENTION,
                   flops=4 * d * heads * tokens * cross_tokens,
@@ -136,61 +162,81 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, *, tokens: int, conte
         if is_moe:
             m = spec.moe
             b.add(f"{tag}.router", OpKind.GEMM, flops=2 * tokens * h * m.experts,
-                  weight_bytes=h * m.experts * e, act_bytes=tokens * (h + m.experts) * e,
+                  weight_bytes=h * m.experts * we, act_bytes=tokens * (h + m.experts) * e,
                   count=n)
-            _mlp_rows(b, spec, m.expert_ffn, tokens, e, n, f"{tag}.experts",
-                      moe=(m.experts, m.active, float(tokens)), experts_total=m.experts,
+            _mlp_rows(b, spec, m.expert_ffn / tp, tokens, e, we, n, f"{tag}.experts",
+                      moe=(m.experts, m.active, tokens), experts_total=m.experts,
                       active=m.active)
             if m.shared_experts:
-                _mlp_rows(b, spec, m.expert_ffn * m.shared_experts, tokens, e, n,
+                _mlp_rows(b, spec, m.expert_ffn * m.shared_experts / tp, tokens, e, we, n,
                           f"{tag}.shared_expert")
         else:
-            _mlp_rows(b, spec, spec.ffn, tokens, e, n, f"{tag}.mlp")
+            _mlp_rows(b, spec, spec.ffn / tp, tokens, e, we, n, f"{tag}.mlp")
 
 
-def lower_transformer(spec: TransformerSpec, *, phase: str, seq_len: int, e: float,
-                      kv_e: float | None = None) -> OperatorTable:
-    """Operators of one sample's pass. ``phase``: "prefill" (``seq_len`` prompt tokens),
-    "decode" (one new token over ``seq_len`` cached ones) or "forward" (encoders)."""
+def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
+                   kv_e: float | None = None, we: float | None = None, tp: int = 1,
+                   encoder: bool = False) -> OperatorTable:
+    """Operators of one decoder pass over ``segments`` (per sample), on one of ``tp``
+    tensor-parallel devices. ``encoder``: also run the encoder (encoder-decoder prefill)."""
     kv_e = e if kv_e is None else kv_e
+    we = e if we is None else we
     b = OperatorBuilder()
     h = spec.hidden
     for layer in spec.prefix_layers:
-        add_layer_rows(b, layer, e, runs=1, prefix="prefix")
-
+        add_layer_rows(b, layer, we, runs=1, prefix="prefix")
     enc_tokens = spec.encoder_tokens or 0
+    tokens = sum(s.tokens for s in segments)
     if spec.kind == "encoder":
-        tokens = seq_len
         if spec.vocab > 1:
             b.add("embedding", OpKind.EMBEDDING, flops=0, act_bytes=tokens * h * e)
-        _stack_rows(b, spec, tokens=tokens, context=tokens, mode="full", e=e, kv_e=kv_e,
-                    layers=spec.layers)
+        _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
+                    prefix="encoder")
         b.add("final_norm", OpKind.NORM, flops=8 * tokens * h, act_bytes=2 * tokens * h * e)
         state = 0.0
     else:
-        if spec.kind == "encoder_decoder" and phase == "prefill":
-            _stack_rows(b, spec, tokens=enc_tokens, context=enc_tokens, mode="full", e=e,
-                        kv_e=kv_e, layers=spec.encoder_layers, prefix="encoder")
-            cross_kv = 2 * spec.n_kv_heads * spec.d_head * h
+        if encoder and spec.kind == "encoder_decoder":
+            _stack_rows(b, spec, [Segment(enc_tokens, causal=False)], e=e, we=we, kv_e=kv_e,
+                        layers=spec.encoder_layers, tp=tp, prefix="encoder")
+            cross_kv = 2 * spec.n_kv_heads * spec.d_head * h / tp
             b.add("decoder.cross_kv", OpKind.GEMM, flops=2 * enc_tokens * cross_kv,
-                  weight_bytes=cross_kv * e, act_bytes=enc_tokens * h * e * 3,
+                  weight_bytes=cross_kv * we, act_bytes=enc_tokens * h * e * 3,
                   count=spec.layers)
-        tokens = 1 if phase == "decode" else seq_len
         b.add("embedding", OpKind.EMBEDDING, flops=0, act_bytes=tokens * h * e)
-        _stack_rows(b, spec, tokens=tokens, context=seq_len,
-                    mode="decode" if phase == "decode" else "causal", e=e, kv_e=kv_e,
-                    layers=spec.layers, cross_tokens=enc_tokens)
-        b.add("final_norm", OpKind.NORM, flops=8 * h, act_bytes=2 * h * e)
+        _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
+                    cross_tokens=enc_tokens)
+        # Logits for each sequence's last position only: what generation needs.
+        last = sum(s.sequences for s in segments)
+        b.add("final_norm", OpKind.NORM, flops=8 * last * h, act_bytes=2 * last * h * e)
         if spec.lm_head:
-            # Logits for the last position only: what generation needs (prefill and decode).
-            b.add("lm_head", OpKind.GEMM, flops=2 * h * spec.vocab,
-                  weight_bytes=h * spec.vocab * e, act_bytes=(h + spec.vocab) * e)
-        state = kv_cache_bytes(spec, seq_len + (1 if phase == "decode" else 0), kv_e)
+            vocab = spec.vocab / tp  # vocabulary-parallel head under TP
+            b.add("lm_head", OpKind.GEMM, flops=2 * last * h * vocab,
+                  weight_bytes=h * vocab * we, act_bytes=last * (h + vocab) * e)
+        kv_share = 1.0 if spec.mla else max(spec.n_kv_heads / tp, 1) / spec.n_kv_heads
+        state = sum(kv_cache_bytes(spec, s.prefix + s.queries, kv_e) * s.sequences
+                    for s in segments) * kv_share
     # Largest live activation set: a layer's input plus the widest intermediate (the gated MLP
     # or the QKV output) for every token of the pass; attention scores are never materialized.
     width = max((2 if spec.ffn_gated else 1) * max(spec.ffn, spec.moe.expert_ffn * spec.moe.active
-                                                   if spec.moe else 0),
-                spec.attn_params // h)
-    act_peak = max(tokens, enc_tokens) * (h + width) * e + (spec.vocab * e if spec.lm_head else 0)
-    return b.build(weight_total_bytes=spec.parameter_count * e, state_bytes_per_sample=state,
-                   act_peak_bytes_per_sample=act_peak)
+                                                   if spec.moe else 0) / tp,
+                spec.attn_params / h / tp)
+    act_peak = max(tokens, enc_tokens) * (h + width) * e + \
+        (spec.vocab / tp * e if spec.lm_head else 0)
+    return b.build(weight_total_bytes=spec.parameter_count * we / tp,
+                   state_bytes_per_sample=state, act_peak_bytes_per_sample=act_peak)
+
+
+def lower_transformer(spec: TransformerSpec, *, phase: str, seq_len: int, e: float,
+                      kv_e: float | None = None, we: float | None = None, tp: int = 1,
+                      prefix_len: int = 0) -> OperatorTable:
+    """Operators of one sample's pass. ``phase``: "prefill" (``seq_len`` prompt tokens, of which
+    the first ``prefix_len`` are already cached), "decode" (one new token over ``seq_len``
+    cached ones) or "forward" (encoders, bidirectional over ``seq_len``)."""
+    if spec.kind == "encoder" or phase == "forward":
+        segments = [Segment(seq_len, causal=False)]
+    elif phase == "decode":
+        segments = [Segment(1, seq_len)]
+    else:
+        segments = [Segment(seq_len - prefix_len, prefix_len)]
+    return lower_segments(spec, segments, e=e, kv_e=kv_e, we=we, tp=tp,
+                          encoder=phase == "prefill")

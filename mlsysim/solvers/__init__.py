@@ -1,0 +1,1 @@
+"""Solvers: one module per concern, each a ForwardModel with a pure ``solve(...)``."""

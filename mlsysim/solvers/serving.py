@@ -1,0 +1,443 @@
+"""LLM serving on one device or one tensor-/pipeline-parallel group: TTFT, inter-token latency,
+tokens/s, KV-cache capacity, speculative decoding, prefix caching and disaggregated prefill.
+
+Model of a request of ``seq_len`` prompt tokens and ``output_len`` generated tokens, served in a
+batch of ``batch_size`` such requests:
+
+- TTFT = prefill(prompt - cached prefix, for the whole batch) + TP all-reduces
+  (+ the KV transfer to the decode device when prefill and decode are disaggregated).
+- ITL (TPOT, first token excluded) = one decode step at the mean context
+  ``seq_len + (output_len - 1) / 2`` (exact where step time is linear in context) + TP
+  all-reduces; with speculative decoding, (draft_len draft steps + one verification pass over
+  draft_len + 1 tokens) / E[accepted + 1], E = (1 - a^(k+1)) / (1 - a) [Leviathan et al. 2023].
+- Tensor parallelism splits heads, FFN width and vocabulary over ``tp_size`` devices and adds two
+  all-reduces of the layer activations per layer [Shoeybi et al. 2019, Megatron-LM, sec. 3];
+  pipeline parallelism splits layers over ``pp_size`` stages: the same per-token latency plus
+  (pp - 1) activation hand-offs, ``pp_size`` micro-batches in flight for throughput.
+- Memory per device: weights / (tp * pp) + paged KV cache + activations must fit in
+  ``memory_utilization`` of the capacity (vLLM's default 0.9 leaves the rest to the runtime).
+Left out: queueing (see ContinuousBatchingModel and TailLatencyModel), sampling cost, CPU-GPU
+scheduling gaps beyond the per-kernel launch floor, preemption.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..core import validate as check
+from ..core.calibration import Efficiency, calibration
+from ..core.costmodel import evaluate, prepare
+from ..core.engine import ForwardModel, efficiency_for, resolve
+from ..core.result import Result
+from ..errors import ValidationError
+from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
+from ..specs.model import ModelSpec, SSMSpec, TransformerSpec
+from ..units import Q_, Rate
+from ..workloads import lower
+from ..workloads.ssm import ssm_state_bytes
+from ..workloads.transformer import Segment, kv_cache_bytes, kv_bytes_per_token, lower_segments
+
+__all__ = ["ServingModel", "ServingResult", "METRIC_DEFINITIONS", "pass_time",
+           "expected_accepted_tokens"]
+
+OWNER = "ServingModel"
+
+METRIC_DEFINITIONS = {
+    "ttft": "time to first token: prefill of the (uncached) prompt for the whole batch, plus "
+            "tensor-parallel communication and any KV transfer; no queueing",
+    "itl": "inter-token latency = TPOT excluding the first token: mean time per output token "
+           "over the generation, per sequence",
+    "e2e_latency": "ttft + (output_len - 1) * itl",
+    "tokens_per_s": "output tokens per second of the whole serving group (all tp*pp devices)",
+    "tokens_per_s_per_device": "tokens_per_s / (tp_size * pp_size)",
+    "tokens_per_s_per_user": "output tokens per second seen by one sequence = 1 / itl",
+}
+
+
+def expected_accepted_tokens(acceptance: float, draft_len: int) -> float:
+    """Tokens produced per verification step when each draft token is accepted independently
+    with probability ``acceptance``: (1 - a^(k+1)) / (1 - a), k + 1 at a = 1."""
+    if acceptance >= 1.0:
+        return draft_len + 1.0
+    return (1.0 - acceptance ** (draft_len + 1)) / (1.0 - acceptance)
+
+
+_TABLES: dict[tuple, tuple[Any, Any]] = {}
+_GRAPH_EFF: dict[tuple, Efficiency] = {}
+
+
+def graph_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool) -> Efficiency:
+    """Serving engines replay decode steps as CUDA graphs: no host dispatch per kernel. The
+    remaining per-kernel floor is bounded by the smallest measured launch cost (raw driver
+    launch); without graphs, the framework's median dispatch cost applies."""
+    eff = efficiency_for(hardware, precision)
+    if not cuda_graphs:
+        return eff
+    key = (id(hardware), precision)
+    hit = _GRAPH_EFF.get(key)
+    if hit is None or hit.gemm_max != eff.gemm_max:
+        hit = replace(eff, kernel_overhead_s=calibration().graph_kernel_s)
+        _GRAPH_EFF[key] = hit
+    return hit
+
+
+def pass_time(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment, ...],
+              batch: int, *, precision: str, e: float, kv_e: float, we: float, tp: int,
+              eff: Efficiency, encoder: bool = False, phase: str | None = None) -> float:
+    """Seconds for one pass of ``batch`` samples, each made of ``segments`` (transformers), or
+    of ``phase`` over ``segments[0]`` (state-space models)."""
+    key = (id(model), segments, e, kv_e, we, tp, encoder, phase)
+    hit = _TABLES.get(key)
+    if hit is None or hit[0] is not model:
+        if isinstance(model, TransformerSpec):
+            table = lower_segments(model, list(segments), e=e, kv_e=kv_e, we=we, tp=tp,
+                                   encoder=encoder)
+        else:
+            seg = segments[0]
+            table = lower(model, phase=phase, seq_len=seg.queries if phase == "prefill"
+                          else seg.prefix, e=e)
+        if len(_TABLES) > 4096:
+            _TABLES.clear()
+        hit = (model, table)
+        _TABLES[key] = hit
+    return float(evaluate(prepare(hit[1], hardware, precision, eff), batch).latency)
+
+
+@dataclass(frozen=True, eq=False)
+class ServingResult(Result):
+    model: ModelSpec
+    hardware: HardwareSpec
+    decode_hardware: HardwareSpec
+    batch_size: int
+    seq_len: int
+    output_len: int
+    precision: str
+    weight_precision: str
+    kv_precision: str
+    tp_size: int
+    pp_size: int
+    cached_prefix_len: int
+    prefill_s: float
+    ttft_s: float
+    itl_s: float
+    decode_step_s: float
+    comm_prefill_s: float
+    comm_decode_s: float
+    kv_transfer_s: float
+    weights_bytes: float          # per device
+    kv_bytes_per_token: float     # whole model, at kv precision (before TP split)
+    kv_bytes_per_sequence: float  # per device, paged, at full length
+    activation_bytes: float       # per device
+    usable_bytes: float           # per device: capacity * memory_utilization
+    page_size: int
+    accepted_per_step: float = 1.0
+    draft_model: ModelSpec | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    # --- headline quantities ---------------------------------------------------------
+    @property
+    def ttft(self):
+        return Q_(self.ttft_s, "s").to("ms")
+
+    @property
+    def itl(self):
+        return Q_(self.itl_s, "s").to("ms")
+
+    tpot = itl
+
+    @property
+    def e2e_latency(self):
+        return Q_(self.ttft_s + (self.output_len - 1) * self.itl_s, "s").to("ms")
+
+    @property
+    def tokens_per_s(self) -> Rate:
+        return Rate(self.pp_size * self.batch_size / self.itl_s, "token/s")
+
+    @property
+    def tokens_per_s_per_device(self) -> Rate:
+        return Rate(float(self.tokens_per_s) / (self.tp_size * self.pp_size), "token/s")
+
+    @property
+    def tokens_per_s_per_user(self) -> Rate:
+        return Rate(1.0 / self.itl_s, "token/s")
+
+    @property
+    def kv_cache_per_token(self):
+        return Q_(self.kv_bytes_per_token, "byte")
+
+    @property
+    def memory_per_device_bytes(self) -> float:
+        return self.weights_bytes + self.batch_size * self.kv_bytes_per_sequence + \
+            self.activation_bytes
+
+    @property
+    def memory_footprint(self):
+        return Q_(self.memory_per_device_bytes, "byte").to("GB")
+
+    @property
+    def kv_capacity_bytes(self) -> float:
+        return max(self.usable_bytes - self.weights_bytes - self.activation_bytes, 0.0)
+
+    @property
+    def max_concurrent_sequences(self) -> int:
+        return int(self.kv_capacity_bytes // self.kv_bytes_per_sequence) \
+            if self.kv_bytes_per_sequence > 0 else 0
+
+    @property
+    def feasible(self) -> bool:
+        return self.memory_per_device_bytes <= self.usable_bytes
+
+    @property
+    def reason(self) -> str | None:
+        if self.feasible:
+            return None
+        return (f"needs {self.memory_per_device_bytes / 1e9:.3g} GB per device (weights "
+                f"{self.weights_bytes / 1e9:.3g} GB + KV {self.batch_size} x "
+                f"{self.kv_bytes_per_sequence / 1e9:.3g} GB + activations "
+                f"{self.activation_bytes / 1e9:.3g} GB), has {self.usable_bytes / 1e9:.3g} GB "
+                f"usable ({self.decode_hardware.memory.capacity.to('GB').magnitude:.4g} GB x "
+                f"memory_utilization)")
+
+    def headline(self) -> dict[str, Any]:
+        return {
+            "model": self.model.name, "hardware": self.hardware.name,
+            "decode_hardware": self.decode_hardware.name, "batch_size": self.batch_size,
+            "prompt_len": self.seq_len, "output_len": self.output_len,
+            "precision": self.precision, "weight_precision": self.weight_precision,
+            "kv_precision": self.kv_precision, "tp_size": self.tp_size, "pp_size": self.pp_size,
+            "ttft": self.ttft, "itl": self.itl, "e2e_latency": self.e2e_latency,
+            "tokens_per_s": self.tokens_per_s,
+            "tokens_per_s_per_device": self.tokens_per_s_per_device,
+            "tokens_per_s_per_user": self.tokens_per_s_per_user,
+            "kv_cache_per_token": self.kv_cache_per_token,
+            "memory_per_device": self.memory_footprint,
+            "max_concurrent_sequences": self.max_concurrent_sequences,
+            "feasible": self.feasible, "reason": self.reason,
+            "metric_definitions": METRIC_DEFINITIONS,
+        }
+
+    def explain(self) -> str:
+        lines = [
+            f"{self.model.name} serving on {self.tp_size * self.pp_size} x "
+            f"{self.hardware.name} (tp={self.tp_size}, pp={self.pp_size}), batch "
+            f"{self.batch_size}, prompt {self.seq_len} (+{self.cached_prefix_len} cached), "
+            f"output {self.output_len}; weights {self.weight_precision}, activations "
+            f"{self.precision}, KV {self.kv_precision}",
+            f"  TTFT = prefill {self.prefill_s * 1e3:.4g} ms + TP comm "
+            f"{self.comm_prefill_s * 1e3:.3g} ms + KV transfer {self.kv_transfer_s * 1e3:.3g} "
+            f"ms = {self.ttft_s * 1e3:.4g} ms",
+            f"  ITL = (decode step {self.decode_step_s * 1e3:.4g} ms + TP comm "
+            f"{self.comm_decode_s * 1e3:.3g} ms at mean context "
+            f"{self.seq_len + (self.output_len - 1) / 2:.0f})"
+            + (f" / {self.accepted_per_step:.3g} tokens per speculative step"
+               if self.draft_model else "") + f" = {self.itl_s * 1e3:.4g} ms",
+            f"  KV cache: {self.kv_bytes_per_token:,.0f} B/token (whole model) -> "
+            f"{self.kv_bytes_per_sequence / 1e6:.4g} MB per sequence per device "
+            f"(pages of {self.page_size} tokens)",
+            f"  memory per device: weights {self.weights_bytes / 1e9:.4g} GB + KV "
+            f"{self.batch_size * self.kv_bytes_per_sequence / 1e9:.4g} GB + activations "
+            f"{self.activation_bytes / 1e9:.3g} GB of {self.usable_bytes / 1e9:.4g} GB usable"
+            f" -> {'fits' if self.feasible else 'DOES NOT FIT'}; up to "
+            f"{self.max_concurrent_sequences} sequences",
+            *(f"  note: {n}" for n in self.notes),
+        ]
+        return "\n".join(lines)
+
+
+class ServingModel(ForwardModel):
+    """Latency and throughput of serving a generative model (see the module docstring)."""
+
+    def solve(self, model, hardware, seq_len: int, batch_size: int | str = 1,
+              precision: str | None = None, output_len: int = 128,
+              weight_precision: str | None = None, kv_precision: str | None = None,
+              tp_size: int = 1, pp_size: int = 1, decode_hardware=None,
+              network_bandwidth=None, cached_prefix_len: int = 0, draft_model=None,
+              draft_acceptance_rate: float | None = None, draft_len: int = 4,
+              memory_utilization: float = 0.9, page_size: int = 16,
+              cuda_graphs: bool = True) -> ServingResult:
+        """Serve ``batch_size`` requests of ``seq_len`` prompt and ``output_len`` new tokens.
+
+        ``batch_size="max"`` picks the largest batch whose KV cache fits (max-throughput mode).
+        ``precision`` is the compute/activation precision; ``weight_precision`` (e.g. "int4"
+        for weight-only quantization) and ``kv_precision`` (e.g. "fp8") default to it.
+
+        Examples
+        --------
+        >>> import mlsysim
+        >>> r = mlsysim.ServingModel().solve("Llama3_8B", "H100", seq_len=1024, output_len=256)
+        >>> r.itl.to("ms").magnitude < r.ttft.to("ms").magnitude
+        True
+        """
+        model, hardware = resolve(model, hardware)
+        decode_hw = hardware if decode_hardware is None else resolve(model, decode_hardware)[1]
+        if not isinstance(model, (TransformerSpec, SSMSpec)) or \
+                (isinstance(model, TransformerSpec) and model.kind == "encoder"):
+            raise ValidationError("model", f"must be a generative model (decoder or SSM); "
+                                  f"{model.name} is {model.architecture}.", owner=OWNER)
+        precision = check.precision_of(hardware, precision or hardware.compute.default_precision,
+                                       OWNER)
+        if decode_hw is not hardware:
+            check.precision_of(decode_hw, precision, OWNER)
+        wprec = self._storage("weight_precision", weight_precision or precision)
+        kvprec = self._storage("kv_precision", kv_precision or precision)
+        e, we, kv_e = (BYTES_PER_ELEMENT[p] for p in (precision, wprec, kvprec))
+        prompt = check.positive_int("seq_len", seq_len, OWNER)
+        out = check.positive_int("output_len", output_len, OWNER)
+        if prompt + out > model.max_context:
+            raise ValidationError("seq_len", f"plus output_len ({prompt} + {out}) exceeds "
+                                  f"{model.name}'s context of {model.max_context} tokens.",
+                                  owner=OWNER)
+        cached = check.non_negative_int("cached_prefix_len", cached_prefix_len, OWNER)
+        if cached >= prompt:
+            raise ValidationError("cached_prefix_len", f"must be below seq_len (={prompt}). "
+                                  f"Got {cached} instead.", owner=OWNER)
+        tp = check.positive_int("tp_size", tp_size, OWNER)
+        pp = check.positive_int("pp_size", pp_size, OWNER)
+        if isinstance(model, SSMSpec) and tp > 1:
+            raise ValidationError("tp_size", "must be 1 for state-space models.", owner=OWNER)
+        if isinstance(model, TransformerSpec):
+            if model.heads % tp:
+                raise ValidationError("tp_size", f"must divide the number of attention heads "
+                                      f"(={model.heads}). Got {tp} instead.", owner=OWNER)
+            if pp > model.layers:
+                raise ValidationError("pp_size", f"must not exceed the layers "
+                                      f"(={model.layers}). Got {pp} instead.", owner=OWNER)
+        for hw in {id(hardware): hardware, id(decode_hw): decode_hw}.values():
+            link = hw.interconnect
+            if tp * pp > 1 and (link is None or (link.max_devices or 1) < tp * pp):
+                raise ValidationError(
+                    "tp_size", f"times pp_size (={tp * pp}) exceeds the scale-up domain of "
+                    f"{hw.name} ({link.max_devices if link else 1} devices).", owner=OWNER)
+        util = check.fraction("memory_utilization", memory_utilization, OWNER)
+        page = check.positive_int("page_size", page_size, OWNER)
+
+        eff_p = efficiency_for(hardware, precision)
+        eff_d = graph_efficiency(decode_hw, precision, bool(cuda_graphs))
+        kw = dict(precision=precision, e=e, kv_e=kv_e, we=we, tp=tp)
+        notes: list[str] = []
+
+        # KV (or SSM state) per sequence, per device, paged at full length.
+        full = prompt + out
+        paged = math.ceil(full / page) * page
+        if isinstance(model, TransformerSpec):
+            kv_tok = kv_bytes_per_token(model, kv_e)
+            share = 1.0 if model.mla else max(model.n_kv_heads / tp, 1) / model.n_kv_heads
+            kv_seq = kv_cache_bytes(model, paged, kv_e) * share / pp
+        else:
+            kv_tok = 0.0
+            kv_seq = ssm_state_bytes(model, kv_e) / pp
+        weights = model.parameter_count * we / (tp * pp)
+
+        # The batch: a number, or the most sequences that fit (max-throughput mode).
+        usable = decode_hw._base["capacity"] * util
+        act = self._activation_bytes(model, prompt, e, tp)
+        if batch_size == "max":
+            batch = int(max(usable - weights - act, 0.0) // kv_seq) if kv_seq else 1024
+            if batch < 1:
+                batch = 1
+                notes.append("not even one sequence fits: batch_size set to 1 (infeasible)")
+        else:
+            batch = check.positive_int("batch_size", batch_size, OWNER)
+
+        # Prefill (time to first token).
+        if isinstance(model, TransformerSpec):
+            prefill = pass_time(model, hardware, (Segment(prompt - cached, cached),), batch,
+                                eff=eff_p, encoder=True, **kw)
+        else:
+            prefill = pass_time(model, hardware, (Segment(prompt),), batch, eff=eff_p,
+                                phase="prefill", **kw)
+        mid = prompt + (out - 1) // 2
+        if isinstance(model, TransformerSpec):
+            step = pass_time(model, decode_hw, (Segment(1, mid),), batch, eff=eff_d, **kw)
+        else:
+            step = pass_time(model, decode_hw, (Segment(1, mid),), batch, eff=eff_d,
+                             phase="decode", **kw)
+
+        comm_p = comm_d = 0.0
+        if tp > 1 or pp > 1:
+            from ..core.collectives import collective_time
+            h = model.hidden if isinstance(model, TransformerSpec) else model.d_model
+            layers = model.layers
+            tokens_p = batch * (prompt - cached)
+            comm_p = 2 * layers * collective_time(hardware, "allreduce", tokens_p * h * e, tp) \
+                + (pp - 1) * collective_time(hardware, "p2p", tokens_p * h * e, 2)
+            comm_d = 2 * layers * collective_time(decode_hw, "allreduce", batch * h * e, tp) \
+                + (pp - 1) * collective_time(decode_hw, "p2p", batch * h * e, 2)
+
+        kv_transfer = 0.0
+        if decode_hardware is not None:
+            if network_bandwidth is None:
+                raise ValidationError("network_bandwidth", "is needed with decode_hardware "
+                                      "(e.g. '50 GB/s') to move the prompt's KV cache.",
+                                      owner=OWNER)
+            bw = self._bandwidth(network_bandwidth)
+            kv_transfer = batch * (kv_cache_bytes(model, prompt, kv_e)
+                                   if isinstance(model, TransformerSpec)
+                                   else ssm_state_bytes(model, kv_e)) / bw
+
+        accepted, draft = 1.0, None
+        itl = step + comm_d
+        if draft_model is not None:
+            draft = resolve(draft_model, hardware)[0]
+            if not isinstance(draft, TransformerSpec) or draft.vocab != getattr(model, "vocab", -1):
+                raise ValidationError("draft_model", f"must share the target's vocabulary "
+                                      f"({getattr(model, 'vocab', '?')} tokens); "
+                                      f"{draft.name} has {getattr(draft, 'vocab', '?')}.",
+                                      owner=OWNER)
+            if draft_acceptance_rate is None:
+                raise ValidationError("draft_acceptance_rate", "is needed with draft_model "
+                                      "(a number between 0 and 1).", owner=OWNER)
+            a = check.fraction("draft_acceptance_rate", draft_acceptance_rate, OWNER)
+            k = check.positive_int("draft_len", draft_len, OWNER)
+            if not isinstance(model, TransformerSpec):
+                raise ValidationError("draft_model", "needs a transformer target.", owner=OWNER)
+            t_draft = pass_time(draft, decode_hw, (Segment(1, mid),), batch, eff=eff_d, **kw)
+            t_verify = pass_time(model, decode_hw, (Segment(k + 1, mid),), batch, eff=eff_d,
+                                 **kw)
+            accepted = expected_accepted_tokens(a, k)
+            itl = (k * t_draft + t_verify + comm_d) / accepted
+            weights += draft.parameter_count * we
+            kv_seq += kv_cache_bytes(draft, paged, kv_e)
+
+        return ServingResult(
+            model=model, hardware=hardware, decode_hardware=decode_hw, batch_size=batch,
+            seq_len=prompt, output_len=out, precision=precision, weight_precision=wprec,
+            kv_precision=kvprec, tp_size=tp, pp_size=pp, cached_prefix_len=cached,
+            prefill_s=prefill, ttft_s=prefill + comm_p + kv_transfer, itl_s=itl,
+            decode_step_s=step, comm_prefill_s=comm_p, comm_decode_s=comm_d,
+            kv_transfer_s=kv_transfer, weights_bytes=weights, kv_bytes_per_token=kv_tok,
+            kv_bytes_per_sequence=kv_seq, activation_bytes=act, usable_bytes=usable,
+            page_size=page, accepted_per_step=accepted, draft_model=draft,
+            notes=tuple(notes),
+        )
+
+    @staticmethod
+    def _storage(name: str, precision) -> str:
+        if not isinstance(precision, str) or precision.lower() not in BYTES_PER_ELEMENT:
+            raise ValidationError(name, f"must be one of {', '.join(BYTES_PER_ELEMENT)}. "
+                                  f"Got {precision!r} instead.", owner=OWNER)
+        return precision.lower()
+
+    @staticmethod
+    def _bandwidth(value) -> float:
+        try:
+            q = Q_(value) if isinstance(value, str) else value
+            bw = float(q.to("byte/s").magnitude)
+        except Exception:
+            raise ValidationError("network_bandwidth", "must be a bandwidth such as '50 GB/s'. "
+                                  f"Got {value!r} instead.", owner=OWNER) from None
+        if not math.isfinite(bw) or bw <= 0:
+            raise ValidationError("network_bandwidth", f"must be positive. Got {value!r}.",
+                                  owner=OWNER)
+        return bw
+
+    @staticmethod
+    def _activation_bytes(model, prompt: int, e: float, tp: int) -> float:
+        """Peak activations of a prefill of one prompt (runtime buffers are sized for the
+        largest step the engine schedules)."""
+        if isinstance(model, TransformerSpec):
+            width = (2 if model.ffn_gated else 1) * model.ffn / tp
+            return prompt * (model.hidden + width) * e
+        return prompt * (model.d_model + 2 * model.d_inner) * e

@@ -1,0 +1,174 @@
+"""ServingModel: KV-cache accounting for every attention variant, and serving physics."""
+
+import pytest
+
+import mlsysim
+from mlsysim import ServingModel
+from mlsysim.errors import ValidationError
+from mlsysim.specs.model import TransformerSpec
+from mlsysim.workloads.transformer import kv_bytes_per_token, kv_cache_bytes
+
+M = mlsysim.Models
+S = ServingModel()
+
+
+# --- KV cache, hand-derived ---------------------------------------------------------------
+def test_kv_llama3_8b_gqa():
+    # 2 (K,V) * 32 layers * 8 KV heads * 128 head dim * 2 B = 131,072 B/token.
+    assert kv_bytes_per_token(M.Llama3_8B, 2) == 131_072
+
+
+def test_kv_llama2_7b_mha_is_four_times_gqa_8b():
+    # 2 * 32 * 32 heads * 128 * 2 = 524,288: GQA must not be counted as MHA (or MQA).
+    assert kv_bytes_per_token(M.Llama2_7B, 2) == 524_288
+
+
+def test_kv_mqa():
+    mqa = TransformerSpec(key="MQA", name="MQA", architecture="Transformer", group="Language",
+                          kind="decoder", layers=4, hidden=1024, heads=16, kv_heads=1,
+                          ffn=4096, vocab=1000, max_context=4096, published_parameters=1e6,
+                          source="test", as_of="2024")
+    # 2 * 4 layers * 1 KV head * 64 head dim * 2 B = 1,024 B/token.
+    assert kv_bytes_per_token(mqa, 2) == 1_024
+
+
+def test_kv_deepseek_v3_mla_latent():
+    # MLA caches kv_lora_rank 512 + rope key 64 per layer: 61 * 576 * 2 B = 70,272 B/token,
+    # 1/70th of what 128 full K/V heads of 128 dims would take (61*2*128*128*2 = 7,995,392).
+    assert kv_bytes_per_token(M.DeepSeek_V3, 2) == 70_272
+
+
+def test_kv_mistral_sliding_window_caps_the_cache():
+    # Every layer keeps the last 4096 tokens: 8192 tokens cost as much as 4096.
+    per_token = 2 * 32 * 8 * 128 * 2
+    assert kv_cache_bytes(M.Mistral_7B, 8192, 2) == per_token * 4096
+    assert kv_cache_bytes(M.Mistral_7B, 2048, 2) == per_token * 2048
+
+
+def test_kv_gemma2_hybrid_local_global():
+    # 42 layers alternate local (window 4096) and global; 8 KV heads x 256 dims x 2 x 2 B
+    # = 8,192 B per token per layer. At 8192 tokens: 21*8192*8192 + 21*8192*4096.
+    assert kv_cache_bytes(M.Gemma2_9B, 8192, 2) == 21 * 8192 * 8192 + 21 * 8192 * 4096
+
+
+def test_fp8_kv_halves_the_cache():
+    a = S.solve("Llama3_8B", "H100", seq_len=2048, output_len=256)
+    b = S.solve("Llama3_8B", "H100", seq_len=2048, output_len=256, kv_precision="fp8")
+    assert b.kv_bytes_per_sequence == pytest.approx(a.kv_bytes_per_sequence / 2)
+    assert b.max_concurrent_sequences > 1.9 * a.max_concurrent_sequences
+
+
+def test_paged_allocation_rounds_up_to_pages():
+    # 1000 + 30 = 1030 tokens -> 65 pages of 16 = 1040 tokens of 131,072 B.
+    r = S.solve("Llama3_8B", "H100", seq_len=1000, output_len=30, page_size=16)
+    assert r.kv_bytes_per_sequence == 1040 * 131_072
+
+
+def test_weights_and_capacity():
+    r = S.solve("Llama3_8B", "H100", seq_len=1024, output_len=1024)
+    assert r.weights_bytes == pytest.approx(16.06e9, rel=1e-3)   # 8.03e9 params * 2 B
+    # usable = 80 GB * 0.9 = 72 GB; KV per sequence 2048 tokens * 131,072 B = 268 MB.
+    free = 72e9 - r.weights_bytes - r.activation_bytes
+    assert r.max_concurrent_sequences == int(free // (2048 * 131_072))
+
+
+# --- latency physics --------------------------------------------------------------------
+def test_decode_itl_at_batch1_is_weight_streaming_bound():
+    r = S.solve("Llama3_8B", "A100", seq_len=512, output_len=128)
+    floor = 7.505e9 * 2 / 2.039e12  # weights read per token (embedding excluded) / bandwidth
+    assert floor < r.itl_s < floor / 0.70  # within the calibrated memory efficiency
+
+
+def test_a100_to_h100_itl_speedup_tracks_bandwidth():
+    a = S.solve("Llama3_8B", "A100", seq_len=512, output_len=128)
+    h = S.solve("Llama3_8B", "H100", seq_len=512, output_len=128)
+    assert a.itl_s / h.itl_s == pytest.approx(3.35 / 2.039, rel=0.2)
+
+
+def test_ttft_grows_faster_than_linearly_with_prompt():
+    short = S.solve("Llama3_70B", "H100", seq_len=1024, output_len=16, tp_size=8)
+    long = S.solve("Llama3_70B", "H100", seq_len=8000, output_len=16, tp_size=8)
+    # Matmuls scale with the prompt (x7.8); causal attention adds a quadratic term on top.
+    assert long.prefill_s > 8000 / 1024 * short.prefill_s
+
+
+def test_prefix_caching_cuts_ttft():
+    full = S.solve("Llama3_8B", "H100", seq_len=4096, output_len=16)
+    cached = S.solve("Llama3_8B", "H100", seq_len=4096, output_len=16, cached_prefix_len=3072)
+    assert cached.ttft_s < 0.35 * full.ttft_s
+
+
+def test_speculative_decoding_helps_when_accepted_and_hurts_when_not():
+    base = S.solve("Llama3_8B", "H100", seq_len=1024, output_len=256)
+    good = S.solve("Llama3_8B", "H100", seq_len=1024, output_len=256,
+                   draft_model="Llama3_2_1B", draft_acceptance_rate=0.9)
+    bad = S.solve("Llama3_8B", "H100", seq_len=1024, output_len=256,
+                  draft_model="Llama3_2_1B", draft_acceptance_rate=0.05)
+    assert good.itl_s < base.itl_s < bad.itl_s
+    # k=4, a=0.9: E = (1 - 0.9^5) / 0.1 = 4.0951 tokens per verification.
+    assert good.accepted_per_step == pytest.approx(4.0951, rel=1e-4)
+
+
+def test_draft_with_other_vocabulary_rejected():
+    with pytest.raises(ValidationError, match="vocabulary"):
+        S.solve("Llama3_8B", "H100", seq_len=128, draft_model="Mistral_7B",
+                draft_acceptance_rate=0.5)
+
+
+def test_max_throughput_mode_fills_memory():
+    r = S.solve("Llama3_8B", "H100", seq_len=1024, output_len=1024, batch_size="max")
+    assert r.feasible and r.batch_size == r.max_concurrent_sequences
+    one_more = S.solve("Llama3_8B", "H100", seq_len=1024, output_len=1024,
+                       batch_size=r.batch_size + 1)
+    assert not one_more.feasible and "needs" in one_more.reason
+
+
+def test_weight_only_int4_shrinks_weights_and_speeds_decode():
+    fp16 = S.solve("Llama3_8B", "A100", seq_len=512, output_len=128)
+    w4 = S.solve("Llama3_8B", "A100", seq_len=512, output_len=128, weight_precision="int4")
+    assert w4.weights_bytes == pytest.approx(fp16.weights_bytes / 4)
+    assert w4.itl_s < 0.5 * fp16.itl_s
+
+
+def test_disaggregated_prefill_adds_kv_transfer():
+    # Prompt KV: 4096 tokens * 131,072 B = 537 MB over 50 GB/s = 10.7 ms.
+    r = S.solve("Llama3_8B", "H100", seq_len=4096, output_len=64, decode_hardware="A100",
+                network_bandwidth="50 GB/s")
+    assert r.kv_transfer_s == pytest.approx(4096 * 131_072 / 50e9)
+    assert r.decode_hardware.key == "A100"
+
+
+def test_mamba_state_is_fixed():
+    short = S.solve("Mamba_2_8B", "H100", seq_len=512, output_len=64)
+    long = S.solve("Mamba_2_8B", "H100", seq_len=8192, output_len=64)
+    assert short.kv_bytes_per_sequence == long.kv_bytes_per_sequence
+    assert long.itl_s == pytest.approx(short.itl_s, rel=0.01)
+
+
+def test_moe_decode_reads_more_experts_as_batch_grows():
+    one = S.solve("Mixtral_8x7B", "H100", seq_len=512, output_len=64, precision="fp8")
+    many = S.solve("Mixtral_8x7B", "H100", seq_len=512, output_len=64, precision="fp8",
+                   batch_size=32)
+    # batch 1 reads 2 of 8 experts per layer; batch 32 reads nearly all 8 (1-(6/8)^32 ~ 1).
+    assert many.itl_s > 2.0 * one.itl_s
+
+
+# --- bad input --------------------------------------------------------------------------
+@pytest.mark.parametrize("kw,field", [
+    (dict(seq_len=8000, output_len=500), "seq_len"),
+    (dict(seq_len=-5), "seq_len"),
+    (dict(seq_len=128, output_len=0), "output_len"),
+    (dict(seq_len=128, draft_model="Llama3_2_1B", draft_acceptance_rate=1.5),
+     "draft_acceptance_rate"),
+    (dict(seq_len=128, cached_prefix_len=128), "cached_prefix_len"),
+    (dict(seq_len=128, weight_precision="fp12"), "weight_precision"),
+    (dict(seq_len=128, decode_hardware="A100"), "network_bandwidth"),
+])
+def test_bad_input_names_the_field(kw, field):
+    with pytest.raises(ValidationError, match=field):
+        S.solve("Llama3_8B", "H100", **kw)
+
+
+def test_encoder_models_are_not_served():
+    with pytest.raises(ValidationError, match="generative"):
+        S.solve("BERT_Base", "H100", seq_len=128)
