@@ -23,6 +23,9 @@ _LAZY = {
     "ForwardModel": ("mlsysim.core.engine", "ForwardModel"),
     "PerformanceProfile": ("mlsysim.core.engine", "PerformanceProfile"),
     "ServingModel": ("mlsysim.solvers.serving", "ServingModel"),
+    "ContinuousBatchingModel": ("mlsysim.solvers.continuous_batching", "ContinuousBatchingModel"),
+    "TailLatencyModel": ("mlsysim.solvers.queueing", "TailLatencyModel"),
+    "ServingEngines": ("mlsysim.zoo", "ServingEngines"),
 }
 
 __all__ = sorted(_LAZY)

@@ -62,6 +62,67 @@ def eval_cmd(
         raise typer.Exit(EXIT_INFEASIBLE)
 
 
+@app.command("serve")
+def serve_cmd(
+    model: str = typer.Argument(..., help="Generative model, e.g. Llama3_70B"),
+    hardware: str = typer.Argument(..., help="Device, e.g. H100"),
+    prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens."),
+    output_len: int = typer.Option(256, "--output-len", help="Generated tokens."),
+    batch_size: str = typer.Option("1", "--batch-size", "-b", help="A number, or 'max'."),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p"),
+    weight_precision: Optional[str] = typer.Option(None, "--weight-precision"),
+    kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
+    tp_size: int = typer.Option(1, "--tp", help="Tensor-parallel devices."),
+    pp_size: int = typer.Option(1, "--pp", help="Pipeline stages."),
+    qps: Optional[float] = typer.Option(None, "--qps", help="Arrival rate for tail latency."),
+    slo_p99_ms: Optional[float] = typer.Option(None, "--slo-p99-ms",
+                                               help="Check p99 latency against this SLO."),
+    explain: bool = typer.Option(False, "--explain"),
+    as_json: bool = JSON_OPT,
+):
+    """Serve a generative model: TTFT, ITL, tokens/s, KV capacity (and p99 under --qps)."""
+    from ..solvers.serving import ServingModel
+
+    batch = batch_size if batch_size == "max" else _int_or_error(batch_size, as_json)
+    result = run_guarded(as_json, lambda: ServingModel().solve(
+        model, hardware, seq_len=prompt_len, output_len=output_len, batch_size=batch,
+        precision=precision, weight_precision=weight_precision, kv_precision=kv_precision,
+        tp_size=tp_size, pp_size=pp_size))
+    tail = None
+    if qps is not None:
+        from ..solvers.queueing import TailLatencyModel
+        tail = run_guarded(as_json, lambda: TailLatencyModel().solve(
+            arrival_rate_qps=qps / result.batch_size,
+            service_latency_ms=result.e2e_latency.to("ms").magnitude))
+    if as_json:
+        out = result.to_dict()
+        if tail is not None:
+            out["tail_latency"] = tail.to_dict()
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        print_result(result, False, explain)
+        if tail is not None:
+            print_result(tail, False, explain)
+    slo_missed = slo_p99_ms is not None and tail is not None and \
+        (not tail.feasible or tail.p99.to("ms").magnitude > slo_p99_ms)
+    if not result.feasible or (tail is not None and not tail.feasible) or slo_missed:
+        if not as_json:
+            why = result.reason or (tail.reason if tail is not None and not tail.feasible
+                                    else f"p99 {tail.p99.to('ms').magnitude:.4g} ms exceeds "
+                                         f"the SLO of {slo_p99_ms:g} ms")
+            typer.echo(f"infeasible: {why}", err=True)
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+def _int_or_error(text: str, as_json: bool) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        emit_error(MLSysimError(f"--batch-size must be a whole number or 'max'; got {text!r}"),
+                   as_json)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
 @app.command("zoo")
 def zoo_cmd(
     kind: str = typer.Argument("models", help="models | hardware"),

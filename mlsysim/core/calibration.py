@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from statistics import median
@@ -77,6 +77,17 @@ class Efficiency:
     compute_spread: tuple[float, float] = (1.0, 1.0)
     memory_spread: tuple[float, float] = (1.0, 1.0)
     overhead_spread: tuple[float, float] = (1.0, 1.0)
+
+    def variant(self, which: str) -> "Efficiency":
+        """The efficiencies at the fast or slow edge of the calibration spread (the band)."""
+        if which == "nominal":
+            return self
+        i = 1 if which == "fast" else 0
+        c, m = self.compute_spread[i], self.memory_spread[i]
+        o = self.overhead_spread[1 - i]
+        return replace(self, gemm_max=self.gemm_max * c, attention_max=self.attention_max * c,
+                       memory=min(self.memory * m, 1.0),
+                       kernel_overhead_s=self.kernel_overhead_s * o)
 
     def gemm_eta(self, flops: float, peak: float) -> float:
         x = (flops / (peak * self.gemm_tau_s)) ** self.gemm_alpha

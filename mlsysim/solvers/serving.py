@@ -65,29 +65,41 @@ def expected_accepted_tokens(acceptance: float, draft_len: int) -> float:
 
 
 _TABLES: dict[tuple, tuple[Any, Any]] = {}
-_GRAPH_EFF: dict[tuple, Efficiency] = {}
+_EFF_CACHE: dict[tuple, tuple[HardwareSpec, Efficiency]] = {}
 
 
-def graph_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool) -> Efficiency:
-    """Serving engines replay decode steps as CUDA graphs: no host dispatch per kernel. The
-    remaining per-kernel floor is bounded by the smallest measured launch cost (raw driver
-    launch); without graphs, the framework's median dispatch cost applies."""
-    eff = efficiency_for(hardware, precision)
-    if not cuda_graphs:
-        return eff
-    key = (id(hardware), precision)
-    hit = _GRAPH_EFF.get(key)
-    if hit is None or hit.gemm_max != eff.gemm_max:
-        hit = replace(eff, kernel_overhead_s=calibration().graph_kernel_s)
-        _GRAPH_EFF[key] = hit
-    return hit
+def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool,
+                       variant: str = "nominal") -> Efficiency:
+    """The device's efficiencies (``variant``: nominal, or the band's fast/slow edge). Serving
+    engines replay decode steps as CUDA graphs: no host dispatch per kernel, so the per-kernel
+    floor drops to the smallest measured launch cost (a raw driver launch); without graphs
+    the framework's median dispatch cost applies."""
+    key = (id(hardware), precision, cuda_graphs, variant)
+    hit = _EFF_CACHE.get(key)
+    if hit is None or hit[0] is not hardware:
+        eff = efficiency_for(hardware, precision)
+        if cuda_graphs:
+            eff = replace(eff, kernel_overhead_s=calibration().graph_kernel_s)
+        hit = (hardware, eff.variant(variant))
+        _EFF_CACHE[key] = hit
+    return hit[1]
 
 
 def pass_time(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment, ...],
-              batch: int, *, precision: str, e: float, kv_e: float, we: float, tp: int,
-              eff: Efficiency, encoder: bool = False, phase: str | None = None) -> float:
-    """Seconds for one pass of ``batch`` samples, each made of ``segments`` (transformers), or
-    of ``phase`` over ``segments[0]`` (state-space models)."""
+              batch, *, precision: str, e: float, kv_e: float, we: float, tp: int,
+              eff: Efficiency, encoder: bool = False, phase: str | None = None):
+    """Seconds for one pass of ``batch`` samples (an int, or an (n, 1) array for a sweep), each
+    made of ``segments`` (transformers), or of ``phase`` over ``segments[0]`` (SSMs)."""
+    p = pass_prepared(model, hardware, segments, precision=precision, e=e, kv_e=kv_e, we=we,
+                      tp=tp, eff=eff, encoder=encoder, phase=phase)
+    t = evaluate(p, batch).latency
+    return float(t) if isinstance(batch, int) else t
+
+
+def pass_prepared(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment, ...], *,
+                  precision: str, e: float, kv_e: float, we: float, tp: int, eff: Efficiency,
+                  encoder: bool = False, phase: str | None = None):
+    """The prepared cost table of one pass (cached per model, segments and precisions)."""
     key = (id(model), segments, e, kv_e, we, tp, encoder, phase)
     hit = _TABLES.get(key)
     if hit is None or hit[0] is not model:
@@ -102,7 +114,7 @@ def pass_time(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment,
             _TABLES.clear()
         hit = (model, table)
         _TABLES[key] = hit
-    return float(evaluate(prepare(hit[1], hardware, precision, eff), batch).latency)
+    return prepare(hit[1], hardware, precision, eff)
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +147,18 @@ class ServingResult(Result):
     accepted_per_step: float = 1.0
     draft_model: ModelSpec | None = None
     notes: tuple[str, ...] = field(default=())
+    _inputs: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def band(self) -> dict[str, tuple[Any, Any]]:
+        """(low, high) TTFT and ITL at the edges of the calibration spread."""
+        if "_band" not in self.__dict__:
+            fast = ServingModel().solve(**self._inputs, _variant="fast")
+            slow = ServingModel().solve(**self._inputs, _variant="slow")
+            object.__setattr__(self, "_band", {
+                "ttft": (fast.ttft, slow.ttft), "itl": (fast.itl, slow.itl),
+                "tokens_per_s": (slow.tokens_per_s, fast.tokens_per_s)})
+        return self._band
 
     # --- headline quantities ---------------------------------------------------------
     @property
@@ -201,13 +225,16 @@ class ServingResult(Result):
                 f"memory_utilization)")
 
     def headline(self) -> dict[str, Any]:
+        band = self.band
         return {
             "model": self.model.name, "hardware": self.hardware.name,
             "decode_hardware": self.decode_hardware.name, "batch_size": self.batch_size,
             "prompt_len": self.seq_len, "output_len": self.output_len,
             "precision": self.precision, "weight_precision": self.weight_precision,
             "kv_precision": self.kv_precision, "tp_size": self.tp_size, "pp_size": self.pp_size,
-            "ttft": self.ttft, "itl": self.itl, "e2e_latency": self.e2e_latency,
+            "ttft": self.ttft, "ttft_low": band["ttft"][0], "ttft_high": band["ttft"][1],
+            "itl": self.itl, "itl_low": band["itl"][0], "itl_high": band["itl"][1],
+            "e2e_latency": self.e2e_latency,
             "tokens_per_s": self.tokens_per_s,
             "tokens_per_s_per_device": self.tokens_per_s_per_device,
             "tokens_per_s_per_user": self.tokens_per_s_per_user,
@@ -256,7 +283,7 @@ class ServingModel(ForwardModel):
               network_bandwidth=None, cached_prefix_len: int = 0, draft_model=None,
               draft_acceptance_rate: float | None = None, draft_len: int = 4,
               memory_utilization: float = 0.9, page_size: int = 16,
-              cuda_graphs: bool = True) -> ServingResult:
+              cuda_graphs: bool = True, _variant: str = "nominal") -> ServingResult:
         """Serve ``batch_size`` requests of ``seq_len`` prompt and ``output_len`` new tokens.
 
         ``batch_size="max"`` picks the largest batch whose KV cache fits (max-throughput mode).
@@ -270,6 +297,14 @@ class ServingModel(ForwardModel):
         >>> r.itl.to("ms").magnitude < r.ttft.to("ms").magnitude
         True
         """
+        inputs = dict(model=model, hardware=hardware, seq_len=seq_len, batch_size=batch_size,
+                      precision=precision, output_len=output_len,
+                      weight_precision=weight_precision, kv_precision=kv_precision,
+                      tp_size=tp_size, pp_size=pp_size, decode_hardware=decode_hardware,
+                      network_bandwidth=network_bandwidth, cached_prefix_len=cached_prefix_len,
+                      draft_model=draft_model, draft_acceptance_rate=draft_acceptance_rate,
+                      draft_len=draft_len, memory_utilization=memory_utilization,
+                      page_size=page_size, cuda_graphs=cuda_graphs)
         model, hardware = resolve(model, hardware)
         decode_hw = hardware if decode_hardware is None else resolve(model, decode_hardware)[1]
         if not isinstance(model, (TransformerSpec, SSMSpec)) or \
@@ -313,8 +348,8 @@ class ServingModel(ForwardModel):
         util = check.fraction("memory_utilization", memory_utilization, OWNER)
         page = check.positive_int("page_size", page_size, OWNER)
 
-        eff_p = efficiency_for(hardware, precision)
-        eff_d = graph_efficiency(decode_hw, precision, bool(cuda_graphs))
+        eff_p = serving_efficiency(hardware, precision, False, _variant)
+        eff_d = serving_efficiency(decode_hw, precision, bool(cuda_graphs), _variant)
         kw = dict(precision=precision, e=e, kv_e=kv_e, we=we, tp=tp)
         notes: list[str] = []
 
@@ -410,7 +445,7 @@ class ServingModel(ForwardModel):
             kv_transfer_s=kv_transfer, weights_bytes=weights, kv_bytes_per_token=kv_tok,
             kv_bytes_per_sequence=kv_seq, activation_bytes=act, usable_bytes=usable,
             page_size=page, accepted_per_step=accepted, draft_model=draft,
-            notes=tuple(notes),
+            notes=tuple(notes), _inputs=inputs,
         )
 
     @staticmethod

@@ -15,8 +15,10 @@ import yaml
 from ..errors import DataFileError, SpecError, UnknownNameError
 from ..specs.hardware import HardwareSpec
 from ..specs.model import FAMILIES, ModelSpec
+from ..specs.serving import ServingEngineSpec
 
-__all__ = ["Registry", "Hardware", "Models", "load_hardware", "load_model", "DATA"]
+__all__ = ["Registry", "Hardware", "Models", "ServingEngines", "load_hardware", "load_model",
+           "DATA"]
 
 DATA = Path(__file__).with_name("data")
 
@@ -197,6 +199,10 @@ def _load_dir(sub: str, build) -> list:
 
 Hardware = Registry("hardware", lambda: _load_dir("hardware", _hardware_from),
                     ("Cloud", "Edge", "Mobile", "Tiny"))
+ServingEngines = Registry(
+    "serving engine",
+    lambda: [ServingEngineSpec.from_dict(raw, f"serving_engines.yaml entry {_entry_name(raw, i)}")
+             for i, raw in enumerate(_read_yaml(DATA / "serving_engines.yaml"))])
 Models = Registry("model", lambda: _load_dir("models", _model_from),
                   ("Vision", "Language", "StateSpace", "Recommendation", "GenerativeVision",
                    "Speech", "Tiny"))

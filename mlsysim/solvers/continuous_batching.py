@@ -1,0 +1,225 @@
+"""Continuous (iteration-level) batching in steady state [Yu et al., Orca, OSDI 2022], with
+paged KV [Kwon et al., vLLM, SOSP 2023] and chunked prefill [Agrawal et al., Sarathi-Serve,
+OSDI 2024].
+
+Requests of ``prompt_len`` tokens arrive at ``arrival_rate_qps`` and each generates
+``output_len`` tokens. Every engine step runs one token for each of the N decoding sequences
+plus up to ``max_num_batched_tokens - N`` prompt tokens (chunked prefill), and costs
+
+    tau(N) = pass(N decode tokens at mean context P + O/2,  c prompt tokens) + step overhead,
+
+one pass reading the weights once. In steady state decode tokens leave at lambda * O per second
+and prompt tokens at lambda * P, so N / tau = lambda * O and c = N * P / O. N is found by
+bisection (throughput N / tau grows with N); the KV cache (paged) and the engine's
+max_num_seqs cap N. Latency: TPOT = tau; TTFT = wait for prefill slots (M/D/1 mean wait on
+the prefill budget, Allen-Cunneen with cv = 0) + ceil(P / free budget) steps. Without an
+arrival rate the engine is saturated: N at its cap, giving the maximum throughput.
+Left out: preemption and swapping, prefix sharing between requests, output-length variance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..core import validate as check
+from ..core.engine import ForwardModel, resolve
+from ..core.result import Result
+from ..errors import ValidationError
+from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
+from ..specs.model import ModelSpec, TransformerSpec
+from ..specs.serving import ServingEngineSpec
+from ..units import Q_, Rate
+from ..workloads.transformer import Segment, kv_cache_bytes
+from .queueing import mmc_mean_wait
+from .serving import ServingModel, pass_time, serving_efficiency
+
+__all__ = ["ContinuousBatchingModel", "ContinuousBatchingResult"]
+
+OWNER = "ContinuousBatchingModel"
+
+
+@dataclass(frozen=True, eq=False)
+class ContinuousBatchingResult(Result):
+    model: ModelSpec
+    hardware: HardwareSpec
+    engine: ServingEngineSpec
+    prompt_len: int
+    output_len: int
+    tp_size: int
+    arrival_rate: float | None      # requests/s asked for (None: saturated)
+    concurrency: float              # decoding sequences per step, N
+    max_concurrency: int            # cap from KV capacity and max_num_seqs
+    prefill_chunk: float            # prompt tokens per step, c
+    step_s: float                   # tau
+    step_overhead_s: float
+    ttft_wait_s: float
+    ttft_service_s: float
+    feasible: bool
+    reason: str | None
+
+    @property
+    def requests_per_s(self) -> Rate:
+        return Rate(self.concurrency / (self.step_s * self.output_len), "1/s")
+
+    @property
+    def output_tokens_per_s(self) -> Rate:
+        return Rate(self.concurrency / self.step_s, "token/s")
+
+    @property
+    def tokens_per_s_per_gpu(self) -> Rate:
+        return Rate(float(self.output_tokens_per_s) / self.tp_size, "token/s")
+
+    @property
+    def total_tokens_per_s(self) -> Rate:
+        return Rate(float(self.requests_per_s) * (self.prompt_len + self.output_len), "token/s")
+
+    @property
+    def tpot(self):
+        return Q_(self.step_s, "s").to("ms")
+
+    @property
+    def ttft(self):
+        return Q_(self.ttft_wait_s + self.ttft_service_s, "s").to("ms")
+
+    @property
+    def e2e_latency(self):
+        return Q_(self.ttft_wait_s + self.ttft_service_s + (self.output_len - 1) * self.step_s,
+                  "s").to("ms")
+
+    def headline(self) -> dict[str, Any]:
+        return {
+            "model": self.model.name, "hardware": self.hardware.name,
+            "engine": self.engine.name, "tp_size": self.tp_size,
+            "prompt_len": self.prompt_len, "output_len": self.output_len,
+            "arrival_rate": self.arrival_rate, "requests_per_s": self.requests_per_s,
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
+            "ttft": self.ttft, "tpot": self.tpot, "e2e_latency": self.e2e_latency,
+            "concurrency": round(self.concurrency, 2), "max_concurrency": self.max_concurrency,
+            "feasible": self.feasible, "reason": self.reason,
+            "metric_definitions": {
+                "tpot": "time per output token after the first = one engine step",
+                "ttft": "mean wait for prefill slots + prefill steps (queueing included; "
+                        "without an arrival rate, the prefill steps only)",
+                "output_tokens_per_s": "decode tokens per second of the whole tp group",
+                "tokens_per_s_per_gpu": "output_tokens_per_s / tp_size",
+                "total_tokens_per_s": "(prompt + output) tokens per second",
+            },
+        }
+
+    def explain(self) -> str:
+        return "\n".join([
+            f"{self.model.name} on {self.tp_size} x {self.hardware.name} with "
+            f"{self.engine.name}: prompt {self.prompt_len}, output {self.output_len}",
+            f"  step: {self.concurrency:.1f} decode tokens + {self.prefill_chunk:.0f} prompt "
+            f"tokens (budget {self.engine.max_num_batched_tokens}), tau = "
+            f"{self.step_s * 1e3:.4g} ms incl. {self.step_overhead_s * 1e3:.3g} ms step "
+            f"overhead",
+            f"  steady state: N / tau = {float(self.output_tokens_per_s):.4g} tokens/s = "
+            f"{float(self.requests_per_s):.4g} requests/s x {self.output_len} tokens"
+            + (f" (asked {self.arrival_rate:g} req/s)" if self.arrival_rate else " (saturated)"),
+            f"  TTFT = wait {self.ttft_wait_s * 1e3:.4g} ms + prefill "
+            f"{self.ttft_service_s * 1e3:.4g} ms; TPOT = tau = {self.step_s * 1e3:.4g} ms",
+            f"  concurrency cap {self.max_concurrency} (KV cache pages and max_num_seqs)"
+            + ("" if self.feasible else f"; INFEASIBLE: {self.reason}"),
+        ])
+
+
+class ContinuousBatchingModel(ForwardModel):
+    """Steady-state throughput and latency of an iteration-level scheduler."""
+
+    def solve(self, model, hardware, prompt_len: int, output_len: int,
+              arrival_rate_qps: float | None = None, engine: str = "vllm",
+              precision: str | None = None, kv_precision: str | None = None,
+              weight_precision: str | None = None, tp_size: int = 1, page_size: int = 16,
+              memory_utilization: float = 0.9) -> ContinuousBatchingResult:
+        """Serve a stream of requests with a serving-engine preset (``mlsysim.zoo.ServingEngines``:
+        vllm, sglang, tensorrt_llm, static)."""
+        from ..zoo import ServingEngines
+
+        model, hardware = resolve(model, hardware)
+        preset = ServingEngines.get(engine) if isinstance(engine, str) else engine
+        if not isinstance(model, TransformerSpec) or model.kind == "encoder":
+            raise ValidationError("model", f"must be a decoder transformer; {model.name} is "
+                                  f"{model.architecture}.", owner=OWNER)
+        P = check.positive_int("prompt_len", prompt_len, OWNER)
+        O = check.positive_int("output_len", output_len, OWNER)
+        lam = None if arrival_rate_qps is None else \
+            check.positive_float("arrival_rate_qps", arrival_rate_qps, OWNER)
+        # One request through ServingModel validates the rest (precisions, TP, context, memory).
+        single = ServingModel().solve(model, hardware, seq_len=P, output_len=O,
+                                      precision=precision, kv_precision=kv_precision,
+                                      weight_precision=weight_precision, tp_size=tp_size,
+                                      page_size=page_size, memory_utilization=memory_utilization,
+                                      cuda_graphs=preset.cuda_graphs)
+        tp = single.tp_size
+        prec, kvp, wp = single.precision, single.kv_precision, single.weight_precision
+        e, kv_e, we = (BYTES_PER_ELEMENT[p] for p in (prec, kvp, wp))
+        cap = min(single.max_concurrent_sequences, preset.max_num_seqs)
+        overhead = float(preset.step_overhead.to("s").magnitude)
+        budget = preset.max_num_batched_tokens
+        eff = serving_efficiency(hardware, prec, preset.cuda_graphs)
+        ctx = P + O // 2
+        h = model.hidden
+
+        def step(n: int) -> tuple[float, float]:
+            """(tau, prompt tokens per step) with n sequences decoding."""
+            c = n * P / O
+            if preset.chunked_prefill:
+                c = min(c, max(budget - n, 0))
+            segments = (Segment(1, ctx, sequences=n),) + \
+                ((Segment(max(int(math.ceil(c)), 1), P // 2),) if c > 0 else ())
+            t = pass_time(model, hardware, segments, 1, precision=prec, e=e, kv_e=kv_e, we=we,
+                          tp=tp, eff=eff)
+            if tp > 1:
+                from ..core.collectives import collective_time
+                t += 2 * model.layers * collective_time(hardware, "allreduce",
+                                                        (n + c) * h * e, tp)
+            return t + overhead, c
+
+        feasible, reason = True, None
+        if cap < 1:
+            feasible = False
+            reason = single.reason or "the KV cache has no room for one sequence"
+            cap = 1
+        prefill_rate_ok = (lambda n, c: c >= n * P / O - 1e-9)
+        tau_cap, c_cap = step(cap)
+        max_rate = cap / (tau_cap * O)
+        if not prefill_rate_ok(cap, c_cap):
+            # The chunk budget, not the cache, limits how fast prompts enter.
+            max_rate = min(max_rate, c_cap / (tau_cap * P))
+        if lam is None:
+            n, (tau, c) = cap, (tau_cap, c_cap)
+        elif lam >= max_rate:
+            n, (tau, c) = cap, (tau_cap, c_cap)
+            feasible = False
+            reason = (f"arrival rate {lam:g} req/s exceeds the capacity of {max_rate:.4g} req/s "
+                      f"(concurrency cap {cap})")
+        else:
+            lo, hi = 1, cap
+            while lo < hi:  # smallest n whose throughput meets the arrival rate
+                mid = (lo + hi) // 2
+                t_mid, _ = step(mid)
+                if mid / (t_mid * O) >= lam:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            n = lo
+            tau, c = step(n)
+        # TTFT: prompts are served from the step budget left after decode tokens.
+        free = max(budget - n, 1) if preset.chunked_prefill else P
+        service = math.ceil(P / free) * tau
+        # Saturated (no arrival rate): report the service part only; the queue is at its edge.
+        wait = 0.0 if lam is None else (
+            mmc_mean_wait(lam, service, 1, service_time_cv=0.0) if lam * service < 1
+            else math.inf)
+        if wait == math.inf and feasible:
+            feasible = False
+            reason = "prompts arrive faster than the prefill budget admits them"
+        return ContinuousBatchingResult(
+            model=model, hardware=hardware, engine=preset, prompt_len=P, output_len=O,
+            tp_size=tp, arrival_rate=lam, concurrency=float(n), max_concurrency=cap,
+            prefill_chunk=float(c), step_s=tau, step_overhead_s=overhead, ttft_wait_s=wait,
+            ttft_service_s=service, feasible=feasible, reason=reason)
