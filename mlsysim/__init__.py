@@ -25,6 +25,10 @@ _LAZY = {
     "ServingModel": ("mlsysim.solvers.serving", "ServingModel"),
     "ContinuousBatchingModel": ("mlsysim.solvers.continuous_batching", "ContinuousBatchingModel"),
     "TailLatencyModel": ("mlsysim.solvers.queueing", "TailLatencyModel"),
+    "CompressionModel": ("mlsysim.solvers.compression", "CompressionModel"),
+    "WeightStreamingModel": ("mlsysim.solvers.weight_streaming", "WeightStreamingModel"),
+    "InferenceScalingModel": ("mlsysim.solvers.inference_scaling", "InferenceScalingModel"),
+    "BatchingOptimizer": ("mlsysim.optimize.batching", "BatchingOptimizer"),
     "ServingEngines": ("mlsysim.zoo", "ServingEngines"),
 }
 

@@ -242,6 +242,17 @@ def test_distribution_moments(cv, lam, c):
         assert close(m2, s * s * (1 + cv * cv), rel=1e-3)
 
 
+@pytest.mark.parametrize("cv", [1e-300, 2e-296, 1e-12, 1e-6])
+def test_tiny_cv_is_deterministic(cv):
+    """cv -> 0: the shifted exponential collapses onto S = 10 ms; the quantiles approach the
+    cv = 0 closed form (lambda = 50/s, rho = 0.5: p50 = S, p99 = S + 0.5 ln(50)/50 s). The
+    exponential part has mean cv*S, so quantiles move by a few cv*S: tolerance 50 cv."""
+    d = SOLVER.solve(50, 10, service_time_cv=0.0)
+    r = SOLVER.solve(50, 10, service_time_cv=cv)
+    for a, b in ((r.p50_s, d.p50_s), (r.p90_s, d.p90_s), (r.p99_s, d.p99_s)):
+        assert math.isfinite(a) and close(a, b, rel=50 * cv + 1e-12)
+
+
 def test_cv_near_one_is_continuous():
     base = SOLVER.solve(700, 10, 8, 1.0)
     for cv in (1 - 1e-9, 1 + 1e-9):

@@ -68,6 +68,24 @@ _TABLES: dict[tuple, tuple[Any, Any]] = {}
 _EFF_CACHE: dict[tuple, tuple[HardwareSpec, Efficiency]] = {}
 
 
+_SPARSE: dict[tuple[int, str], tuple[HardwareSpec, HardwareSpec]] = {}
+
+
+def sparse_view(hardware: HardwareSpec, precision: str) -> HardwareSpec:
+    """The device as seen by 2:4-sparse matmuls: its dense peak at ``precision`` replaced by the
+    published sparse peak (same key, so the same calibration). Attention kernels get the same
+    peak, an approximation: they are not sparse, but rarely bind at the peak."""
+    hit = _SPARSE.get((id(hardware), precision))
+    if hit is not None and hit[0] is hardware:
+        return hit[1]
+    peak = hardware.peak(precision, sparse=True)  # raises, listing sparse precisions
+    data = hardware.model_dump(mode="json")
+    data["compute"]["dense"][precision] = f"{peak:~P}"
+    view = HardwareSpec(**data)
+    _SPARSE[(id(hardware), precision)] = (hardware, view)
+    return view
+
+
 def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool,
                        variant: str = "nominal") -> Efficiency:
     """The device's efficiencies (``variant``: nominal, or the band's fast/slow edge). Serving
@@ -283,10 +301,13 @@ class ServingModel(ForwardModel):
               network_bandwidth=None, cached_prefix_len: int = 0, draft_model=None,
               draft_acceptance_rate: float | None = None, draft_len: int = 4,
               memory_utilization: float = 0.9, page_size: int = 16,
-              cuda_graphs: bool = True, _variant: str = "nominal") -> ServingResult:
+              cuda_graphs: bool = True, sparsity: str | None = None,
+              _variant: str = "nominal") -> ServingResult:
         """Serve ``batch_size`` requests of ``seq_len`` prompt and ``output_len`` new tokens.
 
         ``batch_size="max"`` picks the largest batch whose KV cache fits (max-throughput mode).
+        ``sparsity="2:4"`` runs matmuls at the device's published 2:4-sparse peak and stores
+        half the weights plus a 2-bit index per kept value (fp16: 1.125 B per weight).
         ``precision`` is the compute/activation precision; ``weight_precision`` (e.g. "int4"
         for weight-only quantization) and ``kv_precision`` (e.g. "fp8") default to it.
 
@@ -304,7 +325,7 @@ class ServingModel(ForwardModel):
                       network_bandwidth=network_bandwidth, cached_prefix_len=cached_prefix_len,
                       draft_model=draft_model, draft_acceptance_rate=draft_acceptance_rate,
                       draft_len=draft_len, memory_utilization=memory_utilization,
-                      page_size=page_size, cuda_graphs=cuda_graphs)
+                      page_size=page_size, cuda_graphs=cuda_graphs, sparsity=sparsity)
         model, hardware = resolve(model, hardware)
         decode_hw = hardware if decode_hardware is None else resolve(model, decode_hardware)[1]
         if not isinstance(model, (TransformerSpec, SSMSpec)) or \
@@ -318,6 +339,13 @@ class ServingModel(ForwardModel):
         wprec = self._storage("weight_precision", weight_precision or precision)
         kvprec = self._storage("kv_precision", kv_precision or precision)
         e, we, kv_e = (BYTES_PER_ELEMENT[p] for p in (precision, wprec, kvprec))
+        if sparsity is not None:
+            if sparsity != "2:4":
+                raise ValidationError("sparsity", f"must be '2:4' or None. Got {sparsity!r} "
+                                      "instead.", owner=OWNER)
+            hardware = sparse_view(hardware, precision)
+            decode_hw = hardware if decode_hardware is None else sparse_view(decode_hw, precision)
+            we = we * 0.5 + 0.125
         prompt = check.positive_int("seq_len", seq_len, OWNER)
         out = check.positive_int("output_len", output_len, OWNER)
         if prompt + out > model.max_context:

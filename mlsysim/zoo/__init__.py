@@ -189,6 +189,20 @@ class Group:
         return f"<{self._registry._kind} group {self._group}: {len(self)} entries>"
 
 
+class ModelRegistry(Registry):
+    """The model zoo, plus import of Hugging Face ``config.json`` files (no network)."""
+
+    @staticmethod
+    def from_hf_config(config, **kwargs) -> ModelSpec:
+        """Build a transformer spec from a Hugging Face ``config.json`` path, folder or dict
+        (Llama, Mistral, Mixtral, Qwen2, Gemma, Gemma-2, GPT-2 families)."""
+        from .hf import from_hf_config
+        return from_hf_config(config, **kwargs)
+
+    def __dir__(self):
+        return [*super().__dir__(), "from_hf_config"]
+
+
 def _load_dir(sub: str, build) -> list:
     specs = []
     for path in sorted((DATA / sub).glob("*.yaml")):
@@ -203,6 +217,6 @@ ServingEngines = Registry(
     "serving engine",
     lambda: [ServingEngineSpec.from_dict(raw, f"serving_engines.yaml entry {_entry_name(raw, i)}")
              for i, raw in enumerate(_read_yaml(DATA / "serving_engines.yaml"))])
-Models = Registry("model", lambda: _load_dir("models", _model_from),
+Models = ModelRegistry("model", lambda: _load_dir("models", _model_from),
                   ("Vision", "Language", "StateSpace", "Recommendation", "GenerativeVision",
                    "Speech", "Tiny"))

@@ -1,0 +1,1 @@
+"""Searches over configs (batching now; parallelism and placement come with training)."""

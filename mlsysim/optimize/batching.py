@@ -1,0 +1,147 @@
+"""The batch size that maximizes throughput while the p99 latency meets an SLA.
+
+Requests arrive at ``arrival_rate_qps`` (Poisson). A batch of b requests is served together in
+S(b) = TTFT(b) + (output_len - 1) * ITL(b) (ServingModel, evaluated for every b at once with
+the same equations). Batches reach the server at lambda / b per second; the server is an
+M/D/1 queue of batches (deterministic service, Allen-Cunneen with cv = 0), and a request also
+waits for its batch to fill, at worst (b - 1) / lambda. So
+
+    p99(b) = (b - 1) / lambda + W_q,99(lambda / b, S(b)) + S(b),
+    throughput(b) = min(lambda, b / S(b)),
+
+and the best b is the largest-throughput one with p99(b) <= SLA (ties: the lower p99). Every
+b's point is kept (the front), infeasible ones with their reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..core import validate as check
+from ..core.engine import ForwardModel
+from ..core.result import Result
+from ..solvers.queueing import mmc_wait_quantile
+from ..solvers.serving import ServingModel, pass_time, serving_efficiency
+from ..specs.hardware import BYTES_PER_ELEMENT
+from ..units import Q_, Rate
+from ..workloads.transformer import Segment
+
+__all__ = ["BatchingOptimizer", "BatchingResult"]
+
+OWNER = "BatchingOptimizer"
+
+
+@dataclass(frozen=True, eq=False)
+class BatchingResult(Result):
+    model: Any
+    hardware: Any
+    sla_s: float
+    arrival_rate: float
+    batch_sizes: np.ndarray
+    service_s: np.ndarray
+    p99_s: np.ndarray
+    throughput: np.ndarray           # requests/s
+    fits: np.ndarray                 # KV cache fits at that batch
+    best_index: int | None
+
+    @property
+    def feasible(self) -> bool:
+        return self.best_index is not None
+
+    @property
+    def reason(self) -> str | None:
+        if self.feasible:
+            return None
+        return (f"no batch size meets p99 <= {self.sla_s * 1e3:g} ms at {self.arrival_rate:g} "
+                f"req/s (best p99 {np.nanmin(self.p99_s) * 1e3:.4g} ms)")
+
+    @property
+    def best_batch_size(self) -> int | None:
+        return None if self.best_index is None else int(self.batch_sizes[self.best_index])
+
+    @property
+    def best_throughput(self) -> Rate | None:
+        return None if self.best_index is None else Rate(self.throughput[self.best_index], "1/s")
+
+    @property
+    def best_p99(self):
+        return None if self.best_index is None else Q_(self.p99_s[self.best_index], "s").to("ms")
+
+    def front(self) -> list[dict[str, Any]]:
+        """Every batch size: throughput, p99, and whether it meets the SLA and fits."""
+        return [{"batch_size": int(b), "throughput_rps": float(x), "p99_ms": float(p) * 1e3,
+                 "service_ms": float(s) * 1e3, "fits": bool(f),
+                 "meets_sla": bool(f and p <= self.sla_s)}
+                for b, s, p, x, f in zip(self.batch_sizes, self.service_s, self.p99_s,
+                                         self.throughput, self.fits)]
+
+    def headline(self) -> dict[str, Any]:
+        return {"model": self.model.name, "hardware": self.hardware.name,
+                "sla_p99": Q_(self.sla_s, "s").to("ms"), "arrival_rate": self.arrival_rate,
+                "best_batch_size": self.best_batch_size, "best_throughput": self.best_throughput,
+                "best_p99": self.best_p99, "feasible": self.feasible, "reason": self.reason}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["front"] = self.front()
+        return d
+
+    def explain(self) -> str:
+        lines = ["p99(b) = (b-1)/lambda + W_q,99(lambda/b, S(b)) + S(b); throughput = "
+                 "min(lambda, b/S(b))"]
+        if self.feasible:
+            i = self.best_index
+            lines.append(f"  best b = {self.best_batch_size}: S = {self.service_s[i] * 1e3:.4g}"
+                         f" ms, p99 = {self.p99_s[i] * 1e3:.4g} ms <= "
+                         f"{self.sla_s * 1e3:g} ms, throughput {self.throughput[i]:.4g} req/s")
+        else:
+            lines.append(f"  {self.reason}")
+        return "\n".join(lines)
+
+
+class BatchingOptimizer(ForwardModel):
+    def solve(self, model, hardware, seq_len: int, sla_latency_ms: float,
+              arrival_rate_qps: float, output_len: int = 128, max_batch_size: int = 256,
+              precision: str | None = None, tp_size: int = 1, **serving_options
+              ) -> BatchingResult:
+        sla = check.positive_float("sla_latency_ms", sla_latency_ms, OWNER) / 1e3
+        lam = check.positive_float("arrival_rate_qps", arrival_rate_qps, OWNER)
+        bmax = check.positive_int("max_batch_size", max_batch_size, OWNER)
+        # One scalar solve validates everything and gives the per-device constants.
+        r = ServingModel().solve(model, hardware, seq_len=seq_len, output_len=output_len,
+                                 precision=precision, tp_size=tp_size, **serving_options)
+        m, hw = r.model, r.hardware
+        e, kv_e, we = (BYTES_PER_ELEMENT[p] for p in (r.precision, r.kv_precision,
+                                                       r.weight_precision))
+        kw = dict(precision=r.precision, e=e, kv_e=kv_e, we=we, tp=r.tp_size)
+        b = np.arange(1, bmax + 1, dtype=np.float64)
+        col = b[:, None]
+        prefill = pass_time(m, hw, (Segment(seq_len - r.cached_prefix_len,
+                                            r.cached_prefix_len),), col, encoder=True,
+                            eff=serving_efficiency(hw, r.precision, False), **kw)
+        step = pass_time(m, r.decode_hardware, (Segment(1, seq_len + (output_len - 1) // 2),),
+                         col, eff=serving_efficiency(r.decode_hardware, r.precision, True), **kw)
+        # Communication and KV transfer scale linearly enough with b to reuse batch 1's share.
+        extra = (r.comm_prefill_s + r.kv_transfer_s) * b + (output_len - 1) * r.comm_decode_s
+        service = prefill + (output_len - 1) * step + extra
+        fits = r.weights_bytes + b * r.kv_bytes_per_sequence + r.activation_bytes * b \
+            <= r.usable_bytes
+        p99 = np.full_like(b, np.inf)
+        for i, (bb, s) in enumerate(zip(b, service)):
+            if lam / bb * s < 1.0:
+                p99[i] = (bb - 1) / lam + mmc_wait_quantile(0.99, lam / bb, float(s), 1,
+                                                            service_time_cv=0.0) + s
+        throughput = np.minimum(lam, b / service)
+        ok = fits & (p99 <= sla)
+        best = None
+        if ok.any():
+            cand = np.where(ok)[0]
+            top = throughput[cand].max()
+            near = cand[throughput[cand] >= top * (1 - 1e-9)]
+            best = int(near[np.argmin(p99[near])])
+        return BatchingResult(model=m, hardware=hw, sla_s=sla, arrival_rate=lam,
+                              batch_sizes=b.astype(int), service_s=service, p99_s=p99,
+                              throughput=throughput, fits=fits, best_index=best)

@@ -1,0 +1,176 @@
+"""Serving-side solvers: continuous batching, batching optimizer, compression, weight
+streaming, test-time scaling; plus the contract every solver keeps."""
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+import mlsysim
+from mlsysim import (BatchingOptimizer, CompressionModel, ContinuousBatchingModel,
+                     InferenceScalingModel, ServingModel, TailLatencyModel,
+                     WeightStreamingModel)
+from mlsysim.errors import MLSysimError, UnknownNameError, UnsupportedPrecisionError, \
+    ValidationError
+from mlsysim.solvers.serving import expected_accepted_tokens
+
+CB = ContinuousBatchingModel()
+
+
+def test_continuous_batching_meets_the_arrival_rate_with_little_law():
+    r = CB.solve("Llama3_8B", "H100", prompt_len=1024, output_len=256, arrival_rate_qps=5)
+    assert r.feasible
+    # Steady state: N / (tau * O) >= lambda, with N the smallest such concurrency.
+    assert float(r.requests_per_s) >= 5
+    smaller = CB.solve("Llama3_8B", "H100", prompt_len=1024, output_len=256,
+                       arrival_rate_qps=2)
+    assert smaller.concurrency < r.concurrency
+    assert r.tpot.magnitude == pytest.approx(r.step_s * 1e3)
+
+
+def test_continuous_batching_saturates_and_reports_overload():
+    sat = CB.solve("Llama3_8B", "H100", prompt_len=1024, output_len=256)
+    over = CB.solve("Llama3_8B", "H100", prompt_len=1024, output_len=256,
+                    arrival_rate_qps=2 * float(sat.requests_per_s))
+    assert sat.feasible and not over.feasible
+    assert "exceeds the capacity" in over.reason
+    assert sat.concurrency == sat.max_concurrency
+
+
+def test_step_overhead_is_the_term_rooflines_miss():
+    # At low load a step is tiny, so the per-step overhead is a visible share of TPOT.
+    vllm = CB.solve("Llama3_8B", "H100", prompt_len=256, output_len=64, arrival_rate_qps=0.5)
+    sgl = CB.solve("Llama3_8B", "H100", prompt_len=256, output_len=64, arrival_rate_qps=0.5,
+                   engine="sglang")
+    assert vllm.tpot.magnitude - sgl.tpot.magnitude == pytest.approx(1.0 - 0.3, abs=0.05)
+
+
+def test_engine_presets_are_sourced_data():
+    engines = list(mlsysim.ServingEngines)
+    assert {e.key for e in engines} >= {"vllm", "sglang", "tensorrt_llm"}
+    for e in engines:
+        assert e.source and (not e.estimate or e.notes)
+
+
+def test_batching_optimizer_front_and_choice():
+    r = BatchingOptimizer().solve("Llama3_8B", "H100", seq_len=512, output_len=64,
+                                  sla_latency_ms=4000, arrival_rate_qps=5)
+    assert r.feasible
+    front = r.front()
+    assert len(front) == 256
+    best = front[r.best_batch_size - 1]
+    assert best["meets_sla"] and best["p99_ms"] <= 4000
+    # No SLA-meeting batch has more throughput than the chosen one.
+    assert all(p["throughput_rps"] <= best["throughput_rps"] + 1e-9
+               for p in front if p["meets_sla"])
+    # The front is consistent with single solves: service time = TTFT + 63 ITL at batch 8.
+    s = ServingModel().solve("Llama3_8B", "H100", seq_len=512, output_len=64, batch_size=8)
+    assert front[7]["service_ms"] == pytest.approx(s.e2e_latency.magnitude, rel=1e-6)
+    json.dumps(r.to_dict())
+
+
+def test_batching_optimizer_impossible_sla():
+    r = BatchingOptimizer().solve("Llama3_8B", "H100", seq_len=512, output_len=64,
+                                  sla_latency_ms=1, arrival_rate_qps=5)
+    assert not r.feasible and "no batch size" in r.reason
+
+
+def test_compression_methods():
+    c = CompressionModel()
+    w4 = c.solve("Llama3_8B", "H100", "int4_weight_only", seq_len=1024)
+    assert w4.weight_memory_ratio == pytest.approx(0.25)
+    assert w4.itl_speedup > 2 and w4.ttft_speedup == pytest.approx(1.0, abs=0.05)
+    kv = c.solve("Llama3_8B", "H100", "fp8_kv", seq_len=4096, output_len=4096)
+    assert kv.concurrency_gain > 1.9
+    sp = c.solve("Llama3_8B", "H100", "sparse_2_4", seq_len=1024)
+    assert sp.weight_memory_ratio == pytest.approx(0.5625)  # (1 B values + 0.125 B index) / 2 B
+    assert sp.ttft_speedup > 1.5  # prefill runs at the 2x sparse peak
+    with pytest.raises(UnsupportedPrecisionError):
+        c.solve("Llama3_8B", "A100", "w8a8_fp8")   # no fp8 tensor cores on the A100
+    with pytest.raises(UnknownNameError):
+        c.solve("Llama3_8B", "H100", "int3")
+
+
+def test_weight_streaming_over_pcie_is_stream_bound_and_hidden_when_fast():
+    slow = WeightStreamingModel().solve("Llama3_70B", "H100", batch_size=1)
+    # 70.55e9 params * 2 B / 80 layers = 1.764 GB per layer over 64 GB/s = 27.6 ms per layer.
+    assert slow.stream_per_layer_s == pytest.approx(70.55e9 * 2 / 80 / 64e9, rel=0.01)
+    assert not slow.hidden
+    fast = WeightStreamingModel().solve("Llama3_70B", "H100", batch_size=64, phase="prefill",
+                                        seq_len=4096, stream_bandwidth="1 TB/s")
+    assert fast.hidden
+
+
+def test_inference_scaling_costs_more_with_reasoning():
+    r = InferenceScalingModel().solve("Llama3_8B", "H100", prompt_len=512, reasoning_steps=4,
+                                      tokens_per_step=256, num_samples=2)
+    assert r.tokens_generated == 2 * (4 * 256 + 256)
+    assert r.latency_multiplier > 4  # 1280 output tokens vs 256
+    assert r.energy.to("kJ").magnitude > 0
+
+
+def test_speculative_expected_tokens_edges():
+    assert expected_accepted_tokens(0.0, 4) == 1.0
+    assert expected_accepted_tokens(1.0, 4) == 5.0
+
+
+# --- the contract every solver keeps ------------------------------------------------------
+CASES = [
+    (lambda: mlsysim.Engine.solve("ResNet50", "A100", batch_size=4), None),
+    (lambda: ServingModel().solve("Llama3_8B", "H100", seq_len=512), None),
+    (lambda: CB.solve("Llama3_8B", "H100", prompt_len=512, output_len=64,
+                      arrival_rate_qps=2), None),
+    (lambda: TailLatencyModel().solve(arrival_rate_qps=10, service_latency_ms=20), None),
+    (lambda: CompressionModel().solve("Llama3_8B", "H100", "fp8_kv"), None),
+    (lambda: WeightStreamingModel().solve("Llama3_8B", "H100"), None),
+    (lambda: InferenceScalingModel().solve("Llama3_8B", "H100", prompt_len=256,
+                                           reasoning_steps=1), None),
+    (lambda: BatchingOptimizer().solve("Llama3_8B", "H100", seq_len=256, output_len=32,
+                                       sla_latency_ms=5000, arrival_rate_qps=2), None),
+]
+
+
+@pytest.mark.parametrize("make,_", CASES, ids=lambda c: getattr(c, "__name__", "x"))
+def test_solver_contract(make, _):
+    a, b = make(), make()
+    # Deterministic, frozen, explainable, JSON-ready.
+    assert json.dumps(a.to_dict(), sort_keys=True, default=str) == \
+        json.dumps(b.to_dict(), sort_keys=True, default=str)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.model = None
+    assert isinstance(a.explain(), str) and len(a.explain()) > 20
+    assert a.__rich__() is not None
+
+
+def test_inputs_are_not_mutated():
+    m, h = mlsysim.Models.Llama3_8B, mlsysim.Hardware.H100
+    before = (m.model_dump_json(), h.model_dump_json())
+    ServingModel().solve(m, h, seq_len=512, tp_size=2)
+    assert (m.model_dump_json(), h.model_dump_json()) == before
+
+
+def test_tp_one_means_zero_communication():
+    r = ServingModel().solve("Llama3_70B", "H100", seq_len=512, pp_size=2)
+    assert r.comm_prefill_s > 0  # the pipeline hand-off
+    r1 = ServingModel().solve("Llama3_8B", "H100", seq_len=512)
+    assert r1.comm_prefill_s == 0 and r1.comm_decode_s == 0
+
+
+def test_tensor_parallel_70b_fits_and_speeds_decode():
+    one = ServingModel().solve("Llama3_70B", "H100", seq_len=1024)
+    four = ServingModel().solve("Llama3_70B", "H100", seq_len=1024, tp_size=4)
+    eight = ServingModel().solve("Llama3_70B", "H100", seq_len=1024, tp_size=8)
+    assert not one.feasible and four.feasible and eight.feasible
+    assert eight.itl_s < four.itl_s
+    assert four.comm_decode_s > 0
+    with pytest.raises(ValidationError, match="tp_size"):
+        ServingModel().solve("Llama3_70B", "H100", seq_len=1024, tp_size=3)
+
+
+def test_all_solver_errors_are_ours():
+    with pytest.raises(MLSysimError):
+        CB.solve("Llama3_8B", "H100", prompt_len=0, output_len=1)
+    with pytest.raises(MLSysimError):
+        BatchingOptimizer().solve("Llama3_8B", "H100", seq_len=64, sla_latency_ms=math.nan,
+                                  arrival_rate_qps=1)
