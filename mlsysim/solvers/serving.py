@@ -291,6 +291,43 @@ class ServingResult(Result):
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Everything about a serving config except the batch: validated once, then cached."""
+
+    raw: tuple                   # the caller's model/hardware/decode/draft objects (identity)
+    inputs: dict
+    model: ModelSpec
+    hardware: HardwareSpec
+    decode_hw: HardwareSpec
+    draft: ModelSpec | None
+    precision: str
+    wprec: str
+    kvprec: str
+    prompt: int
+    out: int
+    cached: int
+    tp: int
+    pp: int
+    page: int
+    usable: float
+    weights: float
+    kv_tok: float
+    kv_seq: float
+    act: float
+    act_bytes: float             # bytes per token of one layer's activation (communication)
+    prefill: Any                 # prepared cost tables
+    step: Any
+    draft_step: Any
+    verify: Any
+    draft_len: int
+    accepted: float
+    kv_transfer_per_seq: float
+
+
+_PLANS: dict[tuple, _Plan] = {}
+
+
 class ServingModel(ForwardModel):
     """Latency and throughput of serving a generative model (see the module docstring)."""
 
@@ -318,27 +355,97 @@ class ServingModel(ForwardModel):
         >>> r.itl.to("ms").magnitude < r.ttft.to("ms").magnitude
         True
         """
-        inputs = dict(model=model, hardware=hardware, seq_len=seq_len, batch_size=batch_size,
-                      precision=precision, output_len=output_len,
-                      weight_precision=weight_precision, kv_precision=kv_precision,
-                      tp_size=tp_size, pp_size=pp_size, decode_hardware=decode_hardware,
-                      network_bandwidth=network_bandwidth, cached_prefix_len=cached_prefix_len,
-                      draft_model=draft_model, draft_acceptance_rate=draft_acceptance_rate,
-                      draft_len=draft_len, memory_utilization=memory_utilization,
-                      page_size=page_size, cuda_graphs=cuda_graphs, sparsity=sparsity)
-        model, hardware = resolve(model, hardware)
+        raw = (model, hardware, decode_hardware, draft_model, network_bandwidth)
+        key = (tuple(id(x) for x in raw), seq_len, precision, output_len, weight_precision,
+               kv_precision, tp_size, pp_size, cached_prefix_len, draft_acceptance_rate,
+               draft_len, memory_utilization, page_size, cuda_graphs, sparsity, _variant)
+        try:
+            plan = _PLANS.get(key)
+        except TypeError:  # an unhashable argument: validation will name it
+            plan = None
+        if plan is None or any(a is not b for a, b in zip(plan.raw, raw)):
+            plan = self._plan(dict(
+                model=model, hardware=hardware, seq_len=seq_len, precision=precision,
+                output_len=output_len, weight_precision=weight_precision,
+                kv_precision=kv_precision, tp_size=tp_size, pp_size=pp_size,
+                decode_hardware=decode_hardware, network_bandwidth=network_bandwidth,
+                cached_prefix_len=cached_prefix_len, draft_model=draft_model,
+                draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
+                memory_utilization=memory_utilization, page_size=page_size,
+                cuda_graphs=cuda_graphs, sparsity=sparsity), _variant, raw)
+            try:
+                if len(_PLANS) > 4096:
+                    _PLANS.clear()
+                _PLANS[key] = plan
+            except TypeError:
+                pass
+        return self._evaluate(plan, batch_size)
+
+    def _evaluate(self, plan: _Plan, batch_size) -> ServingResult:
+        notes: list[str] = []
+        if batch_size == "max":
+            free = plan.usable - plan.weights - plan.act
+            batch = int(max(free, 0.0) // plan.kv_seq) if plan.kv_seq else 1024
+            if batch < 1:
+                batch = 1
+                notes.append("not even one sequence fits: batch_size set to 1 (infeasible)")
+        elif type(batch_size) is int and batch_size > 0:
+            batch = batch_size
+        else:
+            batch = check.positive_int("batch_size", batch_size, OWNER)
+        prefill = float(evaluate(plan.prefill, batch).latency)
+        step = float(evaluate(plan.step, batch).latency)
+        comm_p = comm_d = 0.0
+        if plan.tp > 1 or plan.pp > 1:
+            from ..core.collectives import collective_time
+            layers = plan.model.layers
+            tokens_p = batch * (plan.prompt - plan.cached)
+            comm_p = 2 * layers * collective_time(plan.hardware, "allreduce",
+                                                  tokens_p * plan.act_bytes, plan.tp) \
+                + (plan.pp - 1) * collective_time(plan.hardware, "p2p",
+                                                  tokens_p * plan.act_bytes, 2)
+            comm_d = 2 * layers * collective_time(plan.decode_hw, "allreduce",
+                                                  batch * plan.act_bytes, plan.tp) \
+                + (plan.pp - 1) * collective_time(plan.decode_hw, "p2p",
+                                                  batch * plan.act_bytes, 2)
+        itl = step + comm_d
+        if plan.draft is not None:
+            t_draft = float(evaluate(plan.draft_step, batch).latency)
+            t_verify = float(evaluate(plan.verify, batch).latency)
+            itl = (plan.draft_len * t_draft + t_verify + comm_d) / plan.accepted
+        kv_transfer = batch * plan.kv_transfer_per_seq
+        return ServingResult(
+            model=plan.model, hardware=plan.hardware, decode_hardware=plan.decode_hw,
+            batch_size=batch, seq_len=plan.prompt, output_len=plan.out,
+            precision=plan.precision, weight_precision=plan.wprec, kv_precision=plan.kvprec,
+            tp_size=plan.tp, pp_size=plan.pp, cached_prefix_len=plan.cached,
+            prefill_s=prefill, ttft_s=prefill + comm_p + kv_transfer, itl_s=itl,
+            decode_step_s=step, comm_prefill_s=comm_p, comm_decode_s=comm_d,
+            kv_transfer_s=kv_transfer, weights_bytes=plan.weights,
+            kv_bytes_per_token=plan.kv_tok, kv_bytes_per_sequence=plan.kv_seq,
+            activation_bytes=plan.act, usable_bytes=plan.usable, page_size=plan.page,
+            accepted_per_step=plan.accepted, draft_model=plan.draft, notes=tuple(notes),
+            _inputs=plan.inputs,
+        )
+
+    def _plan(self, a: dict, variant: str, raw: tuple) -> _Plan:
+        """Validate every input but the batch, lower the passes and prepare their costs."""
+        inputs = dict(a)
+        model, hardware = resolve(a["model"], a["hardware"])
+        decode_hardware = a["decode_hardware"]
         decode_hw = hardware if decode_hardware is None else resolve(model, decode_hardware)[1]
         if not isinstance(model, (TransformerSpec, SSMSpec)) or \
                 (isinstance(model, TransformerSpec) and model.kind == "encoder"):
             raise ValidationError("model", f"must be a generative model (decoder or SSM); "
                                   f"{model.name} is {model.architecture}.", owner=OWNER)
-        precision = check.precision_of(hardware, precision or hardware.compute.default_precision,
-                                       OWNER)
+        precision = check.precision_of(hardware, a["precision"]
+                                       or hardware.compute.default_precision, OWNER)
         if decode_hw is not hardware:
             check.precision_of(decode_hw, precision, OWNER)
-        wprec = self._storage("weight_precision", weight_precision or precision)
-        kvprec = self._storage("kv_precision", kv_precision or precision)
+        wprec = self._storage("weight_precision", a["weight_precision"] or precision)
+        kvprec = self._storage("kv_precision", a["kv_precision"] or precision)
         e, we, kv_e = (BYTES_PER_ELEMENT[p] for p in (precision, wprec, kvprec))
+        sparsity = a["sparsity"]
         if sparsity is not None:
             if sparsity != "2:4":
                 raise ValidationError("sparsity", f"must be '2:4' or None. Got {sparsity!r} "
@@ -346,18 +453,18 @@ class ServingModel(ForwardModel):
             hardware = sparse_view(hardware, precision)
             decode_hw = hardware if decode_hardware is None else sparse_view(decode_hw, precision)
             we = we * 0.5 + 0.125
-        prompt = check.positive_int("seq_len", seq_len, OWNER)
-        out = check.positive_int("output_len", output_len, OWNER)
+        prompt = check.positive_int("seq_len", a["seq_len"], OWNER)
+        out = check.positive_int("output_len", a["output_len"], OWNER)
         if prompt + out > model.max_context:
             raise ValidationError("seq_len", f"plus output_len ({prompt} + {out}) exceeds "
                                   f"{model.name}'s context of {model.max_context} tokens.",
                                   owner=OWNER)
-        cached = check.non_negative_int("cached_prefix_len", cached_prefix_len, OWNER)
+        cached = check.non_negative_int("cached_prefix_len", a["cached_prefix_len"], OWNER)
         if cached >= prompt:
             raise ValidationError("cached_prefix_len", f"must be below seq_len (={prompt}). "
                                   f"Got {cached} instead.", owner=OWNER)
-        tp = check.positive_int("tp_size", tp_size, OWNER)
-        pp = check.positive_int("pp_size", pp_size, OWNER)
+        tp = check.positive_int("tp_size", a["tp_size"], OWNER)
+        pp = check.positive_int("pp_size", a["pp_size"], OWNER)
         if isinstance(model, SSMSpec) and tp > 1:
             raise ValidationError("tp_size", "must be 1 for state-space models.", owner=OWNER)
         if isinstance(model, TransformerSpec):
@@ -373,18 +480,27 @@ class ServingModel(ForwardModel):
                 raise ValidationError(
                     "tp_size", f"times pp_size (={tp * pp}) exceeds the scale-up domain of "
                     f"{hw.name} ({link.max_devices if link else 1} devices).", owner=OWNER)
-        util = check.fraction("memory_utilization", memory_utilization, OWNER)
-        page = check.positive_int("page_size", page_size, OWNER)
+        util = check.fraction("memory_utilization", a["memory_utilization"], OWNER)
+        page = check.positive_int("page_size", a["page_size"], OWNER)
 
-        eff_p = serving_efficiency(hardware, precision, False, _variant)
-        eff_d = serving_efficiency(decode_hw, precision, bool(cuda_graphs), _variant)
+        eff_p = serving_efficiency(hardware, precision, False, variant)
+        eff_d = serving_efficiency(decode_hw, precision, bool(a["cuda_graphs"]), variant)
         kw = dict(precision=precision, e=e, kv_e=kv_e, we=we, tp=tp)
-        notes: list[str] = []
+        transformer = isinstance(model, TransformerSpec)
+        mid = prompt + (out - 1) // 2
+        if transformer:
+            p_prefill = pass_prepared(model, hardware, (Segment(prompt - cached, cached),),
+                                      eff=eff_p, encoder=True, **kw)
+            p_step = pass_prepared(model, decode_hw, (Segment(1, mid),), eff=eff_d, **kw)
+        else:
+            p_prefill = pass_prepared(model, hardware, (Segment(prompt),), eff=eff_p,
+                                      phase="prefill", **kw)
+            p_step = pass_prepared(model, decode_hw, (Segment(1, mid),), eff=eff_d,
+                                   phase="decode", **kw)
 
         # KV (or SSM state) per sequence, per device, paged at full length.
-        full = prompt + out
-        paged = math.ceil(full / page) * page
-        if isinstance(model, TransformerSpec):
+        paged = math.ceil((prompt + out) / page) * page
+        if transformer:
             kv_tok = kv_bytes_per_token(model, kv_e)
             share = 1.0 if model.mla else max(model.n_kv_heads / tp, 1) / model.n_kv_heads
             kv_seq = kv_cache_bytes(model, paged, kv_e) * share / pp
@@ -393,87 +509,47 @@ class ServingModel(ForwardModel):
             kv_seq = ssm_state_bytes(model, kv_e) / pp
         weights = model.parameter_count * we / (tp * pp)
 
-        # The batch: a number, or the most sequences that fit (max-throughput mode).
-        usable = decode_hw._base["capacity"] * util
-        act = self._activation_bytes(model, prompt, e, tp)
-        if batch_size == "max":
-            batch = int(max(usable - weights - act, 0.0) // kv_seq) if kv_seq else 1024
-            if batch < 1:
-                batch = 1
-                notes.append("not even one sequence fits: batch_size set to 1 (infeasible)")
-        else:
-            batch = check.positive_int("batch_size", batch_size, OWNER)
-
-        # Prefill (time to first token).
-        if isinstance(model, TransformerSpec):
-            prefill = pass_time(model, hardware, (Segment(prompt - cached, cached),), batch,
-                                eff=eff_p, encoder=True, **kw)
-        else:
-            prefill = pass_time(model, hardware, (Segment(prompt),), batch, eff=eff_p,
-                                phase="prefill", **kw)
-        mid = prompt + (out - 1) // 2
-        if isinstance(model, TransformerSpec):
-            step = pass_time(model, decode_hw, (Segment(1, mid),), batch, eff=eff_d, **kw)
-        else:
-            step = pass_time(model, decode_hw, (Segment(1, mid),), batch, eff=eff_d,
-                             phase="decode", **kw)
-
-        comm_p = comm_d = 0.0
-        if tp > 1 or pp > 1:
-            from ..core.collectives import collective_time
-            h = model.hidden if isinstance(model, TransformerSpec) else model.d_model
-            layers = model.layers
-            tokens_p = batch * (prompt - cached)
-            comm_p = 2 * layers * collective_time(hardware, "allreduce", tokens_p * h * e, tp) \
-                + (pp - 1) * collective_time(hardware, "p2p", tokens_p * h * e, 2)
-            comm_d = 2 * layers * collective_time(decode_hw, "allreduce", batch * h * e, tp) \
-                + (pp - 1) * collective_time(decode_hw, "p2p", batch * h * e, 2)
-
         kv_transfer = 0.0
         if decode_hardware is not None:
-            if network_bandwidth is None:
+            if a["network_bandwidth"] is None:
                 raise ValidationError("network_bandwidth", "is needed with decode_hardware "
                                       "(e.g. '50 GB/s') to move the prompt's KV cache.",
                                       owner=OWNER)
-            bw = self._bandwidth(network_bandwidth)
-            kv_transfer = batch * (kv_cache_bytes(model, prompt, kv_e)
-                                   if isinstance(model, TransformerSpec)
-                                   else ssm_state_bytes(model, kv_e)) / bw
+            bw = self._bandwidth(a["network_bandwidth"])
+            kv_transfer = (kv_cache_bytes(model, prompt, kv_e) if transformer
+                           else ssm_state_bytes(model, kv_e)) / bw
 
-        accepted, draft = 1.0, None
-        itl = step + comm_d
-        if draft_model is not None:
-            draft = resolve(draft_model, hardware)[0]
-            if not isinstance(draft, TransformerSpec) or draft.vocab != getattr(model, "vocab", -1):
+        draft, p_draft, p_verify, accepted, k = None, None, None, 1.0, 0
+        if a["draft_model"] is not None:
+            draft = resolve(a["draft_model"], hardware)[0]
+            if not isinstance(draft, TransformerSpec) or \
+                    draft.vocab != getattr(model, "vocab", -1):
                 raise ValidationError("draft_model", f"must share the target's vocabulary "
                                       f"({getattr(model, 'vocab', '?')} tokens); "
                                       f"{draft.name} has {getattr(draft, 'vocab', '?')}.",
                                       owner=OWNER)
-            if draft_acceptance_rate is None:
+            if a["draft_acceptance_rate"] is None:
                 raise ValidationError("draft_acceptance_rate", "is needed with draft_model "
                                       "(a number between 0 and 1).", owner=OWNER)
-            a = check.fraction("draft_acceptance_rate", draft_acceptance_rate, OWNER)
-            k = check.positive_int("draft_len", draft_len, OWNER)
-            if not isinstance(model, TransformerSpec):
+            rate = check.fraction("draft_acceptance_rate", a["draft_acceptance_rate"], OWNER)
+            k = check.positive_int("draft_len", a["draft_len"], OWNER)
+            if not transformer:
                 raise ValidationError("draft_model", "needs a transformer target.", owner=OWNER)
-            t_draft = pass_time(draft, decode_hw, (Segment(1, mid),), batch, eff=eff_d, **kw)
-            t_verify = pass_time(model, decode_hw, (Segment(k + 1, mid),), batch, eff=eff_d,
-                                 **kw)
-            accepted = expected_accepted_tokens(a, k)
-            itl = (k * t_draft + t_verify + comm_d) / accepted
+            p_draft = pass_prepared(draft, decode_hw, (Segment(1, mid),), eff=eff_d, **kw)
+            p_verify = pass_prepared(model, decode_hw, (Segment(k + 1, mid),), eff=eff_d, **kw)
+            accepted = expected_accepted_tokens(rate, k)
             weights += draft.parameter_count * we
             kv_seq += kv_cache_bytes(draft, paged, kv_e)
 
-        return ServingResult(
-            model=model, hardware=hardware, decode_hardware=decode_hw, batch_size=batch,
-            seq_len=prompt, output_len=out, precision=precision, weight_precision=wprec,
-            kv_precision=kvprec, tp_size=tp, pp_size=pp, cached_prefix_len=cached,
-            prefill_s=prefill, ttft_s=prefill + comm_p + kv_transfer, itl_s=itl,
-            decode_step_s=step, comm_prefill_s=comm_p, comm_decode_s=comm_d,
-            kv_transfer_s=kv_transfer, weights_bytes=weights, kv_bytes_per_token=kv_tok,
-            kv_bytes_per_sequence=kv_seq, activation_bytes=act, usable_bytes=usable,
-            page_size=page, accepted_per_step=accepted, draft_model=draft,
-            notes=tuple(notes), _inputs=inputs,
+        h = model.hidden if transformer else model.d_model
+        return _Plan(
+            raw=raw, inputs=inputs, model=model, hardware=hardware, decode_hw=decode_hw,
+            draft=draft, precision=precision, wprec=wprec, kvprec=kvprec, prompt=prompt,
+            out=out, cached=cached, tp=tp, pp=pp, page=page,
+            usable=decode_hw._base["capacity"] * util, weights=weights, kv_tok=kv_tok,
+            kv_seq=kv_seq, act=self._activation_bytes(model, prompt, e, tp), act_bytes=h * e,
+            prefill=p_prefill, step=p_step, draft_step=p_draft, verify=p_verify, draft_len=k,
+            accepted=accepted, kv_transfer_per_seq=kv_transfer,
         )
 
     @staticmethod

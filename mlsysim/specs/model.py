@@ -283,6 +283,11 @@ class TransformerSpec(ModelSpec):
     def seq_len_default(self) -> int:
         return self.default_seq_len or min(self.max_context, 2048)
 
+    @cached_property
+    def local_layers(self) -> int:
+        """How many layers use the sliding window."""
+        return sum(self.is_local(i) for i in range(self.layers))
+
     def is_local(self, layer: int) -> bool:
         if not self.sliding_window:
             return False

@@ -43,10 +43,9 @@ def kv_cache_bytes(spec: TransformerSpec, tokens: float, kv_bytes: float = 2.0) 
     """Cache bytes for one sequence of ``tokens``: sliding-window layers keep only the last
     ``sliding_window`` tokens; encoder-decoders add the cross-attention cache."""
     per_layer = kv_bytes_per_token_layer(spec, kv_bytes)
-    total = 0.0
-    for i in range(spec.layers):
-        kept = min(tokens, spec.sliding_window) if spec.is_local(i) else tokens
-        total += per_layer * kept
+    local = spec.local_layers
+    total = per_layer * (local * min(tokens, spec.sliding_window or tokens)
+                         + (spec.layers - local) * tokens)
     if spec.kind == "encoder_decoder":
         total += spec.layers * per_layer * (spec.encoder_tokens or 0)
     return total
