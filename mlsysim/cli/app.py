@@ -123,6 +123,34 @@ def _int_or_error(text: str, as_json: bool) -> int:
         raise typer.Exit(EXIT_USAGE) from None
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    measurements: str = typer.Argument(..., help="CSV: kind,precision,m,n,k,value,unit"),
+    hardware: str = typer.Option(..., "--hardware", help="Zoo device the runs were made on."),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Write the device profile YAML here."),
+    as_json: bool = JSON_OPT,
+):
+    """Fit the efficiency terms to your own measurements; write a device profile YAML."""
+    from ..core.device_calibration import calibrate_device
+    from ..zoo import Hardware
+
+    result = run_guarded(as_json, lambda: calibrate_device(measurements, Hardware.get(hardware)))
+    if output:
+        from pathlib import Path
+        Path(output).write_text(result.yaml())
+    if as_json:
+        typer.echo(json.dumps({
+            "hardware": result.hardware.name, "fitted": list(result.fitted),
+            "kept": list(result.kept), "residuals": result.residuals,
+            "efficiency": result.hardware.efficiency.model_dump(mode="json"),
+            "output": output}, indent=2))
+    else:
+        typer.echo(result.report())
+        typer.echo(f"wrote {output}: use mlsysim.load_hardware({output!r})" if output
+                   else result.yaml())
+
+
 @app.command("zoo")
 def zoo_cmd(
     kind: str = typer.Argument("models", help="models | hardware"),

@@ -184,29 +184,33 @@ def _quantiles(xs: list[float], lo: float = 0.1, hi: float = 0.9) -> tuple[float
     return (q(lo), q(hi))
 
 
-def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
-                    bandwidths: dict[str, float]) -> Calibration:
-    """Fit the efficiency terms. ``peaks[(hardware, precision)]`` is the dense peak (flop/s) and
-    ``bandwidths[hardware]`` the spec bandwidth (byte/s) of every device the rows name."""
-    gemm = []
+def gemm_rows(rows: list[dict], peaks: dict[tuple[str, str], float]) -> list[tuple]:
+    """(id, (hardware, precision class), flops, peak, measured eta) for every GEMM row whose
+    device and precision have a published peak; shape-less rows count as large (F = inf)."""
+    out = []
     for r in rows:
         if r["kind"] != "gemm":
             continue
         prec = canonical_precision(r["precision"])
-        cls = precision_class(prec)
         peak = peaks.get((r["hardware"], prec))
         if peak is None:
             continue
         flops = 2 * r["m"] * r["n"] * r["k"] if r["m"] and r["n"] and r["k"] else math.inf
-        gemm.append((r["id"], (r["hardware"], cls), flops, peak, r["value"] * 1e12 / peak))
+        out.append((r["id"], (r["hardware"], precision_class(prec)), flops, peak,
+                    r["value"] * 1e12 / peak))
+    return out
 
-    def shape(flops: float, peak: float, tau: float, alpha: float) -> float:
-        if math.isinf(flops):
-            return 1.0
-        return 1 - math.exp(-((flops / (peak * tau)) ** alpha))
 
-    # Grid search, vectorized over tau: for fixed (tau, alpha) the best log-space eta_max of a
-    # group is the geometric mean of eta / shape over its rows.
+def _shape(flops: float, peak: float, tau: float, alpha: float) -> float:
+    if math.isinf(flops):
+        return 1.0
+    return 1 - math.exp(-((flops / (peak * tau)) ** alpha))
+
+
+def fit_gemm(gemm: list[tuple], fixed: tuple[float, float] | None = None):
+    """Fit (tau, alpha, eta_max per group, residuals) to GEMM rows by a grid search over tau
+    and alpha (or with ``fixed=(tau, alpha)``): for fixed (tau, alpha) the best log-space
+    eta_max of a group is the geometric mean of eta / shape over its rows."""
     import numpy as np
 
     keys = sorted({g for _, g, _, _, _ in gemm})
@@ -214,9 +218,10 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
     ratio = np.array([f / p for _, _, f, p, _ in gemm])            # F / peak, seconds
     log_eta = np.log([eta for *_, eta in gemm])
     onehot = np.eye(len(keys))[group]                               # rows x groups
-    taus = 10.0 ** (-8 + 0.03 * np.arange(161))                     # 10 ns .. 630 us
+    taus = np.array([fixed[0]]) if fixed else 10.0 ** (-8 + 0.03 * np.arange(161))
+    alphas = (fixed[1],) if fixed else (1 / 3, 1 / 2, 2 / 3, 5 / 6, 1.0)
     best = None
-    for alpha in (1 / 3, 1 / 2, 2 / 3, 5 / 6, 1.0):
+    for alpha in alphas:
         with np.errstate(over="ignore", divide="ignore"):
             log_shape = np.log(-np.expm1(-(ratio[None, :] / taus[:, None]) ** alpha))
         log_shape[:, np.isinf(ratio)] = 0.0
@@ -228,7 +233,15 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
             best = (float(err[i]), float(taus[i]), alpha,
                     {g: float(np.exp(log_gmax[i, j])) for j, g in enumerate(keys)})
     _, tau, alpha, gmax = best
-    residuals = {rid: eta / (gmax[g] * shape(f, p, tau, alpha)) for rid, g, f, p, eta in gemm}
+    residuals = {rid: eta / (gmax[g] * _shape(f, p, tau, alpha)) for rid, g, f, p, eta in gemm}
+    return tau, alpha, gmax, residuals
+
+
+def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
+                    bandwidths: dict[str, float]) -> Calibration:
+    """Fit the efficiency terms. ``peaks[(hardware, precision)]`` is the dense peak (flop/s) and
+    ``bandwidths[hardware]`` the spec bandwidth (byte/s) of every device the rows name."""
+    tau, alpha, gmax, residuals = fit_gemm(gemm_rows(rows, peaks))
 
     memory: dict[str, list[float]] = {}
     for r in rows:

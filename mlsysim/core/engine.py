@@ -65,7 +65,18 @@ def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
     hit = _EFF.get((id(hardware), precision))
     if hit is not None and hit[0] is hardware:
         return hit[1]
-    eff = calibration().efficiency(hardware.key, precision)
+    own = hardware.efficiency
+    cal = calibration()
+    if own is not None:  # the user's calibration of this very device
+        eff = Efficiency(
+            gemm_max=own.gemm_max, gemm_tau_s=float(own.gemm_tau.to("s").magnitude),
+            gemm_alpha=own.gemm_alpha, attention_max=own.attention_max, memory=own.memory,
+            kernel_overhead_s=float(own.kernel_overhead.to("s").magnitude),
+            rows=(f"{own.rows} user measurements: {own.source}",),
+            compute_spread=cal.compute_spread, memory_spread=(0.95, 1.05),
+            overhead_spread=(0.75, 1.25))
+    else:
+        eff = cal.efficiency(hardware.key, precision)
     _EFF[(id(hardware), precision)] = (hardware, eff)
     return eff
 
@@ -256,7 +267,8 @@ class PerformanceProfile(Result):
             f"  efficiency: eta_gemm_max={eff.gemm_max:.3f}, tau={eff.gemm_tau_s * 1e6:.3g} us, "
             f"alpha={eff.gemm_alpha:.3g}, "
             f"eta_attention={eff.attention_max:.3f}, eta_mem={eff.memory:.3f}, "
-            f"t_kernel={eff.kernel_overhead_s * 1e6:.3g} us (fitted to microbenchmarks"
+            f"t_kernel={eff.kernel_overhead_s * 1e6:.3g} us ("
+            + (eff.rows[0] if eff.rows else "fitted to published microbenchmarks")
             + (f"; estimated from other devices: {', '.join(eff.estimated)}" if eff.estimated
                else "") + ")",
             f"  memory: weights {self.weights_bytes / 1e9:.4g} GB + state "

@@ -18,7 +18,7 @@ from ..units import Quantity
 from .base import QuantityOf, Sourced, Spec
 
 __all__ = ["Precision", "PRECISIONS", "BYTES_PER_ELEMENT", "ComputeSpec", "MemorySpec",
-           "InterconnectSpec", "PriceSpec", "HardwareSpec", "HardwareGroup"]
+           "InterconnectSpec", "PriceSpec", "HardwareSpec", "HardwareGroup", "EfficiencySpec"]
 
 Precision = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8", "int4"]
 PRECISIONS: tuple[str, ...] = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4",
@@ -87,6 +87,20 @@ class PriceSpec(Spec):
     as_of: str
 
 
+class EfficiencySpec(Spec):
+    """Efficiency terms calibrated for this device (``mlsysim calibrate`` writes them); they
+    replace the package's fit from published microbenchmarks. Fractions are of spec peaks."""
+
+    gemm_max: float = Field(gt=0, le=1, allow_inf_nan=False)
+    gemm_tau: QuantityOf("s")
+    gemm_alpha: float = Field(gt=0, le=1, allow_inf_nan=False)
+    attention_max: float = Field(gt=0, le=1, allow_inf_nan=False)
+    memory: float = Field(gt=0, le=1, allow_inf_nan=False)
+    kernel_overhead: QuantityOf("s", allow_zero=True)
+    source: str
+    rows: int = Field(ge=0)           # measurements the fit used
+
+
 class HardwareSpec(Sourced):
     """One device. ``key`` is its registry name (``Hardware.Cloud.A100``)."""
 
@@ -102,6 +116,7 @@ class HardwareSpec(Sourced):
     interconnect: InterconnectSpec | None = None
     tdp: QuantityOf("W") | None = None
     price: PriceSpec | None = None
+    efficiency: EfficiencySpec | None = None
 
     def __hash__(self) -> int:  # identity: specs are immutable and used as cache keys
         return id(self)

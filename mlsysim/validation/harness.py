@@ -268,6 +268,7 @@ def _precisions(row: ReferenceRow, hw, generative: bool, notes: list[str]):
     return p, None
 
 
+_PER_GPU_OR_TOTAL = re.compile(r"per-GPU or total", re.IGNORECASE)
 _TP_RE = re.compile(r"\bTP\s*=?\s*(\d+)\b")
 _WORLD_RE = re.compile(r"\bworld size\s*(\d+)\b", re.IGNORECASE)
 
@@ -446,6 +447,10 @@ def predict_row(row: ReferenceRow | Mapping[str, Any]) -> Prediction:
     if metric == "tokens_per_s":
         return _skipped("ambiguous-metric", "'tokens_per_s': the source does not say whether "
                         "input tokens are counted (a factor of up to 2 at equal ISL/OSL)")
+    if row.num_devices > 1 and _PER_GPU_OR_TOTAL.search(row.notes):
+        return _skipped("ambiguous-metric", f"the source does not say whether this throughput "
+                        f"is per GPU or for all {row.num_devices} GPUs (a factor of "
+                        f"{row.num_devices})")
     try:
         model = Models.get(row.model)
     except UnknownNameError as exc:
