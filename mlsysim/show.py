@@ -47,6 +47,8 @@ def fields_table(title: str | None, fields: dict[str, Any]):
     grid.add_column(style="cyan", no_wrap=True)
     grid.add_column()
     for key, value in fields.items():
+        if isinstance(value, dict):  # nested detail (definitions, traces) belongs in --json
+            continue
         grid.add_row(str(key).replace("_", " "), format_value(value))
     return grid
 

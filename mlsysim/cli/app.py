@@ -15,6 +15,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="MLSys·im: predict ML workload performance from first principles.")
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
+TRACE_OPT = typer.Option(False, "--trace", help="Add the provenance trace: formula, constants "
+                         "with sources, per-operator terms (stable, diffable).")
 
 
 def run_guarded(as_json: bool, fn):
@@ -26,9 +28,15 @@ def run_guarded(as_json: bool, fn):
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def print_result(result, as_json: bool, explain: bool = False) -> None:
+def print_result(result, as_json: bool, explain: bool = False, trace: bool = False) -> None:
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        out = result.to_dict()
+        if trace:
+            out["trace"] = result.trace()
+        typer.echo(json.dumps(out, indent=2, sort_keys=trace))
+        return
+    if trace:
+        typer.echo(json.dumps(result.trace(), indent=2, sort_keys=True))
         return
     from rich.console import Console
     console = Console(highlight=False)
@@ -47,6 +55,7 @@ def eval_cmd(
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens (context or prompt)."),
     phase: Optional[str] = typer.Option(None, "--phase", help="decode | prefill | forward"),
     explain: bool = typer.Option(False, "--explain", help="Show the equations and numbers."),
+    trace: bool = TRACE_OPT,
     as_json: bool = JSON_OPT,
 ):
     """One model on one device: latency, throughput, bottleneck, memory."""
@@ -55,7 +64,7 @@ def eval_cmd(
     profile = run_guarded(as_json, lambda: Engine.solve(
         model, hardware, batch_size=batch_size, precision=precision, seq_len=seq_len,
         phase=phase))
-    print_result(profile, as_json, explain)
+    print_result(profile, as_json, explain, trace)
     if not profile.feasible:
         if not as_json:
             typer.echo(f"infeasible: {profile.reason}", err=True)
@@ -78,6 +87,7 @@ def serve_cmd(
     slo_p99_ms: Optional[float] = typer.Option(None, "--slo-p99-ms",
                                                help="Check p99 latency against this SLO."),
     explain: bool = typer.Option(False, "--explain"),
+    trace: bool = TRACE_OPT,
     as_json: bool = JSON_OPT,
 ):
     """Serve a generative model: TTFT, ITL, tokens/s, KV capacity (and p99 under --qps)."""
@@ -98,9 +108,11 @@ def serve_cmd(
         out = result.to_dict()
         if tail is not None:
             out["tail_latency"] = tail.to_dict()
-        typer.echo(json.dumps(out, indent=2))
+        if trace:
+            out["trace"] = result.trace()
+        typer.echo(json.dumps(out, indent=2, sort_keys=trace))
     else:
-        print_result(result, False, explain)
+        print_result(result, False, explain, trace)
         if tail is not None:
             print_result(tail, False, explain)
     slo_missed = slo_p99_ms is not None and tail is not None and \

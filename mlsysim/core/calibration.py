@@ -108,6 +108,18 @@ class Calibration:
     memory_spread: tuple[float, float]
     compute_spread: tuple[float, float]
     defaults: dict[str, float] = field(default_factory=dict)
+    row_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def provenance(self, hardware_key: str, precision: str) -> dict[str, list[str]]:
+        """Microbenchmark row ids behind each efficiency term of a device (empty: the term is
+        the cross-device median, i.e. estimated)."""
+        cls = precision_class(precision)
+        gemm = self.row_ids.get(f"gemm:{hardware_key}:{cls}") or \
+            self.row_ids.get(f"gemm:{hardware_key}:16bit", ())
+        return {"gemm_max": list(gemm), "gemm_ramp (tau, alpha)": ["all GEMM rows with a shape"],
+                "memory": list(self.row_ids.get(f"memory:{hardware_key}", ())),
+                "attention": list(self.row_ids.get(f"attention:{hardware_key}", ())),
+                "kernel_overhead": list(self.row_ids.get("launch", ()))}
 
     def efficiency(self, hardware_key: str, precision: str) -> Efficiency:
         est: list[str] = []
@@ -241,7 +253,18 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
                     bandwidths: dict[str, float]) -> Calibration:
     """Fit the efficiency terms. ``peaks[(hardware, precision)]`` is the dense peak (flop/s) and
     ``bandwidths[hardware]`` the spec bandwidth (byte/s) of every device the rows name."""
-    tau, alpha, gmax, residuals = fit_gemm(gemm_rows(rows, peaks))
+    gemm = gemm_rows(rows, peaks)
+    tau, alpha, gmax, residuals = fit_gemm(gemm)
+    row_ids: dict[str, list[str]] = {}
+    for rid, (hw, cls), *_ in gemm:
+        row_ids.setdefault(f"gemm:{hw}:{cls}", []).append(rid)
+    for r in rows:
+        if r["kind"] == "memcpy" and r["hardware"] in bandwidths:
+            row_ids.setdefault(f"memory:{r['hardware']}", []).append(r["id"])
+        elif r["kind"] == "attention":
+            row_ids.setdefault(f"attention:{r['hardware']}", []).append(r["id"])
+        elif r["kind"] == "launch":
+            row_ids.setdefault("launch", []).append(r["id"])
 
     memory: dict[str, list[float]] = {}
     for r in rows:
@@ -276,6 +299,7 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
                                      or list(gmax.values())),
                   "memory": median(mem_values),
                   "attention_ratio": median(ratios) if ratios else 0.6},
+        row_ids={k: tuple(v) for k, v in row_ids.items()},
     )
 
 

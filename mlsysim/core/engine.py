@@ -89,6 +89,57 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.3g} B"
 
 
+FORMULA = ("t = sum over kernels of count * max(F / (peak * eta_c(F)), bytes / (BW * eta_mem), "
+           "t_kernel);  eta_c(F) = eta_max * (1 - exp(-(F / (peak * tau))^alpha))")
+
+
+def build_trace(hardware: HardwareSpec, precision: str, prepared: Prepared, batch: int,
+                extra: dict[str, Any]) -> dict[str, Any]:
+    """The provenance record shared by every result built on the operator cost model."""
+    eff = prepared.efficiency
+    src = hardware.field_sources
+    own = hardware.efficiency is not None
+    rows = {} if own else calibration().provenance(hardware.key, precision)
+    fit = "user calibration" if own else "fit to published microbenchmarks (see rows)"
+
+    def const(value, unit, source, rows=None):
+        d = {"value": value, "unit": unit, "source": source}
+        if rows is not None:
+            d["rows"] = rows
+        return d
+
+    tc, tm, compute = op_times(prepared, batch)
+    ops = []
+    for i, name in enumerate(prepared.table.names):
+        t = max(tc[i], tm[i], prepared.launch_floor[i])
+        ops.append({"name": name, "count": float(prepared.count[i]),
+                    "compute_s": float(tc[i]), "memory_s": float(tm[i]), "time_s": float(t),
+                    "binding": ("launch" if t == prepared.launch_floor[i] and t > 0 else
+                                "compute" if tc[i] >= tm[i] else "memory"),
+                    "regime": "Compute" if compute[i] else "Memory"})
+    return {
+        "formula": FORMULA,
+        "hardware": {"key": hardware.key, "source": hardware.source, "as_of": hardware.as_of},
+        "constants": {
+            "peak_flops": const(prepared.peak, "flop/s",
+                                src.get(f"compute.dense.{precision}", hardware.source)),
+            "bandwidth": const(prepared.bandwidth, "byte/s",
+                               src.get("memory.bandwidth", hardware.source)),
+            "capacity": const(hardware._base["capacity"], "byte",
+                              src.get("memory.capacity", hardware.source)),
+            "eta_gemm_max": const(eff.gemm_max, "1", fit, rows.get("gemm_max")),
+            "tau": const(eff.gemm_tau_s, "s", fit, rows.get("gemm_ramp (tau, alpha)")),
+            "alpha": const(eff.gemm_alpha, "1", fit, rows.get("gemm_ramp (tau, alpha)")),
+            "eta_attention": const(eff.attention_max, "1", fit, rows.get("attention")),
+            "eta_mem": const(eff.memory, "1", fit, rows.get("memory")),
+            "t_kernel": const(eff.kernel_overhead_s, "s", fit, rows.get("kernel_overhead")),
+        },
+        "estimated_terms": list(eff.estimated),
+        "operators": ops,
+        **extra,
+    }
+
+
 @dataclass(frozen=True, eq=False)
 class PerformanceProfile(Result):
     """What one device does with one workload pass. Times in seconds internally; the
@@ -217,6 +268,16 @@ class PerformanceProfile(Result):
             })
         rows.sort(key=lambda r: -r["time_s"])
         return rows
+
+    def trace(self) -> dict[str, Any]:
+        """Provenance of every number: the formula, each constant with its source, and the
+        per-operator terms. Stable and diffable: sorted keys, operators in lowering order."""
+        return build_trace(self.hardware, self.precision, self._prepared, self.batch_size, {
+            "model": {"key": self.model.key, "parameters": self.model.parameter_count,
+                      "source": self.model.source},
+            "result": {"latency_s": self.latency_s, "bottleneck": self.bottleneck,
+                       "flops": self.flops_total, "bytes": self.bytes_total},
+        })
 
     def headline(self) -> dict[str, Any]:
         lo, hi = self.band

@@ -165,14 +165,15 @@ class ServingResult(Result):
     accepted_per_step: float = 1.0
     draft_model: ModelSpec | None = None
     notes: tuple[str, ...] = field(default=())
-    _inputs: dict = field(default_factory=dict, repr=False)
+    _plan: Any = field(default=None, repr=False)
 
     @property
     def band(self) -> dict[str, tuple[Any, Any]]:
         """(low, high) TTFT and ITL at the edges of the calibration spread."""
         if "_band" not in self.__dict__:
-            fast = ServingModel().solve(**self._inputs, _variant="fast")
-            slow = ServingModel().solve(**self._inputs, _variant="slow")
+            inputs = {**self._plan.inputs, "batch_size": self.batch_size}
+            fast = ServingModel().solve(**inputs, _variant="fast")
+            slow = ServingModel().solve(**inputs, _variant="slow")
             object.__setattr__(self, "_band", {
                 "ttft": (fast.ttft, slow.ttft), "itl": (fast.itl, slow.itl),
                 "tokens_per_s": (slow.tokens_per_s, fast.tokens_per_s)})
@@ -241,6 +242,32 @@ class ServingResult(Result):
                 f"{self.activation_bytes / 1e9:.3g} GB), has {self.usable_bytes / 1e9:.3g} GB "
                 f"usable ({self.decode_hardware.memory.capacity.to('GB').magnitude:.4g} GB x "
                 f"memory_utilization)")
+
+    def trace(self) -> dict[str, Any]:
+        """Provenance: the serving equations with their terms, and the decode step's operator
+        trace (constants with sources, per-operator times)."""
+        from ..core.engine import build_trace
+        step = build_trace(self.decode_hardware, self.precision, self._plan.step,
+                           self.batch_size, {})
+        return {
+            "equations": {
+                "ttft": "prefill + tp_comm_prefill + kv_transfer",
+                "itl": "decode_step(mean context) + tp_comm_decode"
+                       + (" / E[tokens per speculative step]" if self.draft_model else ""),
+                "e2e": "ttft + (output_len - 1) * itl",
+                "kv_per_sequence": "kv_cache_bytes(prompt + output, paged) * kv_share / pp",
+            },
+            "terms": {"prefill_s": self.prefill_s, "decode_step_s": self.decode_step_s,
+                      "comm_prefill_s": self.comm_prefill_s,
+                      "comm_decode_s": self.comm_decode_s,
+                      "kv_transfer_s": self.kv_transfer_s,
+                      "accepted_per_step": self.accepted_per_step,
+                      "kv_bytes_per_token": self.kv_bytes_per_token,
+                      "kv_bytes_per_sequence": self.kv_bytes_per_sequence,
+                      "weights_bytes_per_device": self.weights_bytes},
+            "result": {"ttft_s": self.ttft_s, "itl_s": self.itl_s},
+            "decode_step": step,
+        }
 
     def headline(self) -> dict[str, Any]:
         band = self.band
@@ -425,7 +452,7 @@ class ServingModel(ForwardModel):
             kv_bytes_per_token=plan.kv_tok, kv_bytes_per_sequence=plan.kv_seq,
             activation_bytes=plan.act, usable_bytes=plan.usable, page_size=plan.page,
             accepted_per_step=plan.accepted, draft_model=plan.draft, notes=tuple(notes),
-            _inputs=plan.inputs,
+            _plan=plan,
         )
 
     def _plan(self, a: dict, variant: str, raw: tuple) -> _Plan:

@@ -1,0 +1,62 @@
+"""The command line: one clear line and exit 2 on bad input, exit 3 when infeasible, JSON."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "mlsysim", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_eval_json_and_trace():
+    out = run("eval", "ResNet50", "A100", "--json", "--trace")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["bottleneck"] == "Memory"
+    assert d["trace"]["constants"]["peak_flops"]["value"] == pytest.approx(312e12)
+    assert d["trace"]["constants"]["eta_mem"]["rows"]  # the microbenchmark rows behind it
+
+
+def test_unknown_name_exits_2_with_one_line():
+    out = run("eval", "ResNet50", "A10O")
+    assert out.returncode == 2
+    assert "Did you mean" in out.stderr and "Traceback" not in out.stderr
+    out = run("eval", "ResNet50", "A10O", "--json")
+    assert out.returncode == 2 and json.loads(out.stdout)["error"] == "UnknownNameError"
+
+
+def test_bad_batch_exits_2():
+    out = run("eval", "ResNet50", "A100", "--batch-size", "0")
+    assert out.returncode == 2 and "batch_size" in out.stderr
+
+
+def test_infeasible_exits_3():
+    out = run("eval", "Llama3_70B", "A100")
+    assert out.returncode == 3 and "needs" in out.stderr
+
+
+def test_serve_json_and_infeasible_kv():
+    out = run("serve", "Llama3_8B", "H100", "--prompt-len", "1024", "--output-len", "128",
+              "--json")
+    assert out.returncode == 0
+    d = json.loads(out.stdout)
+    assert d["kv_cache_per_token"]["value"] == 131072
+    out = run("serve", "Llama3_70B", "H100", "--batch-size", "64", "--prompt-len", "4096",
+              "--tp", "2")
+    assert out.returncode == 3 and "needs" in out.stderr
+
+
+def test_serve_slo_check_exits_3_when_missed():
+    out = run("serve", "Llama3_8B", "H100", "--qps", "0.1", "--slo-p99-ms", "10")
+    assert out.returncode == 3 and "SLO" in out.stderr
+
+
+def test_zoo_listing():
+    out = run("zoo", "hardware", "--json")
+    assert out.returncode == 0 and len(json.loads(out.stdout)) >= 35
+    out = run("zoo", "models", "Llama3_8B", "--json")
+    assert json.loads(out.stdout)["derived_parameters"] == 8030261248
