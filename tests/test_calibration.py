@@ -5,8 +5,13 @@ import math
 import pytest
 
 import mlsysim
-from mlsysim.core.calibration import (calibration, canonical_precision, fit_gemm,
-                                      load_microbench, precision_class)
+from mlsysim.core.calibration import (
+    calibration,
+    canonical_precision,
+    fit_gemm,
+    load_microbench,
+    precision_class,
+)
 from mlsysim.core.device_calibration import calibrate_device
 from mlsysim.errors import DataFileError
 

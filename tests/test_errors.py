@@ -6,8 +6,14 @@ import pytest
 
 import mlsysim
 from mlsysim import Engine
-from mlsysim.errors import (DimensionError, MLSysimError, SpecError, UnknownNameError,
-                            UnsupportedPrecisionError, ValidationError)
+from mlsysim.errors import (
+    DimensionError,
+    MLSysimError,
+    SpecError,
+    UnknownNameError,
+    UnsupportedPrecisionError,
+    ValidationError,
+)
 from mlsysim.specs.hardware import HardwareSpec
 
 A100 = mlsysim.Hardware.Cloud.A100

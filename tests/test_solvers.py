@@ -8,11 +8,21 @@ import math
 import pytest
 
 import mlsysim
-from mlsysim import (BatchingOptimizer, CompressionModel, ContinuousBatchingModel,
-                     InferenceScalingModel, ServingModel, TailLatencyModel,
-                     WeightStreamingModel)
-from mlsysim.errors import MLSysimError, UnknownNameError, UnsupportedPrecisionError, \
-    ValidationError
+from mlsysim import (
+    BatchingOptimizer,
+    CompressionModel,
+    ContinuousBatchingModel,
+    InferenceScalingModel,
+    ServingModel,
+    TailLatencyModel,
+    WeightStreamingModel,
+)
+from mlsysim.errors import (
+    MLSysimError,
+    UnknownNameError,
+    UnsupportedPrecisionError,
+    ValidationError,
+)
 from mlsysim.solvers.serving import expected_accepted_tokens
 
 CB = ContinuousBatchingModel()

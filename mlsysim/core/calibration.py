@@ -269,7 +269,8 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
     memory: dict[str, list[float]] = {}
     for r in rows:
         if r["kind"] == "memcpy" and r["hardware"] in bandwidths:
-            memory.setdefault(r["hardware"], []).append(r["value"] * 1e9 / bandwidths[r["hardware"]])
+            memory.setdefault(r["hardware"], []).append(
+                r["value"] * 1e9 / bandwidths[r["hardware"]])
     mem = {h: median(v) for h, v in memory.items()}
 
     attention: dict[str, float] = {}
@@ -291,7 +292,8 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
     mem_values = list(mem.values()) or [0.8]
     return Calibration(
         tau_s=tau, alpha=alpha, gemm_max=gmax, memory=mem, attention=attention,
-        kernel_overhead_s=median(launch), graph_kernel_s=min(launch), overhead_range_s=_quantiles(launch, 0.25, 0.75),
+        kernel_overhead_s=median(launch), graph_kernel_s=min(launch),
+        overhead_range_s=_quantiles(launch, 0.25, 0.75),
         gemm_residuals=residuals,
         memory_spread=tuple(v / median(mem_values) for v in _quantiles(mem_values)),
         compute_spread=_quantiles(list(residuals.values())),

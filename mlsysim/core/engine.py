@@ -467,7 +467,8 @@ class Engine:
                                     precision=precision, seq_len=seq_len, phase=phase)
 
     @staticmethod
-    def sweep(model, hardware, batch_sizes, precision: str | None = None, seq_len: int | None = None,
+    def sweep(model, hardware, batch_sizes, precision: str | None = None,
+              seq_len: int | None = None,
               phase: str | None = None) -> dict[str, np.ndarray]:
         return Engine._solver.sweep(model, hardware, batch_sizes, precision=precision,
                                     seq_len=seq_len, phase=phase)

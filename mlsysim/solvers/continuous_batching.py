@@ -31,7 +31,7 @@ from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
 from ..specs.model import ModelSpec, TransformerSpec
 from ..specs.serving import ServingEngineSpec
 from ..units import Q_, Rate
-from ..workloads.transformer import Segment, kv_cache_bytes
+from ..workloads.transformer import Segment
 from .queueing import mmc_mean_wait
 from .serving import ServingModel, pass_time, serving_efficiency
 
@@ -145,11 +145,11 @@ class ContinuousBatchingModel(ForwardModel):
             raise ValidationError("model", f"must be a decoder transformer; {model.name} is "
                                   f"{model.architecture}.", owner=OWNER)
         P = check.positive_int("prompt_len", prompt_len, OWNER)
-        O = check.positive_int("output_len", output_len, OWNER)
+        Out = check.positive_int("output_len", output_len, OWNER)
         lam = None if arrival_rate_qps is None else \
             check.positive_float("arrival_rate_qps", arrival_rate_qps, OWNER)
         # One request through ServingModel validates the rest (precisions, TP, context, memory).
-        single = ServingModel().solve(model, hardware, seq_len=P, output_len=O,
+        single = ServingModel().solve(model, hardware, seq_len=P, output_len=Out,
                                       precision=precision, kv_precision=kv_precision,
                                       weight_precision=weight_precision, tp_size=tp_size,
                                       page_size=page_size, memory_utilization=memory_utilization,
@@ -161,12 +161,12 @@ class ContinuousBatchingModel(ForwardModel):
         overhead = float(preset.step_overhead.to("s").magnitude)
         budget = preset.max_num_batched_tokens
         eff = serving_efficiency(hardware, prec, preset.cuda_graphs)
-        ctx = P + O // 2
+        ctx = P + Out // 2
         h = model.hidden
 
         def step(n: int) -> tuple[float, float]:
             """(tau, prompt tokens per step) with n sequences decoding."""
-            c = n * P / O
+            c = n * P / Out
             if preset.chunked_prefill:
                 c = min(c, max(budget - n, 0))
             segments = (Segment(1, ctx, sequences=n),) + \
@@ -184,10 +184,9 @@ class ContinuousBatchingModel(ForwardModel):
             feasible = False
             reason = single.reason or "the KV cache has no room for one sequence"
             cap = 1
-        prefill_rate_ok = (lambda n, c: c >= n * P / O - 1e-9)
         tau_cap, c_cap = step(cap)
-        max_rate = cap / (tau_cap * O)
-        if not prefill_rate_ok(cap, c_cap):
+        max_rate = cap / (tau_cap * Out)
+        if c_cap < cap * P / Out - 1e-9:
             # The chunk budget, not the cache, limits how fast prompts enter.
             max_rate = min(max_rate, c_cap / (tau_cap * P))
         if lam is None:
@@ -202,7 +201,7 @@ class ContinuousBatchingModel(ForwardModel):
             while lo < hi:  # smallest n whose throughput meets the arrival rate
                 mid = (lo + hi) // 2
                 t_mid, _ = step(mid)
-                if mid / (t_mid * O) >= lam:
+                if mid / (t_mid * Out) >= lam:
                     hi = mid
                 else:
                     lo = mid + 1
@@ -219,7 +218,7 @@ class ContinuousBatchingModel(ForwardModel):
             feasible = False
             reason = "prompts arrive faster than the prefill budget admits them"
         return ContinuousBatchingResult(
-            model=model, hardware=hardware, engine=preset, prompt_len=P, output_len=O,
+            model=model, hardware=hardware, engine=preset, prompt_len=P, output_len=Out,
             tp_size=tp, arrival_rate=lam, concurrency=float(n), max_concurrency=cap,
             prefill_chunk=float(c), step_s=tau, step_overhead_s=overhead, ttft_wait_s=wait,
             ttft_service_s=service, feasible=feasible, reason=reason)

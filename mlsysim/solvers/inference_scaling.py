@@ -16,7 +16,6 @@ from typing import Any
 from ..core import validate as check
 from ..core.engine import ForwardModel
 from ..core.result import Result
-from ..units import Q_
 from .serving import ServingModel, ServingResult
 
 __all__ = ["InferenceScalingModel", "InferenceScalingResult"]

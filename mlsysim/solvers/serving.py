@@ -37,7 +37,7 @@ from ..specs.model import ModelSpec, SSMSpec, TransformerSpec
 from ..units import Q_, Rate
 from ..workloads import lower
 from ..workloads.ssm import ssm_state_bytes
-from ..workloads.transformer import Segment, kv_cache_bytes, kv_bytes_per_token, lower_segments
+from ..workloads.transformer import Segment, kv_bytes_per_token, kv_cache_bytes, lower_segments
 
 __all__ = ["ServingModel", "ServingResult", "METRIC_DEFINITIONS", "pass_time",
            "expected_accepted_tokens"]

@@ -123,5 +123,6 @@ class Sourced(Spec):
         if not self.source.strip():
             raise ValueError("source must name a datasheet, paper or URL")
         if self.estimate and not (self.notes and self.notes.strip()):
-            raise ValueError("an entry marked estimate: true needs notes saying how it was estimated")
+            raise ValueError("an entry marked estimate: true needs notes saying how it was "
+                             "estimated")
         return self

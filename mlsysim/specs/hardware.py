@@ -122,7 +122,8 @@ class HardwareSpec(Sourced):
         return id(self)
 
     def __eq__(self, other) -> bool:
-        return self is other or (isinstance(other, HardwareSpec) and self.model_dump() == other.model_dump())
+        return self is other or (isinstance(other, HardwareSpec)
+                                 and self.model_dump() == other.model_dump())
 
     def peak(self, precision: str | None = None, *, sparse: bool = False) -> Quantity:
         """Peak throughput at ``precision`` (dense unless ``sparse``); error if unpublished."""
@@ -142,7 +143,8 @@ class HardwareSpec(Sourced):
             "bandwidth": float(self.memory.bandwidth.to("byte/s").magnitude),
             "capacity": float(self.memory.capacity.to("byte").magnitude),
             **{f"peak_{p}": float(q.to("flop/s").magnitude) for p, q in self.compute.dense.items()},
-            **{f"sparse_{p}": float(q.to("flop/s").magnitude) for p, q in self.compute.sparse.items()},
+            **{f"sparse_{p}": float(q.to("flop/s").magnitude)
+               for p, q in self.compute.sparse.items()},
         }
 
     def ridge_point(self, precision: str | None = None) -> Quantity:

@@ -22,7 +22,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from ..units import Quantity, Q_
+from ..units import Q_, Quantity
 from .base import Sourced, Spec
 
 __all__ = ["LayerSpec", "BlockSpec", "MoESpec", "MLASpec", "ModelSpec", "TransformerSpec",
@@ -192,7 +192,8 @@ class ModelSpec(Sourced):
         return id(self)
 
     def __eq__(self, other) -> bool:
-        return self is other or (type(other) is type(self) and self.model_dump() == other.model_dump())
+        return self is other or (type(other) is type(self)
+                                 and self.model_dump() == other.model_dump())
 
     @property
     def parameters(self) -> Quantity:
@@ -399,12 +400,13 @@ class LayeredSpec(ModelSpec):
 
     @cached_property
     def parameter_count(self) -> int:
-        return sum(l.params * l.repeat for b in self.all_blocks for l in b.layers) \
+        return sum(layer.params * layer.repeat for b in self.all_blocks for layer in b.layers) \
             + self.extra_parameters
 
     @cached_property
     def macs_per_sample(self) -> float:
-        return float(sum(l.macs * l.repeat * b.runs for b in self.all_blocks for l in b.layers))
+        return float(sum(layer.macs * layer.repeat * b.runs for b in self.all_blocks
+                         for layer in b.layers))
 
 
 class SSMSpec(ModelSpec):

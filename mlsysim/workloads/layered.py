@@ -3,9 +3,9 @@
 Each layer becomes one kernel: convolutions and linear layers read their weights once per
 kernel and their input and output activations per sample; pooling, resampling, concatenation
 and norms only move activations. Activations and residual adds run in the epilogue of the
-kernel before them (no launch; an add reads its second operand). Embedding gathers read ``lookups`` rows
-per sample, not the whole table. Blocks that run ``runs`` times per sample (denoising steps)
-repeat their kernels, weights included: an iteration re-reads its weights from memory.
+kernel before them (no launch; an add reads its second operand). Embedding gathers read
+``lookups`` rows per sample, not the whole table. Blocks that run ``runs`` times per sample
+(denoising steps) repeat their kernels, weights included: an iteration re-reads its weights.
 Left out: layout transforms, im2col copies, and fusion across layers beyond the bias/BN/ReLU
 epilogue of a convolution.
 """

@@ -36,7 +36,8 @@ def _read_yaml(path: Path) -> list[Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark else ""
-        raise DataFileError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = getattr(exc, "problem", exc)
+        raise DataFileError(f"{path}{line}: not valid YAML ({problem})") from None
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
