@@ -116,14 +116,14 @@ def pass_time(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment,
 
 def pass_prepared(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment, ...], *,
                   precision: str, e: float, kv_e: float, we: float, tp: int, eff: Efficiency,
-                  encoder: bool = False, phase: str | None = None):
+                  encoder: bool = False, phase: str | None = None, flash: bool = True):
     """The prepared cost table of one pass (cached per model, segments and precisions)."""
-    key = (id(model), segments, e, kv_e, we, tp, encoder, phase)
+    key = (id(model), segments, e, kv_e, we, tp, encoder, phase, flash)
     hit = _TABLES.get(key)
     if hit is None or hit[0] is not model:
         if isinstance(model, TransformerSpec):
             table = lower_segments(model, list(segments), e=e, kv_e=kv_e, we=we, tp=tp,
-                                   encoder=encoder)
+                                   encoder=encoder, flash=flash)
         else:
             seg = segments[0]
             table = lower(model, phase=phase, seq_len=seg.queries if phase == "prefill"
@@ -366,12 +366,14 @@ class ServingModel(ForwardModel):
               draft_acceptance_rate: float | None = None, draft_len: int = 4,
               memory_utilization: float = 0.9, page_size: int = 16,
               cuda_graphs: bool = True, sparsity: str | None = None,
-              _variant: str = "nominal") -> ServingResult:
+              attention_kernel: str = "flash", _variant: str = "nominal") -> ServingResult:
         """Serve ``batch_size`` requests of ``seq_len`` prompt and ``output_len`` new tokens.
 
         ``batch_size="max"`` picks the largest batch whose KV cache fits (max-throughput mode).
         ``sparsity="2:4"`` runs matmuls at the device's published 2:4-sparse peak and stores
         half the weights plus a 2-bit index per kept value (fp16: 1.125 B per weight).
+        ``attention_kernel``: "flash" (scores stay on chip) or "materialized" (the score matrix
+        round-trips memory: what naive attention costs at long prompts).
         ``precision`` is the compute/activation precision; ``weight_precision`` (e.g. "int4"
         for weight-only quantization) and ``kv_precision`` (e.g. "fp8") default to it.
 
@@ -385,7 +387,8 @@ class ServingModel(ForwardModel):
         raw = (model, hardware, decode_hardware, draft_model, network_bandwidth)
         key = (tuple(id(x) for x in raw), seq_len, precision, output_len, weight_precision,
                kv_precision, tp_size, pp_size, cached_prefix_len, draft_acceptance_rate,
-               draft_len, memory_utilization, page_size, cuda_graphs, sparsity, _variant)
+               draft_len, memory_utilization, page_size, cuda_graphs, sparsity,
+               attention_kernel, _variant)
         try:
             plan = _PLANS.get(key)
         except TypeError:  # an unhashable argument: validation will name it
@@ -399,7 +402,8 @@ class ServingModel(ForwardModel):
                 cached_prefix_len=cached_prefix_len, draft_model=draft_model,
                 draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
                 memory_utilization=memory_utilization, page_size=page_size,
-                cuda_graphs=cuda_graphs, sparsity=sparsity), _variant, raw)
+                cuda_graphs=cuda_graphs, sparsity=sparsity,
+                attention_kernel=attention_kernel), _variant, raw)
             try:
                 if len(_PLANS) > 4096:
                     _PLANS.clear()
@@ -512,13 +516,18 @@ class ServingModel(ForwardModel):
 
         eff_p = serving_efficiency(hardware, precision, False, variant)
         eff_d = serving_efficiency(decode_hw, precision, bool(a["cuda_graphs"]), variant)
+        if a["attention_kernel"] not in ("flash", "materialized"):
+            raise ValidationError("attention_kernel", "must be 'flash' or 'materialized'. Got "
+                                  f"{a['attention_kernel']!r} instead.", owner=OWNER)
         kw = dict(precision=precision, e=e, kv_e=kv_e, we=we, tp=tp)
         transformer = isinstance(model, TransformerSpec)
+        flash = a["attention_kernel"] == "flash"
         mid = prompt + (out - 1) // 2
         if transformer:
             p_prefill = pass_prepared(model, hardware, (Segment(prompt - cached, cached),),
-                                      eff=eff_p, encoder=True, **kw)
-            p_step = pass_prepared(model, decode_hw, (Segment(1, mid),), eff=eff_d, **kw)
+                                      eff=eff_p, encoder=True, flash=flash, **kw)
+            p_step = pass_prepared(model, decode_hw, (Segment(1, mid),), eff=eff_d,
+                                   flash=flash, **kw)
         else:
             p_prefill = pass_prepared(model, hardware, (Segment(prompt),), eff=eff_p,
                                       phase="prefill", **kw)

@@ -106,10 +106,12 @@ def _mlp_rows(b: OperatorBuilder, spec: TransformerSpec, width: float, tokens: f
 
 def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segment], *,
                 e: float, we: float, kv_e: float, layers: int, tp: int = 1,
-                cross_tokens: int = 0, prefix: str = "layer") -> None:
+                cross_tokens: int = 0, prefix: str = "layer", flash: bool = True) -> None:
     """Rows for ``layers`` layers over the given segments, on one of ``tp`` tensor-parallel
     devices (heads, FFN width, experts' width and the KV heads split; MLA's latent cache is
-    shared by all heads and so replicated)."""
+    shared by all heads and so replicated). ``flash=False`` models materialized attention:
+    the score matrix is written by QK^T, read and written by softmax, read by PV (4 passes of
+    heads x pairs elements, three kernels) instead of staying on chip."""
     h, d = spec.hidden, spec.d_head
     heads = spec.heads / tp
     kv_share = 1.0 if spec.mla else max(spec.n_kv_heads / tp, 1) / spec.n_kv_heads
@@ -144,8 +146,12 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
               count=n)
         b.add(f"{tag}.qkv", OpKind.GEMM, flops=2 * tokens * qkv_w, weight_bytes=qkv_w * we,
               act_bytes=tokens * (h + qkv_w / h) * e, count=n)
+        scores = 0.0 if flash else 4 * heads * sum(s.pairs(window) for s in segments) * e
         b.add(f"{tag}.attention", OpKind.ATTENTION, flops=attn_flops,
-              act_bytes=kv_read + writes * per_tok_kv + 2 * tokens * heads * d * e, count=n)
+              act_bytes=kv_read + writes * per_tok_kv + 2 * tokens * heads * d * e + scores,
+              count=n)
+        if not flash:  # the softmax and the second matmul run as kernels of their own
+            b.add(f"{tag}.attention_softmax", OpKind.ELEMENTWISE, flops=0.0, count=2 * n)
         b.add(f"{tag}.o_proj", OpKind.GEMM, flops=2 * tokens * o_w, weight_bytes=o_w * we,
               act_bytes=tokens * (o_w / h + h) * e, count=n)
         if cross_tokens:
@@ -175,7 +181,7 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
 
 def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
                    kv_e: float | None = None, we: float | None = None, tp: int = 1,
-                   encoder: bool = False) -> OperatorTable:
+                   encoder: bool = False, flash: bool = True) -> OperatorTable:
     """Operators of one decoder pass over ``segments`` (per sample), on one of ``tp``
     tensor-parallel devices. ``encoder``: also run the encoder (encoder-decoder prefill)."""
     kv_e = e if kv_e is None else kv_e
@@ -190,20 +196,20 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
         if spec.vocab > 1:
             b.add("embedding", OpKind.EMBEDDING, flops=0, act_bytes=tokens * h * e)
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
-                    prefix="encoder")
+                    prefix="encoder", flash=flash)
         b.add("final_norm", OpKind.NORM, flops=8 * tokens * h, act_bytes=2 * tokens * h * e)
         state = 0.0
     else:
         if encoder and spec.kind == "encoder_decoder":
             _stack_rows(b, spec, [Segment(enc_tokens, causal=False)], e=e, we=we, kv_e=kv_e,
-                        layers=spec.encoder_layers, tp=tp, prefix="encoder")
+                        layers=spec.encoder_layers, tp=tp, prefix="encoder", flash=flash)
             cross_kv = 2 * spec.n_kv_heads * spec.d_head * h / tp
             b.add("decoder.cross_kv", OpKind.GEMM, flops=2 * enc_tokens * cross_kv,
                   weight_bytes=cross_kv * we, act_bytes=enc_tokens * h * e * 3,
                   count=spec.layers)
         b.add("embedding", OpKind.EMBEDDING, flops=0, act_bytes=tokens * h * e)
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
-                    cross_tokens=enc_tokens)
+                    cross_tokens=enc_tokens, flash=flash)
         # Logits for each sequence's last position only: what generation needs.
         last = sum(s.sequences for s in segments)
         b.add("final_norm", OpKind.NORM, flops=8 * last * h, act_bytes=2 * last * h * e)
