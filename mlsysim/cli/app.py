@@ -212,3 +212,11 @@ def _pretty(data: dict, indent: int = 0) -> str:
         else:
             lines.append(" " * indent + f"{k}: {v}")
     return "\n".join(lines)
+
+
+def _register_commands() -> None:
+    from .validate_cmd import register
+    register(app)
+
+
+_register_commands()

@@ -31,7 +31,7 @@ def validate_cmd(
         return
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=max(Console().width, 132))
     if rows:
         console.print(report.rows_table())
     console.print(report.table())

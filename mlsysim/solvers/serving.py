@@ -486,10 +486,10 @@ class ServingModel(ForwardModel):
             we = we * 0.5 + 0.125
         prompt = check.positive_int("seq_len", a["seq_len"], OWNER)
         out = check.positive_int("output_len", a["output_len"], OWNER)
-        if prompt + out > model.max_context:
-            raise ValidationError("seq_len", f"plus output_len ({prompt} + {out}) exceeds "
-                                  f"{model.name}'s context of {model.max_context} tokens.",
-                                  owner=OWNER)
+        if prompt + out - 1 > model.max_context:  # the last token is sampled, never cached
+            raise ValidationError("seq_len", f"plus output_len - 1 ({prompt} + {out} - 1) "
+                                  f"exceeds {model.name}'s context of {model.max_context} "
+                                  "tokens.", owner=OWNER)
         cached = check.non_negative_int("cached_prefix_len", a["cached_prefix_len"], OWNER)
         if cached >= prompt:
             raise ValidationError("cached_prefix_len", f"must be below seq_len (={prompt}). "

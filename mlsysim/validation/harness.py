@@ -35,9 +35,8 @@ import csv
 import json
 import math
 import re
-import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -77,7 +76,8 @@ SAMPLE_MISMATCH = {
 SKIP_CODES = {
     "no-training-solver": "training metric: no training solver yet",
     "no-energy-model": "energy metric: no energy model yet",
-    "ambiguous-metric": "metric does not say output-only or input+output tokens",
+    "ambiguous-metric": "the source leaves the metric ambiguous (output-only vs input+output "
+                        "tokens, or per GPU vs all GPUs)",
     "unknown-model": "model not in the zoo",
     "unknown-hardware": "hardware not in the zoo",
     "sample-mismatch": "benchmark sample is a different unit of work from the zoo model's",
@@ -203,7 +203,7 @@ def load_reference(path: str | Path | None = None) -> list[ReferenceRow]:
             if len(fields) != len(header):
                 raise DataFileError(f"{path}, line {line}: {len(fields)} fields, expected "
                                     f"{len(header)} ({','.join(header)})")
-            row = ReferenceRow.from_mapping(dict(zip(header, fields)), line=line,
+            row = ReferenceRow.from_mapping(dict(zip(header, fields, strict=True)), line=line,
                                             path=str(path))
             if row.id in seen:
                 raise DataFileError(f"{path}, line {line}: duplicate id {row.id!r} (first on "
@@ -683,8 +683,9 @@ MAPPING_RULES = """\
   batch_size, precision)`. `latency_ms` is the predicted latency at the row's batch;
   `throughput_samples_per_s` is the predicted throughput x `num_devices` (one model copy per
   device, data parallel: no inter-device cost). A batch "chosen by the submitter/engine"
-  (MLPerf Offline and Server) is the largest power of two <= 256 that fits memory (offline
-  throughput saturates well before 256 for these models). MLPerf Server rows are predicted as
+  (MLPerf Offline and Server) is the largest power of two <= 256 that fits memory (the
+  predicted throughput of the CNNs, BERT and SDXL changes < 5 % between 128 and 256; DLRM-v2
+  is still launch-bound there and would keep growing). MLPerf Server rows are predicted as
   Offline, i.e. without the latency bound: an upper bound by construction. MLPerf bert-99 runs
   at the benchmark's max_seq_len of 384 tokens.
 - **Generative models**: `ServingModel().solve(model, hardware, seq_len=prompt_len,
@@ -707,6 +708,11 @@ MAPPING_RULES = """\
   lengths, not published per row). A per-token rate (ITL, tokens/s at a given batch) without
   an output length assumes 128 output tokens: it moves only the mean context (for gpt-fast's
   5-token prompt, KV reads stay < 1 % of weight reads).
+- **Skipped, with the reason in every row**: training metrics (no training solver yet), energy,
+  metrics the source leaves ambiguous (output-only vs input+output tokens, per-GPU vs total),
+  devices or models not in the zoo (never mapped to a near match), benchmarks whose sample is
+  a different unit of work (MLPerf 3d-unet: a whole KiTS19 case vs the zoo's 128^3 patch), and
+  configurations the solver refuses (its message is kept).
 - **Error**: signed error = predicted / measured - 1; the statistics use |error| over `ok`
   rows. The band is the calibration spread of every efficiency term (fitted to
   microbenchmarks, not to these rows); coverage is the share of `ok` rows whose measurement
@@ -729,8 +735,8 @@ errors quoted are filled in from the run this page was generated with.
    ({range:REF-037,REF-040,REF-043} for BERT). Where the working set fits on chip the DRAM
    roofline is also the wrong bound: ResNet-50 on L4 ({err:REF-038}) is predicted
    memory-bound at 300 GB/s, while INT8 weights (25 MB) and activations largely fit in its
-   48 MB L2. The one fp16-equivalent MLPerf case, ResNet-50 batch 1 on A100, is
-   {err:REF-035}.
+   48 MB L2. ResNet-50 batch 1 on A100 lands at {err:REF-035} while the same system's
+   Offline row is {err:REF-036}: the batch-1 agreement is no evidence that fp16 was right.
 2. **Host, framework and serving-stack time outside the device.** PyTorch eager at batch 1
    ({range:REF-056,REF-058,REF-060}) is Python dispatch of ~160 eager ops plus per-iteration
    host work; the cost model charges only a per-kernel launch floor fitted to launch
@@ -744,11 +750,13 @@ errors quoted are filled in from the run this page was generated with.
 3. **Small-message all-reduce in tensor-parallel decode.** The collective model is a ring
    fitted to nccl/rccl-tests: an 8-GPU all-reduce of a few kB costs 2(n-1) ring steps (about
    37 us on H100, 77 us on MI300X) and a 70B decode step has 160 of them. TensorRT-LLM on H100
-   matches (Llama-3 70B/405B time to last token {range:REF-112,REF-114,REF-116,REF-118,REF-120,REF-122,REF-124,REF-126}),
+   matches (Llama-3 70B/405B time to last token
+   {range:REF-112,REF-114,REF-116,REF-118,REF-120,REF-122,REF-124,REF-126}),
    but vLLM on MI300X is over-predicted ({range:REF-111,REF-113,REF-115,REF-117,REF-119,REF-121})
    for 70B and less for 405B ({range:REF-123,REF-125}), where the weights weigh more: the
    measured ~9.3 ms per token leaves at most ~30 us per all-reduce, i.e. the one-shot custom
-   all-reduce serving engines use instead of a ring. gpt-fast on A100 shows the same at TP8
+   all-reduce serving engines use instead of a ring. The MI300X max-load throughputs are low
+   for the same reason ({range:REF-127,REF-129}). gpt-fast on A100 shows the same at TP8
    ({err:REF-104} for 7B, {err:REF-107} for 70B) while TP2/TP4 are
    {range:REF-102,REF-103,REF-105,REF-106}.
 4. **Fixed per-call overhead in time to first token.** TensorRT-LLM v0.5 gptSessionBenchmark
@@ -785,32 +793,29 @@ errors quoted are filled in from the run this page was generated with.
    it as a lower bound on the uncertainty of an end-to-end number.
 
 Where it is good: batch-1 decode that is bandwidth-bound and not all-reduce-bound (gpt-fast
-bf16 at TP1-TP4, {range:REF-097,REF-102,REF-103,REF-105,REF-106}); TensorRT-LLM 0.16 on H100
-({range:REF-112,REF-124,REF-128}); SDXL images/s ({range:REF-012,REF-021}); static-batch
-Llama-2 7B throughput on H100 and L40S ({range:REF-078,REF-079,REF-080,REF-094,REF-096}).
+bf16 at TP1-TP4, {range:REF-097,REF-102,REF-103,REF-105,REF-106}); TensorRT-LLM 0.16 on H100,
+time to last token at batch 1-8
+({range:REF-112,REF-114,REF-116,REF-118,REF-120,REF-122,REF-124,REF-126}) and max-load
+throughput ({err:REF-128} at 128/2048, {err:REF-130} at 2048/2048); SDXL images/s
+({range:REF-012,REF-021}); static-batch Llama-2 7B throughput on H100 and L40S
+({range:REF-078,REF-079,REF-080,REF-094,REF-096}).
 """
 
 REFERENCE_ISSUES = """\
-Found while validating; the harness predicts rows as labelled and does not relabel them (the
-fix belongs in `reference.csv`):
+Found while validating, and how each was handled (values are never changed):
 
-- **Azure AI-benchmarking-guide rows are output tokens/s, not input+output.** The guide's
-  `LLMBenchmark.py` runs TensorRT-LLM's `benchmarks/python/benchmark.py`, whose reported
-  `tokens_per_sec` is `batch_size * output_len / latency`: output tokens only, over the whole
-  call. The reference labels them `total_tokens_per_s` after the README's wording, so with
-  128 prompt and 8 output tokens every prediction is 136/8 = 17x the measured rate
-  ({range:REF-131,REF-136,REF-141,REF-147}). Read as output-only, the A100 (float16, stated)
-  rows agree to {out_only:REF-131,REF-132,REF-133,REF-134,REF-135} and the H100/H200 rows
-  are {out_only:REF-136,REF-137,REF-138,REF-139,REF-140,REF-141,REF-142,REF-143,REF-144,REF-145,REF-146,REF-147}.
-  Their precision is inferred from a `config.json` default (fp8), but the measured H100/A100
-  ratio (~3.1x for the 7-8B models) is the fp16 peak ratio (989/312), not fp8's (~6x), in a
-  prefill-dominated run: they may be fp16 runs.
+- **Azure AI-benchmarking-guide rows (REF-131..147) were relabelled output tokens/s.** The
+  guide's `LLMBenchmark.py` runs TensorRT-LLM's `benchmarks/python/benchmark.py`, whose
+  `tokens_per_sec` is `batch_size * output_len / latency`: output tokens only. As
+  "input+output" they implied an implausibly slow device (17x off in every row). Their
+  precision is inferred from a `config.json` default (fp8), but the measured H100/A100 ratio
+  (~3.1x for the 7-8B models) is the fp16 peak ratio (989/312), not fp8's (~6x): they may be
+  fp16 runs, which would explain the H100/H200 rows' over-prediction.
 - **TensorRT-LLM v0.6.1 "Throughput (out tok/s)" for A100 TP4** (REF-091..093) are flagged
   in their notes as per-GPU-or-total ambiguous and skipped as such.
-- **GPT-J at a 2048-token prompt** (REF-062, REF-068, REF-072) is refused by `ServingModel`
-  because prompt + output_len (2049) exceeds the 2048-token context; generating n tokens
-  writes only prompt + n - 1 positions, so a 2048-token prompt with one output token fits.
-  REF-086 (2048 + 2048) exceeds GPT-J's context outright.
+- **GPT-J at a 2048-token prompt** (REF-062, REF-068, REF-072) fits: generating n tokens
+  caches only prompt + n - 1 positions (ServingModel now checks exactly that). REF-086
+  (2048 + 2048) exceeds GPT-J's context outright.
 - **MLPerf LLM rows** (22) have no prompt/output lengths (variable-length datasets); adding the
   datasets' mean lengths to the reference would let them be predicted.
 """
@@ -847,6 +852,14 @@ def _fill(text: str, report: ValidationReport) -> str:
         lo, hi = _pct(vals[0], signed=True), _pct(vals[-1], signed=True)
         return lo if lo == hi else f"{lo} to {hi}"
 
+    def without_source(m: re.Match) -> str:
+        cat, src = m.group(1), m.group(2)
+        errs = [r.abs_error for r in report.results if r.status == "ok"
+                and r.row.category == cat and r.row.source_key != src]
+        return f"{_pct(_quantile(errs, 0.5))} (p90 {_pct(_quantile(errs, 0.9))})"
+
+    text = re.sub(r"\{median_without_source:(\w+):(\w+)\}", without_source, text)
+
     def sub(m: re.Match) -> str:
         kind, ids = m.group(1), [i.strip() for i in m.group(2).split(",")]
         if kind == "err":
@@ -855,7 +868,7 @@ def _fill(text: str, report: ValidationReport) -> str:
         fn = out_only if kind == "out_only" else err
         return span([fn(i) for i in ids])
 
-    return re.sub(r"\{(err|range|out_only):([A-Za-z0-9_,\- ]+)\}", sub, text)
+    return re.sub(r"\{(err|range|out_only):([A-Za-z0-9_,\-\s]+)\}", sub, text)
 
 
 def render_markdown(report: ValidationReport) -> str:
