@@ -31,6 +31,7 @@ from pathlib import Path
 from statistics import median
 
 from ..errors import DataFileError
+from .datafile import open_text
 
 __all__ = ["Efficiency", "Calibration", "load_microbench", "fit_calibration", "calibration",
            "MICROBENCH_CSV", "precision_class", "canonical_precision"]
@@ -160,12 +161,8 @@ def _num(v: str) -> float | None:
 def load_microbench(path: Path | None = None) -> list[dict]:
     """Rows of the microbenchmark file; a malformed row fails with the file and line."""
     path = Path(path) if path is not None else MICROBENCH_CSV
-    try:
-        fh = path.open(newline="")
-    except OSError as exc:
-        raise DataFileError(f"cannot read {path}: {exc.strerror}") from None
     rows = []
-    with fh:
+    with open_text(path) as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

@@ -26,6 +26,7 @@ from statistics import median
 from ..errors import DataFileError
 from ..specs.hardware import PRECISIONS, HardwareSpec
 from .calibration import calibration, canonical_precision, fit_gemm, gemm_rows
+from .datafile import open_text
 
 __all__ = ["calibrate_device", "DeviceCalibration", "read_measurements"]
 
@@ -35,12 +36,8 @@ _UNITS = {"gemm": "TFLOP/s", "attention": "TFLOP/s", "memcpy": "GB/s", "launch":
 def read_measurements(path: str | Path, hardware_key: str) -> list[dict]:
     """Parse the user's CSV; errors name the file and line."""
     path = Path(path)
-    try:
-        fh = path.open(newline="")
-    except OSError as exc:
-        raise DataFileError(f"cannot read {path}: {exc.strerror}") from None
     rows = []
-    with fh:
+    with open_text(path) as fh:
         reader = csv.DictReader(fh)
         need = {"kind", "value", "unit"}
         if not need <= set(reader.fieldnames or []):

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..core.datafile import open_text
 from ..errors import DataFileError, MLSysimError, UnknownNameError, ValidationError
 
 __all__ = ["load_reference", "predict_row", "run_validation", "render_markdown",
@@ -171,13 +172,9 @@ def load_reference(path: str | Path | None = None) -> list[ReferenceRow]:
     a number, an unknown metric or category, a duplicate id) raises
     :class:`~mlsysim.errors.DataFileError` naming the file and the line."""
     path = Path(path) if path is not None else REFERENCE_CSV
-    try:
-        fh = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise DataFileError(f"cannot read {path}: {exc.strerror}") from None
     rows: list[ReferenceRow] = []
     seen: dict[str, int] = {}
-    with fh:
+    with open_text(path) as fh:
         reader = csv.reader(fh)
         try:
             header = next(reader)
