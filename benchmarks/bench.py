@@ -50,15 +50,19 @@ def run(python: str, n: int, cwd: Path | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def import_time(python: str, repeats: int = 7, cwd: Path | None = None) -> float:
-    """Median wall time of `import mlsysim` in a fresh interpreter (startup subtracted)."""
-    def once(code: str) -> float:
+def _wall(python: str, code: str, repeats: int, cwd: Path | None) -> float:
+    """Median wall time of ``python -c code`` in fresh interpreters, startup subtracted."""
+    def once(snippet: str) -> float:
         t = time.perf_counter()
-        subprocess.run([python, "-c", code], check=True, cwd=cwd)
+        subprocess.run([python, "-c", snippet], check=True, cwd=cwd)
         return time.perf_counter() - t
     base = statistics.median(once("pass") for _ in range(repeats))
-    full = statistics.median(once("import mlsysim") for _ in range(repeats))
-    return full - base
+    return statistics.median(once(code) for _ in range(repeats)) - base
+
+
+def import_time(python: str, repeats: int = 7, cwd: Path | None = None) -> float:
+    """`import mlsysim` alone (ours loads everything lazily)."""
+    return _wall(python, "import mlsysim", repeats, cwd)
 
 
 COLD = ("import mlsysim; mlsysim.Engine.solve(model=mlsysim.Models.Vision.ResNet50, "
@@ -66,14 +70,9 @@ COLD = ("import mlsysim; mlsysim.Engine.solve(model=mlsysim.Models.Vision.ResNet
 
 
 def cold_start(python: str, repeats: int = 5, cwd: Path | None = None) -> float:
-    """Median wall time from a fresh interpreter to the first prediction (startup subtracted):
-    import, unit registry, zoo and calibration loading, one solve."""
-    def once(code: str) -> float:
-        t = time.perf_counter()
-        subprocess.run([python, "-c", code], check=True, cwd=cwd)
-        return time.perf_counter() - t
-    base = statistics.median(once("pass") for _ in range(repeats))
-    return statistics.median(once(COLD) for _ in range(repeats)) - base
+    """From a fresh interpreter to the first prediction: import, unit registry, zoo and
+    calibration loading, one solve."""
+    return _wall(python, COLD, repeats, cwd)
 
 
 def sweep_rate(n: int = 1_000_000) -> float:
