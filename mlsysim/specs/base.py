@@ -8,6 +8,8 @@ dimension error naming the field.
 from __future__ import annotations
 
 import math
+import re
+from functools import lru_cache
 from typing import Annotated, Any
 
 import pydantic
@@ -18,6 +20,27 @@ from ..errors import DimensionError, SpecError
 from ..units import Q_, Quantity, ureg
 
 __all__ = ["Spec", "QuantityOf", "Sourced", "raise_spec_error"]
+
+
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)\s+(\S.*?)\s*$",
+                          re.IGNORECASE)
+
+
+@lru_cache(maxsize=512)
+def _units(text: str):
+    return ureg.parse_units(text)
+
+
+def _quantity_from_text(text: str) -> Quantity:
+    """'3.35 TB/s' -> quantity. The number/unit split with cached unit parsing is ~20x faster
+    than pint's general expression parser, which remains the fallback."""
+    m = _NUMBER_UNIT.match(text)
+    if m:
+        try:
+            return Q_(float(m.group(1)), _units(m.group(2)))
+        except Exception:
+            pass
+    return Q_(text)
 
 
 def _parse_quantity(unit: str, allow_zero: bool):
@@ -33,7 +56,7 @@ def _parse_quantity(unit: str, allow_zero: bool):
                 {"v": value, "u": unit})
         if isinstance(value, str):
             try:
-                value = Q_(value)
+                value = _quantity_from_text(value)
             except Exception:
                 raise PydanticCustomError(
                     "quantity", "cannot read '{v}' as a quantity (expected e.g. '1 {u}')",
