@@ -72,3 +72,27 @@ def test_results_have_the_right_dimensions(model, device, batch):
     assert p.arithmetic_intensity.check("[flop] / [information]")
     assert p.memory_footprint.check("[information]")
     assert float(p.throughput) == pytest.approx(batch / p.latency_s)
+
+
+LLMS = ["Llama3_8B", "Mistral_7B", "Mixtral_8x7B", "Gemma2_9B", "Qwen2_5_7B", "Mamba_2_8B"]
+
+
+@SETTINGS
+@given(st.sampled_from(LLMS), st.sampled_from(["H100", "A100", "MI300X"]),
+       st.integers(1, 64), st.integers(1, 64), st.integers(64, 2048), st.integers(2, 512))
+def test_serving_latencies_grow_with_batch_and_prompt(model, device, batch, extra, prompt, out):
+    s = mlsysim.ServingModel()
+    base = s.solve(model, device, seq_len=prompt, output_len=out, batch_size=batch)
+    more = s.solve(model, device, seq_len=prompt, output_len=out, batch_size=batch + extra)
+    longer = s.solve(model, device, seq_len=prompt + 64, output_len=out, batch_size=batch)
+    assert more.ttft_s >= base.ttft_s and more.itl_s >= base.itl_s
+    assert longer.ttft_s >= base.ttft_s and longer.itl_s >= base.itl_s * (1 - 1e-12)
+    # A decode step streams every weight but the embedding table (one row is gathered):
+    # never faster than those bytes at the spec bandwidth (MoE reads only picked experts).
+    hw, m = mlsysim.Hardware.get(device), mlsysim.Models.get(model)
+    if model != "Mixtral_8x7B":
+        width = getattr(m, "hidden", None) or m.d_model
+        streamed = base.weights_bytes - m.vocab * width * 2
+        assert base.itl_s > streamed / hw.memory.bandwidth.to("B/s").magnitude
+    assert float(base.tokens_per_s) == pytest.approx(batch / base.itl_s)
+    assert base.memory_per_device_bytes > base.weights_bytes

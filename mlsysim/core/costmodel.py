@@ -125,15 +125,17 @@ def _touched(p: Prepared, batch):
 
 def op_times(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: float = 1.0):
     """Per-op compute time, memory time and compute-regime mask at ``batch`` (broadcasts)."""
+    # In-place where possible: a sweep's arrays are (batches x operators) large.
     x = p.g_pow * batch ** p.alpha
     shape = np.negative(np.expm1(np.negative(x, out=x), out=x), out=x)  # 1 - exp(-x)
-    tc = p.k_tc * batch / shape
+    tc = np.divide(p.k_tc * batch, shape, out=shape)
     if p.table.has_moe:
         moved = p.table.weight_bytes * _touched(p, batch) + p.table.act_bytes_per_sample * batch
         tm = moved * p.inv_bw_eff
         compute = p.table.flops_per_sample * batch * p.inv_peak_ideal > moved * p.inv_bw
     else:
-        tm = p.tm_w + p.tm_a * batch
+        tm = p.tm_a * batch
+        tm += p.tm_w
         compute = batch > p.regime_batch
     if compute_scale != 1.0:
         tc = tc / compute_scale
@@ -148,9 +150,10 @@ def evaluate(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: fl
     multiply the efficiencies (the uncertainty band)."""
     tc, tm, compute = op_times(p, batch, compute_scale=compute_scale, memory_scale=memory_scale)
     floor = p.launch_floor if overhead_scale == 1.0 else p.launch_floor * overhead_scale
-    t = np.maximum(np.maximum(tc, tm), floor)
+    t = np.maximum(tc, tm, out=tc)
+    np.maximum(t, floor, out=t)
     total = t @ p.count
-    t_compute = (t * compute) @ p.count
+    t_compute = np.multiply(t, compute, out=tm) @ p.count
     b = batch if isinstance(batch, (int, float)) else batch[..., 0]
     if p.table.has_moe:
         moved = (p.table.weight_bytes * _touched(p, batch)) @ p.count + p.act_bytes_per_batch * b
