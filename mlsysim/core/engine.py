@@ -286,6 +286,8 @@ class PerformanceProfile(Result):
             "batch_size": self.batch_size, "precision": self.precision, "phase": self.phase,
             "seq_len": self.seq_len, "bottleneck": self.bottleneck, "latency": self.latency,
             "latency_low": lo, "latency_high": hi, "throughput": self.throughput,
+            "throughput_low": Rate(self.batch_size / hi.to("s").magnitude, "sample/s"),
+            "throughput_high": Rate(self.batch_size / lo.to("s").magnitude, "sample/s"),
         }
         if self.tokens_per_second is not None:
             d["tokens_per_second"] = self.tokens_per_second

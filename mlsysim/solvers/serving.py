@@ -305,6 +305,8 @@ class ServingResult(Result):
             f"{self.seq_len + (self.output_len - 1) / 2:.0f})"
             + (f" / {self.accepted_per_step:.3g} tokens per speculative step"
                if self.draft_model else "") + f" = {self.itl_s * 1e3:.4g} ms",
+            "  band (calibration spread): TTFT {:.4g}-{:.4g} ms, ITL {:.4g}-{:.4g} ms".format(
+                *(q.magnitude for q in (*self.band["ttft"], *self.band["itl"]))),
             f"  KV cache: {self.kv_bytes_per_token:,.0f} B/token (whole model) -> "
             f"{self.kv_bytes_per_sequence / 1e6:.4g} MB per sequence per device "
             f"(pages of {self.page_size} tokens)",

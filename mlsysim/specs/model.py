@@ -366,7 +366,7 @@ class TransformerSpec(ModelSpec):
     def macs_per_sample(self) -> float:
         """Decoder: MACs per generated token at zero context (the matmul weights it touches,
         embeddings excluded, LM head included). Encoder: MACs for one ``default_seq_len``
-        sequence including attention scores."""
+        sequence including attention scores and the prefix layers (ViT's patch embedding)."""
         h = self.hidden
         per_token = sum(self.attn_params + self.ffn_params(i)[1] for i in range(self.layers))
         if self.lm_head and self.kind != "encoder":
@@ -374,7 +374,8 @@ class TransformerSpec(ModelSpec):
         if self.kind == "encoder":
             s = self.seq_len_default
             attn = 2 * s * s * self.heads * self.d_head * self.layers
-            return float(per_token * s + attn)
+            prefix = sum(layer.macs * layer.repeat for layer in self.prefix_layers)
+            return float(per_token * s + attn + prefix)
         return float(per_token)
 
 
