@@ -77,6 +77,8 @@ def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
             overhead_spread=(0.75, 1.25))
     else:
         eff = cal.efficiency(hardware.key, precision)
+    if len(_EFF) > 4096:
+        _EFF.clear()
     _EFF[(id(hardware), precision)] = (hardware, eff)
     return eff
 

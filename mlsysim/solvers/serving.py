@@ -82,6 +82,8 @@ def sparse_view(hardware: HardwareSpec, precision: str) -> HardwareSpec:
     data = hardware.model_dump(mode="json")
     data["compute"]["dense"][precision] = f"{peak:~P}"
     view = HardwareSpec(**data)
+    if len(_SPARSE) > 1024:
+        _SPARSE.clear()
     _SPARSE[(id(hardware), precision)] = (hardware, view)
     return view
 
@@ -99,6 +101,8 @@ def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool
         if cuda_graphs:
             eff = replace(eff, kernel_overhead_s=calibration().graph_kernel_s)
         hit = (hardware, eff.variant(variant))
+        if len(_EFF_CACHE) > 4096:
+            _EFF_CACHE.clear()
         _EFF_CACHE[key] = hit
     return hit[1]
 
