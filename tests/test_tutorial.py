@@ -51,3 +51,9 @@ def test_plot_roofline_marks_ridge_with_engine_peak():
     labels = [line.get_label() for line in ax.get_lines()]
     assert any("312 TFLOP/s" in label for label in labels)
     assert len(ax.collections) == 1  # one workload point
+
+
+def test_serving_example_runs(tmp_path):
+    out = _run(ROOT / "docs" / "examples" / "01_llm_serving.py", tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "best b = " in out.stdout and "acceptance 0.9" in out.stdout

@@ -164,13 +164,16 @@ class ContinuousBatchingModel(ForwardModel):
         ctx = P + Out // 2
         h = model.hidden
 
-        def step(n: int) -> tuple[float, float]:
-            """(tau, prompt tokens per step) with n sequences decoding."""
+        def step(n: int, chunk: tuple[int, int] | None = None) -> tuple[float, float]:
+            """(tau, prompt tokens per step) with n sequences decoding and the steady-state
+            prompt share, or an explicit (tokens, prefix) prompt chunk."""
             c = n * P / Out
             if preset.chunked_prefill:
                 c = min(c, max(budget - n, 0))
-            segments = (Segment(1, ctx, sequences=n),) + \
-                ((Segment(max(int(math.ceil(c)), 1), P // 2),) if c > 0 else ())
+            if chunk is not None:
+                c = chunk[0]
+            prompt_seg = Segment(max(int(math.ceil(c)), 1), chunk[1] if chunk else P // 2)
+            segments = (Segment(1, ctx, sequences=n),) + ((prompt_seg,) if c > 0 else ())
             t = pass_time(model, hardware, segments, 1, precision=prec, e=e, kv_e=kv_e, we=we,
                           tp=tp, eff=eff)
             if tp > 1:
@@ -207,9 +210,14 @@ class ContinuousBatchingModel(ForwardModel):
                     lo = mid + 1
             n = lo
             tau, c = step(n)
-        # TTFT: prompts are served from the step budget left after decode tokens.
+        # TTFT: a prompt is prefilled in chunks of the budget left after the decode tokens,
+        # each chunk riding in a step with the n decoding sequences.
         free = max(budget - n, 1) if preset.chunked_prefill else P
-        service = math.ceil(P / free) * tau
+        service, done = 0.0, 0
+        while done < P:
+            size = min(free, P - done)
+            service += step(n, (size, done))[0]
+            done += size
         # Saturated (no arrival rate): report the service part only; the queue is at its edge.
         wait = 0.0 if lam is None else (
             mmc_mean_wait(lam, service, 1, service_time_cv=0.0) if lam * service < 1

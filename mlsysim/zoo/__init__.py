@@ -131,6 +131,8 @@ class Registry:
     def names(self) -> list[str]:
         return list(self._load())
 
+    list = names  # the incumbent's spelling, so users' habits carry over
+
     def __iter__(self) -> Iterator[Any]:
         return iter(self._load().values())
 
@@ -145,7 +147,7 @@ class Registry:
             return False
 
     def __dir__(self):
-        return [*self._group_names, *self.names(), "get", "names"]
+        return [*self._group_names, *self.names(), "get", "names", "list"]
 
     def __repr__(self) -> str:
         return f"<{self._kind} registry: {len(self)} entries>"
@@ -177,6 +179,8 @@ class Group:
     def names(self) -> list[str]:
         return list(self._members())
 
+    list = names
+
     def __iter__(self):
         return iter(self._members().values())
 
@@ -184,7 +188,7 @@ class Group:
         return len(self._members())
 
     def __dir__(self):
-        return [*self.names(), "get", "names"]
+        return [*self.names(), "get", "names", "list"]
 
     def __repr__(self) -> str:
         return f"<{self._registry._kind} group {self._group}: {len(self)} entries>"
