@@ -110,3 +110,28 @@ def test_all_errors_share_the_root():
     for cls in (ValidationError, UnknownNameError, UnsupportedPrecisionError, SpecError,
                 DimensionError):
         assert issubclass(cls, MLSysimError)
+
+
+def test_yaml_with_wrong_unit_is_a_dimension_error_naming_file_and_field(tmp_path):
+    from mlsysim.errors import DimensionError
+    f = tmp_path / "gpu.yaml"
+    f.write_text("key: G\nname: G\ngroup: Cloud\nvendor: V\ncompute: {dense: {fp16: 1 TFLOP/s}}\n"
+                 "memory: {capacity: 8 GB, bandwidth: 2 TFLOP/s}\nsource: s\nas_of: '2024'\n")
+    with pytest.raises(DimensionError, match=r"(?s)gpu.yaml entry G.*memory.bandwidth"):
+        mlsysim.load_hardware(f)
+
+
+def test_load_model_yaml_and_unknown_family(tmp_path):
+    f = tmp_path / "tiny_lm.yaml"
+    f.write_text("key: TinyLM\nname: Tiny LM\narchitecture: Transformer\ngroup: Language\n"
+                 "family: transformer\nkind: decoder\nlayers: 2\nhidden: 256\nheads: 4\n"
+                 "ffn: 1024\nvocab: 1000\nmax_context: 512\npublished_parameters: 2.1e6\n"
+                 "source: test\nas_of: '2024'\n")
+    m = mlsysim.load_model(f)
+    # 1000*256 embedding + 1000*256 head + 2 layers * (4*256*256 attention + 2*256*1024 MLP
+    # + 2*256 RMSNorm weights) + 256 final norm = 512,000 + 1,573,888 + 256 = 2,086,144.
+    assert m.parameter_count == 2_086_144
+    assert Engine.solve(m, "H100", seq_len=128).latency_s > 0
+    f.write_text("key: X\nfamily: rnn\n")
+    with pytest.raises(SpecError, match="'family' must be one of"):
+        mlsysim.load_model(f)
