@@ -61,8 +61,12 @@ def _wall(python: str, code: str, repeats: int, cwd: Path | None) -> float:
 
 
 def import_time(python: str, repeats: int = 7, cwd: Path | None = None) -> float:
-    """`import mlsysim` alone (ours loads everything lazily)."""
-    return _wall(python, "import mlsysim", repeats, cwd)
+    """`import mlsysim` alone, timed inside fresh interpreters (ours loads lazily)."""
+    code = "import time; t = time.perf_counter(); import mlsysim; print(time.perf_counter() - t)"
+    runs = [float(subprocess.run([python, "-c", code], check=True, cwd=cwd, capture_output=True,
+                                 text=True).stdout.strip().splitlines()[-1])
+            for _ in range(repeats)]
+    return statistics.median(runs)
 
 
 COLD = ("import mlsysim; mlsysim.Engine.solve(model=mlsysim.Models.Vision.ResNet50, "
