@@ -13,7 +13,9 @@ batch of ``batch_size`` such requests:
 - Tensor parallelism splits heads, FFN width and vocabulary over ``tp_size`` devices and adds two
   all-reduces of the layer activations per layer [Shoeybi et al. 2019, Megatron-LM, sec. 3];
   pipeline parallelism splits layers over ``pp_size`` stages: the same per-token latency plus
-  (pp - 1) activation hand-offs, ``pp_size`` micro-batches in flight for throughput.
+  (pp - 1) activation hand-offs, ``pp_size`` micro-batches of ``batch_size`` in flight for
+  throughput, so each stage holds its layers' cache for all of them (per device: the whole
+  model's cache of one micro-batch).
 - Memory per device: weights / (tp * pp) + paged KV cache + activations must fit in
   ``memory_utilization`` of the capacity (vLLM's default 0.9 leaves the rest to the runtime).
 Left out: queueing (see ContinuousBatchingModel and TailLatencyModel), sampling cost, CPU-GPU
@@ -81,6 +83,7 @@ def sparse_view(hardware: HardwareSpec, precision: str) -> HardwareSpec:
     peak = hardware.peak(precision, sparse=True)  # raises, listing sparse precisions
     data = hardware.model_dump(mode="json")
     data["compute"]["dense"][precision] = f"{peak:~P}"
+    data["name"] = f"{hardware.name} (2:4 sparse {precision})"
     view = HardwareSpec(**data)
     if len(_SPARSE) > 1024:
         _SPARSE.clear()
@@ -131,7 +134,7 @@ def pass_prepared(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segm
         else:
             seg = segments[0]
             table = lower(model, phase=phase, seq_len=seg.queries if phase == "prefill"
-                          else seg.prefix, e=e)
+                          else seg.prefix, e=e, kv_e=kv_e, we=we)
         if len(_TABLES) > 4096:
             _TABLES.clear()
         hit = (model, table)
@@ -391,10 +394,13 @@ class ServingModel(ForwardModel):
         True
         """
         raw = (model, hardware, decode_hardware, draft_model, network_bandwidth)
-        key = (tuple(id(x) for x in raw), seq_len, precision, output_len, weight_precision,
-               kv_precision, tp_size, pp_size, cached_prefix_len, draft_acceptance_rate,
-               draft_len, memory_utilization, page_size, cuda_graphs, sparsity,
-               attention_kernel, _variant)
+        values = (seq_len, precision, output_len, weight_precision, kv_precision, tp_size,
+                  pp_size, cached_prefix_len, draft_acceptance_rate, draft_len,
+                  memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel,
+                  _variant)
+        # Types are part of the key: True == 1 and 2048.0 == 2048 must not reuse a plan that
+        # validated the other value.
+        key = (tuple(id(x) for x in raw), values, tuple(type(v) for v in values))
         try:
             plan = _PLANS.get(key)
         except TypeError:  # an unhashable argument: validation will name it
@@ -420,9 +426,9 @@ class ServingModel(ForwardModel):
 
     def _evaluate(self, plan: _Plan, batch_size) -> ServingResult:
         notes: list[str] = []
-        if batch_size == "max":
+        if isinstance(batch_size, str) and batch_size == "max":
             free = plan.usable - plan.weights - plan.act
-            batch = int(max(free, 0.0) // plan.kv_seq) if plan.kv_seq else 1024
+            batch = int(max(free, 0.0) // plan.kv_seq)  # kv_seq > 0: every model keeps state
             if batch < 1:
                 batch = 1
                 notes.append("not even one sequence fits: batch_size set to 1 (infeasible)")
@@ -545,10 +551,12 @@ class ServingModel(ForwardModel):
         if transformer:
             kv_tok = kv_bytes_per_token(model, kv_e)
             share = 1.0 if model.mla else max(model.n_kv_heads / tp, 1) / model.n_kv_heads
-            kv_seq = kv_cache_bytes(model, paged, kv_e) * share / pp
+            # A pipeline stage holds its layers' (1/pp) cache for the pp micro-batches in
+            # flight: per device, the whole model's cache of one micro-batch.
+            kv_seq = kv_cache_bytes(model, paged, kv_e) * share
         else:
             kv_tok = 0.0
-            kv_seq = ssm_state_bytes(model, kv_e) / pp
+            kv_seq = ssm_state_bytes(model, kv_e)
         weights = model.parameter_count * we / (tp * pp)
 
         kv_transfer = 0.0
@@ -574,14 +582,19 @@ class ServingModel(ForwardModel):
                 raise ValidationError("draft_acceptance_rate", "is needed with draft_model "
                                       "(a number between 0 and 1).", owner=OWNER)
             rate = check.fraction("draft_acceptance_rate", a["draft_acceptance_rate"], OWNER)
+            if draft.heads % tp:
+                raise ValidationError("draft_model", f"must split over tp_size={tp}: its "
+                                      f"{draft.heads} heads are not divisible.", owner=OWNER)
             k = check.positive_int("draft_len", a["draft_len"], OWNER)
             if not transformer:
                 raise ValidationError("draft_model", "needs a transformer target.", owner=OWNER)
             p_draft = pass_prepared(draft, decode_hw, (Segment(1, mid),), eff=eff_d, **kw)
             p_verify = pass_prepared(model, decode_hw, (Segment(k + 1, mid),), eff=eff_d, **kw)
             accepted = expected_accepted_tokens(rate, k)
-            weights += draft.parameter_count * we
-            kv_seq += kv_cache_bytes(draft, paged, kv_e)
+            # The draft is tensor-parallel like the target (and replicated per pipeline stage).
+            weights += draft.parameter_count * we / tp
+            d_share = 1.0 if draft.mla else max(draft.n_kv_heads / tp, 1) / draft.n_kv_heads
+            kv_seq += kv_cache_bytes(draft, paged, kv_e) * d_share
 
         h = model.hidden if transformer else model.d_model
         return _Plan(

@@ -7,8 +7,9 @@ With double buffering, layer i+1's weights stream while layer i computes, so one
     t_stream = layer weight bytes / stream bandwidth,
 
 and streaming is hidden when every layer's compute outlasts its stream. t_compute comes from
-the single-node cost model (Engine) spread over the layers in proportion to their weights;
-the stream bandwidth is the device's host link unless given.
+the single-node cost model (Engine), minus the weights' own memory reads, spread evenly over
+the layers (embedding and head weights included in the per-layer share); the stream
+bandwidth is the device's host link unless given.
 Left out: contention between streaming and the device's own memory traffic.
 """
 
@@ -23,7 +24,6 @@ from ..errors import ValidationError
 from ..specs.hardware import BYTES_PER_ELEMENT
 from ..specs.model import SSMSpec, TransformerSpec
 from ..units import Q_
-from .serving import ServingModel
 
 __all__ = ["WeightStreamingModel", "WeightStreamingResult"]
 
@@ -52,7 +52,9 @@ class WeightStreamingResult(Result):
 
     @property
     def required_bandwidth(self):
-        """Stream bandwidth at which streaming would just be hidden."""
+        """Stream bandwidth at which streaming would just be hidden (inf: no compute)."""
+        if self.compute_per_layer_s <= 0:
+            return Q_(float("inf"), "GB/s")
         return Q_(self.layer_bytes / self.compute_per_layer_s, "byte/s").to("GB/s")
 
     @property
@@ -75,6 +77,19 @@ class WeightStreamingResult(Result):
                 f"{self.required_bandwidth.magnitude:.4g} GB/s")
 
 
+def _bandwidth(value) -> float:
+    from ..units import Q_ as _Q
+    try:
+        bw = float((_Q(value) if isinstance(value, str) else value).to("byte/s").magnitude)
+    except Exception:
+        raise ValidationError("stream_bandwidth", "must be a bandwidth such as '64 GB/s'. "
+                              f"Got {value!r} instead.", owner=OWNER) from None
+    if not bw > 0 or bw == float("inf"):
+        raise ValidationError("stream_bandwidth", f"must be positive and finite. Got {value!r}.",
+                              owner=OWNER)
+    return bw
+
+
 class WeightStreamingModel(ForwardModel):
     def solve(self, model, hardware, batch_size: int = 1, seq_len: int | None = None,
               phase: str | None = None, precision: str | None = None,
@@ -89,13 +104,15 @@ class WeightStreamingModel(ForwardModel):
                                       "published host link (e.g. '64 GB/s').", owner=OWNER)
             bw = float(link.host_bandwidth.to("byte/s").magnitude)
         else:
-            bw = ServingModel._bandwidth(stream_bandwidth)
+            bw = _bandwidth(stream_bandwidth)
         layers = model.layers if isinstance(model, (TransformerSpec, SSMSpec)) else \
             sum(1 for b in model.all_blocks for layer in b.layers if layer.params) or 1
         layer_bytes = model.parameter_count * BYTES_PER_ELEMENT[p.precision] / layers
-        # Device time without the weights' own HBM reads (they arrive by stream instead).
-        compute = max(p.latency_s - p.weights_bytes / (hardware._base["bandwidth"]
-                                                      * p.efficiency.memory), 0.0) / layers
+        # Device time without the weights' own HBM reads (they arrive by stream instead); a
+        # MoE pass reads only the experts its tokens pick, so at most the bytes it moves.
+        read = min(p.weights_bytes, p.bytes_total)
+        compute = max(p.latency_s - read / (hardware._base["bandwidth"] * p.efficiency.memory),
+                      0.0) / layers
         stream = layer_bytes / bw
         total = stream + layers * max(compute, stream)
         return WeightStreamingResult(model=model, hardware=hardware, layers=layers,

@@ -53,7 +53,7 @@ def lower(model: ModelSpec, *, phase: str, seq_len: int, e: float,
         table = lower_transformer(model, phase=phase, seq_len=seq_len, e=e, kv_e=kv_e, we=we,
                                   tp=tp, prefix_len=prefix_len)
     elif isinstance(model, SSMSpec):
-        table = lower_ssm(model, phase=phase, seq_len=seq_len, e=e)
+        table = lower_ssm(model, phase=phase, seq_len=seq_len, e=e, we=we, kv_e=kv_e)
     else:
         table = lower_layered(model, e=e)
     if len(_CACHE) > 4096:
