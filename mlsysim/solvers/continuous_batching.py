@@ -11,8 +11,8 @@ plus up to ``max_num_batched_tokens - N`` prompt tokens (chunked prefill), and c
 one pass reading the weights once. In steady state decode tokens leave at lambda * O per second
 and prompt tokens at lambda * P, so N / tau = lambda * O and c = N * P / O. N is found by
 bisection (throughput N / tau grows with N); the KV cache (paged) and the engine's
-max_num_seqs cap N. Latency: TPOT = tau; TTFT = wait for prefill slots (M/D/1 mean wait on
-the prefill budget, Allen-Cunneen with cv = 0) + ceil(P / free budget) steps. Without an
+max_num_seqs cap N. Latency: TPOT = tau; TTFT = wait for prefill slots (M/D/1 mean wait, a
+prompt occupying P / free of a step's spare budget) + its own chunked prefill steps. Without an
 arrival rate the engine is saturated: N at its cap, giving the maximum throughput.
 Left out: preemption and swapping, prefix sharing between requests, output-length variance.
 """
@@ -140,7 +140,7 @@ class ContinuousBatchingModel(ForwardModel):
         from ..zoo import ServingEngines
 
         model, hardware = resolve(model, hardware)
-        preset = ServingEngines.get(engine) if isinstance(engine, str) else engine
+        preset = engine if isinstance(engine, ServingEngineSpec) else ServingEngines.get(engine)
         if not isinstance(model, TransformerSpec) or model.kind == "encoder":
             raise ValidationError("model", f"must be a decoder transformer; {model.name} is "
                                   f"{model.architecture}.", owner=OWNER)
@@ -171,8 +171,13 @@ class ContinuousBatchingModel(ForwardModel):
             if preset.chunked_prefill:
                 c = min(c, max(budget - n, 0))
             if chunk is not None:
+                prompt_seg = Segment(chunk[0], chunk[1])
+            elif c > P:  # several whole prompts per step
+                prompt_seg = Segment(P, 0, sequences=max(int(round(c / P)), 1))
+            else:  # a chunk of one prompt, at the mean offset P/2 into it
+                prompt_seg = Segment(max(int(math.ceil(c)), 1), P // 2)
+            if chunk is not None:
                 c = chunk[0]
-            prompt_seg = Segment(max(int(math.ceil(c)), 1), chunk[1] if chunk else P // 2)
             segments = (Segment(1, ctx, sequences=n),) + ((prompt_seg,) if c > 0 else ())
             t = pass_time(model, hardware, segments, 1, precision=prec, e=e, kv_e=kv_e, we=we,
                           tp=tp, eff=eff)
@@ -218,9 +223,12 @@ class ContinuousBatchingModel(ForwardModel):
             size = min(free, P - done)
             service += step(n, (size, done))[0]
             done += size
+        # Waiting for prefill slots: each prompt occupies P / free of a step's budget, so the
+        # budget serves prompts like one server of service time P * tau / free (M/D/1).
         # Saturated (no arrival rate): report the service part only; the queue is at its edge.
+        occupancy = P * tau / free if preset.chunked_prefill else service
         wait = 0.0 if lam is None else (
-            mmc_mean_wait(lam, service, 1, service_time_cv=0.0) if lam * service < 1
+            mmc_mean_wait(lam, occupancy, 1, service_time_cv=0.0) if lam * occupancy < 1
             else math.inf)
         if wait == math.inf and feasible:
             feasible = False
