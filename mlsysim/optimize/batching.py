@@ -23,11 +23,10 @@ import numpy as np
 from ..core import validate as check
 from ..core.engine import ForwardModel
 from ..core.result import Result
+from ..errors import ValidationError
 from ..solvers.queueing import mmc_wait_quantile
-from ..solvers.serving import ServingModel, pass_time, serving_efficiency
-from ..specs.hardware import BYTES_PER_ELEMENT
+from ..solvers.serving import ServingModel
 from ..units import Q_, Rate
-from ..workloads.transformer import Segment
 
 __all__ = ["BatchingOptimizer", "BatchingResult"]
 
@@ -110,25 +109,18 @@ class BatchingOptimizer(ForwardModel):
         sla = check.positive_float("sla_latency_ms", sla_latency_ms, OWNER) / 1e3
         lam = check.positive_float("arrival_rate_qps", arrival_rate_qps, OWNER)
         bmax = check.positive_int("max_batch_size", max_batch_size, OWNER)
-        # One scalar solve validates everything and gives the per-device constants.
+        if "batch_size" in serving_options:
+            raise ValidationError("batch_size", "is what the optimizer chooses; give "
+                                  "max_batch_size instead.", owner=OWNER)
+        # One scalar solve validates everything; its plan then serves every batch size with
+        # the same equations (speculative decoding, sparsity, TP/PP and all).
         r = ServingModel().solve(model, hardware, seq_len=seq_len, output_len=output_len,
                                  precision=precision, tp_size=tp_size, **serving_options)
-        m, hw = r.model, r.hardware
-        e, kv_e, we = (BYTES_PER_ELEMENT[p] for p in (r.precision, r.kv_precision,
-                                                       r.weight_precision))
-        kw = dict(precision=r.precision, e=e, kv_e=kv_e, we=we, tp=r.tp_size)
+        plan = r._plan
         b = np.arange(1, bmax + 1, dtype=np.float64)
-        col = b[:, None]
-        prefill = pass_time(m, hw, (Segment(seq_len - r.cached_prefix_len,
-                                            r.cached_prefix_len),), col, encoder=True,
-                            eff=serving_efficiency(hw, r.precision, False), **kw)
-        step = pass_time(m, r.decode_hardware, (Segment(1, seq_len + (output_len - 1) // 2),),
-                         col, eff=serving_efficiency(r.decode_hardware, r.precision, True), **kw)
-        # Communication and KV transfer scale linearly enough with b to reuse batch 1's share.
-        extra = (r.comm_prefill_s + r.kv_transfer_s) * b + (output_len - 1) * r.comm_decode_s
-        service = prefill + (output_len - 1) * step + extra
-        fits = r.weights_bytes + b * r.kv_bytes_per_sequence + r.activation_bytes * b \
-            <= r.usable_bytes
+        prefill, comm_p, _, _, itl, kv_transfer = ServingModel.times(plan, b[:, None])
+        service = prefill + comm_p + kv_transfer + (plan.out - 1) * itl
+        fits = plan.weights + b * plan.kv_seq + plan.act <= plan.usable
         p99 = np.full_like(b, np.inf)
         for i, (bb, s) in enumerate(zip(b, service)):
             if lam / bb * s < 1.0:
@@ -142,6 +134,6 @@ class BatchingOptimizer(ForwardModel):
             top = throughput[cand].max()
             near = cand[throughput[cand] >= top * (1 - 1e-9)]
             best = int(near[np.argmin(p99[near])])
-        return BatchingResult(model=m, hardware=hw, sla_s=sla, arrival_rate=lam,
+        return BatchingResult(model=r.model, hardware=r.hardware, sla_s=sla, arrival_rate=lam,
                               batch_sizes=b.astype(int), service_s=service, p99_s=p99,
                               throughput=throughput, fits=fits, best_index=best)

@@ -424,6 +424,31 @@ class ServingModel(ForwardModel):
                 pass
         return self._evaluate(plan, batch_size)
 
+    @staticmethod
+    def times(plan: _Plan, batch):
+        """(prefill, TP/PP comm at prefill, ITL, KV transfer) in seconds at ``batch``: an int,
+        or an (n, 1) array for a sweep over batch sizes (the same equations)."""
+        flat = batch if isinstance(batch, int) else batch[..., 0]
+        prefill = evaluate(plan.prefill, batch).latency
+        step = evaluate(plan.step, batch).latency
+        comm_p = comm_d = 0.0
+        if plan.tp > 1 or plan.pp > 1:
+            from ..core.collectives import collective_time
+            layers = plan.model.layers
+            tokens_p = flat * (plan.prompt - plan.cached) * plan.act_bytes
+            comm_p = 2 * layers * collective_time(plan.hardware, "allreduce", tokens_p, plan.tp) \
+                + (plan.pp - 1) * collective_time(plan.hardware, "p2p", tokens_p, 2)
+            tokens_d = flat * plan.act_bytes
+            comm_d = 2 * layers * collective_time(plan.decode_hw, "allreduce", tokens_d,
+                                                  plan.tp) \
+                + (plan.pp - 1) * collective_time(plan.decode_hw, "p2p", tokens_d, 2)
+        itl = step + comm_d
+        if plan.draft is not None:
+            t_draft = evaluate(plan.draft_step, batch).latency
+            t_verify = evaluate(plan.verify, batch).latency
+            itl = (plan.draft_len * t_draft + t_verify + comm_d) / plan.accepted
+        return prefill, comm_p, step, comm_d, itl, flat * plan.kv_transfer_per_seq
+
     def _evaluate(self, plan: _Plan, batch_size) -> ServingResult:
         notes: list[str] = []
         if isinstance(batch_size, str) and batch_size == "max":
@@ -436,27 +461,8 @@ class ServingModel(ForwardModel):
             batch = batch_size
         else:
             batch = check.positive_int("batch_size", batch_size, OWNER)
-        prefill = float(evaluate(plan.prefill, batch).latency)
-        step = float(evaluate(plan.step, batch).latency)
-        comm_p = comm_d = 0.0
-        if plan.tp > 1 or plan.pp > 1:
-            from ..core.collectives import collective_time
-            layers = plan.model.layers
-            tokens_p = batch * (plan.prompt - plan.cached)
-            comm_p = 2 * layers * collective_time(plan.hardware, "allreduce",
-                                                  tokens_p * plan.act_bytes, plan.tp) \
-                + (plan.pp - 1) * collective_time(plan.hardware, "p2p",
-                                                  tokens_p * plan.act_bytes, 2)
-            comm_d = 2 * layers * collective_time(plan.decode_hw, "allreduce",
-                                                  batch * plan.act_bytes, plan.tp) \
-                + (plan.pp - 1) * collective_time(plan.decode_hw, "p2p",
-                                                  batch * plan.act_bytes, 2)
-        itl = step + comm_d
-        if plan.draft is not None:
-            t_draft = float(evaluate(plan.draft_step, batch).latency)
-            t_verify = float(evaluate(plan.verify, batch).latency)
-            itl = (plan.draft_len * t_draft + t_verify + comm_d) / plan.accepted
-        kv_transfer = batch * plan.kv_transfer_per_seq
+        prefill, comm_p, step, comm_d, itl, kv_transfer = (
+            float(x) for x in self.times(plan, batch))
         return ServingResult(
             model=plan.model, hardware=plan.hardware, decode_hardware=plan.decode_hw,
             batch_size=batch, seq_len=plan.prompt, output_len=plan.out,
