@@ -400,7 +400,8 @@ class ServingModel(ForwardModel):
                   _variant)
         # Types are part of the key: True == 1 and 2048.0 == 2048 must not reuse a plan that
         # validated the other value.
-        key = (tuple(id(x) for x in raw), values, tuple(type(v) for v in values))
+        key = (id(model), id(hardware), id(decode_hardware), id(draft_model),
+               id(network_bandwidth), values, tuple(map(type, values)))
         try:
             plan = _PLANS.get(key)
         except TypeError:  # an unhashable argument: validation will name it
@@ -461,8 +462,8 @@ class ServingModel(ForwardModel):
             batch = batch_size
         else:
             batch = check.positive_int("batch_size", batch_size, OWNER)
-        prefill, comm_p, step, comm_d, itl, kv_transfer = (
-            float(x) for x in self.times(plan, batch))
+        prefill, comm_p, step, comm_d, itl, kv_transfer = self.times(plan, batch)
+        prefill, step, itl = float(prefill), float(step), float(itl)
         return ServingResult(
             model=plan.model, hardware=plan.hardware, decode_hardware=plan.decode_hw,
             batch_size=batch, seq_len=plan.prompt, output_len=plan.out,
