@@ -86,7 +86,8 @@ class Efficiency:
         i = 1 if which == "fast" else 0
         c, m = self.compute_spread[i], self.memory_spread[i]
         o = self.overhead_spread[1 - i]
-        return replace(self, gemm_max=self.gemm_max * c, attention_max=self.attention_max * c,
+        return replace(self, gemm_max=min(self.gemm_max * c, 1.0),
+                       attention_max=min(self.attention_max * c, 1.0),
                        memory=min(self.memory * m, 1.0),
                        kernel_overhead_s=self.kernel_overhead_s * o)
 

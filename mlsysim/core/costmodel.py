@@ -47,6 +47,7 @@ class Prepared:
     tm_a: np.ndarray            # act_bytes_per_sample / (BW * eta_mem)
     regime_batch: np.ndarray    # batch above which the op's intensity exceeds the ridge
     inv_peak_ideal: np.ndarray  # 1 / op peak
+    max_compute_scale: np.ndarray  # 1 / eta_max: a band's efficiency scale never passes peak
     count: np.ndarray
     flops_per_batch: float      # sum over ops of flops_per_sample * count
     weight_bytes: float         # sum over ops of weight_bytes * count
@@ -89,7 +90,7 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
         alpha=eff.gemm_alpha,
         k_tc=f / (op_peak * eta_max), tm_w=table.weight_bytes * inv_bw_eff,
         tm_a=table.act_bytes_per_sample * inv_bw_eff, regime_batch=regime_batch,
-        inv_peak_ideal=1.0 / op_peak, count=count,
+        inv_peak_ideal=1.0 / op_peak, max_compute_scale=1.0 / eta_max, count=count,
         flops_per_batch=float(f @ count), weight_bytes=float(table.weight_bytes @ count),
         act_bytes_per_batch=float(table.act_bytes_per_sample @ count),
         inv_bw_eff=inv_bw_eff, inv_bw=1.0 / bw,
@@ -138,7 +139,7 @@ def op_times(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: fl
         tm += p.tm_w
         compute = batch > p.regime_batch
     if compute_scale != 1.0:
-        tc = tc / compute_scale
+        tc = tc / np.minimum(compute_scale, p.max_compute_scale)
     if memory_scale != 1.0:
         tm = tm / memory_scale
     return tc, tm, compute

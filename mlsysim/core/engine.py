@@ -379,13 +379,18 @@ class SingleNodeModel(ForwardModel):
         >>> p.bottleneck
         'Memory'
         """
-        key = (id(model), id(hardware), precision, seq_len, phase)
-        plan = _PLANS.get(key)
+        # Types are part of the key, so seq_len=True never reuses the plan of seq_len=1.
+        key = (id(model), id(hardware), precision, seq_len, phase, type(seq_len), type(precision))
+        try:
+            plan = _PLANS.get(key)
+        except TypeError:  # an unhashable argument: the plan's validation names it
+            plan, key = None, None
         if plan is None or plan[0] is not model or plan[1] is not hardware:
             plan = self._plan(model, hardware, precision, seq_len, phase, "Engine.solve")
             if len(_PLANS) > 4096:
                 _PLANS.clear()
-            _PLANS[key] = plan
+            if key is not None:
+                _PLANS[key] = plan
         _, _, model, hardware, precision, phase, seq, prepared = plan
         batch = batch_size if type(batch_size) is int and batch_size > 0 else \
             check.positive_int("batch_size", batch_size, "Engine.solve")
@@ -439,11 +444,15 @@ class SingleNodeModel(ForwardModel):
               seq_len: int | None = None, phase: str | None = None) -> dict[str, np.ndarray]:
         """Latency and throughput for many batch sizes at once (vectorized, same equations)."""
         owner = "Engine.sweep"
-        batches = np.asarray(batch_sizes, dtype=np.float64).reshape(-1)
+        from ..errors import ValidationError
+        try:
+            batches = np.asarray(batch_sizes, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            batches = np.array([np.nan])
         if batches.size == 0 or not np.all(np.isfinite(batches)) or np.any(batches < 1) or \
                 np.any(batches != np.floor(batches)):
-            from ..errors import ValidationError
-            raise ValidationError("batch_sizes", "must be positive whole numbers.", owner=owner)
+            raise ValidationError("batch_sizes", "must be positive whole numbers. Got "
+                                  f"{batch_sizes!r} instead.", owner=owner)
         *_, hardware, precision, phase, seq, prepared = self._plan(
             model, hardware, precision, seq_len, phase, owner)
         table = prepared.table
