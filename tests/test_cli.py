@@ -60,3 +60,20 @@ def test_zoo_listing():
     assert out.returncode == 0 and len(json.loads(out.stdout)) >= 35
     out = run("zoo", "models", "Llama3_8B", "--json")
     assert json.loads(out.stdout)["derived_parameters"] == 8030261248
+
+
+def test_usage_errors_are_one_line_exit_2():
+    out = run("eval", "ResNet50", "A100", "--batch-size", "abc")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "--batch-size" in out.stderr
+    out = run("eval", "ResNet50", "A100", "--batch-size", "abc", "--json")
+    assert out.returncode == 2 and json.loads(out.stdout)["error"] == "UsageError"
+    out = run("frobnicate")
+    assert out.returncode == 2 and "No such command" in out.stderr
+
+
+def test_calibrate_unwritable_output_exits_2(tmp_path):
+    runs = tmp_path / "runs.csv"
+    runs.write_text("kind,precision,m,n,k,value,unit\nmemcpy,,,,,3000,GB/s\n")
+    out = run("calibrate", str(runs), "--hardware", "H100", "-o", "/nonexistent/dir/x.yaml")
+    assert out.returncode == 2 and "cannot write" in out.stderr

@@ -14,14 +14,38 @@ __all__ = ["main", "app"]
 EXIT_USAGE, EXIT_INFEASIBLE = 2, 3
 
 
+def _is(exc: BaseException, name: str) -> bool:
+    """Match click's exception classes by name: typer vendors its own copy of click."""
+    return any(c.__name__ == name for c in type(exc).__mro__)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .app import app
 
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, prog_name="mlsysim", standalone_mode=True)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        code = app(args=args, prog_name="mlsysim", standalone_mode=False)
+    except Exception as exc:
+        if _is(exc, "NoArgsIsHelpError"):  # `mlsysim` alone: the help text
+            print(exc.ctx.get_help())
+            return 0
+        if _is(exc, "UsageError"):  # bad option value, unknown command: one line, exit 2
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "mlsysim"
+            emit_error(_Usage(f"{exc.format_message()} (see: {where} --help)"),
+                       "--json" in args)
+            return EXIT_USAGE
+        if _is(exc, "Exit"):
+            return int(getattr(exc, "exit_code", 0) or 0)
+        if _is(exc, "Abort"):
+            return 1
+        raise
+    return code if isinstance(code, int) else 0
+
+
+class _Usage(Exception):
+    """A command-line usage error (wrong option value, unknown command)."""
 
 
 def __getattr__(name: str):
@@ -33,6 +57,7 @@ def __getattr__(name: str):
 
 def emit_error(exc: Exception, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+        name = "UsageError" if isinstance(exc, _Usage) else type(exc).__name__
+        print(json.dumps({"error": name, "message": str(exc)}))
     else:
         print(f"error: {exc}", file=sys.stderr)

@@ -150,7 +150,11 @@ def calibrate_cmd(
     result = run_guarded(as_json, lambda: calibrate_device(measurements, Hardware.get(hardware)))
     if output:
         from pathlib import Path
-        Path(output).write_text(result.yaml())
+        try:
+            Path(output).write_text(result.yaml())
+        except OSError as exc:
+            emit_error(MLSysimError(f"cannot write {output}: {exc.strerror}"), as_json)
+            raise typer.Exit(EXIT_USAGE) from None
     if as_json:
         typer.echo(json.dumps({
             "hardware": result.hardware.name, "fitted": list(result.fitted),

@@ -12,23 +12,40 @@ def plot_roofline(hardware, workloads: Iterable[Any] = (), *, precision: str | N
     """Roofline of ``hardware`` with each workload at its arithmetic intensity.
 
     ``workloads`` holds models (solved with ``Engine.solve`` at ``batch_size``) or
-    PerformanceProfiles. The ceilings use the same peak and bandwidth as the engine; the ridge
-    point is labelled. Returns ``(fig, ax)``.
+    PerformanceProfiles (a profile from another device is re-solved on this one, so every
+    point sits under these roofs). The ceilings use the same peak and bandwidth as the engine;
+    the ridge point is labelled. Returns ``(fig, ax)``.
     """
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ..core.engine import Engine, PerformanceProfile, resolve
+    from ..core import validate as check
+    from ..core.engine import Engine, PerformanceProfile
+    from ..errors import ValidationError
+    from ..specs.hardware import HardwareSpec
+    from ..zoo import Hardware
 
-    _, hardware = resolve("ResNet50", hardware) if isinstance(hardware, str) else (None, hardware)
-    precision = precision or hardware.compute.default_precision
+    if isinstance(hardware, str):
+        hardware = Hardware.get(hardware)
+    if not isinstance(hardware, HardwareSpec):
+        raise ValidationError("hardware", "must be a hardware spec or zoo name. Got "
+                              f"{hardware!r} instead.", owner="plot_roofline")
+    precision = check.precision_of(hardware, precision or hardware.compute.default_precision,
+                                   "plot_roofline")
     peak = hardware.peak(precision).to("TFLOP/s").magnitude
     bw = hardware.memory.bandwidth.to("TB/s").magnitude
     ridge = peak / bw  # TFLOP/s / TB/s = flop/byte
 
-    profiles = [w if isinstance(w, PerformanceProfile) else
-                Engine.solve(w, hardware, batch_size=batch_size, precision=precision,
-                             **solve_kwargs) for w in workloads]
+    profiles = []
+    for w in workloads:
+        if isinstance(w, PerformanceProfile):
+            if w.hardware is not hardware or w.precision != precision:
+                w = Engine.solve(w.model, hardware, batch_size=w.batch_size,
+                                 precision=precision, seq_len=w.seq_len, phase=w.phase)
+        else:
+            w = Engine.solve(w, hardware, batch_size=batch_size, precision=precision,
+                             **solve_kwargs)
+        profiles.append(w)
     intensities = [p.arithmetic_intensity.magnitude for p in profiles]
     lo = min([ridge / 100, *[x / 3 for x in intensities]])
     hi = max([ridge * 100, *[x * 3 for x in intensities]])
