@@ -135,3 +135,26 @@ def test_load_model_yaml_and_unknown_family(tmp_path):
     f.write_text("key: X\nfamily: rnn\n")
     with pytest.raises(SpecError, match="'family' must be one of"):
         mlsysim.load_model(f)
+
+
+def test_model_copy_revalidates_and_recomputes():
+    a100 = mlsysim.Hardware.A100
+    faster = a100.model_copy(update={"memory": a100.memory.model_copy(
+        update={"bandwidth": mlsysim.Q_("4.078 TB/s")})})
+    # Twice the bandwidth: a memory-bound decode step gets faster (not a stale cached peak).
+    assert Engine.solve("Llama3_8B", faster).latency_s < \
+        0.6 * Engine.solve("Llama3_8B", a100).latency_s
+    deeper = mlsysim.Models.Llama3_8B.model_copy(update={"layers": 64})
+    assert deeper.parameter_count > 1.8 * mlsysim.Models.Llama3_8B.parameter_count
+    with pytest.raises(SpecError, match="layers"):
+        mlsysim.Models.Llama3_8B.model_copy(update={"layers": -5})
+
+
+def test_solver_keyword_clashes_are_named():
+    from mlsysim.solvers.compression import CompressionModel
+    with pytest.raises(ValidationError, match="weight_precision"):
+        CompressionModel().solve("Llama3_8B", "H100", "int4_weight_only",
+                                 weight_precision="int8")
+    with pytest.raises(ValidationError, match="batch_size"):
+        mlsysim.InferenceScalingModel().solve("Llama3_8B", "H100", prompt_len=128,
+                                              reasoning_steps=1, batch_size=4)

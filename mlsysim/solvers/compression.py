@@ -18,7 +18,7 @@ from typing import Any
 
 from ..core.engine import ForwardModel
 from ..core.result import Result
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, ValidationError
 from ..units import Q_
 from .serving import ServingModel, ServingResult
 
@@ -96,8 +96,12 @@ class CompressionModel(ForwardModel):
               ) -> CompressionResult:
         """Compare serving ``model`` with ``method`` (one of ``METHODS``) against no
         compression. Extra options go to ServingModel (tp_size, ...)."""
-        if method not in METHODS:
+        if not isinstance(method, str) or method not in METHODS:
             raise UnknownNameError("compression method", str(method), METHODS)
+        clash = sorted(set(METHODS[method]) & set(serving_options))
+        if clash:
+            raise ValidationError(clash[0], f"is set by the method '{method}'; leave it out or "
+                                  "pick another method.", owner="CompressionModel")
         common = dict(seq_len=seq_len, output_len=output_len, batch_size=batch_size,
                       **serving_options)
         base = ServingModel().solve(model, hardware, precision=precision, **common)

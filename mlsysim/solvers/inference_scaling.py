@@ -16,6 +16,7 @@ from typing import Any
 from ..core import validate as check
 from ..core.engine import ForwardModel
 from ..core.result import Result
+from ..errors import ValidationError
 from .serving import ServingModel, ServingResult
 
 __all__ = ["InferenceScalingModel", "InferenceScalingResult"]
@@ -72,6 +73,12 @@ class InferenceScalingModel(ForwardModel):
     def solve(self, model, hardware, prompt_len: int, reasoning_steps: int,
               tokens_per_step: int = 256, answer_len: int = 256, num_samples: int = 1,
               **serving_options) -> InferenceScalingResult:
+        for name in ("batch_size", "output_len", "seq_len"):
+            if name in serving_options:
+                raise ValidationError(name, "is set by the scaling model (num_samples, "
+                                      "reasoning_steps * tokens_per_step + answer_len, "
+                                      "prompt_len).", owner=OWNER)
+        check.positive_int("prompt_len", prompt_len, OWNER)
         steps = check.non_negative_int("reasoning_steps", reasoning_steps, OWNER)
         per = check.positive_int("tokens_per_step", tokens_per_step, OWNER)
         n = check.positive_int("num_samples", num_samples, OWNER)

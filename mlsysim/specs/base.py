@@ -109,6 +109,13 @@ class Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True,
                               validate_default=True)
 
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False):
+        """A validated copy: ``update`` goes through the same checks as a new entry, and
+        derived values (parameter counts, cached peaks) are recomputed, never carried over."""
+        data = {name: getattr(self, name) for name in type(self).model_fields}
+        data.update(update or {})
+        return type(self)(**data)
+
 
 class Sourced(Spec):
     """An entry with provenance: where its numbers come from; estimates say how they were made.
@@ -129,6 +136,13 @@ class Sourced(Spec):
             super().__init__(**data)
         except pydantic.ValidationError as exc:
             raise_spec_error(exc, type(self).__name__)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs):
+        """Validate a mapping into a spec, raising our SpecError (not pydantic's)."""
+        if isinstance(obj, cls):
+            return obj
+        return cls.from_dict(obj)
 
     @classmethod
     def from_dict(cls, data: Any, where: str | None = None):
