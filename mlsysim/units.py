@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pint
 
-__all__ = ["ureg", "Q_", "Quantity", "Unit", "DimensionalityError", "as_quantity", "Rate"]
+__all__ = ["ureg", "Q_", "Quantity", "Unit", "DimensionalityError", "Rate"]
 
 
 
@@ -57,15 +57,6 @@ Q_ = ureg.Quantity
 Quantity = ureg.Quantity
 Unit = ureg.Unit
 DimensionalityError = pint.DimensionalityError
-
-
-def as_quantity(value, unit: str) -> pint.Quantity:
-    """Build a quantity of ``unit`` from a float, or check an existing quantity's dimension."""
-    if isinstance(value, Q_):
-        return value.to(unit)
-    if isinstance(value, str):
-        return Q_(value).to(unit)
-    return Q_(float(value), unit)
 
 
 class Rate(float):

@@ -113,3 +113,10 @@ def test_user_calibration_errors(tmp_path, text, match):
     csv.write_text(text)
     with pytest.raises(DataFileError, match=match):
         calibrate_device(csv, mlsysim.Hardware.H100)
+
+
+def test_user_rows_in_a_precision_the_device_lacks_are_an_error(tmp_path):
+    csv = tmp_path / "runs.csv"
+    csv.write_text("kind,precision,m,n,k,value,unit\ngemm,fp8,4096,4096,4096,500,TFLOP/s\n")
+    with pytest.raises(DataFileError, match="runs.csv:2: precision not published"):
+        calibrate_device(csv, mlsysim.Hardware.A100)

@@ -101,6 +101,12 @@ def calibrate_device(measurements: str | Path, hardware: HardwareSpec) -> Device
     pkg = cal.efficiency(hardware.key, hardware.compute.default_precision)
     fitted, kept = [], []
 
+    unusable = [r["id"] for r in rows if r["kind"] in ("gemm", "attention")
+                and (hardware.key, canonical_precision(r["precision"])) not in peaks]
+    if unusable:
+        raise DataFileError(
+            f"{', '.join(unusable)}: precision not published for {hardware.name}; it has "
+            f"peaks for {', '.join(hardware.compute.precisions)}")
     gemm = gemm_rows(rows, peaks)
     residuals: dict[str, float] = {}
     tau, alpha, gemm_max = pkg.gemm_tau_s, pkg.gemm_alpha, pkg.gemm_max

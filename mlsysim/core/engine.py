@@ -20,7 +20,7 @@ from ..units import Q_, Rate
 from ..workloads import default_phase, lower
 from ..workloads.operators import OpKind
 from . import validate as check
-from .calibration import Efficiency, calibration
+from .calibration import OWN_MEMORY_SPREAD, Efficiency, calibration
 from .costmodel import Prepared, evaluate, op_times, prepare
 from .result import Result
 
@@ -73,7 +73,7 @@ def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
             gemm_alpha=own.gemm_alpha, attention_max=own.attention_max, memory=own.memory,
             kernel_overhead_s=float(own.kernel_overhead.to("s").magnitude),
             rows=(f"{own.rows} user measurements: {own.source}",),
-            compute_spread=cal.compute_spread, memory_spread=(0.95, 1.05),
+            compute_spread=cal.compute_spread, memory_spread=OWN_MEMORY_SPREAD,
             overhead_spread=(0.75, 1.25))
     else:
         eff = cal.efficiency(hardware.key, precision)

@@ -31,9 +31,6 @@ class OpKind(IntEnum):
         return self.name.lower()
 
 
-TENSOR_KINDS = (OpKind.GEMM, OpKind.CONV, OpKind.ATTENTION)
-
-
 @dataclass(frozen=True)
 class OperatorTable:
     names: tuple[str, ...]

@@ -10,7 +10,9 @@ on sliding-window layers), a decode step to the whole cached context, an encoder
 token. QK^T and PV cost 2*d flops per (query, key) pair and head each [Vaswani et al. 2017].
 MLA (DeepSeek-V3) caches one latent of ``kv_lora_rank + qk_rope_head_dim`` per token and
 layer; decode uses the absorbed form (scores over the latent) [DeepSeek-V2 paper, sec. 2.1].
-Left out: rotary embedding cost (fused into QKV), dropout, sampling, the tokenizer.
+Norms (~8 flop per element) and activations (~5) carry rough vector-op counts: they are
+memory-bound, so the count never sets their time. Left out: rotary embedding cost (fused into
+QKV), dropout, sampling, the tokenizer.
 """
 
 from __future__ import annotations
@@ -134,7 +136,10 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
         for s in segments:
             if spec.mla:
                 m = spec.mla
-                absorbed = s.queries <= 8 and s.prefix > 0  # decode-like: scores on the latent
+                # Few new tokens over a cache (decode, speculative verification) use the
+                # absorbed form: scores on the latent (DeepSeek-V2 paper, sec. 2.1.2); a prompt
+                # expands K/V per head. 8 covers draft lengths in use.
+                absorbed = s.queries <= 8 and s.prefix > 0
                 per_pair = (2 * (m.kv_lora_rank + m.qk_rope_head_dim) + 2 * m.kv_lora_rank
                             if absorbed else
                             2 * (m.qk_nope_head_dim + m.qk_rope_head_dim) + 2 * m.v_head_dim)
