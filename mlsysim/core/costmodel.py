@@ -62,19 +62,22 @@ _CACHE: dict[tuple, Prepared] = {}
 
 
 def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
-            eff: Efficiency) -> Prepared:
-    key = (id(table), id(hardware), precision, id(eff))
+            eff: Efficiency, sparse: bool = False) -> Prepared:
+    """``sparse``: weight matmuls (GEMM, convolution) run at the device's published 2:4
+    sparse peak; attention and vector work stay dense."""
+    key = (id(table), id(hardware), precision, id(eff), sparse)
     hit = _CACHE.get(key)
     if hit is not None and hit.table is table and hit.efficiency is eff:
         return hit
     base = hardware._base
     peak, bw = base[f"peak_{precision}"], base["bandwidth"]
+    gemm_peak = base[f"sparse_{precision}"] if sparse else peak
     vector = base.get("peak_fp32", peak)
     kind, f = table.kind, table.flops_per_sample
     gemm = (kind == OpKind.GEMM) | (kind == OpKind.CONV)
     attn = kind == OpKind.ATTENTION
     tensor = gemm | attn
-    op_peak = np.where(tensor, peak, vector)
+    op_peak = np.where(gemm, gemm_peak, np.where(attn, peak, vector))
     eta_max = np.where(gemm, eff.gemm_max, np.where(attn, eff.attention_max, 1.0))
     ramp = tensor & (f > 0)
     with np.errstate(divide="ignore"):

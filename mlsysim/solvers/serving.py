@@ -70,27 +70,6 @@ _TABLES: dict[tuple, tuple[Any, Any]] = {}
 _EFF_CACHE: dict[tuple, tuple[HardwareSpec, Efficiency]] = {}
 
 
-_SPARSE: dict[tuple[int, str], tuple[HardwareSpec, HardwareSpec]] = {}
-
-
-def sparse_view(hardware: HardwareSpec, precision: str) -> HardwareSpec:
-    """The device as seen by 2:4-sparse matmuls: its dense peak at ``precision`` replaced by the
-    published sparse peak (same key, so the same calibration). Attention kernels get the same
-    peak, an approximation: they are not sparse, but rarely bind at the peak."""
-    hit = _SPARSE.get((id(hardware), precision))
-    if hit is not None and hit[0] is hardware:
-        return hit[1]
-    peak = hardware.peak(precision, sparse=True)  # raises, listing sparse precisions
-    data = hardware.model_dump(mode="json")
-    data["compute"]["dense"][precision] = f"{peak:~P}"
-    data["name"] = f"{hardware.name} (2:4 sparse {precision})"
-    view = HardwareSpec(**data)
-    if len(_SPARSE) > 1024:
-        _SPARSE.clear()
-    _SPARSE[(id(hardware), precision)] = (hardware, view)
-    return view
-
-
 def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool,
                        variant: str = "nominal") -> Efficiency:
     """The device's efficiencies (``variant``: nominal, or the band's fast/slow edge). Serving
@@ -123,7 +102,8 @@ def pass_time(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment,
 
 def pass_prepared(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment, ...], *,
                   precision: str, e: float, kv_e: float, we: float, tp: int, eff: Efficiency,
-                  encoder: bool = False, phase: str | None = None, flash: bool = True):
+                  encoder: bool = False, phase: str | None = None, flash: bool = True,
+                  sparse: bool = False):
     """The prepared cost table of one pass (cached per model, segments and precisions)."""
     key = (id(model), segments, e, kv_e, we, tp, encoder, phase, flash)
     hit = _TABLES.get(key)
@@ -139,7 +119,7 @@ def pass_prepared(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segm
             _TABLES.clear()
         hit = (model, table)
         _TABLES[key] = hit
-    return prepare(hit[1], hardware, precision, eff)
+    return prepare(hit[1], hardware, precision, eff, sparse)
 
 
 @dataclass(frozen=True, eq=False)
@@ -500,8 +480,8 @@ class ServingModel(ForwardModel):
             if sparsity != "2:4":
                 raise ValidationError("sparsity", f"must be '2:4' or None. Got {sparsity!r} "
                                       "instead.", owner=OWNER)
-            hardware = sparse_view(hardware, precision)
-            decode_hw = hardware if decode_hardware is None else sparse_view(decode_hw, precision)
+            for hw in (hardware, decode_hw):
+                hw.peak(precision, sparse=True)  # raises, listing the sparse precisions
             we = we * 0.5 + 0.125
         prompt = check.positive_int("seq_len", a["seq_len"], OWNER)
         out = check.positive_int("output_len", a["output_len"], OWNER)
@@ -538,7 +518,7 @@ class ServingModel(ForwardModel):
         if a["attention_kernel"] not in ("flash", "materialized"):
             raise ValidationError("attention_kernel", "must be 'flash' or 'materialized'. Got "
                                   f"{a['attention_kernel']!r} instead.", owner=OWNER)
-        kw = dict(precision=precision, e=e, kv_e=kv_e, we=we, tp=tp)
+        kw = dict(precision=precision, e=e, kv_e=kv_e, we=we, tp=tp, sparse=sparsity is not None)
         transformer = isinstance(model, TransformerSpec)
         flash = a["attention_kernel"] == "flash"
         mid = prompt + (out - 1) // 2
