@@ -120,7 +120,8 @@ class ContinuousBatchingResult(Result):
             f"  steady state: N / tau = {float(self.output_tokens_per_s):.4g} tokens/s = "
             f"{float(self.requests_per_s):.4g} requests/s x {self.output_len} tokens"
             + (f" (asked {self.arrival_rate:g} req/s)" if self.arrival_rate else " (saturated)"),
-            f"  TTFT = wait {self.ttft_wait_s * 1e3:.4g} ms + prefill "
+            f"  TTFT = wait {self.ttft_wait_s * 1e3:.4g} ms + prefill (up to "
+            f"{self.engine.max_concurrent_prefills} prompt(s) share the spare budget) "
             f"{self.ttft_service_s * 1e3:.4g} ms; TPOT = tau = {self.step_s * 1e3:.4g} ms",
             f"  concurrency cap {self.max_concurrency} (KV cache pages and max_num_seqs)"
             + ("" if self.feasible else f"; INFEASIBLE: {self.reason}"),
@@ -218,9 +219,10 @@ class ContinuousBatchingModel(ForwardModel):
         # TTFT: a prompt is prefilled in chunks of the budget left after the decode tokens,
         # each chunk riding in a step with the n decoding sequences.
         free = max(budget - n, 1) if preset.chunked_prefill else P
+        share = max(free // preset.max_concurrent_prefills, 1)  # this prompt's part of it
         service, done = 0.0, 0
         while done < P:
-            size = min(free, P - done)
+            size = min(share, P - done)
             service += step(n, (size, done))[0]
             done += size
         # Waiting for prefill slots: each prompt occupies P / free of a step's budget, so the
