@@ -11,7 +11,8 @@ import numbers
 from ..errors import UnsupportedPrecisionError, ValidationError
 from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
 
-__all__ = ["positive_int", "positive_float", "fraction", "precision_of", "non_negative_int"]
+__all__ = ["positive_int", "positive_float", "fraction", "precision_of", "non_negative_int",
+           "bandwidth"]
 
 
 def positive_int(name: str, value, owner: str) -> int:
@@ -61,3 +62,18 @@ def precision_of(hardware: HardwareSpec, precision, owner: str, name: str = "pre
     if p not in BYTES_PER_ELEMENT or p not in hardware.compute.dense:
         raise UnsupportedPrecisionError(precision, hardware.name, hardware.compute.precisions)
     return p
+
+
+def bandwidth(name: str, value, owner: str) -> float:
+    """A positive, finite bandwidth ('50 GB/s' or a quantity), in byte/s."""
+    from ..units import Q_
+
+    try:
+        bw = float((Q_(value) if isinstance(value, str) else value).to("byte/s").magnitude)
+    except Exception:
+        raise ValidationError(name, f"must be a bandwidth such as '50 GB/s'. Got {value!r} "
+                              "instead.", owner=owner) from None
+    if not math.isfinite(bw) or bw <= 0:
+        raise ValidationError(name, f"must be positive and finite. Got {value!r} instead.",
+                              owner=owner)
+    return bw

@@ -552,7 +552,7 @@ class ServingModel(ForwardModel):
                 raise ValidationError("network_bandwidth", "is needed with decode_hardware "
                                       "(e.g. '50 GB/s') to move the prompt's KV cache.",
                                       owner=OWNER)
-            bw = self._bandwidth(a["network_bandwidth"])
+            bw = check.bandwidth("network_bandwidth", a["network_bandwidth"], OWNER)
             kv_transfer = (kv_cache_bytes(model, prompt, kv_e) if transformer
                            else ssm_state_bytes(model, kv_e)) / bw
 
@@ -600,19 +600,6 @@ class ServingModel(ForwardModel):
             raise ValidationError(name, f"must be one of {', '.join(BYTES_PER_ELEMENT)}. "
                                   f"Got {precision!r} instead.", owner=OWNER)
         return precision.lower()
-
-    @staticmethod
-    def _bandwidth(value) -> float:
-        try:
-            q = Q_(value) if isinstance(value, str) else value
-            bw = float(q.to("byte/s").magnitude)
-        except Exception:
-            raise ValidationError("network_bandwidth", "must be a bandwidth such as '50 GB/s'. "
-                                  f"Got {value!r} instead.", owner=OWNER) from None
-        if not math.isfinite(bw) or bw <= 0:
-            raise ValidationError("network_bandwidth", f"must be positive. Got {value!r}.",
-                                  owner=OWNER)
-        return bw
 
     @staticmethod
     def _activation_bytes(model, prompt: int, e: float, tp: int) -> float:

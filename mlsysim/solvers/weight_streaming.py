@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import validate as check
 from ..core.engine import Engine, ForwardModel, resolve
 from ..core.result import Result
 from ..errors import ValidationError
@@ -77,19 +78,6 @@ class WeightStreamingResult(Result):
                 f"{self.required_bandwidth.magnitude:.4g} GB/s")
 
 
-def _bandwidth(value) -> float:
-    from ..units import Q_ as _Q
-    try:
-        bw = float((_Q(value) if isinstance(value, str) else value).to("byte/s").magnitude)
-    except Exception:
-        raise ValidationError("stream_bandwidth", "must be a bandwidth such as '64 GB/s'. "
-                              f"Got {value!r} instead.", owner=OWNER) from None
-    if not bw > 0 or bw == float("inf"):
-        raise ValidationError("stream_bandwidth", f"must be positive and finite. Got {value!r}.",
-                              owner=OWNER)
-    return bw
-
-
 class WeightStreamingModel(ForwardModel):
     def solve(self, model, hardware, batch_size: int = 1, seq_len: int | None = None,
               phase: str | None = None, precision: str | None = None,
@@ -104,7 +92,7 @@ class WeightStreamingModel(ForwardModel):
                                       "published host link (e.g. '64 GB/s').", owner=OWNER)
             bw = float(link.host_bandwidth.to("byte/s").magnitude)
         else:
-            bw = _bandwidth(stream_bandwidth)
+            bw = check.bandwidth("stream_bandwidth", stream_bandwidth, OWNER)
         layers = model.layers if isinstance(model, (TransformerSpec, SSMSpec)) else \
             sum(1 for b in model.all_blocks for layer in b.layers if layer.params) or 1
         layer_bytes = model.parameter_count * BYTES_PER_ELEMENT[p.precision] / layers
