@@ -30,6 +30,10 @@ _LAZY = {
     "InferenceScalingModel": ("mlsysim.solvers.inference_scaling", "InferenceScalingModel"),
     "BatchingOptimizer": ("mlsysim.optimize.batching", "BatchingOptimizer"),
     "ServingEngines": ("mlsysim.zoo", "ServingEngines"),
+    "Systems": ("mlsysim.zoo", "Systems"),
+    "Fleet": ("mlsysim.specs.system", "Fleet"),
+    "Node": ("mlsysim.specs.system", "Node"),
+    "NetworkFabric": ("mlsysim.specs.system", "NetworkFabric"),
 }
 
 __all__ = sorted(_LAZY)

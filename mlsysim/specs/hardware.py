@@ -78,6 +78,7 @@ class InterconnectSpec(Spec):
     bandwidth: Bandwidth
     host_bandwidth: Bandwidth | None = None
     max_devices: int | None = Field(default=None, gt=0)
+    fabric: str | None = None    # zoo fabric key (Systems.Fabrics) whose collective fit applies
 
 
 class PriceSpec(Spec):

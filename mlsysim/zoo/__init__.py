@@ -16,9 +16,10 @@ from ..errors import DataFileError, SpecError, UnknownNameError
 from ..specs.hardware import HardwareSpec
 from ..specs.model import FAMILIES, ModelSpec
 from ..specs.serving import ServingEngineSpec
+from ..specs.system import Fleet, NetworkFabric, Node
 
-__all__ = ["Registry", "Hardware", "Models", "ServingEngines", "load_hardware", "load_model",
-           "DATA"]
+__all__ = ["Registry", "Hardware", "Models", "ServingEngines", "Systems", "Fabrics", "Nodes",
+           "Clusters", "load_hardware", "load_model", "DATA"]
 
 DATA = Path(__file__).with_name("data")
 
@@ -225,3 +226,45 @@ ServingEngines = Registry(
 Models = ModelRegistry("model", lambda: _load_dir("models", _model_from),
                   ("Vision", "Language", "StateSpace", "Recommendation", "GenerativeVision",
                    "Speech", "Tiny"))
+
+
+def _system_entries(name: str, cls) -> list:
+    path = DATA / "systems" / name
+    specs = []
+    for i, raw in enumerate(_read_yaml(path)):
+        where = f"systems/{name} entry {_entry_name(raw, i)}"
+        if not isinstance(raw, dict) or not raw.get("key") or not raw.get("source") \
+                or not raw.get("as_of"):
+            raise DataFileError(f"{where}: zoo entries need 'key', 'source' and 'as_of'")
+        specs.append(cls.from_dict(raw, where))
+    return specs
+
+
+Fabrics = Registry("fabric", lambda: _system_entries("fabrics.yaml", NetworkFabric))
+Nodes = Registry("node", lambda: _system_entries("nodes.yaml", Node))
+Clusters = Registry("cluster", lambda: _system_entries("clusters.yaml", Fleet))
+
+
+class _Systems:
+    """``Systems.Nodes``, ``Systems.Fabrics``, ``Systems.Clusters``: systems above a chip."""
+
+    Fabrics = Fabrics
+    Nodes = Nodes
+    Clusters = Clusters
+
+    def get(self, name: str):
+        """A node, cluster or fabric by name (nodes first), with suggestions across all."""
+        if not isinstance(name, str):
+            return name
+        for reg in (Nodes, Clusters, Fabrics):
+            if name in reg:
+                return reg.get(name)
+        raise UnknownNameError("system", name, [*Nodes.names(), *Clusters.names(),
+                                                *Fabrics.names()])
+
+    def __repr__(self) -> str:
+        return (f"<Systems: {len(Nodes)} nodes, {len(Clusters)} clusters, "
+                f"{len(Fabrics)} fabrics>")
+
+
+Systems = _Systems()
