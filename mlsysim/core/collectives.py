@@ -1,61 +1,71 @@
-"""Collective communication time: a latency-bandwidth (alpha-beta) model of ring collectives,
-fitted to published all-reduce microbenchmarks and nothing else.
+"""Collective communication time on a system: latency-bandwidth (alpha-beta) models per
+algorithm, with the terms fitted per fabric to published NCCL/RCCL bus-bandwidth measurements.
 
-Model [Thakur, Rabenseifner & Gropp 2005; Patarasuk & Yuan 2009]. Over ``n`` devices on a
-fabric whose per-device link moves ``B`` byte/s in each direction, a collective on a buffer of
-``S`` bytes takes::
+Model [Thakur, Rabenseifner & Gropp 2005; Patarasuk & Yuan 2009]. On a fabric whose endpoint
+moves ``B`` byte/s each way, a collective of ``kind`` on a buffer of ``S`` bytes over ``n``
+accelerators by ``algorithm`` takes::
 
     t(S, n) = steps(n) * alpha + factor(n) * S / (eta * B)
 
-=============  ============  ===============  ===========================================
-kind           steps(n)      factor(n)        eta used
-=============  ============  ===============  ===========================================
-allreduce      2(n-1)        2(n-1)/n         eta_bus (fitted; may exceed 1, see below)
-reducescatter  n-1           (n-1)/n          min(eta_bus, 1)
-allgather      n-1           (n-1)/n          min(eta_bus, 1)
-alltoall       n-1           (n-1)/n          min(eta_bus, 1)
-broadcast      n-1           1                min(eta_bus, 1)
-p2p            1             1                eta_p2p if measured, else min(eta_bus, 1)
-=============  ============  ===============  ===========================================
+=========================  ==============  ================  ===============================
+all-reduce algorithm       steps(n)        factor(n)         eta
+=========================  ==============  ================  ===============================
+nccl (fitted default)      2(n-1)          2(n-1)/n          eta_bus (fitted; > 1 with NVLS)
+ring                       2(n-1)          2(n-1)/n          eta_ring (measured ring-only, else
+                                                             min(eta_bus, 1))
+tree (double binary)       2 ceil(log2 n)  2                 min(eta_bus, 1)
+one_shot (small messages)  1               n-1               min(eta_bus, 1)
+two_shot                   2               2(n-1)/n          min(eta_bus, 1)
+in_network (NVLS, SHARP)   2               1                 eta_bus * 2(m-1)/m
+=========================  ==============  ================  ===============================
 
-``S`` follows the nccl-tests convention: the whole buffer on one device (all-gather's output,
-reduce-scatter's input, all-to-all's send buffer). ``alpha`` is the per-step latency of the
-ring, so the all-reduce latency is ``2(n-1) * alpha``; ``B_bus = eta * B`` is the bus bandwidth.
-A collective over one device, or of zero bytes, takes exactly 0 s.
+Other kinds use ring schedules: reduce-scatter, all-gather and all-to-all ``n-1`` steps and
+``(n-1)/n``; broadcast ``n-1`` and 1; send/recv (p2p) 1 and 1 (eta_p2p where a one-way copy
+was measured). ``S`` follows nccl-tests: the whole buffer on one device. One-shot reads every
+peer's buffer (TensorRT-LLM's and vLLM's custom all-reduce for small messages), two-shot
+is a reduce-scatter plus an all-gather by direct writes, tree is NCCL's double binary tree
+[Sanders, Speck & Traeff 2009], in_network reduces in the switch: each device sends ``S`` up
+and receives ``S`` down. ``m`` is the device count of the fit's rows (8), so in-network and
+the fitted default agree in bandwidth there.
 
-Fit (``fit_collectives``). nccl-tests reports all-reduce "busbw" = algbw * 2(n-1)/n, so a row
-(``S``, ``n``, busbw) was measured at ``t = 2(n-1)/n * S / busbw``. Per device (zoo key), alpha
-and ``c = 1/eta_bus`` minimize the least-squares error of time, each row's error divided by its
-measured time (``sum (1 - t_model/t_measured)^2``): the rows span 32 KiB to 16 GiB, six orders of
-magnitude in time, and an unweighted fit would let the 100 ms rows set everything and the
-latency-bound ones nothing. Constraints: ``alpha >= 0`` and ``0 < eta_bus <= ETA_BUS_MAX``
-(a bounded two-variable least-squares problem, solved exactly by checking the interior optimum
-and the four edges). A device whose rows hold a single message size gets the median alpha and a
-fitted eta only.
+``algorithm="auto"`` is what NCCL measured: the fitted default within the fitted group size;
+beyond it (NCCL switches to trees and NVLS at scale) the fastest of the fitted default, tree
+and, where the fabric reduces in the switch, in_network.
 
-In-switch reduction. NVLink SHARP (NCCL's NVLS) reduces inside the NVSwitch, so measured busbw
-can exceed the per-direction link spec (eta_bus > 1: H200 reaches 482 GB/s on 450 GB/s links).
-That is kept for all-reduce (it is what the device delivers) and bounded by ``ETA_BUS_MAX = 2``
-(NVLS moves S per device each way instead of 2(n-1)/n * S, at most a 2x gain). The other
-collectives move real data over the links, so they use ``min(eta_bus, 1)``; the efficiency says
-``in_switch_reduction`` when eta_bus > 1.
+Across nodes. When the group outgrows the scale-up domain of ``L`` accelerators, it spans
+``N = ceil(n / L)`` domains joined by the scale-out fabric at ``B_out`` per accelerator (NICs x
+port bandwidth / accelerators per node, divided by the fleet's oversubscription ratio):
 
-Rows used and left out. All-reduce rows need ``message_bytes`` and ``num_devices`` (peaks without
-a size, such as the multi-node rows, and the GB200 rows whose GPU count is not stated are left
-out), must fit within the device's scale-up domain (``num_devices <= max_devices``; scale-out
-rows are left out) and must use NCCL's default algorithm (``NCCL_NVLS_ENABLE=0`` rows are left
-out). P2P rows give ``eta_p2p`` (median measured / link spec) unless they exceed the
-per-direction link spec, which a unidirectional copy cannot: those are aggregates of both
-directions and are left out. ``CollectiveCalibration.skipped`` gives each left-out row's reason.
+    hierarchical all-reduce = reduce-scatter within L + all-reduce of S/L across N (ring, or
+                              in-network with SHARP) + all-gather within L
 
-A device without rows gets the median alpha and median eta_bus of the fitted devices and is
-flagged ``estimated``, as is every device on the ``host`` (PCIe) fabric: the fits describe the
-scale-up fabric they were measured on.
+and ``auto`` takes the faster of that and a flat ring bottlenecked by ``B_out``. Other kinds
+cross nodes as flat rings limited by ``B_out``; all-to-all sends the (n-L)/n share of its buffer
+off-node. A collective over one device, or of zero bytes, takes exactly 0 s.
 
-Limits. The rows are all 8-device, single-node; ``steps(n)`` extrapolates the ring's latency
-linearly in n, which is pessimistic at large n where NCCL switches to tree or NVLS algorithms.
-The model has one bandwidth: on A100 the measured busbw is still well below its asymptote at
-16-128 MiB (NCCL's protocol and channel choices), where the fit is optimistic by up to ~45%.
+Fit, scale-up (``fit_collectives``). nccl-tests reports busbw = algbw * 2(n-1)/n, so a row
+(``S``, ``n``, busbw) was measured at ``t = 2(n-1)/n * S / busbw``. Rows are pooled by the fabric
+their device sits on (``interconnect.fabric``; a chip without one is its own group). Per fabric,
+alpha and ``c = 1/eta_bus`` minimize the least-squares error of time, each row's error divided by
+its measured time (the rows span 32 KiB to 16 GiB, six orders of magnitude in time). Constraints
+``alpha >= 0`` and ``0 < eta_bus <= ETA_BUS_MAX`` (a bounded two-variable least-squares problem,
+solved exactly on the interior and the edges). A group whose rows hold a single size gets the
+median alpha and a fitted eta. Rows run with NCCL_NVLS_ENABLE=0 are ring-only: they give
+``eta_ring`` (median busbw / B), not the default fit. ``ETA_BUS_MAX = 2``: NVLS moves S per
+device each way instead of 2(n-1)/n * S, at most a 2x gain.
+
+Fit, scale-out (``fit_scale_out``). The multi-node rows are peaks over a sweep without their
+message size, so only bandwidth is identifiable: per row, the scale-out ``eta`` for which the
+hierarchical model's large-message busbw equals the measurement (capped at 1, where the row
+is faster than the model explains), median per scale-out fabric. Scale-out alpha is not
+identifiable from them: it is the fitted scale-up median or the fabric's published latency,
+whichever is larger, and flagged ``estimated``. Which system a row ran on is data
+(``validation/microbench/collective_systems.yaml``).
+
+A fabric without rows gets the medians and is flagged ``estimated``, as is the ``host`` (PCIe)
+path of a chip. Limits: one latency and one bandwidth per fabric (A100 busbw at 16-128 MiB sits
+well below its asymptote, where the fit is optimistic by up to ~45%); no congestion, adaptive
+routing or topology-aware ring placement beyond the oversubscription ratio.
 """
 
 from __future__ import annotations
@@ -67,27 +77,37 @@ from statistics import median
 
 import numpy as np
 
-from ..errors import InfeasibleConfigError, ValidationError
+from ..errors import InfeasibleConfigError, UnknownNameError, ValidationError
 from ..specs.hardware import HardwareSpec
-from .calibration import _quantiles, load_microbench
+from ..specs.system import Fleet, NetworkFabric, Node, fabric_from_interconnect
+from .calibration import MICROBENCH_CSV, _quantiles, load_microbench
 from .validate import positive_float, positive_int
 
 __all__ = [
+    "ALGORITHMS",
     "COLLECTIVES",
     "ETA_BUS_MAX",
     "FABRICS",
     "CollectiveCalibration",
     "CollectiveEfficiency",
+    "CommPath",
     "collective_calibration",
     "collective_efficiency",
+    "collective_terms",
     "collective_time",
+    "comm_path",
+    "resolve_system",
     "fit_collectives",
+    "fit_scale_out",
 ]
 
 _OWNER = "collective_time"
+MICROBENCH_SYSTEMS = MICROBENCH_CSV.with_name("collective_systems.yaml")
 ETA_BUS_MAX = 2.0
 FABRICS = ("scale_up", "host")
-# kind -> (latency steps, bandwidth factor) as functions of n; see the module docstring.
+ALGORITHMS = ("auto", "nccl", "ring", "tree", "one_shot", "two_shot", "in_network",
+              "hierarchical")
+# kind -> (latency steps, bandwidth factor) of the ring schedules; see the module docstring.
 COLLECTIVES: dict[str, tuple] = {
     "allreduce": (lambda n: 2 * (n - 1), lambda n: 2 * (n - 1) / n),
     "reducescatter": (lambda n: n - 1, lambda n: (n - 1) / n),
@@ -100,12 +120,13 @@ COLLECTIVES: dict[str, tuple] = {
 
 @dataclass(frozen=True)
 class CollectiveEfficiency:
-    """Fitted collective terms of one device's fabric.
+    """Fitted collective terms of one fabric.
 
-    ``alpha_s``: per-step latency (s); an all-reduce over n devices pays ``2(n-1) * alpha_s``.
-    ``eta_bus``: achieved bus bandwidth / per-direction link spec for all-reduce (> 1 with
-    in-switch reduction). ``estimated``: alpha and eta_bus are cross-device medians, not this
-    device's own fit. ``rows``: ids of the microbenchmark rows behind the values.
+    ``alpha_s``: per-step latency (s); a ring all-reduce over n devices pays ``2(n-1) * alpha_s``.
+    ``eta_bus``: achieved all-reduce bus bandwidth / per-direction link spec under NCCL's default
+    algorithm (> 1 with in-switch reduction). ``eta_ring``: the same with rings only, where
+    measured. ``estimated``: cross-fabric medians, not this fabric's own fit. ``rows``: ids of
+    the microbenchmark rows behind the values; ``fit_devices``: their largest group size.
     """
 
     alpha_s: float
@@ -114,6 +135,8 @@ class CollectiveEfficiency:
     rows: tuple[str, ...] = ()
     eta_p2p: float | None = None          # measured unidirectional copy / link spec, if any
     spread: tuple[float, float] = (1.0, 1.0)  # 10th/90th pct of measured/fitted busbw
+    eta_ring: float | None = None
+    fit_devices: int = 8
 
     def __post_init__(self):
         if not (math.isfinite(self.alpha_s) and self.alpha_s >= 0):
@@ -128,32 +151,42 @@ class CollectiveEfficiency:
         """Measured all-reduce busbw beats the link spec (NVLS/SHARP reduction in the switch)."""
         return self.eta_bus > 1.0
 
+    @property
+    def eta_link(self) -> float:
+        """Fraction of the link a schedule that moves real data achieves."""
+        return min(self.eta_bus, 1.0)
+
     def eta(self, kind: str) -> float:
-        """The fraction of the link bandwidth a collective of ``kind`` achieves."""
+        """The fraction of the link bandwidth a collective of ``kind`` achieves (default
+        algorithm)."""
         if kind == "allreduce":
             return self.eta_bus
         if kind == "p2p" and self.eta_p2p is not None:
             return self.eta_p2p
-        return min(self.eta_bus, 1.0)
+        return self.eta_link
 
     def latency_s(self, kind: str, n_devices: int) -> float:
-        """The size-independent part alpha(n) of a collective over ``n_devices``."""
+        """The size-independent part alpha(n) of a ring collective over ``n_devices``."""
         return 0.0 if n_devices <= 1 else COLLECTIVES[kind][0](n_devices) * self.alpha_s
 
 
 @dataclass(frozen=True)
 class CollectiveCalibration:
-    devices: dict[str, CollectiveEfficiency]   # own fits (estimated=False), by zoo key
+    fabrics: dict[str, CollectiveEfficiency]   # own fits (estimated=False), by fabric key
     defaults: CollectiveEfficiency             # median alpha and eta_bus (estimated=True)
     residuals: dict[str, float]                # row id -> measured / fitted bandwidth
     skipped: dict[str, str] = field(default_factory=dict)  # row id -> why it is not used
     spread: tuple[float, float] = (1.0, 1.0)   # 10th/90th percentiles of all residuals
+    scale_out: dict[str, CollectiveEfficiency] = field(default_factory=dict)
+    scale_out_defaults: CollectiveEfficiency | None = None
 
-    def efficiency(self, hardware_key: str, fabric: str = "scale_up") -> CollectiveEfficiency:
-        """The device's own fit, or the estimated defaults (keeping any measured eta_p2p)."""
-        if fabric != "scale_up":     # the fits describe the fabric they were measured on
+    def efficiency(self, fabric_key: str | None, scope: str = "scale_up") -> CollectiveEfficiency:
+        """A fabric's own fit, or the estimated defaults."""
+        if scope == "scale_out":
+            return self.scale_out.get(fabric_key, self.scale_out_defaults or self.defaults)
+        if scope != "scale_up":      # the fits describe the fabric they were measured on
             return self.defaults
-        return self.devices.get(hardware_key, self.defaults)
+        return self.fabrics.get(fabric_key, self.defaults)
 
 
 def _ring_factor(n: float) -> float:
@@ -189,23 +222,27 @@ def _solve(x1: np.ndarray, x2: np.ndarray, a_fixed: float | None = None) -> tupl
     return min(cands, key=lambda ac: err(*ac))
 
 
-def fit_collectives(rows: list[dict],
-                    links: dict[str, tuple[float, int | None]]) -> CollectiveCalibration:
-    """Fit alpha and eta_bus per device. ``links[key] = (per-direction scale-up bandwidth in
+def fit_collectives(rows: list[dict], links: dict[str, tuple[float, int | None]],
+                    groups: dict[str, str] | None = None) -> CollectiveCalibration:
+    """Fit alpha and eta_bus per fabric. ``links[device] = (per-direction scale-up bandwidth in
     byte/s, max_devices or None)`` for every device the rows may name; rows of other devices
-    are skipped. ``rows`` are ``load_microbench()`` rows; only allreduce and p2p are read."""
+    are skipped. ``groups[device]`` is the fabric the device's rows are pooled under (default:
+    the device itself). ``rows`` are ``load_microbench()`` rows; allreduce and p2p are read."""
+    groups = groups or {}
     skipped: dict[str, str] = {}
-    allreduce: dict[str, list[tuple[str, float, float, float]]] = {}
+    allreduce: dict[str, list[tuple[str, float, float, float, float]]] = {}
+    ring_only: dict[str, list[tuple[str, float]]] = {}
     p2p: dict[str, list[tuple[str, float]]] = {}
     for r in rows:
         kind = r["kind"]
         if kind not in ("allreduce", "p2p"):
             continue
-        rid, key = r["id"], r["hardware"]
-        if key not in links:
-            skipped[rid] = f"'{key}' is not a zoo device with a scale-up interconnect"
+        rid, dev = r["id"], r["hardware"]
+        if dev not in links:
+            skipped[rid] = f"'{dev}' is not a zoo device with a scale-up interconnect"
             continue
-        bw, max_dev = links[key]
+        key = groups.get(dev, dev)
+        bw, max_dev = links[dev]
         value = r["value"] * 1e9                       # GB/s -> byte/s (decimal)
         n = r["num_devices"]
         if kind == "p2p":
@@ -220,17 +257,18 @@ def fit_collectives(rows: list[dict],
         elif not n:
             skipped[rid] = "number of devices not stated"
         elif max_dev is not None and n > max_dev:
-            skipped[rid] = f"{n:g} devices exceed the {max_dev}-device scale-up domain (scale-out)"
-        elif "NVLS_ENABLE=0" in (r.get("notes") or ""):
-            skipped[rid] = "non-default NCCL algorithm (NCCL_NVLS_ENABLE=0)"
+            skipped[rid] = (f"{n:g} devices exceed the {max_dev}-device scale-up domain "
+                            "(scale-out: see fit_scale_out)")
         elif n < 2:
             skipped[rid] = "fewer than 2 devices"
+        elif "NVLS_ENABLE=0" in (r.get("notes") or ""):
+            ring_only.setdefault(key, []).append((rid, value / bw))
         else:
-            allreduce.setdefault(key, []).append((rid, r["message_bytes"], n, value))
+            allreduce.setdefault(key, []).append((rid, r["message_bytes"], n, value, bw))
 
     def design(key):
-        bw = links[key][0]
         pts = allreduce[key]
+        bw = np.array([p[4] for p in pts])
         n = np.array([p[2] for p in pts])
         S = np.array([p[1] for p in pts])
         t = _ring_factor(n) * S / np.array([p[3] for p in pts])     # measured time
@@ -257,63 +295,262 @@ def fit_collectives(rows: list[dict],
         own = {p[0]: float(q) for p, q in zip(pts, ratio)}
         residuals.update(own)
         devices[key] = CollectiveEfficiency(alpha_s=a, eta_bus=1.0 / c, estimated=False,
-                                            rows=tuple(own), spread=_quantiles(list(own.values())))
+                                            rows=tuple(own), spread=_quantiles(list(own.values())),
+                                            fit_devices=int(max(p[2] for p in pts)))
     etas = [e.eta_bus for e in devices.values()]
     default_eta = median(etas) if etas else 0.8
     all_res = list(residuals.values())
     spread = _quantiles(all_res)
     defaults = CollectiveEfficiency(alpha_s=alpha_med, eta_bus=default_eta, estimated=True,
                                     rows=tuple(residuals), spread=spread)
-    for key, pts in p2p.items():
-        eta = median([e for _, e in pts])
-        for rid, e in pts:
-            residuals[rid] = e / eta
+    for key in sorted(set(p2p) | set(ring_only)):
+        extra: dict[str, float | None] = {"eta_p2p": None, "eta_ring": None}
+        new_rows: list[str] = []
+        for name, pts in (("eta_p2p", p2p.get(key)), ("eta_ring", ring_only.get(key))):
+            if pts:
+                eta = median([e for _, e in pts])
+                extra[name] = eta
+                for rid, e in pts:
+                    residuals[rid] = e / eta
+                new_rows += [rid for rid, _ in pts]
         base = devices.get(key, defaults)
         devices[key] = CollectiveEfficiency(
             alpha_s=base.alpha_s, eta_bus=base.eta_bus, estimated=base.estimated,
-            rows=(base.rows if key in fits else ()) + tuple(rid for rid, _ in pts),
-            eta_p2p=eta, spread=base.spread)
-    return CollectiveCalibration(devices=devices, defaults=defaults, residuals=residuals,
+            rows=(base.rows if key in fits else ()) + tuple(new_rows),
+            spread=base.spread, fit_devices=base.fit_devices, **extra)
+    return CollectiveCalibration(fabrics=devices, defaults=defaults, residuals=residuals,
                                  skipped=skipped, spread=spread)
 
 
-def _links(hw: HardwareSpec) -> tuple[float, float | None, int | None] | None:
-    ic = hw.interconnect
-    if ic is None:
-        return None
-    host = ic.host_bandwidth
-    return (float(ic.bandwidth.to("byte/s").magnitude),
-            None if host is None else float(host.to("byte/s").magnitude), ic.max_devices)
+
+# ----------------------------------------------------------------------- systems -> paths
+
+@dataclass(frozen=True)
+class CommPath:
+    """How accelerators of one system reach each other: the scale-up fabric within a domain
+    of ``domain`` accelerators, and the scale-out fabric between domains. Bandwidths are per
+    accelerator, per direction, in byte/s."""
+
+    name: str
+    total: int                          # accelerators the system holds
+    domain: int                         # accelerators per scale-up domain
+    up_name: str | None
+    up_bw: float | None
+    up_eff: CollectiveEfficiency | None
+    up_inr: bool
+    out_name: str | None = None
+    out_bw: float | None = None
+    out_eff: CollectiveEfficiency | None = None
+    out_inr: bool = False
+    host_bw: float | None = None
+
+    def with_efficiency(self, eff: CollectiveEfficiency) -> CommPath:
+        from dataclasses import replace
+        return replace(self, up_eff=eff)
 
 
-@lru_cache(maxsize=1)
-def collective_calibration() -> CollectiveCalibration:
-    """The package's collective calibration, fitted once from the shipped microbenchmarks."""
-    from ..zoo import Hardware
-
-    links = {}
-    for hw in Hardware:
-        link = _links(hw)
-        if link is not None:
-            links[hw.key] = (link[0], link[2])
-    return fit_collectives(load_microbench(), links)
+def _up_key(fabric: NetworkFabric | None, hw: HardwareSpec) -> str:
+    if fabric is not None and fabric.calibration_key:
+        return fabric.calibration_key
+    return hw.key
 
 
-_LINKS: dict[int, tuple[HardwareSpec, tuple | None]] = {}
+def _scale_out_alpha(cal: CollectiveCalibration, fabric: NetworkFabric) -> float:
+    lat = fabric._base["latency"]
+    return max(cal.defaults.alpha_s, lat or 0.0)
 
 
-def _hardware(hardware) -> tuple[HardwareSpec, tuple | None]:
-    if isinstance(hardware, str):
-        from ..zoo import Hardware
-        hardware = Hardware.get(hardware)
-    if not isinstance(hardware, HardwareSpec):
-        raise ValidationError("hardware", "must be a hardware spec or zoo name. "
-                              f"Got {hardware!r} instead.", owner=_OWNER)
-    hit = _LINKS.get(id(hardware))
-    if hit is None or hit[0] is not hardware:
-        hit = (hardware, _links(hardware))
-        _LINKS[id(hardware)] = hit
-    return hit
+def _out_eff(cal: CollectiveCalibration, fabric: NetworkFabric) -> CollectiveEfficiency:
+    own = cal.scale_out.get(fabric.calibration_key)
+    base = own or cal.scale_out_defaults or cal.defaults
+    return CollectiveEfficiency(alpha_s=_scale_out_alpha(cal, fabric), eta_bus=base.eta_link,
+                                estimated=True, rows=base.rows, spread=base.spread)
+
+
+def comm_path(system) -> CommPath:
+    """The communication path of a chip, node or fleet (spec or zoo name)."""
+    system = _system(system)
+    return _comm_path(system)
+
+
+@lru_cache(maxsize=256)
+def _comm_path(system) -> CommPath:
+    cal = collective_calibration()
+    if isinstance(system, HardwareSpec):
+        hw = system
+        fab = fabric_from_interconnect(hw)
+        host = hw.interconnect.host_bandwidth if hw.interconnect else None
+        return CommPath(
+            name=hw.name, total=(hw.interconnect.max_devices or 1) if fab else 1,
+            domain=(hw.interconnect.max_devices or 1) if fab else 1,
+            up_name=fab.name if fab else None, up_bw=fab._base["device_bandwidth"] if fab
+            else None, up_eff=cal.efficiency(_up_key(fab, hw)) if fab else None,
+            up_inr=False if fab is None else _inr(cal.efficiency(_up_key(fab, hw))),
+            host_bw=None if host is None else float(host.to("byte/s").magnitude))
+    fleet = system if isinstance(system, Fleet) else None
+    node: Node = fleet.node if fleet else system
+    hw = node.accelerator
+    up = node.intra_node_fabric
+    out = fleet.fabric if fleet else node.nic_fabric
+    total = fleet.total_accelerators if fleet else node.accelerators_per_node
+    out_bw = None
+    if out is not None and node.nics_per_node:
+        out_bw = out._base["device_bandwidth"] * node.nics_per_node / node.accelerators_per_node
+        if fleet is not None:
+            out_bw /= fleet.effective_oversubscription
+    host = hw.interconnect.host_bandwidth if hw.interconnect else None
+    up_eff = cal.efficiency(_up_key(up, hw)) if up is not None else None
+    return CommPath(
+        name=system.name, total=total, domain=min(node.domain, total),
+        up_name=up.name if up else None, up_bw=up._base["device_bandwidth"] if up else None,
+        up_eff=up_eff, up_inr=bool(up is not None and up.in_network_reduction),
+        out_name=out.name if out else None, out_bw=out_bw,
+        out_eff=_out_eff(cal, out) if out is not None and out_bw else None,
+        out_inr=bool(out is not None and out.in_network_reduction == "SHARP"),
+        host_bw=None if host is None else float(host.to("byte/s").magnitude))
+
+
+def resolve_system(system) -> tuple[HardwareSpec, CommPath]:
+    """(the accelerator, the communication path) of a chip, node or fleet (spec or name)."""
+    system = _system(system)
+    chip = system if isinstance(system, HardwareSpec) else system.accelerator
+    return chip, _comm_path(system)
+
+
+def _inr(eff: CollectiveEfficiency) -> bool:
+    return eff.in_switch_reduction
+
+
+def _system(system):
+    if isinstance(system, (HardwareSpec, Node, Fleet)):
+        return system
+    if isinstance(system, str):
+        from ..zoo import Clusters, Hardware, Nodes
+        for reg in (Hardware, Nodes, Clusters):
+            if system in reg:
+                return reg.get(system)
+        raise UnknownNameError("hardware or system", system,
+                               [*Hardware.names(), *Nodes.names(), *Clusters.names()])
+    raise ValidationError("hardware", "must be a hardware spec, node, fleet or zoo name. "
+                          f"Got {system!r} instead.", owner=_OWNER)
+
+
+# ------------------------------------------------------------------------ alpha-beta terms
+
+def _log2(n: int) -> int:
+    return max(1, math.ceil(math.log2(n)))
+
+
+def _within(kind: str, n: int, bw: float, eff: CollectiveEfficiency, algorithm: str,
+            inr: bool) -> list[tuple[float, float]]:
+    """(alpha term, seconds per byte) candidates inside one scale-up domain."""
+    a = eff.alpha_s
+    link = eff.eta_link
+    if kind != "allreduce":
+        if algorithm not in ("auto", "nccl", "ring"):
+            raise ValidationError("algorithm", f"'{algorithm}' applies to all-reduce only; "
+                                  f"{kind} runs as a ring (use 'auto' or 'ring').", owner=_OWNER)
+        steps, factor = COLLECTIVES[kind]
+        return [(steps(n) * a, factor(n) / (eff.eta(kind) * bw))]
+    rf = 2 * (n - 1) / n
+    m = eff.fit_devices
+    eta_inr = eff.eta_bus * 2 * (m - 1) / m
+    table = {
+        "nccl": (2 * (n - 1) * a, rf / (eff.eta_bus * bw)),
+        "ring": (2 * (n - 1) * a, rf / ((eff.eta_ring or link) * bw)),
+        "tree": (2 * _log2(n) * a, 2.0 / (link * bw)),
+        "one_shot": (a, (n - 1) / (link * bw)),
+        "two_shot": (2 * a, rf / (link * bw)),
+        "in_network": (2 * a, 1.0 / (eta_inr * bw)),
+    }
+    if algorithm == "auto":
+        picks = ["nccl"] if n <= m else ["nccl", "tree"] + (["in_network"] if inr else [])
+        return [table[p] for p in picks]
+    if algorithm == "in_network" and not inr:
+        raise ValidationError("algorithm", "'in_network' needs a fabric that reduces in the "
+                              "switch (NVLS, SHARP); this one does not. Choose one of: auto, "
+                              "nccl, ring, tree, one_shot, two_shot.", owner=_OWNER)
+    if algorithm == "hierarchical":
+        return [table["nccl"]]          # within one domain, hierarchical is the domain's own
+    return [table[algorithm]]
+
+
+def collective_terms(path: CommPath, kind: str, n: int, algorithm: str = "auto",
+                     scope: str = "scale_up") -> list[tuple[float, float]]:
+    """Candidate (seconds, seconds per byte) pairs: ``t(S) = min_k(a_k + b_k * S)`` for S > 0.
+
+    Linear in ``S``, so an operator table's collective rows (bytes linear in batch) stay
+    linear in batch per candidate.
+    """
+    if n <= 1:
+        return [(0.0, 0.0)]
+    if scope == "host":
+        if path.host_bw is None:
+            raise InfeasibleConfigError(
+                "host link", "a host_bandwidth", "none",
+                f"{path.name} publishes no host (PCIe) bandwidth; use fabric='scale_up'")
+        eff = path.up_eff if path.up_eff is not None else collective_calibration().defaults
+        return _within(kind, n, path.host_bw, eff, algorithm, False)
+    if path.up_bw is None and path.out_bw is None:
+        raise InfeasibleConfigError(
+            "interconnect", f"a link between {n} devices", "none",
+            f"{path.name} has no interconnect in its spec, so a {kind} over {n} devices cannot "
+            "be modelled; use a device with one, or n_devices=1")
+    if n > path.total or (n > path.domain and path.out_bw is None):
+        if path.out_bw is None:
+            raise InfeasibleConfigError(
+                "scale-up domain", n, path.domain,
+                f"a {kind} over {n} devices exceeds the {path.domain}-device scale-up domain of "
+                f"{path.name} ({path.up_name}) and it has no scale-out fabric; use at most "
+                f"{path.domain} devices per scale-up collective, or a fleet")
+        raise InfeasibleConfigError(
+            "accelerators", n, path.total,
+            f"a {kind} over {n} devices needs more than the {path.total} accelerators of "
+            f"{path.name}")
+    if n <= path.domain:
+        return _within(kind, n, path.up_bw, path.up_eff, algorithm, path.up_inr)
+    return _across(kind, n, path, algorithm)
+
+
+def _across(kind: str, n: int, path: CommPath, algorithm: str) -> list[tuple[float, float]]:
+    """Candidates for a group spanning scale-up domains (see the module docstring)."""
+    L = path.domain if path.up_bw is not None else 1
+    N = math.ceil(n / L)
+    out, bw_out = path.out_eff, path.out_bw
+    a_out, e_out = out.alpha_s, out.eta_link
+    flat_steps, flat_factor = COLLECTIVES[kind]
+    if kind == "alltoall":
+        b = (n - L) / n / (e_out * bw_out)
+        if L > 1:
+            b += (L - 1) / n / (path.up_eff.eta_link * path.up_bw)
+        return [((n - 1) * a_out, b)]
+    flat = (flat_steps(n) * a_out, flat_factor(n) / (e_out * bw_out))
+    if kind != "allreduce":
+        if algorithm not in ("auto", "ring", "hierarchical", "nccl"):
+            raise ValidationError("algorithm", f"'{algorithm}' applies to all-reduce only; "
+                                  f"{kind} runs as a ring.", owner=_OWNER)
+        return [flat]
+    if algorithm in ("one_shot", "two_shot", "tree", "in_network"):
+        raise ValidationError("algorithm", f"'{algorithm}' runs within one scale-up domain; a "
+                              f"group of {n} spanning {N} domains uses 'hierarchical', 'ring' or "
+                              "'auto'.", owner=_OWNER)
+    hier_a = hier_b = 0.0
+    if L > 1:
+        up = path.up_eff
+        hier_a += 2 * (L - 1) * up.alpha_s                       # reduce-scatter + all-gather
+        hier_b += 2 * (L - 1) / L / (up.eta_link * path.up_bw)
+    if path.out_inr:                                            # SHARP: reduce in the switch
+        hier_a += 2 * a_out
+        hier_b += 1.0 / L / (e_out * bw_out)
+    else:
+        hier_a += 2 * (N - 1) * a_out
+        hier_b += 2 * (N - 1) / N / L / (e_out * bw_out)
+    hier = (hier_a, hier_b)
+    if algorithm == "hierarchical":
+        return [hier]
+    if algorithm in ("ring", "nccl"):
+        return [flat]
+    return [hier, flat]
 
 
 def _kind(kind) -> str:
@@ -348,59 +585,149 @@ def _message_bytes(value):
     return positive_float("message_bytes", value, _OWNER, allow_zero=True)
 
 
-def collective_efficiency(hardware, fabric: str = "scale_up") -> CollectiveEfficiency:
-    """The fitted (or estimated) collective terms for a device (spec or zoo name)."""
-    hw, _ = _hardware(hardware)
+def _algorithm(algorithm) -> str:
+    if algorithm not in ALGORITHMS:
+        raise ValidationError("algorithm", f"must be one of {', '.join(ALGORITHMS)}. "
+                              f"Got {algorithm!r} instead.", owner=_OWNER)
+    return algorithm
+
+
+def collective_efficiency(system, fabric: str = "scale_up") -> CollectiveEfficiency:
+    """The fitted (or estimated) scale-up collective terms of a chip, node or fleet."""
     if fabric not in FABRICS:
         raise ValidationError("fabric", f"must be one of {', '.join(FABRICS)}. "
                               f"Got {fabric!r} instead.", owner=_OWNER)
-    return collective_calibration().efficiency(hw.key, fabric)
+    path = comm_path(system)
+    if fabric == "host" or path.up_eff is None:
+        return collective_calibration().defaults
+    return path.up_eff
 
 
-def collective_time(hardware, kind: str, message_bytes, n_devices: int, *,
-                    fabric: str = "scale_up",
+def collective_time(system, kind: str, message_bytes, n_devices: int, *,
+                    fabric: str = "scale_up", algorithm: str = "auto",
                     efficiency: CollectiveEfficiency | None = None):
     """Seconds for one collective of ``kind`` on a ``message_bytes`` buffer over ``n_devices``.
 
-    ``hardware``: a spec or zoo name. ``kind``: allreduce, allgather, reducescatter, alltoall,
-    broadcast or p2p. ``message_bytes``: bytes per device (nccl-tests convention), a number, a
-    numpy array (the result is then an array of the same shape) or a quantity of bytes.
-    ``fabric``: ``scale_up`` (the device's interconnect, within ``max_devices``) or ``host``
-    (its PCIe host link). ``efficiency`` overrides the calibrated terms (what-if studies).
+    ``system``: a chip, node or fleet (spec or zoo name); a group larger than its scale-up
+    domain crosses the scale-out fabric. ``kind``: allreduce, allgather, reducescatter,
+    alltoall, broadcast or p2p. ``message_bytes``: bytes per device (nccl-tests convention), a
+    number, a numpy array (the result is then an array of the same shape) or a quantity of
+    bytes. ``fabric``: ``scale_up`` or ``host`` (the chip's PCIe link). ``algorithm``: one of
+    ``ALGORITHMS`` (module docstring). ``efficiency`` overrides the scale-up terms (what-if).
+
+    Examples
+    --------
+    >>> collective_time("A100", "allreduce", 2**30, 1)        # one device: nothing to send
+    0.0
+    >>> collective_time("DGX_H100", "allreduce", 2**30, 8) > 0
+    True
     """
-    hw, link = _hardware(hardware)
+    path = comm_path(system)
     kind = _kind(kind)
     size = _message_bytes(message_bytes)
     n = positive_int("n_devices", n_devices, _OWNER)
     if fabric not in FABRICS:
         raise ValidationError("fabric", f"must be one of {', '.join(FABRICS)}. "
                               f"Got {fabric!r} instead.", owner=_OWNER)
-    if efficiency is not None and not isinstance(efficiency, CollectiveEfficiency):
-        raise ValidationError("efficiency", "must be a CollectiveEfficiency. "
-                              f"Got {efficiency!r} instead.", owner=_OWNER)
+    algorithm = _algorithm(algorithm)
+    if efficiency is not None:
+        if not isinstance(efficiency, CollectiveEfficiency):
+            raise ValidationError("efficiency", "must be a CollectiveEfficiency. "
+                                  f"Got {efficiency!r} instead.", owner=_OWNER)
+        path = path.with_efficiency(efficiency)
     if n == 1:
         return np.zeros_like(size) if isinstance(size, np.ndarray) else 0.0
-    if link is None:
-        raise InfeasibleConfigError(
-            "interconnect", f"a link between {n} devices", "none",
-            f"{hw.name} has no interconnect in its spec, so a {kind} over {n} devices cannot be "
-            "modelled; use a device with one, or n_devices=1")
-    bw, host_bw, max_dev = link
-    if fabric == "host":
-        if host_bw is None:
-            raise InfeasibleConfigError(
-                "host link", "a host_bandwidth", "none",
-                f"{hw.name} publishes no host (PCIe) bandwidth; use fabric='scale_up'")
-        bw = host_bw
-    elif max_dev is not None and n > max_dev:
-        raise InfeasibleConfigError(
-            "scale-up domain", n, max_dev,
-            f"a {kind} over {n} devices exceeds the {max_dev}-device scale-up domain of "
-            f"{hw.name} ({hw.interconnect.name}); use at most {max_dev} devices per scale-up "
-            "collective")
-    eff = efficiency or collective_calibration().efficiency(hw.key, fabric)
-    steps, factor = COLLECTIVES[kind]
-    t = steps(n) * eff.alpha_s + factor(n) * size / (eff.eta(kind) * bw)
+    terms = collective_terms(path, kind, n, algorithm, fabric)
+    if len(terms) == 1:
+        t = terms[0][0] + terms[0][1] * size
+    else:
+        t = np.minimum.reduce([a + b * size for a, b in terms])
     if isinstance(size, np.ndarray):
         return np.where(size > 0, t, 0.0)
     return float(t) if size > 0 else 0.0
+
+
+# --------------------------------------------------------------------- package calibration
+
+def _links(hw: HardwareSpec) -> tuple[float, int | None] | None:
+    ic = hw.interconnect
+    if ic is None:
+        return None
+    return float(ic.bandwidth.to("byte/s").magnitude), ic.max_devices
+
+
+def fit_scale_out(rows: list[dict], systems: dict[str, Node],
+                  scale_up: CollectiveCalibration) -> tuple[dict[str, CollectiveEfficiency],
+                                                            CollectiveEfficiency | None,
+                                                            dict[str, float]]:
+    """Scale-out eta per fabric from multi-node peak-busbw rows (module docstring).
+
+    ``systems[row id]`` is the node the row ran on; the row's ``num_devices`` give the nodes.
+    Returns (fits by fabric key, their median as defaults, residuals by row id).
+    """
+    per_fabric: dict[str, list[tuple[str, float, float]]] = {}
+    for r in rows:
+        node = systems.get(r["id"])
+        if node is None or r["kind"] != "allreduce":
+            continue
+        n = int(r["num_devices"])
+        L = node.domain
+        N = math.ceil(n / L)
+        up = scale_up.efficiency(_up_key(node.intra_node_fabric, node.accelerator))
+        up_bw = node.intra_node_fabric._base["device_bandwidth"]
+        out = node.nic_fabric
+        out_bw = out._base["device_bandwidth"] * node.nics_per_node / node.accelerators_per_node
+        b_up = 2 * (L - 1) / L / (up.eta_link * up_bw)
+        c = 2 * (N - 1) / N / L / out_bw                 # seconds per byte at eta = 1
+        measured = r["value"] * 1e9
+        per_byte = 2 * (n - 1) / n / measured           # measured seconds per byte
+        eta = 1.0 if per_byte <= b_up else min(1.0, c / (per_byte - b_up))
+        per_fabric.setdefault(out.calibration_key, []).append((r["id"], eta, per_byte, b_up, c))
+    fits, residuals = {}, {}
+    for key, pts in per_fabric.items():
+        eta = median(p[1] for p in pts)
+        for rid, _, per_byte, b_up, c in pts:
+            residuals[rid] = (b_up + c / eta) / per_byte   # measured / predicted busbw
+        fits[key] = CollectiveEfficiency(
+            alpha_s=scale_up.defaults.alpha_s, eta_bus=eta, estimated=False,
+            rows=tuple(p[0] for p in pts),
+            spread=_quantiles([residuals[p[0]] for p in pts]))
+    default = None
+    if fits:
+        default = CollectiveEfficiency(
+            alpha_s=scale_up.defaults.alpha_s, eta_bus=median(f.eta_bus for f in fits.values()),
+            estimated=True, rows=tuple(residuals), spread=_quantiles(list(residuals.values())))
+    return fits, default, residuals
+
+
+def _row_systems() -> dict[str, Node]:
+    from ..zoo import _read_yaml
+    path = MICROBENCH_SYSTEMS
+    out = {}
+    for raw in _read_yaml(path):
+        rid = raw.pop("row")
+        raw.pop("why", None)
+        out[rid] = Node.from_dict({"name": f"{rid} system", **raw}, f"{path.name} row {rid}")
+    return out
+
+
+@lru_cache(maxsize=1)
+def collective_calibration() -> CollectiveCalibration:
+    """The package's collective calibration, fitted once from the shipped microbenchmarks."""
+    from dataclasses import replace
+
+    from ..zoo import Hardware
+
+    links, groups = {}, {}
+    for hw in Hardware:
+        link = _links(hw)
+        if link is not None:
+            links[hw.key] = link
+            groups[hw.key] = hw.interconnect.fabric or hw.key
+    rows = load_microbench()
+    cal = fit_collectives(rows, links, groups)
+    systems = _row_systems()
+    fits, default, res = fit_scale_out(rows, systems, cal)
+    skipped = {k: v for k, v in cal.skipped.items() if k not in res}
+    return replace(cal, scale_out=fits, scale_out_defaults=default,
+                   residuals={**cal.residuals, **res}, skipped=skipped)

@@ -12,6 +12,14 @@ max(kernel time, issue interval) and a kernel shorter than t_kernel is launch-bo
 fused into another kernel's epilogue have no launch of their own.
 Elementwise operators run on the vector units (the fp32 peak) rather than the tensor cores.
 
+Collective rows (``OpKind.COLLECTIVE``) are priced on the system's communication path by the
+alpha-beta model of :mod:`~mlsysim.core.collectives`, ``t = min_k(a_k + b_k * bytes * B)`` over
+the algorithms it may choose, and never on the memory or compute roofs. Overlap rule (two
+streams, compute and communication): blocking collectives add to the critical path; those
+marked ``comm_overlap`` hide behind the pass's compute time and only their excess shows::
+
+    latency = t_compute + t_comm_blocking + max(0, t_comm_overlap - t_compute)
+
 The roofline *regime* of an operator uses the ideal roofs (F/peak vs bytes/BW, i.e. its
 arithmetic intensity against the ridge point); the workload's regime is the one whose operators
 take most of the predicted time. ``B`` may be a scalar or a numpy array (a sweep): the same
@@ -56,18 +64,49 @@ class Prepared:
     inv_bw: float
     launch_floor: np.ndarray    # t_kernel on launched rows, 0 on fused ones
     kernels: float
+    comm_rows: np.ndarray | None = None   # indices of collective rows
+    comm_a: np.ndarray | None = None      # (rows, algorithms) seconds per collective
+    comm_b: np.ndarray | None = None      # (rows, algorithms) seconds per sample
+    comm_overlap: np.ndarray | None = None
+    path: object | None = None            # the CommPath the collectives were priced on
 
 
 _CACHE: dict[tuple, Prepared] = {}
 
 
+def _comm_terms(table: OperatorTable, path, algorithm: str):
+    """Per collective row, the (a, b) candidates of every algorithm it may use, padded to a
+    common count with copies of the first (so min over them is unchanged)."""
+    from ..workloads.operators import COMM_KINDS
+    from .collectives import collective_terms
+
+    rows = np.flatnonzero(table.kind == OpKind.COLLECTIVE)
+    cands = []
+    for i in rows:
+        n, span = int(table.comm_group[i]), int(table.comm_span[i])
+        kind = COMM_KINDS[table.comm_kind[i]]
+        if kind == "p2p" and span > path.domain and path.out_bw is not None:
+            c = [(path.out_eff.alpha_s, 1.0 / (path.out_eff.eta_link * path.out_bw))]
+        else:
+            c = collective_terms(path, kind, n, algorithm)
+        cands.append(c)
+    k = max(len(c) for c in cands)
+    full = [c + [c[0]] * (k - len(c)) for c in cands]
+    a = np.array([[t[0] for t in c] for c in full])
+    b = np.array([[t[1] for t in c] for c in full]) * table.act_bytes_per_sample[rows, None]
+    return rows, a, b
+
+
 def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
-            eff: Efficiency, sparse: bool = False) -> Prepared:
+            eff: Efficiency, sparse: bool = False, path=None,
+            algorithm: str = "auto") -> Prepared:
     """``sparse``: weight matmuls (GEMM, convolution) run at the device's published 2:4
-    sparse peak; attention and vector work stay dense."""
-    key = (id(table), id(hardware), precision, id(eff), sparse)
+    sparse peak; attention and vector work stay dense. ``path``: the system's
+    :class:`~mlsysim.core.collectives.CommPath` for the table's collective rows (default: the
+    chip's own scale-up interconnect)."""
+    key = (id(table), id(hardware), precision, id(eff), sparse, id(path), algorithm)
     hit = _CACHE.get(key)
-    if hit is not None and hit.table is table and hit.efficiency is eff:
+    if hit is not None and hit.table is table and hit.efficiency is eff and hit.path is path:
         return hit
     base = hardware._base
     peak, bw = base[f"peak_{precision}"], base["bandwidth"]
@@ -88,17 +127,27 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
     with np.errstate(divide="ignore", invalid="ignore"):
         regime_batch = np.where(slope > 0, (table.weight_bytes / bw) / slope, np.inf)
     count = table.count
+    comm = dict(comm_rows=None, comm_a=None, comm_b=None, comm_overlap=None, path=path)
+    act_bytes = table.act_bytes_per_sample
+    if table.has_comm:
+        from .collectives import comm_path
+        if path is None:
+            path = comm_path(hardware)
+        rows, a, b = _comm_terms(table, path, algorithm)
+        comm = dict(comm_rows=rows, comm_a=a, comm_b=b,
+                    comm_overlap=table.comm_overlap[rows], path=path)
+        act_bytes = np.where(kind == OpKind.COLLECTIVE, 0.0, act_bytes)  # not memory traffic
     prepared = Prepared(
         table=table, efficiency=eff, peak=peak, bandwidth=bw, g_pow=g_pow,
         alpha=eff.gemm_alpha,
         k_tc=f / (op_peak * eta_max), tm_w=table.weight_bytes * inv_bw_eff,
-        tm_a=table.act_bytes_per_sample * inv_bw_eff, regime_batch=regime_batch,
+        tm_a=act_bytes * inv_bw_eff, regime_batch=regime_batch,
         inv_peak_ideal=1.0 / op_peak, max_compute_scale=1.0 / eta_max, count=count,
         flops_per_batch=float(f @ count), weight_bytes=float(table.weight_bytes @ count),
-        act_bytes_per_batch=float(table.act_bytes_per_sample @ count),
+        act_bytes_per_batch=float(act_bytes @ count),
         inv_bw_eff=inv_bw_eff, inv_bw=1.0 / bw,
         launch_floor=table.launches * eff.kernel_overhead_s,
-        kernels=float(count @ table.launches),
+        kernels=float(count @ table.launches), **comm,
     )
     if len(_CACHE) > 4096:
         _CACHE.clear()
@@ -115,6 +164,7 @@ class Evaluation:
     memory_bound_time: np.ndarray | float
     flops: np.ndarray | float
     bytes: np.ndarray | float
+    comm_time: np.ndarray | float = 0.0      # collectives on the critical path
 
 
 def _touched(p: Prepared, batch):
@@ -157,6 +207,10 @@ def evaluate(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: fl
     t = np.maximum(tc, tm, out=tc)
     np.maximum(t, floor, out=t)
     total = t @ p.count
+    comm_t = 0.0
+    if p.comm_rows is not None:
+        comm_t = comm_time(p, batch, total)
+        total = total + comm_t
     t_compute = np.multiply(t, compute, out=tm) @ p.count
     b = batch if isinstance(batch, (int, float)) else batch[..., 0]
     if p.table.has_moe:
@@ -165,6 +219,19 @@ def evaluate(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: fl
         moved = p.weight_bytes + p.act_bytes_per_batch * b
     return Evaluation(
         latency=total,
-        compute_bound_time=t_compute, memory_bound_time=total - t_compute,
-        flops=p.flops_per_batch * b, bytes=moved,
+        compute_bound_time=t_compute, memory_bound_time=total - comm_t - t_compute,
+        flops=p.flops_per_batch * b, bytes=moved, comm_time=comm_t,
     )
+
+
+def comm_time(p: Prepared, batch, compute_total):
+    """Seconds the collectives add to a pass of ``batch`` whose compute takes
+    ``compute_total`` (the overlap rule in the module docstring)."""
+    b = batch if isinstance(batch, (int, float)) else batch[..., 0][..., None, None]
+    per = np.min(p.comm_a + p.comm_b * b, axis=-1) * p.count[p.comm_rows]
+    ov = p.comm_overlap
+    blocking = per[..., ~ov].sum(axis=-1)
+    if not ov.any():
+        return blocking
+    hidden = per[..., ov].sum(axis=-1)
+    return blocking + np.maximum(hidden - compute_total, 0.0)

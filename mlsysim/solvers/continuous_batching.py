@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import validate as check
+from ..core.contract import REQUIRED, Option
 from ..core.engine import ForwardModel, resolve
 from ..core.result import Result
 from ..errors import ValidationError
@@ -40,7 +41,7 @@ __all__ = ["ContinuousBatchingModel", "ContinuousBatchingResult"]
 OWNER = "ContinuousBatchingModel"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ContinuousBatchingResult(Result):
     model: ModelSpec
     hardware: HardwareSpec
@@ -88,12 +89,42 @@ class ContinuousBatchingResult(Result):
         return Q_(self.ttft_wait_s + self.ttft_service_s + (self.output_len - 1) * self.step_s,
                   "s").to("ms")
 
+    @property
+    def binding(self) -> str:
+        """At the concurrency cap (saturated or overloaded): "prefill budget" when the chunk
+        budget admits prompts slower than the cap would, else "max_num_seqs" or "KV capacity",
+        whichever sets the cap. Below it: "prefill budget" if prompts outrun the budget,
+        "queueing" if the prefill wait outlasts the prefill, else "arrival rate" (demand)."""
+        budget_bound = self.prefill_chunk < self.concurrency * self.prompt_len / \
+            self.output_len - 1e-9
+        if self.concurrency >= self.max_concurrency:
+            if budget_bound:
+                return "prefill budget"
+            return ("max_num_seqs" if self.max_concurrency >= self.engine.max_num_seqs
+                    else "KV capacity")
+        if not self.feasible:
+            return "prefill budget"
+        return "queueing" if self.ttft_wait_s > self.ttft_service_s else "arrival rate"
+
+    @property
+    def assumptions(self) -> tuple[str, ...]:
+        return ("steady state: Poisson arrivals at a constant mean rate",
+                "every request has the same prompt and output length",
+                "decode context at the mean, prompt + output_len / 2",
+                "prefill wait: M/D/1 over the step's spare token budget",
+                "no preemption, swapping or prefix sharing")
+
+    main_latency = "e2e_latency"
+    summary_inputs = ("model", "hardware", "engine", "prompt_len:prompt", "output_len:output")
+    summary_numbers = ("output_tokens_per_s:", "ttft", "tpot")
+
     def headline(self) -> dict[str, Any]:
         return {
             "model": self.model.name, "hardware": self.hardware.name,
             "engine": self.engine.name, "tp_size": self.tp_size,
             "prompt_len": self.prompt_len, "output_len": self.output_len,
-            "arrival_rate": self.arrival_rate, "requests_per_s": self.requests_per_s,
+            "arrival_rate": None if self.arrival_rate is None else
+            Rate(self.arrival_rate, "1/s"), "requests_per_s": self.requests_per_s,
             "output_tokens_per_s": self.output_tokens_per_s,
             "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
             "ttft": self.ttft, "tpot": self.tpot, "e2e_latency": self.e2e_latency,
@@ -131,6 +162,28 @@ class ContinuousBatchingResult(Result):
 class ContinuousBatchingModel(ForwardModel):
     """Steady-state throughput and latency of an iteration-level scheduler."""
 
+    options = (
+        Option("model", REQUIRED, "decoder transformer: spec or zoo name"),
+        Option("hardware", REQUIRED, "device: spec or zoo name"),
+        Option("prompt_len", REQUIRED, "prompt tokens per request"),
+        Option("output_len", REQUIRED, "generated tokens per request"),
+        Option("arrival_rate_qps", None, "requests per second; None: saturated"),
+        Option("engine", "vllm", "serving-engine preset (mlsysim.ServingEngines)"),
+        Option("precision", None, "compute precision; default: the device's"),
+        Option("kv_precision", None, "KV-cache precision; default: precision"),
+        Option("weight_precision", None, "weight precision; default: precision"),
+        Option("tp_size", 1, "tensor-parallel devices"),
+        Option("page_size", 16, "tokens per KV-cache page"),
+        Option("memory_utilization", 0.9, "fraction of device memory the engine may use"),
+    )
+
+    @classmethod
+    def example(cls, feasible: bool = True) -> dict[str, Any]:
+        """Llama-3-8B on an H100 at 2 req/s; then at 1000 req/s, beyond its capacity."""
+        from ..zoo import Hardware, Models
+        return dict(model=Models.Llama3_8B, hardware=Hardware.H100, prompt_len=512,
+                    output_len=64, arrival_rate_qps=2 if feasible else 1000)
+
     def solve(self, model, hardware, prompt_len: int, output_len: int,
               arrival_rate_qps: float | None = None, engine: str = "vllm",
               precision: str | None = None, kv_precision: str | None = None,
@@ -163,7 +216,6 @@ class ContinuousBatchingModel(ForwardModel):
         budget = preset.max_num_batched_tokens
         eff = serving_efficiency(hardware, prec, preset.cuda_graphs)
         ctx = P + Out // 2
-        h = model.hidden
 
         def step(n: int, chunk: tuple[int, int] | None = None) -> tuple[float, float]:
             """(tau, prompt tokens per step) with n sequences decoding and the steady-state
@@ -181,11 +233,7 @@ class ContinuousBatchingModel(ForwardModel):
                 c = chunk[0]
             segments = (Segment(1, ctx, sequences=n),) + ((prompt_seg,) if c > 0 else ())
             t = pass_time(model, hardware, segments, 1, precision=prec, e=e, kv_e=kv_e, we=we,
-                          tp=tp, eff=eff)
-            if tp > 1:
-                from ..core.collectives import collective_time
-                t += 2 * model.layers * collective_time(hardware, "allreduce",
-                                                        (n + c) * h * e, tp)
+                          tp=tp, eff=eff)     # TP all-reduces are rows of the pass
             return t + overhead, c
 
         feasible, reason = True, None

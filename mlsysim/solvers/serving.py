@@ -30,6 +30,7 @@ from typing import Any
 
 from ..core import validate as check
 from ..core.calibration import Efficiency, calibration
+from ..core.contract import REQUIRED, Option
 from ..core.costmodel import evaluate, prepare
 from ..core.engine import ForwardModel, efficiency_for, resolve
 from ..core.result import Result
@@ -41,7 +42,7 @@ from ..workloads import lower
 from ..workloads.ssm import ssm_state_bytes
 from ..workloads.transformer import Segment, kv_bytes_per_token, kv_cache_bytes, lower_segments
 
-__all__ = ["ServingModel", "ServingResult", "METRIC_DEFINITIONS", "pass_time",
+__all__ = ["ServingModel", "ServingResult", "METRIC_DEFINITIONS", "pass_time", "serving_times",
            "expected_accepted_tokens"]
 
 OWNER = "ServingModel"
@@ -103,26 +104,28 @@ def pass_time(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment,
 def pass_prepared(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment, ...], *,
                   precision: str, e: float, kv_e: float, we: float, tp: int, eff: Efficiency,
                   encoder: bool = False, phase: str | None = None, flash: bool = True,
-                  sparse: bool = False):
-    """The prepared cost table of one pass (cached per model, segments and precisions)."""
-    key = (id(model), segments, e, kv_e, we, tp, encoder, phase, flash)
+                  sparse: bool = False, pp: int = 1, path=None):
+    """The prepared cost table of one pass (cached per model, segments and precisions); its
+    tensor- and pipeline-parallel collectives are priced on ``path`` (default: the chip's
+    own interconnect)."""
+    key = (id(model), segments, e, kv_e, we, tp, pp, encoder, phase, flash)
     hit = _TABLES.get(key)
     if hit is None or hit[0] is not model:
         if isinstance(model, TransformerSpec):
-            table = lower_segments(model, list(segments), e=e, kv_e=kv_e, we=we, tp=tp,
+            table = lower_segments(model, list(segments), e=e, kv_e=kv_e, we=we, tp=tp, pp=pp,
                                    encoder=encoder, flash=flash)
         else:
             seg = segments[0]
             table = lower(model, phase=phase, seq_len=seg.queries if phase == "prefill"
-                          else seg.prefix, e=e, kv_e=kv_e, we=we)
+                          else seg.prefix, e=e, kv_e=kv_e, we=we, pp=pp)
         if len(_TABLES) > 4096:
             _TABLES.clear()
         hit = (model, table)
         _TABLES[key] = hit
-    return prepare(hit[1], hardware, precision, eff, sparse)
+    return prepare(hit[1], hardware, precision, eff, sparse, path)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ServingResult(Result):
     model: ModelSpec
     hardware: HardwareSpec
@@ -158,12 +161,16 @@ class ServingResult(Result):
     def band(self) -> dict[str, tuple[Any, Any]]:
         """(low, high) TTFT and ITL at the edges of the calibration spread."""
         if "_band" not in self.__dict__:
-            inputs = {**self._plan.inputs, "batch_size": self.batch_size}
-            fast = ServingModel().solve(**inputs, _variant="fast")
-            slow = ServingModel().solve(**inputs, _variant="slow")
+            edge = {}
+            for v in ("fast", "slow"):       # the same plan's passes at the spread's edges
+                pre, comm_p, _, _, itl, kv = serving_times(self._plan.at(v), self.batch_size)
+                edge[v] = (Q_(float(pre + comm_p + kv), "s").to("ms"),
+                           Q_(float(itl), "s").to("ms"),
+                           Rate(self.pp_size * self.batch_size / float(itl), "token/s"))
             object.__setattr__(self, "_band", {
-                "ttft": (fast.ttft, slow.ttft), "itl": (fast.itl, slow.itl),
-                "tokens_per_s": (slow.tokens_per_s, fast.tokens_per_s)})
+                "ttft": (edge["fast"][0], edge["slow"][0]),
+                "itl": (edge["fast"][1], edge["slow"][1]),
+                "tokens_per_s": (edge["slow"][2], edge["fast"][2])})
         return self._band
 
     # --- headline quantities ---------------------------------------------------------
@@ -229,6 +236,32 @@ class ServingResult(Result):
                 f"{self.activation_bytes / 1e9:.3g} GB), has {self.usable_bytes / 1e9:.3g} GB "
                 f"usable ({self.decode_hardware.memory.capacity.to('GB').magnitude:.4g} GB x "
                 f"memory_utilization)")
+
+    @property
+    def binding(self) -> str:
+        """"memory capacity" if the weights alone overflow the usable memory, "KV capacity" if
+        the KV cache does; otherwise what takes most of a decode step: "memory bandwidth",
+        "compute", "launch" (the decode pass's operators) or "interconnect" (TP/PP comm)."""
+        if not self.feasible:
+            return ("memory capacity" if self.weights_bytes + self.activation_bytes >
+                    self.usable_bytes else "KV capacity")
+        from ..core.engine import time_by_resource
+        times = time_by_resource(self._plan.step, self.batch_size)
+        times["interconnect"] += self.comm_decode_s
+        return max(times, key=times.get)
+
+    @property
+    def assumptions(self) -> tuple[str, ...]:
+        return ("one batch served alone: no queueing, no preemption",
+                "ITL = decode step at the mean context, prompt + (output_len - 1) / 2",
+                f"paged KV cache reserved at full length (pages of {self.page_size} tokens)",
+                f"usable memory {self.usable_bytes / 1e9:.4g} GB per device",
+                "tensor parallelism: two all-reduces of the activations per layer")
+
+    main_latency = "e2e_latency"
+    summary_inputs = ("model", "hardware", "batch_size:batch", "seq_len:prompt",
+                      "output_len:output", "tp_size:tp")
+    summary_numbers = ("ttft", "itl", "tokens_per_s:")
 
     def trace(self) -> dict[str, Any]:
         """Provenance: the serving equations with their terms, and the decode step's operator
@@ -339,6 +372,32 @@ class _Plan:
     draft_len: int
     accepted: float
     kv_transfer_per_seq: float
+    rebuild: Any = None          # variant -> the passes at that calibration edge
+    _edges: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def at(self, variant: str) -> _Plan:
+        """This plan with its passes at a calibration edge ("fast", "slow")."""
+        hit = self._edges.get(variant)
+        if hit is None:
+            hit = self._edges[variant] = replace(self, **self.rebuild(variant), _edges={})
+        return hit
+
+
+def serving_times(plan: _Plan, batch):
+    """(prefill, TP/PP comm at prefill, decode step, TP/PP comm per step, ITL, KV transfer)
+    in seconds at ``batch``: an int, or an (n, 1) array for a sweep over batch sizes (the same
+    equations). Communication comes from the passes' collective rows."""
+    flat = batch if isinstance(batch, int) else batch[..., 0]
+    ev_p = evaluate(plan.prefill, batch)
+    ev_d = evaluate(plan.step, batch)
+    comm_p, comm_d = ev_p.comm_time, ev_d.comm_time
+    itl = ev_d.latency
+    if plan.draft is not None:
+        t_draft = evaluate(plan.draft_step, batch).latency
+        t_verify = evaluate(plan.verify, batch).latency
+        itl = (plan.draft_len * t_draft + t_verify) / plan.accepted
+    return (ev_p.latency - comm_p, comm_p, ev_d.latency - comm_d, comm_d, itl,
+            flat * plan.kv_transfer_per_seq)
 
 
 _PLANS: dict[tuple, _Plan] = {}
@@ -346,6 +405,41 @@ _PLANS: dict[tuple, _Plan] = {}
 
 class ServingModel(ForwardModel):
     """Latency and throughput of serving a generative model (see the module docstring)."""
+
+    options = (
+        Option("model", REQUIRED, "generative model (decoder or SSM): spec or zoo name"),
+        Option("hardware", REQUIRED, "device (prefill, and decode unless decode_hardware)"),
+        Option("seq_len", REQUIRED, "prompt tokens per request"),
+        Option("batch_size", 1, "requests served together, or 'max' (largest that fits)"),
+        Option("precision", None, "compute/activation precision; default: the device's"),
+        Option("output_len", 128, "generated tokens per request"),
+        Option("weight_precision", None, "weight storage precision; default: precision"),
+        Option("kv_precision", None, "KV-cache precision; default: precision"),
+        Option("tp_size", 1, "tensor-parallel devices"),
+        Option("pp_size", 1, "pipeline stages"),
+        Option("decode_hardware", None, "a separate decode device (disaggregated prefill)"),
+        Option("network_bandwidth", None, "prefill->decode link for the KV cache, e.g. "
+               "'50 GB/s'"),
+        Option("cached_prefix_len", 0, "prompt tokens already in the KV cache"),
+        Option("draft_model", None, "speculative decoding: the draft model"),
+        Option("draft_acceptance_rate", None, "probability a draft token is accepted"),
+        Option("draft_len", 4, "draft tokens per verification step"),
+        Option("memory_utilization", 0.9, "fraction of device memory the engine may use"),
+        Option("page_size", 16, "tokens per KV-cache page"),
+        Option("cuda_graphs", True, "decode steps replayed as CUDA graphs"),
+        Option("sparsity", None, "'2:4' for the device's sparse peak, or None"),
+        Option("attention_kernel", "flash", "'flash' or 'materialized'"),
+    )
+
+    @classmethod
+    def example(cls, feasible: bool = True) -> dict[str, Any]:
+        """Llama-3-8B, batch 8 on an H100; Llama-3-70B's 141 GB of fp16 weights on one
+        H100 (72 GB usable) does not fit."""
+        from ..zoo import Hardware, Models
+        if feasible:
+            return dict(model=Models.Llama3_8B, hardware=Hardware.H100, seq_len=1024,
+                        output_len=256, batch_size=8)
+        return dict(model=Models.Llama3_70B, hardware=Hardware.H100, seq_len=1024)
 
     def solve(self, model, hardware, seq_len: int, batch_size: int | str = 1,
               precision: str | None = None, output_len: int = 128,
@@ -355,7 +449,7 @@ class ServingModel(ForwardModel):
               draft_acceptance_rate: float | None = None, draft_len: int = 4,
               memory_utilization: float = 0.9, page_size: int = 16,
               cuda_graphs: bool = True, sparsity: str | None = None,
-              attention_kernel: str = "flash", _variant: str = "nominal") -> ServingResult:
+              attention_kernel: str = "flash") -> ServingResult:
         """Serve ``batch_size`` requests of ``seq_len`` prompt and ``output_len`` new tokens.
 
         ``batch_size="max"`` picks the largest batch whose KV cache fits (max-throughput mode).
@@ -376,8 +470,7 @@ class ServingModel(ForwardModel):
         raw = (model, hardware, decode_hardware, draft_model, network_bandwidth)
         values = (seq_len, precision, output_len, weight_precision, kv_precision, tp_size,
                   pp_size, cached_prefix_len, draft_acceptance_rate, draft_len,
-                  memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel,
-                  _variant)
+                  memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel)
         # Types are part of the key: True == 1 and 2048.0 == 2048 must not reuse a plan that
         # validated the other value.
         key = (id(model), id(hardware), id(decode_hardware), id(draft_model),
@@ -396,7 +489,7 @@ class ServingModel(ForwardModel):
                 draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
                 memory_utilization=memory_utilization, page_size=page_size,
                 cuda_graphs=cuda_graphs, sparsity=sparsity,
-                attention_kernel=attention_kernel), _variant, raw)
+                attention_kernel=attention_kernel), raw)
             try:
                 if len(_PLANS) > 4096:
                     _PLANS.clear()
@@ -405,30 +498,7 @@ class ServingModel(ForwardModel):
                 pass
         return self._evaluate(plan, batch_size)
 
-    @staticmethod
-    def times(plan: _Plan, batch):
-        """(prefill, TP/PP comm at prefill, ITL, KV transfer) in seconds at ``batch``: an int,
-        or an (n, 1) array for a sweep over batch sizes (the same equations)."""
-        flat = batch if isinstance(batch, int) else batch[..., 0]
-        prefill = evaluate(plan.prefill, batch).latency
-        step = evaluate(plan.step, batch).latency
-        comm_p = comm_d = 0.0
-        if plan.tp > 1 or plan.pp > 1:
-            from ..core.collectives import collective_time
-            layers = plan.model.layers
-            tokens_p = flat * (plan.prompt - plan.cached) * plan.act_bytes
-            comm_p = 2 * layers * collective_time(plan.hardware, "allreduce", tokens_p, plan.tp) \
-                + (plan.pp - 1) * collective_time(plan.hardware, "p2p", tokens_p, 2)
-            tokens_d = flat * plan.act_bytes
-            comm_d = 2 * layers * collective_time(plan.decode_hw, "allreduce", tokens_d,
-                                                  plan.tp) \
-                + (plan.pp - 1) * collective_time(plan.decode_hw, "p2p", tokens_d, 2)
-        itl = step + comm_d
-        if plan.draft is not None:
-            t_draft = evaluate(plan.draft_step, batch).latency
-            t_verify = evaluate(plan.verify, batch).latency
-            itl = (plan.draft_len * t_draft + t_verify + comm_d) / plan.accepted
-        return prefill, comm_p, step, comm_d, itl, flat * plan.kv_transfer_per_seq
+    times = staticmethod(serving_times)
 
     def _evaluate(self, plan: _Plan, batch_size) -> ServingResult:
         notes: list[str] = []
@@ -458,12 +528,15 @@ class ServingModel(ForwardModel):
             _plan=plan,
         )
 
-    def _plan(self, a: dict, variant: str, raw: tuple) -> _Plan:
+    def _plan(self, a: dict, raw: tuple) -> _Plan:
         """Validate every input but the batch, lower the passes and prepare their costs."""
         inputs = dict(a)
-        model, hardware = resolve(a["model"], a["hardware"])
+        from ..core.collectives import resolve_system
+        hardware, path_p = resolve_system(a["hardware"])
+        model = resolve(a["model"], hardware)[0]
         decode_hardware = a["decode_hardware"]
-        decode_hw = hardware if decode_hardware is None else resolve(model, decode_hardware)[1]
+        decode_hw, path_d = (hardware, path_p) if decode_hardware is None else \
+            resolve_system(decode_hardware)
         if not isinstance(model, (TransformerSpec, SSMSpec)) or \
                 (isinstance(model, TransformerSpec) and model.kind == "encoder"):
             raise ValidationError("model", f"must be a generative model (decoder or SSM); "
@@ -504,17 +577,20 @@ class ServingModel(ForwardModel):
             if pp > model.layers:
                 raise ValidationError("pp_size", f"must not exceed the layers "
                                       f"(={model.layers}). Got {pp} instead.", owner=OWNER)
-        for hw in {id(hardware): hardware, id(decode_hw): decode_hw}.values():
-            link = hw.interconnect
-            if tp * pp > 1 and (link is None or (link.max_devices or 1) < tp * pp):
+        for path in {id(path_p): path_p, id(path_d): path_d}.values():
+            group = tp * pp
+            if group > path.domain and path.out_bw is None:
                 raise ValidationError(
-                    "tp_size", f"times pp_size (={tp * pp}) exceeds the scale-up domain of "
-                    f"{hw.name} ({link.max_devices if link else 1} devices).", owner=OWNER)
+                    "tp_size", f"times pp_size (={group}) exceeds the scale-up domain of "
+                    f"{path.name} ({path.domain} devices) and it has no scale-out fabric; "
+                    "use at most that many, or a node or fleet (mlsysim.Systems).", owner=OWNER)
+            if group > path.total:
+                raise ValidationError(
+                    "tp_size", f"times pp_size (={group}) exceeds the {path.total} "
+                    f"accelerators of {path.name}.", owner=OWNER)
         util = check.fraction("memory_utilization", a["memory_utilization"], OWNER)
         page = check.positive_int("page_size", a["page_size"], OWNER)
 
-        eff_p = serving_efficiency(hardware, precision, False, variant)
-        eff_d = serving_efficiency(decode_hw, precision, bool(a["cuda_graphs"]), variant)
         if a["attention_kernel"] not in ("flash", "materialized"):
             raise ValidationError("attention_kernel", "must be 'flash' or 'materialized'. Got "
                                   f"{a['attention_kernel']!r} instead.", owner=OWNER)
@@ -522,16 +598,34 @@ class ServingModel(ForwardModel):
         transformer = isinstance(model, TransformerSpec)
         flash = a["attention_kernel"] == "flash"
         mid = prompt + (out - 1) // 2
-        if transformer:
-            p_prefill = pass_prepared(model, hardware, (Segment(prompt - cached, cached),),
-                                      eff=eff_p, encoder=True, flash=flash, **kw)
-            p_step = pass_prepared(model, decode_hw, (Segment(1, mid),), eff=eff_d,
-                                   flash=flash, **kw)
-        else:
-            p_prefill = pass_prepared(model, hardware, (Segment(prompt),), eff=eff_p,
-                                      phase="prefill", **kw)
-            p_step = pass_prepared(model, decode_hw, (Segment(1, mid),), eff=eff_d,
-                                   phase="decode", **kw)
+        graphs = bool(a["cuda_graphs"])
+        draft_k: list = []       # (draft spec, draft_len) once validated below
+
+        def passes(variant: str) -> dict[str, Any]:
+            """The prepared passes at a calibration edge (nominal, fast, slow)."""
+            eff_p = serving_efficiency(hardware, precision, False, variant)
+            eff_d = serving_efficiency(decode_hw, precision, graphs, variant)
+            if transformer:
+                pre = pass_prepared(model, hardware, (Segment(prompt - cached, cached),),
+                                    eff=eff_p, encoder=True, flash=flash, pp=pp, path=path_p,
+                                    **kw)
+                step = pass_prepared(model, decode_hw, (Segment(1, mid),), eff=eff_d,
+                                     flash=flash, pp=pp, path=path_d, **kw)
+            else:
+                pre = pass_prepared(model, hardware, (Segment(prompt),), eff=eff_p,
+                                    phase="prefill", pp=pp, path=path_p, **kw)
+                step = pass_prepared(model, decode_hw, (Segment(1, mid),), eff=eff_d,
+                                     phase="decode", pp=pp, path=path_d, **kw)
+            out_passes = dict(prefill=pre, step=step, draft_step=None, verify=None)
+            if draft_k:
+                draft, k = draft_k
+                # The draft runs tensor-parallel within a stage; verification is a target
+                # pass through the whole pipeline. Each pays its own collectives.
+                out_passes["draft_step"] = pass_prepared(draft, decode_hw, (Segment(1, mid),),
+                                                         eff=eff_d, path=path_d, **kw)
+                out_passes["verify"] = pass_prepared(model, decode_hw, (Segment(k + 1, mid),),
+                                                     eff=eff_d, pp=pp, path=path_d, **kw)
+            return out_passes
 
         # KV (or SSM state) per sequence, per device, paged at full length.
         paged = math.ceil((prompt + out) / page) * page
@@ -556,7 +650,7 @@ class ServingModel(ForwardModel):
             kv_transfer = (kv_cache_bytes(model, prompt, kv_e) if transformer
                            else ssm_state_bytes(model, kv_e)) / bw
 
-        draft, p_draft, p_verify, accepted, k = None, None, None, 1.0, 0
+        draft, accepted, k = None, 1.0, 0
         if a["draft_model"] is not None:
             draft = resolve(a["draft_model"], hardware)[0]
             if not isinstance(draft, TransformerSpec) or \
@@ -575,8 +669,7 @@ class ServingModel(ForwardModel):
             k = check.positive_int("draft_len", a["draft_len"], OWNER)
             if not transformer:
                 raise ValidationError("draft_model", "needs a transformer target.", owner=OWNER)
-            p_draft = pass_prepared(draft, decode_hw, (Segment(1, mid),), eff=eff_d, **kw)
-            p_verify = pass_prepared(model, decode_hw, (Segment(k + 1, mid),), eff=eff_d, **kw)
+            draft_k[:] = [draft, k]
             accepted = expected_accepted_tokens(rate, k)
             # The draft is tensor-parallel like the target (and replicated per pipeline stage).
             weights += draft.parameter_count * we / tp
@@ -590,8 +683,8 @@ class ServingModel(ForwardModel):
             out=out, cached=cached, tp=tp, pp=pp, page=page,
             usable=decode_hw._base["capacity"] * util, weights=weights, kv_tok=kv_tok,
             kv_seq=kv_seq, act=self._activation_bytes(model, prompt, e, tp), act_bytes=h * e,
-            prefill=p_prefill, step=p_step, draft_step=p_draft, verify=p_verify, draft_len=k,
-            accepted=accepted, kv_transfer_per_seq=kv_transfer,
+            draft_len=k, accepted=accepted, kv_transfer_per_seq=kv_transfer, rebuild=passes,
+            **passes("nominal"),
         )
 
     @staticmethod

@@ -38,11 +38,12 @@ def allowed_phases(model: ModelSpec) -> tuple[str, ...]:
 
 def lower(model: ModelSpec, *, phase: str, seq_len: int, e: float,
           kv_e: float | None = None, we: float | None = None, tp: int = 1,
-          prefix_len: int = 0) -> OperatorTable:
+          prefix_len: int = 0, pp: int = 1) -> OperatorTable:
     """Lower one pass of ``model`` (per sample). ``e``/``kv_e``/``we``: bytes per activation,
     KV-cache and weight element; ``tp``: tensor-parallel degree (transformers);
-    ``prefix_len``: prompt tokens already cached (prefill)."""
-    key = (id(model), phase, seq_len, e, kv_e, we, tp, prefix_len)
+    ``prefix_len``: prompt tokens already cached (prefill); ``pp``: pipeline stages (their
+    activation hand-offs become collective rows)."""
+    key = (id(model), phase, seq_len, e, kv_e, we, tp, prefix_len, pp)
     hit = _CACHE.get(key)
     if hit is not None and hit[0] is model:
         return hit[1]
@@ -51,9 +52,9 @@ def lower(model: ModelSpec, *, phase: str, seq_len: int, e: float,
                               f"{model.name} ({model.architecture}). Got {phase!r} instead.")
     if isinstance(model, TransformerSpec):
         table = lower_transformer(model, phase=phase, seq_len=seq_len, e=e, kv_e=kv_e, we=we,
-                                  tp=tp, prefix_len=prefix_len)
+                                  tp=tp, pp=pp, prefix_len=prefix_len)
     elif isinstance(model, SSMSpec):
-        table = lower_ssm(model, phase=phase, seq_len=seq_len, e=e, we=we, kv_e=kv_e)
+        table = lower_ssm(model, phase=phase, seq_len=seq_len, e=e, we=we, kv_e=kv_e, pp=pp)
     else:
         table = lower_layered(model, e=e)
     if len(_CACHE) > 4096:

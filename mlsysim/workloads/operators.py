@@ -5,6 +5,14 @@ work at batch ``B`` is ``flops = flops_per_sample * B`` and
 ``bytes = weight_bytes * touched(B) + act_bytes_per_sample * B``. ``touched`` is 1 except for
 mixture-of-experts expert weights, of which a batch reads only the experts its tokens pick.
 ``count`` is how many identical kernels the row stands for (layers x repeats x runs).
+
+Communication is work like any other: a ``COLLECTIVE`` row carries its message (bytes per
+device per sample, in ``act_bytes_per_sample``), the collective kind, the size of the group
+it runs over (``comm_group``) and the span of devices that group is placed in
+(``comm_span``: a pipeline hand-off between two stages of a tp x pp group spans tp x pp), so
+the cost model can tell which fabric it crosses. ``comm_overlap`` marks collectives that may
+run on the communication stream while compute continues (gradient all-reduce); blocking ones
+(tensor-parallel all-reduce) sit on the critical path.
 """
 
 from __future__ import annotations
@@ -14,7 +22,10 @@ from enum import IntEnum
 
 import numpy as np
 
-__all__ = ["OpKind", "OperatorTable", "OperatorBuilder"]
+__all__ = ["OpKind", "OperatorTable", "OperatorBuilder", "COMM_KINDS"]
+
+# Collective kinds a COLLECTIVE row may carry; codes index this tuple.
+COMM_KINDS = ("allreduce", "allgather", "reducescatter", "alltoall", "broadcast", "p2p")
 
 
 class OpKind(IntEnum):
@@ -25,6 +36,7 @@ class OpKind(IntEnum):
     NORM = 4          # layer/RMS/group norm
     EMBEDDING = 5     # table gathers
     SCAN = 6          # state-space selective scan
+    COLLECTIVE = 7    # communication between devices (all-reduce, all-gather, send/recv, ...)
 
     @property
     def label(self) -> str:
@@ -47,6 +59,11 @@ class OperatorTable:
     state_bytes_per_sample: float    # KV cache or SSM state held per sample
     act_peak_bytes_per_sample: float  # largest live activation set of one kernel, per sample
     has_moe: bool = field(default=False)
+    comm_kind: np.ndarray | None = None   # index into COMM_KINDS; -1 on compute rows
+    comm_group: np.ndarray | None = None  # devices in the collective's group
+    comm_span: np.ndarray | None = None   # devices the group is placed in (fabric choice)
+    comm_overlap: np.ndarray | None = None  # 1: may overlap compute; 0: blocking
+    has_comm: bool = field(default=False)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -66,7 +83,19 @@ class OperatorBuilder:
             return
         experts, active, tokens = moe or (0, 0, 0.0)
         self.rows.append((name, int(kind), float(count), float(flops), float(weight_bytes),
-                          float(act_bytes), experts, active, tokens, 0.0 if fused else 1.0))
+                          float(act_bytes), experts, active, tokens, 0.0 if fused else 1.0,
+                          -1, 0, 0, 0))
+
+    def collective(self, name: str, kind: str, *, message_bytes: float, group: int,
+                   count: float = 1, span: int | None = None, overlap: bool = False):
+        """A collective of ``kind`` over ``group`` devices moving ``message_bytes`` per device
+        per sample (nccl-tests convention), ``count`` times per pass. Groups of one are free
+        and add no row."""
+        if count <= 0 or group <= 1:
+            return
+        self.rows.append((name, int(OpKind.COLLECTIVE), float(count), 0.0, 0.0,
+                          float(message_bytes), 0, 0, 0.0, 0.0, COMM_KINDS.index(kind),
+                          int(group), int(span or group), int(overlap)))
 
     def build(self, *, weight_total_bytes: float, state_bytes_per_sample: float = 0.0,
               act_peak_bytes_per_sample: float | None = None) -> OperatorTable:
@@ -74,13 +103,18 @@ class OperatorBuilder:
         names = tuple(cols[0])
         arr = [np.asarray(c, dtype=np.float64) for c in cols[2:]]
         act = arr[3]
-        peak = float(act.max()) if act_peak_bytes_per_sample is None else act_peak_bytes_per_sample
+        kind = np.asarray(cols[1], dtype=np.int64)
+        comm = kind == OpKind.COLLECTIVE
+        peak = float(np.where(comm, 0.0, act).max()) if act_peak_bytes_per_sample is None \
+            else act_peak_bytes_per_sample
         experts = arr[4]
         return OperatorTable(
-            names=names, kind=np.asarray(cols[1], dtype=np.int64), count=arr[0],
+            names=names, kind=kind, count=arr[0],
             flops_per_sample=arr[1], weight_bytes=arr[2], act_bytes_per_sample=act,
             moe_experts=experts, moe_active=arr[5], tokens_per_sample=arr[6], launches=arr[7],
             weight_total_bytes=float(weight_total_bytes),
             state_bytes_per_sample=float(state_bytes_per_sample),
             act_peak_bytes_per_sample=peak, has_moe=bool((experts > 0).any()),
+            comm_kind=np.asarray(cols[10], dtype=np.int64), comm_group=arr[9],
+            comm_span=arr[10], comm_overlap=arr[11].astype(bool), has_comm=bool(comm.any()),
         )

@@ -24,8 +24,9 @@ def ssm_state_bytes(spec: SSMSpec, e: float) -> float:
 
 
 def lower_ssm(spec: SSMSpec, *, phase: str, seq_len: int, e: float, we: float | None = None,
-              kv_e: float | None = None) -> OperatorTable:
-    """``e``: activation bytes; ``we``: weight bytes; ``kv_e``: conv-window state bytes."""
+              kv_e: float | None = None, pp: int = 1) -> OperatorTable:
+    """``e``: activation bytes; ``we``: weight bytes; ``kv_e``: conv-window state bytes;
+    ``pp``: pipeline stages, handing ``tokens x d_model`` activations on ``pp - 1`` times."""
     we = e if we is None else we
     kv_e = e if kv_e is None else kv_e
     b = OperatorBuilder()
@@ -48,5 +49,6 @@ def lower_ssm(spec: SSMSpec, *, phase: str, seq_len: int, e: float, we: float | 
     b.add("final_norm", OpKind.NORM, flops=8 * d, act_bytes=2 * d * e)
     b.add("lm_head", OpKind.GEMM, flops=2 * d * spec.vocab, weight_bytes=d * spec.vocab * we,
           act_bytes=(d + spec.vocab) * e)
+    b.collective("pp_send", "p2p", message_bytes=t * d * e, group=2, count=pp - 1, span=pp)
     return b.build(weight_total_bytes=spec.parameter_count * we, state_bytes_per_sample=state,
                    act_peak_bytes_per_sample=t * (d + 2 * di) * e + spec.vocab * e)

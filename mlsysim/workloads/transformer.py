@@ -186,13 +186,20 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
 
 def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
                    kv_e: float | None = None, we: float | None = None, tp: int = 1,
-                   encoder: bool = False, flash: bool = True) -> OperatorTable:
+                   pp: int = 1, encoder: bool = False, flash: bool = True) -> OperatorTable:
     """Operators of one decoder pass over ``segments`` (per sample), on one of ``tp``
-    tensor-parallel devices. ``encoder``: also run the encoder (encoder-decoder prefill)."""
+    tensor-parallel devices of a ``pp``-stage pipeline. ``encoder``: also run the encoder
+    (encoder-decoder prefill).
+
+    Communication [Shoeybi et al. 2019, Megatron-LM sec. 3]: tensor parallelism all-reduces the
+    layer activations twice per layer (after attention and after the MLP), ``tokens x hidden``
+    elements at the activation precision each; a pipeline hands the activations of the pass
+    from stage to stage, ``pp - 1`` sends within the ``tp x pp`` group."""
     kv_e = e if kv_e is None else kv_e
     we = e if we is None else we
     b = OperatorBuilder()
     h = spec.hidden
+    span = tp * pp
     for layer in spec.prefix_layers:
         add_layer_rows(b, layer, we, runs=1, prefix="prefix")
     enc_tokens = spec.encoder_tokens or 0
@@ -202,12 +209,16 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
             b.add("embedding", OpKind.EMBEDDING, flops=0, act_bytes=tokens * h * e)
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
                     prefix="encoder", flash=flash)
+        b.collective("encoder.tp_allreduce", "allreduce", message_bytes=tokens * h * e,
+                     group=tp, count=2 * spec.layers, span=span)
         b.add("final_norm", OpKind.NORM, flops=8 * tokens * h, act_bytes=2 * tokens * h * e)
         state = 0.0
     else:
         if encoder and spec.kind == "encoder_decoder":
             _stack_rows(b, spec, [Segment(enc_tokens, causal=False)], e=e, we=we, kv_e=kv_e,
                         layers=spec.encoder_layers, tp=tp, prefix="encoder", flash=flash)
+            b.collective("encoder.tp_allreduce", "allreduce", message_bytes=enc_tokens * h * e,
+                         group=tp, count=2 * spec.encoder_layers, span=span)
             cross_kv = 2 * spec.n_kv_heads * spec.d_head * h / tp
             b.add("decoder.cross_kv", OpKind.GEMM, flops=2 * enc_tokens * cross_kv,
                   weight_bytes=cross_kv * we, act_bytes=enc_tokens * h * e * 3,
@@ -215,6 +226,8 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
         b.add("embedding", OpKind.EMBEDDING, flops=0, act_bytes=tokens * h * e)
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
                     cross_tokens=enc_tokens, flash=flash)
+        b.collective("tp_allreduce", "allreduce", message_bytes=tokens * h * e, group=tp,
+                     count=2 * spec.layers, span=span)
         # Logits for each sequence's last position only: what generation needs.
         last = sum(s.sequences for s in segments)
         b.add("final_norm", OpKind.NORM, flops=8 * last * h, act_bytes=2 * last * h * e)
@@ -232,13 +245,15 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
                 spec.attn_params / h / tp)
     act_peak = max(tokens, enc_tokens) * (h + width) * e + \
         (spec.vocab / tp * e if spec.lm_head else 0)
+    b.collective("pp_send", "p2p", message_bytes=tokens * h * e, group=2, count=pp - 1,
+                 span=span)
     return b.build(weight_total_bytes=spec.parameter_count * we / tp,
                    state_bytes_per_sample=state, act_peak_bytes_per_sample=act_peak)
 
 
 def lower_transformer(spec: TransformerSpec, *, phase: str, seq_len: int, e: float,
                       kv_e: float | None = None, we: float | None = None, tp: int = 1,
-                      prefix_len: int = 0) -> OperatorTable:
+                      prefix_len: int = 0, pp: int = 1) -> OperatorTable:
     """Operators of one sample's pass. ``phase``: "prefill" (``seq_len`` prompt tokens, of which
     the first ``prefix_len`` are already cached), "decode" (one new token over ``seq_len``
     cached ones) or "forward" (encoders, bidirectional over ``seq_len``)."""
@@ -248,5 +263,5 @@ def lower_transformer(spec: TransformerSpec, *, phase: str, seq_len: int, e: flo
         segments = [Segment(1, seq_len)]
     else:
         segments = [Segment(seq_len - prefix_len, prefix_len)]
-    return lower_segments(spec, segments, e=e, kv_e=kv_e, we=we, tp=tp,
+    return lower_segments(spec, segments, e=e, kv_e=kv_e, we=we, tp=tp, pp=pp,
                           encoder=phase == "prefill")
