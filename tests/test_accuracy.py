@@ -1,29 +1,25 @@
 """Regression guard: accuracy against published measurements may not get worse.
 
 The documented figures live in ``mlsysim/validation/accuracy_baseline.json`` (written with
-docs/accuracy.md by ``python -m mlsysim.validation.harness --write``); this test reruns the
-same validation on the same reference data and compares.
+docs/accuracy.md by ``python scripts/write_accuracy_docs.py``); this test reruns the same
+validation on the same reference data and compares. The schema, the adapters, the statistics
+and the report have tests of their own in ``tests/test_validation_*.py``.
 """
 
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from mlsysim.errors import DataFileError
-from mlsysim.validation.harness import (
-    ACCURACY_MD,
-    BASELINE_JSON,
-    CATEGORIES,
-    COLUMNS,
-    SKIP_CODES,
-    _pct,
-    load_reference,
-    predict_row,
-    run_validation,
-)
+from mlsysim.validation.adapters import SKIP_CODES, predict_row
+from mlsysim.validation.harness import run_validation
+from mlsysim.validation.reference import CATEGORIES, load_reference
+from mlsysim.validation.report import BASELINE_JSON, format_percent
+
+ACCURACY_MD = Path(__file__).resolve().parents[1] / "docs" / "accuracy.md"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +50,7 @@ def test_median_error_not_above_documented(report, baseline):
         assert now["median_abs_error"] <= doc["median_abs_error"] + tol, (
             f"{cat}: median |error| {now['median_abs_error']:.4f} is above the documented "
             f"{doc['median_abs_error']:.4f} + {tol}; fix the regression or regenerate "
-            "docs/accuracy.md with `python -m mlsysim.validation.harness --write` and explain it")
+            "docs/accuracy.md with `python scripts/write_accuracy_docs.py` and explain it")
     assert checked >= 3
 
 
@@ -74,8 +70,8 @@ def test_doc_shows_the_baseline_figures(baseline):
         cells = [c.strip() for c in line.strip("|").split("|")]
         # | category | rows | predicted | infeasible | skipped | median | p90 | worst | ...
         assert int(cells[1]) == doc["n_rows"] and int(cells[2]) == doc["n_ok"], cat
-        assert cells[5] == (_pct(doc["median_abs_error"]) if doc["median_abs_error"] is not None
-                            else "-"), cat
+        median = doc["median_abs_error"]
+        assert cells[5] == (format_percent(median) if median is not None else "-"), cat
 
 
 def test_a_category_has_enough_predicted_rows(report):
@@ -145,55 +141,7 @@ def test_unknown_zoo_name_is_skipped_with_reason():
     assert "NoSuchBoard" in p.reason
 
 
-# --- malformed reference data ---------------------------------------------------------------
-GOOD = ('REF-1,vision_inference,ResNet50,A100,1,fp16,1,,,test,latency_ms,0.5,ms,TRT,src,'
-        '"a note, with a comma"')
-
-
-def _write(tmp_path, *lines):
-    path = tmp_path / "ref.csv"
-    path.write_text("\n".join([",".join(COLUMNS), *lines]) + "\n", encoding="utf-8")
-    return path
-
-
-def test_wellformed_file_loads(tmp_path):
-    rows = load_reference(_write(tmp_path, GOOD))
-    assert len(rows) == 1 and rows[0].value == 0.5 and rows[0].prompt_len is None
-    assert rows[0].line == 2
-
-
-@pytest.mark.parametrize("bad, what", [
-    ("REF-2,vision_inference,ResNet50,A100,1,fp16,1,,,test,latency_ms,0.5,ms,TRT,src",
-     "fields"),
-    ("REF-2,vision_inference,ResNet50,A100,1,fp16,1,,,test,latency_ms,fast,ms,TRT,src,n",
-     "value"),
-    ("REF-2,vision_inference,ResNet50,A100,1,fp16,1,,,test,latency_s,0.5,ms,TRT,src,n",
-     "metric"),
-    ("REF-2,vision_inference,ResNet50,A100,1,fp16,1.5,,,test,latency_ms,0.5,ms,TRT,src,n",
-     "batch_size"),
-    ("REF-1,vision_inference,ResNet50,A100,1,fp16,1,,,test,latency_ms,0.5,ms,TRT,src,n",
-     "duplicate"),
-])
-def test_malformed_row_names_file_and_line(tmp_path, bad, what):
-    path = _write(tmp_path, GOOD, bad)
-    with pytest.raises(DataFileError) as err:
-        load_reference(path)
-    msg = str(err.value)
-    assert str(path) in msg and "line 3" in msg and what in msg
-
-
-def test_missing_column_is_reported_on_line_1(tmp_path):
-    path = tmp_path / "ref.csv"
-    path.write_text("id,category,model\nREF-1,vision_inference,ResNet50\n", encoding="utf-8")
-    with pytest.raises(DataFileError, match=r"line 1: missing columns"):
-        load_reference(path)
-
-
-def test_missing_file_is_a_data_file_error(tmp_path):
-    with pytest.raises(DataFileError, match="cannot read"):
-        load_reference(tmp_path / "nope.csv")
-
-
+# --- run_validation arguments ---------------------------------------------------------------
 def test_unknown_category_is_refused():
     from mlsysim.errors import ValidationError
     with pytest.raises(ValidationError, match="vision_inference"):

@@ -22,7 +22,8 @@ def validate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Compare predictions with the published measurements in the reference data."""
-    from ..validation.harness import SKIP_CODES, run_validation
+    from ..validation.adapters import SKIP_CODES
+    from ..validation.harness import run_validation
     from .app import run_guarded
 
     report = run_guarded(as_json, lambda: run_validation(category or None))

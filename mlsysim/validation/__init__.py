@@ -5,6 +5,10 @@ are used only to *check* predictions, never to fit them. ``run_validation()`` pr
 row with the public API and reports the error per row and per category; ``mlsysim validate``
 is the command-line front end and ``docs/accuracy.md`` the generated summary.
 
+Modules: ``reference`` (the schema of a row), ``adapters`` (row -> prediction, registered per
+(category, metric)), ``stats`` (error statistics), ``report`` (tables, JSON and the Markdown
+page from ``accuracy_template.md``) and ``harness`` (``run_validation``).
+
 Names are loaded lazily so that ``import mlsysim.validation`` stays cheap.
 """
 
@@ -13,19 +17,20 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "load_reference": "harness",
-    "predict_row": "harness",
     "run_validation": "harness",
-    "render_markdown": "harness",
-    "write_accuracy_docs": "harness",
-    "ReferenceRow": "harness",
-    "Prediction": "harness",
-    "RowResult": "harness",
-    "ValidationReport": "harness",
-    "REFERENCE_CSV": "harness",
-    "BASELINE_JSON": "harness",
-    "CATEGORIES": "harness",
-    "METRICS": "harness",
+    "load_reference": "reference",
+    "ReferenceRow": "reference",
+    "REFERENCE_CSV": "reference",
+    "CATEGORIES": "reference",
+    "METRICS": "reference",
+    "predict_row": "adapters",
+    "Prediction": "adapters",
+    "adapter": "adapters",
+    "get_adapter": "adapters",
+    "render_markdown": "report",
+    "RowResult": "report",
+    "ValidationReport": "report",
+    "BASELINE_JSON": "report",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,0 +1,628 @@
+"""From a reference row to a prediction: a registry of adapters keyed by (category, metric).
+
+An adapter is a function ``fn(row, notes) -> Prediction`` registered with
+``@adapter(category, metric)``. It predicts the row's metric with the public API only (zoo
+names, ``Engine.solve``, ``ServingModel().solve``, result attributes) and appends each
+assumption it makes to ``notes``. It never reads the measured value, and no row has a setting
+of its own: every choice it makes is one of the documented rules below.
+
+:func:`predict_row` looks the row's (category, metric) up. A row without an adapter is skipped
+with a reason (training rows wait for a training solver, energy rows for an energy model);
+an adapter raises :class:`Skip` for a row it cannot predict (lengths not published, a device
+not in the zoo, ...) and any :class:`~mlsysim.errors.MLSysimError` a solver raises becomes a
+skipped row keeping the solver's message. A new kind of measurement (training time, energy)
+plugs in by registering an adapter; a category or metric that is not built into the reference
+schema is declared by that registration.
+
+The built-in adapters cover the inference categories:
+
+- **non-generative models** (CNNs, encoders, diffusion, recommendation): ``Engine.solve`` at
+  the row's batch; ``latency_ms`` is the latency, ``throughput_samples_per_s`` the throughput x
+  ``num_devices`` (one model copy per device). A batch chosen by the engine is
+  :func:`largest_fitting_batch`.
+- **generative models**: ``ServingModel().solve`` at the tensor-parallel degree of
+  :func:`stated_tp`, otherwise :func:`smallest_fitting_tp`; the other devices are data-parallel
+  replicas. Throughputs count the tokens of whole requests over their whole time, prefill
+  included (:func:`predict_serving`).
+
+Left out: reading the reference file (``reference``), statistics (``stats``) and the report
+(``report``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..errors import MLSysimError, UnknownNameError, ValidationError
+from .reference import METRIC_UNITS, ReferenceRow
+
+__all__ = ["Prediction", "Skip", "Adapter", "adapter", "register_adapter", "unregister_adapter",
+           "get_adapter", "adapters", "declared_vocabulary", "predict_row", "predicted",
+           "skipped", "predict_inference", "predict_engine", "predict_serving",
+           "largest_fitting_batch", "stated_tp", "smallest_fitting_tp", "serving_batch",
+           "row_precisions", "benchmark_name", "SKIP_CODES", "INFERENCE_CATEGORIES",
+           "ENGINE_METRICS", "SERVING_METRICS", "MAX_ENGINE_BATCH", "MAX_TP",
+           "DEFAULT_OUTPUT_LEN", "BENCHMARK_SEQ_LEN", "SAMPLE_MISMATCH"]
+
+# --- documented rules (no per-row settings) ------------------------------------------------
+MAX_ENGINE_BATCH = 256      # batch "chosen by the engine": largest power of two <= this that fits
+MAX_TP = 8                  # one scale-up domain of 8 devices (HGX/OAM boards)
+DEFAULT_OUTPUT_LEN = 128    # output length assumed for per-token rates when a source omits it
+# Inputs fixed by a benchmark's definition (not by a measurement): MLPerf Inference bert-99 runs
+# SQuAD v1.1 at max_seq_len 384 (mlcommons/inference language/bert).
+BENCHMARK_SEQ_LEN = {("mlperf", "BERT_Large"): 384}
+# Rows whose "sample" is a different unit of work from the zoo model's sample.
+SAMPLE_MISMATCH = {
+    ("mlperf", "UNet3D"): "the zoo's UNet3D sample is one 128^3 patch; an MLPerf 3d-unet sample "
+                          "is a whole KiTS19 case, swept by many overlapping patches",
+}
+
+SKIP_CODES = {
+    "no-training-solver": "training metric: no training solver yet",
+    "no-energy-model": "energy metric: no energy model yet",
+    "ambiguous-metric": "the source leaves the metric ambiguous (output-only vs input+output "
+                        "tokens, or per GPU vs all GPUs)",
+    "no-adapter": "no adapter is registered for the row's (category, metric)",
+    "unknown-model": "model not in the zoo",
+    "unknown-hardware": "hardware not in the zoo",
+    "sample-mismatch": "benchmark sample is a different unit of work from the zoo model's",
+    "missing-lengths": "prompt/output lengths not published",
+    "missing-batch": "batch size not published for a latency metric",
+    "unsupported-precision": "device has no peak for the stated precision",
+    "solver-refused": "the solver rejects the configuration",
+}
+
+INFERENCE_CATEGORIES = ("vision_inference", "llm_inference", "llm_serving", "recsys_inference")
+ENGINE_METRICS = ("latency_ms", "throughput_samples_per_s")
+SERVING_METRICS = ("ttft_ms", "itl_ms", "latency_ms", "output_tokens_per_s",
+                   "output_tokens_per_s_per_gpu", "total_tokens_per_s")
+
+
+# --- what an adapter returns ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says for one row.
+
+    Attributes
+    ----------
+    status : "ok" | "infeasible" | "skipped"
+        ``infeasible``: predicted, but the measured configuration does not fit in memory.
+    value, low, high : float or None
+        The prediction and its calibration band, in the row's unit (``None`` when skipped).
+    reason : str or None
+        Why the row is skipped or infeasible.
+    code : str or None
+        The skip reason code (a key of :data:`SKIP_CODES` for the built-in adapters).
+    method : str
+        Which API call and quantity gave the value.
+    assumptions : tuple of str
+        Every assumption made for the row.
+    """
+
+    status: str
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    reason: str | None = None
+    code: str | None = None
+    method: str = ""
+    assumptions: tuple[str, ...] = ()
+
+
+class Skip(Exception):
+    """Raised by an adapter for a row it cannot predict: a skip ``code`` and the ``reason``."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def skipped(code: str, reason: str, assumptions: Iterable[str] = ()) -> Prediction:
+    """A skipped row's prediction: no value, a code and a reason.
+
+    Examples
+    --------
+    >>> skipped("missing-lengths", "output length not published").status
+    'skipped'
+    """
+    return Prediction(status="skipped", code=code, reason=reason,
+                      assumptions=tuple(assumptions))
+
+
+def predicted(value: float, low: float, high: float, feasible: bool, reason: str | None,
+              method: str, notes: Iterable[str]) -> Prediction:
+    """A predicted row: ``ok``, or ``infeasible`` when the configuration does not fit.
+
+    Parameters
+    ----------
+    value, low, high : the prediction and its band, in the row's unit
+    feasible, reason : the solver's verdict on memory and its explanation
+    method : the API call and quantity used
+    notes : the assumptions made
+
+    Examples
+    --------
+    >>> predicted(2.0, 1.5, 2.5, True, None, "Engine.solve().latency", ()).status
+    'ok'
+    """
+    return Prediction(status="ok" if feasible else "infeasible", value=float(value),
+                      low=float(low), high=float(high),
+                      reason=None if feasible else f"does not fit: {reason}", method=method,
+                      assumptions=tuple(notes))
+
+
+# --- the registry --------------------------------------------------------------------------
+Adapter = Callable[[ReferenceRow, list], Prediction]
+_ADAPTERS: dict[tuple[str, str], Adapter] = {}
+_DECLARED_UNITS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _names(what: str, value: str | Iterable[str]) -> tuple[str, ...]:
+    try:
+        names = (value,) if isinstance(value, str) else tuple(value)
+    except TypeError:
+        names = ()
+    if not names or any(not isinstance(n, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", n)
+                        for n in names):
+        raise ValidationError(what, "must be one or more lower-case names (letters, digits, "
+                              f"'_'). Got {value!r} instead.", owner="adapter")
+    return names
+
+
+def register_adapter(category: str | Iterable[str], metric: str | Iterable[str], fn: Adapter,
+                     *, units: Iterable[str] | None = None, replace: bool = False) -> Adapter:
+    """Register ``fn`` for every (category, metric) pair given.
+
+    Parameters
+    ----------
+    category, metric : str or iterable of str
+        The keys; several of each register the cross product.
+    fn : callable ``(row, notes) -> Prediction``
+    units : iterable of str, optional
+        The units values of a metric that is not built into the reference schema may be
+        published in (required for such a metric; refused for a built-in one, whose units the
+        schema fixes).
+    replace : bool
+        Replace an adapter already registered for a pair (otherwise that is an error).
+
+    Returns
+    -------
+    The adapter, so that this works as a decorator body.
+
+    Raises
+    ------
+    ValidationError
+        For a malformed name, a taken key without ``replace``, or missing/forbidden units.
+    """
+    cats, mets = _names("category", category), _names("metric", metric)
+    allowed = tuple(units) if units is not None else None
+    for m in mets:
+        if m in METRIC_UNITS and allowed is not None:
+            raise ValidationError("units", f"cannot be given for the built-in metric {m!r} "
+                                  f"(published in: {', '.join(METRIC_UNITS[m])}).",
+                                  owner="adapter")
+        if m not in METRIC_UNITS and not allowed:
+            raise ValidationError("units", f"are needed for the new metric {m!r}: the units "
+                                  "its values may be published in.", owner="adapter")
+    keys = [(c, m) for c in cats for m in mets]
+    taken = [k for k in keys if k in _ADAPTERS and not replace]
+    if taken:
+        raise ValidationError("category", f"({taken[0][0]!r}, {taken[0][1]!r}) already has the "
+                              f"adapter {_ADAPTERS[taken[0]].__name__}; pass replace=True to "
+                              "replace it.", owner="adapter")
+    for key in keys:
+        _ADAPTERS[key] = fn
+        if key[1] not in METRIC_UNITS:
+            _DECLARED_UNITS[key] = allowed
+    return fn
+
+
+def adapter(category: str | Iterable[str], metric: str | Iterable[str], *,
+            units: Iterable[str] | None = None, replace: bool = False):
+    """Decorator form of :func:`register_adapter`.
+
+    Examples
+    --------
+    >>> @adapter("toy_inference", "latency_ms")
+    ... def toy(row, notes):
+    ...     return predicted(1.0, 0.9, 1.1, True, None, "toy", notes)
+    >>> get_adapter("toy_inference", "latency_ms") is toy
+    True
+    >>> unregister_adapter("toy_inference", "latency_ms") is toy
+    True
+    """
+    def register(fn: Adapter) -> Adapter:
+        return register_adapter(category, metric, fn, units=units, replace=replace)
+
+    return register
+
+
+def unregister_adapter(category: str, metric: str) -> Adapter | None:
+    """Remove and return the adapter for (category, metric) (``None`` if there was none)."""
+    _DECLARED_UNITS.pop((category, metric), None)
+    return _ADAPTERS.pop((category, metric), None)
+
+
+def get_adapter(category: str, metric: str) -> Adapter | None:
+    """The adapter registered for (category, metric), or ``None``.
+
+    Examples
+    --------
+    >>> get_adapter("llm_serving", "ttft_ms").__name__
+    'predict_inference'
+    >>> get_adapter("training", "time_to_train_min") is None
+    True
+    """
+    return _ADAPTERS.get((category, metric))
+
+
+def adapters() -> dict[tuple[str, str], Adapter]:
+    """Every registered (category, metric) and its adapter, in registration order."""
+    return dict(_ADAPTERS)
+
+
+def declared_vocabulary() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """Categories named by registered adapters, and new metrics with the units declared."""
+    cats = tuple(dict.fromkeys(c for c, _ in _ADAPTERS))
+    units: dict[str, tuple[str, ...]] = {}
+    for (_, metric), allowed in _DECLARED_UNITS.items():
+        units.setdefault(metric, allowed)
+    return cats, units
+
+
+# Why some rows have no adapter yet, checked in this order; any other (category, metric)
+# without an adapter is skipped as "no-adapter".
+def _no_adapter(row: ReferenceRow) -> Prediction:
+    metric = row.metric
+    if row.category == "training" or metric == "time_to_train_min":
+        return skipped("no-training-solver", f"training row ({metric}): no training solver "
+                       "yet")
+    if metric == "energy_uj_per_inference":
+        return skipped("no-energy-model", "energy per inference: no energy model yet")
+    if metric == "tokens_per_s":
+        return skipped("ambiguous-metric", "'tokens_per_s': the source does not say whether "
+                       "input tokens are counted (a factor of up to 2 at equal ISL/OSL)")
+    return skipped("no-adapter", f"no adapter is registered for ({row.category!r}, "
+                   f"{metric!r}); register one with mlsysim.validation.adapters.adapter")
+
+
+def predict_row(row: ReferenceRow | Mapping[str, Any]) -> Prediction:
+    """The prediction for one reference row, by the adapter of its (category, metric).
+
+    Parameters
+    ----------
+    row : ReferenceRow or mapping of column to cell
+
+    Returns
+    -------
+    Prediction
+        Skipped, with a reason, when no adapter is registered, the adapter raises
+        :class:`Skip`, or a solver refuses the configuration (its message is kept).
+
+    Examples
+    --------
+    >>> p = predict_row({"id": "X-1", "category": "vision_inference", "model": "ResNet50",
+    ...     "hardware": "A100", "num_devices": "1", "precision": "fp16", "batch_size": "1",
+    ...     "metric": "latency_ms", "value": "1", "unit": "ms"})
+    >>> p.status, p.value > 0
+    ('ok', True)
+    """
+    if not isinstance(row, ReferenceRow):
+        row = ReferenceRow.from_mapping(row)
+    fn = get_adapter(row.category, row.metric)
+    if fn is None:
+        return _no_adapter(row)
+    notes: list[str] = []
+    try:
+        result = fn(row, notes)
+    except Skip as s:
+        return skipped(s.code, s.reason, notes)
+    except MLSysimError as exc:
+        return skipped("unsupported-precision" if "precision" in type(exc).__name__.lower()
+                       else "solver-refused", f"{type(exc).__name__}: {exc}", notes)
+    if not isinstance(result, Prediction):
+        raise TypeError(f"the adapter {getattr(fn, '__name__', fn)!r} for ({row.category!r}, "
+                        f"{row.metric!r}) returned {type(result).__name__}, not a Prediction")
+    return result
+
+
+# --- the choices the built-in adapters make (each a documented rule) -----------------------
+R = TypeVar("R")
+
+
+def benchmark_name(row: ReferenceRow) -> str:
+    """The benchmark a row belongs to: ``"mlperf"`` for every MLPerf scenario, else the
+    scenario in lower case (keys of :data:`BENCHMARK_SEQ_LEN` and :data:`SAMPLE_MISMATCH`)."""
+    return "mlperf" if row.scenario.lower().startswith("mlperf") else row.scenario.lower()
+
+
+def row_precisions(row: ReferenceRow, hw, generative: bool,
+                   notes: list[str]) -> tuple[str, str | None]:
+    """(compute precision, weight precision or ``None``) in the zoo's names.
+
+    An empty precision is the device default (said in ``notes``); "int8/int4 weight-only" is
+    int8/int4 weights with bf16 activations (generative models only); a precision the device
+    has no published peak for raises :class:`Skip`, never substituted.
+    """
+    from ..core.calibration import canonical_precision
+
+    supported = hw.compute.precisions
+    text = row.precision.strip()
+    if not text:
+        p = hw.compute.default_precision
+        notes.append(f"precision not stated: device default {p}")
+        return p, None
+    if "weight-only" in text.lower() or "weight only" in text.lower():
+        if not generative:
+            raise Skip("unsupported-precision", f"'{text}' (weight-only quantization) has no "
+                       "equivalent for a non-generative model in the Engine")
+        w = canonical_precision(text)
+        c = "bf16" if "bf16" in supported else hw.compute.default_precision
+        notes.append(f"weight-only {w}: {w} weights, {c} activations")
+        return c, w
+    p = canonical_precision(text)
+    if p not in supported:
+        raise Skip("unsupported-precision", f"precision '{text}' ({p}) has no published peak on"
+                   f" {hw.name}; supported: {', '.join(supported)} (not substituted)")
+    return p, None
+
+
+_PER_GPU_OR_TOTAL = re.compile(r"per-GPU or total", re.IGNORECASE)
+_TP_RE = re.compile(r"\bTP\s*=?\s*(\d+)\b")
+_WORLD_RE = re.compile(r"\bworld size\s*(\d+)\b", re.IGNORECASE)
+
+
+def stated_tp(row: ReferenceRow) -> int | None:
+    """The tensor-parallel degree the source states in the row's notes, if it does.
+
+    ``TP=4``, ``TP8`` and ``world size 8`` give the number; "tensor parallel" alone means all
+    ``num_devices``.
+
+    Examples
+    --------
+    >>> row = ReferenceRow(id="X", category="llm_inference", model="m", hardware="h",
+    ...                    num_devices=8, metric="itl_ms", value=1, unit="ms", notes="TP=4")
+    >>> stated_tp(row)
+    4
+    """
+    m = _TP_RE.search(row.notes) or _WORLD_RE.search(row.notes)
+    if m:
+        return int(m.group(1))
+    if re.search(r"\btensor parallel", row.notes, re.IGNORECASE):
+        return row.num_devices
+    return None
+
+
+def largest_fitting_batch(solve: Callable[[int], R],
+                          limit: int = MAX_ENGINE_BATCH) -> tuple[int, R]:
+    """The largest power of two <= ``limit`` whose result fits memory, and that result.
+
+    ``solve(batch)`` returns a result with ``feasible``. When nothing fits the answer is batch
+    1 (infeasible), so the row is reported as a memory error rather than dropped.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> largest_fitting_batch(lambda b: SimpleNamespace(feasible=b <= 100))[0]
+    64
+    """
+    b = limit
+    while True:
+        r = solve(b)
+        if r.feasible or b <= 1:
+            return b, r
+        b //= 2
+
+
+def smallest_fitting_tp(solve: Callable[[int], R], limit: int,
+                        heads: int | None = None) -> tuple[int, R]:
+    """The smallest power-of-two tensor-parallel degree <= ``limit`` at which the model fits.
+
+    Only degrees that divide ``heads`` (when given) are tried. When none fits, the largest
+    degree tried is returned with its (infeasible) result.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> smallest_fitting_tp(lambda tp: SimpleNamespace(feasible=tp >= 4), limit=8)[0]
+    4
+    """
+    tp, chosen = 1, None
+    while tp <= limit:
+        if heads is None or heads % tp == 0:
+            chosen = (tp, solve(tp))
+            if chosen[1].feasible:
+                break
+        tp *= 2
+    if chosen is None:  # pragma: no cover - tp=1 divides every head count
+        raise Skip("solver-refused", "no tensor-parallel degree divides the heads")
+    return chosen
+
+
+def serving_batch(solve: Callable[[int | str], R], batch: int | str,
+                  limit: int = MAX_ENGINE_BATCH) -> R:
+    """``solve(batch)``; a batch chosen by the engine (``"max"``: the most sequences whose KV
+    cache fits) is capped at ``limit``."""
+    r = solve(batch)
+    if batch == "max" and r.batch_size > limit:
+        r = solve(limit)
+    return r
+
+
+# --- the built-in adapters -----------------------------------------------------------------
+def _is_generative(model) -> bool:
+    from ..specs.model import SSMSpec, TransformerSpec
+
+    return isinstance(model, SSMSpec) or (isinstance(model, TransformerSpec)
+                                          and model.kind != "encoder")
+
+
+@adapter(INFERENCE_CATEGORIES, tuple(dict.fromkeys(ENGINE_METRICS + SERVING_METRICS)))
+def predict_inference(row: ReferenceRow, notes: list[str]) -> Prediction:
+    """Any inference row: resolve zoo names, then :func:`predict_serving` for generative models
+    and :func:`predict_engine` for the others.
+
+    Skipped: a throughput the source does not say is per GPU or for all GPUs, a model or device
+    not in the zoo (never mapped to a near match), a benchmark whose sample is a different unit
+    of work from the zoo model's, a generative metric for a non-generative model.
+    """
+    from ..zoo import Hardware, Models
+
+    if row.num_devices > 1 and _PER_GPU_OR_TOTAL.search(row.notes):
+        raise Skip("ambiguous-metric", f"the source does not say whether this throughput is "
+                   f"per GPU or for all {row.num_devices} GPUs (a factor of {row.num_devices})")
+    try:
+        model = Models.get(row.model)
+    except UnknownNameError as exc:
+        raise Skip("unknown-model", str(exc)) from None
+    try:
+        hw = Hardware.get(row.hardware)
+    except UnknownNameError as exc:
+        raise Skip("unknown-hardware", str(exc)) from None
+    mismatch = SAMPLE_MISMATCH.get((benchmark_name(row), row.model))
+    if mismatch:
+        raise Skip("sample-mismatch", mismatch)
+    if _is_generative(model):
+        return predict_serving(row, model, hw, notes)
+    if row.metric not in ENGINE_METRICS:
+        raise Skip("solver-refused", f"{row.metric} needs a generative model; {model.name} is "
+                   f"{model.architecture}")
+    return predict_engine(row, model, hw, notes)
+
+
+def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction:
+    """A non-generative model's ``latency_ms`` or ``throughput_samples_per_s`` by
+    ``Engine.solve``.
+
+    Throughput is per device x ``num_devices`` (data-parallel copies, no inter-device cost); a
+    batch not published is :func:`largest_fitting_batch`. MLPerf Server rows are predicted
+    without their latency bound (an upper bound). The sequence length of an encoder is the
+    row's prompt length or the benchmark's (:data:`BENCHMARK_SEQ_LEN`).
+    """
+    from ..core.engine import Engine
+
+    precision, _ = row_precisions(row, hw, False, notes)
+    seq = row.prompt_len
+    if seq is None and (benchmark_name(row), row.model) in BENCHMARK_SEQ_LEN:
+        seq = BENCHMARK_SEQ_LEN[(benchmark_name(row), row.model)]
+        notes.append(f"sequence length {seq} from the benchmark definition")
+
+    def solve(batch: int):
+        return Engine.solve(model=model, hardware=hw, batch_size=batch, precision=precision,
+                            seq_len=seq)
+
+    if row.metric == "latency_ms":
+        if row.batch_size is None:
+            raise Skip("missing-batch", "latency row without a batch size")
+        p = solve(row.batch_size)
+        lo, hi = (q.to("ms").magnitude for q in p.band)
+        value, low, high = p.latency.to("ms").magnitude, lo, hi
+        method = f"Engine.solve(batch={p.batch_size}, {precision}).latency"
+    else:  # throughput_samples_per_s
+        if row.batch_size is None:
+            batch, p = largest_fitting_batch(solve)
+            notes.append(f"batch chosen by the engine: {batch} (largest power of two <= "
+                         f"{MAX_ENGINE_BATCH} that fits)")
+        else:
+            batch, p = row.batch_size, solve(row.batch_size)
+        n = row.num_devices
+        lo, hi = (q.to("s").magnitude for q in p.band)
+        value = float(p.throughput) * n
+        low, high = batch / hi * n, batch / lo * n
+        method = (f"Engine.solve(batch={batch}, {precision}).throughput x {n} device"
+                  f"{'s' if n > 1 else ''} (data parallel)")
+        if row.scenario.lower() == "mlperf-server":
+            notes.append("Server scenario predicted as Offline (no latency bound): an upper "
+                         "bound")
+    return predicted(value, low, high, p.feasible, p.reason, method, notes)
+
+
+def predict_serving(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction:
+    """A generative model's row by ``ServingModel().solve``.
+
+    ``ttft_ms`` -> ttft, ``itl_ms`` -> itl, ``latency_ms`` -> e2e_latency (time to last
+    token). ``output_tokens_per_s`` = replicas x batch x output_len / e2e_latency (static-batch
+    benchmarks time the context phase too; in steady-state continuous batching each request's
+    prefill takes its share of the same device time); ``total_tokens_per_s`` counts prompt +
+    output tokens; ``output_tokens_per_s_per_gpu`` is divided by ``num_devices``.
+
+    A row without a prompt length is skipped; a missing output length is 1 for ``ttft_ms``
+    and :data:`DEFAULT_OUTPUT_LEN` for a per-token rate at a published batch. A throughput
+    without a batch uses :func:`serving_batch` with ``"max"``.
+    """
+    from ..solvers.serving import ServingModel
+
+    metric = row.metric
+    precision, wprec = row_precisions(row, hw, True, notes)
+    prompt, out = row.prompt_len, row.output_len
+    if prompt is None:
+        raise Skip("missing-lengths", "prompt length not published (MLPerf datasets have "
+                   "variable lengths)")
+    if out is None:
+        if metric == "ttft_ms":
+            out = 1
+        elif metric in ("itl_ms", "output_tokens_per_s", "output_tokens_per_s_per_gpu") and \
+                row.batch_size is not None:
+            out = DEFAULT_OUTPUT_LEN
+            notes.append(f"output length not stated: {out} assumed (a per-token rate depends "
+                         "on it only through the mean context)")
+        else:
+            raise Skip("missing-lengths", "output length not published")
+    if row.batch_size is not None:
+        batch: int | str = row.batch_size
+    elif metric in ("output_tokens_per_s", "output_tokens_per_s_per_gpu", "total_tokens_per_s"):
+        batch = "max"
+    else:
+        raise Skip("missing-batch", f"{metric} row without a batch size")
+
+    solver = ServingModel()
+
+    def solve(tp: int):
+        return serving_batch(
+            lambda b: solver.solve(model=model, hardware=hw, seq_len=prompt, output_len=out,
+                                   batch_size=b, precision=precision, weight_precision=wprec,
+                                   tp_size=tp), batch)
+
+    tp = stated_tp(row)
+    if tp is not None:
+        r = solve(tp)
+        notes.append(f"tp={tp} as stated by the source")
+    else:
+        limit = min(row.num_devices, MAX_TP)
+        tp, r = smallest_fitting_tp(solve, limit, getattr(model, "heads", None))
+        notes.append(f"tp={tp}: smallest power of two <= {limit} that fits")
+    if tp > row.num_devices:
+        raise Skip("solver-refused", f"stated tp={tp} exceeds num_devices={row.num_devices}")
+    replicas = row.num_devices // tp
+    if batch == "max":
+        notes.append(f"batch chosen by the engine: {r.batch_size} (most sequences whose KV "
+                     f"cache fits, at most {MAX_ENGINE_BATCH})")
+
+    band = r.band
+    t_lo, t_hi = (q.to("ms").magnitude for q in band["ttft"])
+    i_lo, i_hi = (q.to("ms").magnitude for q in band["itl"])
+    ttft, itl = r.ttft.to("ms").magnitude, r.itl.to("ms").magnitude
+    e2e = r.e2e_latency.to("ms").magnitude
+    e_lo, e_hi = t_lo + (out - 1) * i_lo, t_hi + (out - 1) * i_hi
+    b = r.batch_size
+    dp = f" x {replicas} replicas" if replicas > 1 else ""
+    call = (f"ServingModel(tp={tp}, batch={b}, {r.precision}"
+            + (f", weights {r.weight_precision}" if wprec else "")
+            + f", prompt={prompt}, out={out})")
+    if metric == "ttft_ms":
+        value, low, high, method = ttft, t_lo, t_hi, f"{call}.ttft"
+    elif metric == "itl_ms":
+        value, low, high, method = itl, i_lo, i_hi, f"{call}.itl"
+    elif metric == "latency_ms":
+        value, low, high, method = e2e, e_lo, e_hi, f"{call}.e2e_latency"
+    else:
+        tokens = b * (prompt + out if metric == "total_tokens_per_s" else out) * replicas
+        per = row.num_devices if metric == "output_tokens_per_s_per_gpu" else 1
+        value, low, high = (tokens / t * 1e3 / per for t in (e2e, e_hi, e_lo))
+        what = "(prompt+output)" if metric == "total_tokens_per_s" else "output"
+        method = (f"{call}: batch x {what} tokens / e2e_latency{dp}"
+                  + (f" / {per} devices" if per > 1 else ""))
+    return predicted(value, low, high, r.feasible, r.reason, method, notes)
