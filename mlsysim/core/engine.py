@@ -21,21 +21,11 @@ from ..workloads import default_phase, lower
 from ..workloads.operators import OpKind
 from . import validate as check
 from .calibration import OWN_MEMORY_SPREAD, Efficiency, calibration
+from .contract import REQUIRED, ForwardModel, Option, Result
 from .costmodel import Prepared, evaluate, op_times, prepare
-from .result import Result
 
 __all__ = ["Engine", "SingleNodeModel", "PerformanceProfile", "ForwardModel", "resolve",
-           "efficiency_for"]
-
-
-class ForwardModel:
-    """Base of every solver: options declared once as keywords, one pure ``solve(...)``."""
-
-    def solve(self, *args, **kwargs):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+           "efficiency_for", "time_by_resource"]
 
 
 def resolve(model, hardware) -> tuple[ModelSpec, HardwareSpec]:
@@ -142,7 +132,26 @@ def build_trace(hardware: HardwareSpec, precision: str, prepared: Prepared, batc
     }
 
 
-@dataclass(frozen=True, eq=False)
+def time_by_resource(prepared: Prepared, batch: int) -> dict[str, float]:
+    """Seconds of one pass spent in operators bound by each resource: "compute" (the
+    efficiency-scaled compute term is the largest), "memory bandwidth", "launch" (the
+    per-kernel floor), the same classification as :func:`build_trace`'s operators; plus
+    "interconnect": whatever the cost model adds beyond the operators' own terms
+    (communication on the critical path, zero on one device)."""
+    tc, tm, _ = op_times(prepared, batch)
+    floor = prepared.launch_floor
+    t = np.maximum(np.maximum(tc, tm), floor)
+    launch = (t == floor) & (floor > 0)
+    compute = ~launch & (tc >= tm)
+    memory = ~launch & ~compute
+    n = prepared.count
+    ops = float(t @ n)
+    return {"memory bandwidth": float((t * memory) @ n), "compute": float((t * compute) @ n),
+            "launch": float((t * launch) @ n),
+            "interconnect": max(float(evaluate(prepared, batch).latency) - ops, 0.0)}
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class PerformanceProfile(Result):
     """What one device does with one workload pass. Times in seconds internally; the
     properties give quantities (``profile.latency.to('ms')``)."""
@@ -230,9 +239,49 @@ class PerformanceProfile(Result):
                 f"{_fmt_bytes(self.hardware._base['capacity'])}")
 
     @property
+    def binding(self) -> str:
+        """"memory capacity" when the pass does not fit; otherwise the resource whose bound
+        operators take most of the predicted time ("memory bandwidth", "compute", "launch").
+        Unlike ``bottleneck`` (the ideal-roof regime) this counts efficiencies: a small GEMM
+        below the ridge can still be compute-bound at its low efficiency."""
+        if not self.feasible:
+            return "memory capacity"
+        times = time_by_resource(self._prepared, self.batch_size)
+        return max(times, key=times.get)
+
+    @property
+    def assumptions(self) -> tuple[str, ...]:
+        eff = self._prepared.efficiency
+        own = self.hardware.efficiency is not None
+        return (
+            "one device; kernels run back to back, none overlap",
+            "each operator takes max(compute, memory, launch) time",
+            "efficiencies from " + ("the user's calibration" if own else
+                                    "fits to published microbenchmarks"),
+            *((f"estimated from other devices: {', '.join(eff.estimated)}",)
+              if eff.estimated else ()),
+            "memory = weights + per-sample state + the largest activation set",
+        )
+
+    main_latency = "latency_s"
+    summary_inputs = ("model", "hardware", "batch_size:batch", "precision:", "phase:")
+    summary_numbers = ("bottleneck:", "latency:", "throughput:")
+
+    @property
     def mfu(self) -> float:
         """Model flops utilization: achieved flop/s over the dense peak."""
         return self.flops_total / self.latency_s / self._prepared.peak
+
+    def latency_without_weight_reads_s(self) -> float:
+        """Seconds the pass would take if its weights did not come from device memory
+        (streamed straight into the kernels): every operator takes max(compute, activation
+        traffic, launch floor); communication stays as it is. Never more than ``latency_s``."""
+        p, b = self._prepared, self.batch_size
+        tc, tm, _ = op_times(p, b)
+        floor = p.launch_floor
+        comm = self.latency_s - float(np.maximum(np.maximum(tc, tm), floor) @ p.count)
+        t = np.maximum(np.maximum(tc, p.tm_a * b), floor)
+        return float(t @ p.count) + max(comm, 0.0)
 
     @property
     def efficiency(self) -> Efficiency:
@@ -348,14 +397,30 @@ class PerformanceProfile(Result):
                          f"{r['regime']:<7} ({r['kind']})")
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
-        return (f"PerformanceProfile({self.model.key} on {self.hardware.key}, batch "
-                f"{self.batch_size}, {self.precision}, {self.phase}: {self.bottleneck}, "
-                f"{self.latency_s * 1e3:.4g} ms)")
 
 
 class SingleNodeModel(ForwardModel):
     """One workload pass on one device; the solver behind ``Engine.solve``."""
+
+    options = (
+        Option("model", REQUIRED, "the workload: a model spec or zoo name"),
+        Option("hardware", REQUIRED, "the device: a hardware spec or zoo name"),
+        Option("batch_size", 1, "samples (images, sequences) per pass, >= 1"),
+        Option("precision", None, "compute precision; default: the device's default"),
+        Option("seq_len", None, "tokens: cached context (decode), prompt (prefill) or "
+               "sequence (encoders); default: the model's"),
+        Option("phase", None, '"decode" | "prefill" | "forward"; default: by model family'),
+    )
+
+    @classmethod
+    def example(cls, feasible: bool = True) -> dict[str, Any]:
+        """Llama-3-8B decode at batch 8 on an H100; Llama-3-70B (141 GB of fp16 weights) on
+        an 80 GB A100 does not fit."""
+        from ..zoo import Hardware, Models
+        if feasible:
+            return dict(model=Models.Llama3_8B, hardware=Hardware.H100, batch_size=8,
+                        seq_len=1024)
+        return dict(model=Models.Llama3_70B, hardware=Hardware.A100, batch_size=1)
 
     def solve(self, model, hardware, batch_size: int = 1, precision: str | None = None,
               seq_len: int | None = None, phase: str | None = None) -> PerformanceProfile:

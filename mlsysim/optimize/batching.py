@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..core import validate as check
-from ..core.engine import ForwardModel
-from ..core.result import Result
+from ..core.contract import REQUIRED, ForwardModel, Option, Result, jsonable
 from ..errors import ValidationError
 from ..solvers.queueing import mmc_wait_quantile
 from ..solvers.serving import ServingModel
@@ -33,7 +32,7 @@ __all__ = ["BatchingOptimizer", "BatchingResult"]
 OWNER = "BatchingOptimizer"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class BatchingResult(Result):
     model: Any
     hardware: Any
@@ -58,6 +57,35 @@ class BatchingResult(Result):
                 f"req/s (best p99 {np.nanmin(self.p99_s) * 1e3:.4g} ms)")
 
     @property
+    def binding(self) -> str:
+        """What stops the choice: "latency SLA" (no batch, or no larger batch, meets it),
+        "KV capacity" (the next batch does not fit), or "arrival rate" (the best batch
+        already serves every request: throughput = lambda)."""
+        i = self.best_index
+        if i is None:
+            return "latency SLA"
+        if self.throughput[i] >= self.arrival_rate * (1 - 1e-9):
+            return "arrival rate"
+        if i + 1 < len(self.fits) and not self.fits[i + 1]:
+            return "KV capacity"
+        return "latency SLA"
+
+    assumptions = ("Poisson arrivals; batches served one at a time (M/D/1 of batches)",
+                   "a request waits at worst (b - 1) / lambda for its batch to fill",
+                   "service time S(b) = TTFT(b) + (output_len - 1) ITL(b) (ServingModel)")
+    main_latency = "service_s"
+    summary_inputs = ("model", "hardware", "sla_p99:sla", "arrival_rate_q:rate")
+    summary_numbers = ("best_batch_size:best", "best_throughput:", "best_p99:p99")
+
+    @property
+    def sla_p99(self):
+        return Q_(self.sla_s, "s").to("ms")
+
+    @property
+    def arrival_rate_q(self) -> Rate:
+        return Rate(self.arrival_rate, "1/s")
+
+    @property
     def best_batch_size(self) -> int | None:
         return None if self.best_index is None else int(self.batch_sizes[self.best_index])
 
@@ -79,13 +107,13 @@ class BatchingResult(Result):
 
     def headline(self) -> dict[str, Any]:
         return {"model": self.model.name, "hardware": self.hardware.name,
-                "sla_p99": Q_(self.sla_s, "s").to("ms"), "arrival_rate": self.arrival_rate,
+                "sla_p99": self.sla_p99, "arrival_rate": self.arrival_rate_q,
                 "best_batch_size": self.best_batch_size, "best_throughput": self.best_throughput,
                 "best_p99": self.best_p99, "feasible": self.feasible, "reason": self.reason}
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
-        d["front"] = self.front()
+        d["front"] = jsonable(self.front())
         return d
 
     def explain(self) -> str:
@@ -102,6 +130,29 @@ class BatchingResult(Result):
 
 
 class BatchingOptimizer(ForwardModel):
+    """The throughput-maximizing batch size under a p99 latency SLA (module docstring)."""
+
+    options = (
+        Option("model", REQUIRED, "generative model: spec or zoo name"),
+        Option("hardware", REQUIRED, "device: spec or zoo name"),
+        Option("seq_len", REQUIRED, "prompt tokens per request"),
+        Option("sla_latency_ms", REQUIRED, "p99 latency target, ms"),
+        Option("arrival_rate_qps", REQUIRED, "requests per second (Poisson)"),
+        Option("output_len", 128, "generated tokens per request"),
+        Option("max_batch_size", 256, "largest batch searched"),
+        Option("precision", None, "compute precision; default: the device's"),
+        Option("tp_size", 1, "tensor-parallel devices"),
+    )
+    forwards_to = "ServingModel"
+
+    @classmethod
+    def example(cls, feasible: bool = True) -> dict[str, Any]:
+        """Llama-3-8B on an H100 at 2 req/s under a 5 s p99; no batch meets a 1 ms p99."""
+        from ..zoo import Hardware, Models
+        return dict(model=Models.Llama3_8B, hardware=Hardware.H100, seq_len=256,
+                    output_len=32, sla_latency_ms=5000 if feasible else 1,
+                    arrival_rate_qps=2)
+
     def solve(self, model, hardware, seq_len: int, sla_latency_ms: float,
               arrival_rate_qps: float, output_len: int = 128, max_batch_size: int = 256,
               precision: str | None = None, tp_size: int = 1, **serving_options

@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.engine import ForwardModel
-from ..core.result import Result
+from ..core.contract import REQUIRED, ForwardModel, Option, Result, jsonable
 from ..errors import UnknownNameError, ValidationError
 from ..units import Q_
 from .serving import ServingModel, ServingResult
@@ -35,7 +34,7 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class CompressionResult(Result):
     method: str
     baseline: ServingResult
@@ -62,6 +61,36 @@ class CompressionResult(Result):
     def feasible(self) -> bool:
         return self.compressed.feasible
 
+    @property
+    def reason(self) -> str | None:
+        return None if self.compressed.feasible else f"compressed: {self.compressed.reason}"
+
+    @property
+    def binding(self) -> str:
+        """The compressed configuration's binding resource (see ServingResult.binding)."""
+        return self.compressed.binding
+
+    @property
+    def latency(self):
+        """End-to-end latency of one request with compression."""
+        return self.compressed.e2e_latency
+
+    @property
+    def assumptions(self) -> tuple[str, ...]:
+        return ("accuracy effects are not modelled",
+                "weights dequantized to the compute precision inside the matmul kernels",
+                *self.compressed.assumptions)
+
+    main_latency = "latency"
+    summary_inputs = ("method:",)
+    summary_numbers = ("weight_memory_ratio:weights", "itl_speedup", "ttft_speedup")
+
+    def trace(self) -> dict[str, Any]:
+        """Both serving configurations' traces, with the method's overrides."""
+        return {"result": type(self).__name__, "method": self.method,
+                "overrides": jsonable(METHODS[self.method]),
+                "baseline": self.baseline.trace(), "compressed": self.compressed.trace()}
+
     def headline(self) -> dict[str, Any]:
         return {
             "model": self.baseline.model.name, "hardware": self.baseline.hardware.name,
@@ -74,7 +103,7 @@ class CompressionResult(Result):
             "ttft_speedup": round(self.ttft_speedup, 3),
             "max_sequences_baseline": self.baseline.max_concurrent_sequences,
             "max_sequences_compressed": self.compressed.max_concurrent_sequences,
-            "feasible": self.feasible, "reason": self.compressed.reason,
+            "feasible": self.feasible, "reason": self.reason,
         }
 
     def explain(self) -> str:
@@ -91,6 +120,29 @@ class CompressionResult(Result):
 
 
 class CompressionModel(ForwardModel):
+    """What a quantization or sparsity method buys against the uncompressed baseline."""
+
+    options = (
+        Option("model", REQUIRED, "generative model: spec or zoo name"),
+        Option("hardware", REQUIRED, "device: spec or zoo name"),
+        Option("method", REQUIRED, f"one of {', '.join(METHODS)}"),
+        Option("seq_len", 1024, "prompt tokens per request"),
+        Option("output_len", 256, "generated tokens per request"),
+        Option("batch_size", 1, "requests served together, or 'max'"),
+        Option("precision", None, "baseline compute precision; default: the device's"),
+    )
+    forwards_to = "ServingModel"
+
+    @classmethod
+    def example(cls, feasible: bool = True) -> dict[str, Any]:
+        """int4 weights for Llama-3-8B on an H100; an fp8 KV cache does not shrink
+        Llama-3-70B's 141 GB of weights to fit one H100."""
+        from ..zoo import Hardware, Models
+        if feasible:
+            return dict(model=Models.Llama3_8B, hardware=Hardware.H100,
+                        method="int4_weight_only", batch_size=4)
+        return dict(model=Models.Llama3_70B, hardware=Hardware.H100, method="fp8_kv")
+
     def solve(self, model, hardware, method: str, seq_len: int = 1024, output_len: int = 256,
               batch_size: int | str = 1, precision: str | None = None, **serving_options
               ) -> CompressionResult:

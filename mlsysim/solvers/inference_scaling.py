@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import validate as check
-from ..core.engine import ForwardModel
-from ..core.result import Result
+from ..core.contract import REQUIRED, ForwardModel, Option, Result
 from ..errors import ValidationError
 from .serving import ServingModel, ServingResult
 
@@ -24,7 +23,7 @@ __all__ = ["InferenceScalingModel", "InferenceScalingResult"]
 OWNER = "InferenceScalingModel"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class InferenceScalingResult(Result):
     baseline: ServingResult
     scaled: ServingResult
@@ -51,14 +50,47 @@ class InferenceScalingResult(Result):
         devices = self.scaled.tp_size * self.scaled.pp_size
         return (hw.tdp * devices * self.scaled.e2e_latency).to("kJ")
 
+    @property
+    def feasible(self) -> bool:
+        return self.scaled.feasible and self.baseline.feasible
+
+    @property
+    def reason(self) -> str | None:
+        if not self.scaled.feasible:
+            return f"{self.num_samples} sample(s) with reasoning: {self.scaled.reason}"
+        if not self.baseline.feasible:
+            return f"even the answer alone: {self.baseline.reason}"
+        return None
+
+    @property
+    def binding(self) -> str:
+        """The scaled run's binding resource (see ServingResult.binding)."""
+        return self.scaled.binding
+
+    @property
+    def assumptions(self) -> tuple[str, ...]:
+        return ("samples run in parallel as one batch", "every chain has the same length",
+                "energy = TDP x devices x time (an upper bound)", *self.scaled.assumptions)
+
+    main_latency = "latency"
+    summary_inputs = ("scaled.model:", "scaled.hardware:", "num_samples:samples",
+                      "reasoning_tokens:reasoning")
+    summary_numbers = ("latency:", "latency_multiplier:x")
+
+    def trace(self) -> dict[str, Any]:
+        """Both serving runs' traces (the answer alone, and with reasoning and samples)."""
+        return {"result": type(self).__name__, "num_samples": self.num_samples,
+                "reasoning_tokens": self.reasoning_tokens,
+                "baseline": self.baseline.trace(), "scaled": self.scaled.trace()}
+
     def headline(self) -> dict[str, Any]:
         return {"model": self.scaled.model.name, "hardware": self.scaled.hardware.name,
                 "num_samples": self.num_samples, "reasoning_tokens": self.reasoning_tokens,
                 "tokens_generated": self.tokens_generated, "latency": self.latency,
                 "baseline_latency": self.baseline.e2e_latency,
                 "latency_multiplier": round(self.latency_multiplier, 3),
-                "energy_upper_bound": self.energy, "feasible": self.scaled.feasible,
-                "reason": self.scaled.reason}
+                "energy_upper_bound": self.energy, "feasible": self.feasible,
+                "reason": self.reason}
 
     def explain(self) -> str:
         return (f"{self.num_samples} sample(s) x ({self.reasoning_tokens} reasoning + "
@@ -70,6 +102,30 @@ class InferenceScalingResult(Result):
 
 
 class InferenceScalingModel(ForwardModel):
+    """Latency, tokens and energy of reasoning chains and parallel samples."""
+
+    options = (
+        Option("model", REQUIRED, "generative model: spec or zoo name"),
+        Option("hardware", REQUIRED, "device: spec or zoo name"),
+        Option("prompt_len", REQUIRED, "prompt tokens"),
+        Option("reasoning_steps", REQUIRED, "thinking steps per chain, >= 0"),
+        Option("tokens_per_step", 256, "tokens per thinking step"),
+        Option("answer_len", 256, "answer tokens"),
+        Option("num_samples", 1, "chains run in parallel (best-of-N)"),
+    )
+    forwards_to = "ServingModel"
+
+    @classmethod
+    def example(cls, feasible: bool = True) -> dict[str, Any]:
+        """Llama-3-8B on an H100, 4 samples x 4 steps; then 512 samples of 16 x 256-token
+        steps: 512 KV caches of 4.9k tokens (~330 GB) cannot fit."""
+        from ..zoo import Hardware, Models
+        if feasible:
+            return dict(model=Models.Llama3_8B, hardware=Hardware.H100, prompt_len=512,
+                        reasoning_steps=4, num_samples=4)
+        return dict(model=Models.Llama3_8B, hardware=Hardware.H100, prompt_len=512,
+                    reasoning_steps=16, num_samples=512)
+
     def solve(self, model, hardware, prompt_len: int, reasoning_steps: int,
               tokens_per_step: int = 256, answer_len: int = 256, num_samples: int = 1,
               **serving_options) -> InferenceScalingResult:

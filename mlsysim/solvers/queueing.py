@@ -58,8 +58,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import validate as check
-from ..core.engine import ForwardModel
-from ..core.result import Result
+from ..core.contract import REQUIRED, ForwardModel, Option, Result
 from ..errors import ValidationError
 from ..units import Q_, Rate
 
@@ -442,6 +441,23 @@ class TailLatencyResult(Result):
         return (f"unstable queue: utilization {self.utilization:.4g} >= 1 (needs more "
                 f"replicas: at least {self.min_replicas})")
 
+    @property
+    def binding(self) -> str:
+        """"replica capacity" when unstable, "queueing" when the p99 wait outlasts the service
+        time, else "service time"."""
+        if not self.feasible:
+            return "replica capacity"
+        return "queueing" if self.p99_wait_s > self.service_time_s else "service time"
+
+    @property
+    def assumptions(self) -> tuple[str, ...]:
+        return ("Poisson arrivals", "one FCFS queue shared by identical replicas",
+                "exponential service (exact M/M/c)" if self.exact else
+                f"service cv {self.service_time_cv:.3g}: Allen-Cunneen approximation",
+                "steady state (no warm-up, no bursts beyond Poisson)")
+
+    main_latency = "p99_s"
+
     def latency_quantile(self, q: float):
         """The ``q`` quantile of the response time as a quantity in ms (``inf`` if unstable)."""
         return _ms(self._state.response_quantile(_quantile(q, "TailLatencyResult."
@@ -521,6 +537,20 @@ class TailLatencyResult(Result):
 class TailLatencyModel(ForwardModel):
     """Latency percentiles of a replicated service under Poisson load (M/M/c; M/G/c by the
     Allen-Cunneen approximation when ``service_time_cv != 1``)."""
+
+    options = (
+        Option("arrival_rate_qps", REQUIRED, "requests per second arriving (Poisson), > 0"),
+        Option("service_latency_ms", REQUIRED, "mean service time of one replica, ms, > 0"),
+        Option("num_replicas", 1, "replicas sharing one FCFS queue, >= 1"),
+        Option("service_time_cv", 1.0, "std/mean of the service time (1: exponential)"),
+    )
+
+    @classmethod
+    def example(cls, feasible: bool = True) -> dict[str, Any]:
+        """Two replicas at rho = 0.75; then 250 req/s of 10 ms work on two (rho = 1.25)."""
+        if feasible:
+            return dict(arrival_rate_qps=150, service_latency_ms=10, num_replicas=2)
+        return dict(arrival_rate_qps=250, service_latency_ms=10, num_replicas=2)
 
     def solve(self, arrival_rate_qps: float, service_latency_ms: float, num_replicas: int = 1,
               service_time_cv: float = 1.0) -> TailLatencyResult:

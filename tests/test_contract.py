@@ -1,0 +1,392 @@
+"""The contract battery: every registered solver (``all_solvers()``), run on its own
+representative and infeasible examples, must keep the same promises.
+
+- declared options = the keywords of ``solve`` (names, order, defaults);
+- deterministic: two solves give equal ``to_dict()``;
+- inputs unmutated: every spec's ``model_dump()`` is the same after the solve;
+- units: time fields convert to seconds, rates to 1/s per counted thing, bandwidths to byte/s;
+- monotone: doubling memory bandwidth, or every compute peak, never makes the result's main
+  latency larger (relative tolerance 1e-12);
+- roofs: no result claims more than the hardware can do (each solver's roof is derived in
+  its check below);
+- strict JSON: ``to_json()`` parses and never contains NaN or Infinity;
+- ``feasible=False`` always comes with a reason (and ``feasible=True`` with none); every result
+  names its binding resource;
+- display: ``repr`` at most 2 lines and 200 characters; ``_repr_html_`` is a table.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import json
+import math
+from operator import attrgetter
+
+import numpy as np
+import pytest
+from pydantic import BaseModel
+
+import mlsysim
+from mlsysim.core.contract import REQUIRED, ForwardModel, Option, Result, jsonable
+from mlsysim.solvers.base import all_solvers
+from mlsysim.specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
+from mlsysim.units import Q_, Rate
+
+SOLVERS = all_solvers()
+IDS = [s.__name__ for s in SOLVERS]
+BOTH = [(s, f) for s in SOLVERS for f in (True, False)]
+BOTH_IDS = [f"{s.__name__}-{'feasible' if f else 'infeasible'}" for s, f in BOTH]
+
+
+def solve(cls: type[ForwardModel], feasible: bool = True, **override):
+    kwargs = {**cls.example(feasible), **override}
+    return cls().solve(**kwargs), kwargs
+
+
+def seconds(value) -> np.ndarray:
+    """A main latency (float seconds, array of seconds, or time quantity) as seconds."""
+    if isinstance(value, Q_):
+        return np.asarray(value.to("s").magnitude, dtype=float)
+    return np.asarray(value, dtype=float)
+
+
+# --- the registry and the declared options -----------------------------------------------------
+def test_registry_holds_every_solver():
+    names = set(IDS)
+    assert names >= {"SingleNodeModel", "ServingModel", "ContinuousBatchingModel",
+                     "TailLatencyModel", "CompressionModel", "WeightStreamingModel",
+                     "InferenceScalingModel", "BatchingOptimizer"}
+    assert mlsysim.all_solvers() == SOLVERS
+    assert isinstance(mlsysim.ServingModel(), mlsysim.ForwardModel)
+
+
+@pytest.mark.parametrize("cls", SOLVERS, ids=IDS)
+def test_declared_options_match_the_solve_signature(cls):
+    params = [p for name, p in inspect.signature(cls.solve).parameters.items()
+              if name != "self" and not name.startswith("_")]
+    keywords = [p for p in params if p.kind is not p.VAR_KEYWORD]
+    assert [o.name for o in cls.options] == [p.name for p in keywords]
+    for opt, p in zip(cls.options, keywords):
+        want = REQUIRED if p.default is p.empty else p.default
+        assert opt.default == want, f"{cls.__name__}.{opt.name}: declared {opt.default!r}, " \
+                                    f"solve has {want!r}"
+        assert opt.doc, f"{cls.__name__}.{opt.name} has no description"
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
+    assert (cls.forwards_to is not None) == takes_kwargs
+    if takes_kwargs:
+        assert cls.forwards_to in IDS
+
+
+@pytest.mark.parametrize("cls,feasible", BOTH, ids=BOTH_IDS)
+def test_examples_use_declared_options(cls, feasible):
+    names = {o.name for o in cls.options}
+    extra = set(cls.example(feasible)) - names
+    assert not extra or cls.forwards_to, f"undeclared options in the example: {extra}"
+
+
+# --- determinism and purity --------------------------------------------------------------------
+@pytest.mark.parametrize("cls,feasible", BOTH, ids=BOTH_IDS)
+def test_deterministic(cls, feasible):
+    a, _ = solve(cls, feasible)
+    b, _ = solve(cls, feasible)
+    assert a.to_dict() == b.to_dict()
+
+
+@pytest.mark.parametrize("cls", SOLVERS, ids=IDS)
+def test_inputs_are_not_mutated(cls):
+    kwargs = cls.example(True)
+    specs = {k: v for k, v in kwargs.items() if isinstance(v, BaseModel)}
+    before = {k: v.model_dump() for k, v in specs.items()}
+    plain = copy.deepcopy({k: v for k, v in kwargs.items() if k not in specs})
+    cls().solve(**kwargs)
+    assert {k: v.model_dump() for k, v in specs.items()} == before
+    assert {k: v for k, v in kwargs.items() if k not in specs} == plain
+
+
+@pytest.mark.parametrize("cls", SOLVERS, ids=IDS)
+def test_result_is_frozen_and_explains_itself(cls):
+    r, _ = solve(cls)
+    assert isinstance(r, Result)
+    first = dataclasses.fields(r)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(r, first, None)
+    assert isinstance(r.explain(), str) and len(r.explain()) > 20
+    assert r.__rich__() is not None
+    json.dumps(jsonable(r.trace()), allow_nan=False)
+    assert isinstance(r.assumptions, tuple) and r.assumptions
+    assert all(isinstance(a, str) and a for a in r.assumptions)
+
+
+# --- units ---------------------------------------------------------------------------------------
+def _words(key: str) -> list[str]:
+    return key.lower().split("_")
+
+
+TIME_WORDS = {"latency", "ttft", "itl", "tpot", "wait", "p50", "p90", "p99"}
+RATE_WORDS = {"throughput"}
+COUNTED = {"[token]", "[sample]"}
+
+
+def _kind(key: str) -> str | None:
+    w = _words(key)
+    if w[-1] == "cv" or "multiplier" in w or "speedup" in w:
+        return None
+    if RATE_WORDS & set(w) or any(a == "per" and b in ("s", "second")
+                                  for a, b in zip(w, w[1:])) or "rate" in w:
+        return "rate"
+    if TIME_WORDS & set(w) or key.endswith("_per_layer"):
+        return "time"
+    if "bandwidth" in w:
+        return "bandwidth"
+    return None
+
+
+@pytest.mark.parametrize("cls,feasible", BOTH, ids=BOTH_IDS)
+def test_units(cls, feasible):
+    """Times are quantities that convert to seconds; rates are per second of something counted
+    (tokens, samples) or plain 1/s; bandwidths convert to byte/s. Every {value, unit} pair of
+    to_dict() has a unit pint parses."""
+    r, _ = solve(cls, feasible)
+    for key, value in r.headline().items():
+        kind = _kind(key)
+        if kind is None or value is None:
+            continue
+        assert isinstance(value, (Q_, Rate)), f"{key} is a bare {type(value).__name__}"
+        q = value.quantity if isinstance(value, Rate) else value
+        if kind == "time":
+            q.to("s")
+        elif kind == "bandwidth":
+            q.to("byte/s")
+        else:
+            dims = dict(q.dimensionality)
+            assert dims.pop("[time]") == -1, f"{key}: {q.units} is not per second"
+            assert all(d in COUNTED and e == 1 for d, e in dims.items()), f"{key}: {q.units}"
+            counted = [d for d in dims]
+            unit = {"[token]": "token", "[sample]": "sample"}[counted[0]] if counted else None
+            (q / Q_(1, unit) if unit else q).to("1/s")
+
+    def walk(d):
+        if isinstance(d, dict):
+            if set(d) == {"value", "unit"}:
+                Q_(1, d["unit"])
+            for v in d.values():
+                walk(v)
+        elif isinstance(d, list):
+            for v in d:
+                walk(v)
+    walk(r.to_dict())
+
+
+# --- monotone in the hardware -----------------------------------------------------------------
+def _faster(hw: HardwareSpec, what: str) -> HardwareSpec:
+    """The same device (same key, so the same calibration) with twice the memory bandwidth,
+    or twice every dense and sparse compute peak."""
+    if what == "memory":
+        return hw.model_copy(update={"memory": hw.memory.model_copy(
+            update={"bandwidth": hw.memory.bandwidth * 2})})
+    c = hw.compute
+    return hw.model_copy(update={"compute": c.model_copy(update={
+        "dense": {k: v * 2 for k, v in c.dense.items()},
+        "sparse": {k: v * 2 for k, v in c.sparse.items()}})})
+
+
+@pytest.mark.parametrize("what", ["memory", "compute"])
+@pytest.mark.parametrize("cls,feasible", BOTH, ids=BOTH_IDS)
+def test_faster_hardware_is_never_slower(cls, feasible, what):
+    kwargs = cls.example(feasible)
+    devices = [k for k, v in kwargs.items() if isinstance(v, HardwareSpec)]
+    if not devices:
+        pytest.skip(f"{cls.__name__} takes no hardware")
+    r, _ = solve(cls, feasible)
+    attr = type(r).main_latency
+    assert attr, f"{type(r).__name__} declares no main_latency"
+    fast, _ = solve(cls, feasible, **{k: _faster(kwargs[k], what) for k in devices})
+    before, after = seconds(attrgetter(attr)(r)), seconds(attrgetter(attr)(fast))
+    assert np.all(after <= before * (1 + 1e-12)), \
+        f"twice the {what} made {attr} go from {before} to {after}"
+
+
+# --- roofs ---------------------------------------------------------------------------------------
+def _bw(hw: HardwareSpec) -> float:
+    return float(hw.memory.bandwidth.to("byte/s").magnitude)
+
+
+def _peak(hw: HardwareSpec, precision: str | None = None) -> float:
+    return float(hw.peak(precision).to("flop/s").magnitude)
+
+
+def _roof_single_node(r, kw):
+    """Achieved flop/s = flops / latency <= the dense peak at the precision, and achieved
+    bytes/s = bytes / latency <= the memory bandwidth: every operator takes at least
+    flops / peak and bytes / bandwidth, efficiencies only lengthen that."""
+    hw = r.hardware
+    assert r.flops_total / r.latency_s <= _peak(hw, r.precision)
+    assert r.bytes_total / r.latency_s <= _bw(hw)
+
+
+def _roof_serving(r, kw=None):
+    """Decode: each step reads every weight of its device's shard once, so the step takes at
+    least weights_bytes / BW and tokens/s = pp * batch / itl <= pp * batch * BW / weights
+    (times the tokens a speculative step yields). Prefill: at least 2 flop per matmul weight
+    per uncached token; leaving out the embedding table and the LM head (each vocab x
+    hidden) gives the lower bound 2 * (N - 2 V h) * batch * tokens / (tp * peak)."""
+    hw = r.decode_hardware
+    assert r.decode_step_s >= r.weights_bytes / _bw(hw)
+    roof = r.pp_size * r.batch_size * _bw(hw) / r.weights_bytes * r.accepted_per_step
+    assert float(r.tokens_per_s) <= roof
+    m = r.model
+    matmul_params = m.parameter_count - 2 * m.vocab * m.hidden
+    tokens = r.batch_size * (r.seq_len - r.cached_prefix_len)
+    assert r.prefill_s >= 2 * matmul_params * tokens / (r.tp_size * _peak(r.hardware,
+                                                                          r.precision))
+
+
+def _roof_continuous_batching(r, kw):
+    """Every engine step reads all weights once (tp = 1 here), so tau >= W / BW, and at most
+    max_concurrency sequences decode per step: output tokens/s = N / tau <= cap * BW / W,
+    with W = parameters x bytes of the default precision (the example sets none). A step
+    also costs at least the engine's step overhead."""
+    hw = r.hardware
+    w = r.model.parameter_count * BYTES_PER_ELEMENT[hw.compute.default_precision]
+    assert r.step_s >= w / _bw(hw) + r.step_overhead_s
+    assert float(r.output_tokens_per_s) <= r.max_concurrency * _bw(hw) / w
+
+
+def _roof_tail(r, kw):
+    """A stable queue serves lambda < c / S; T = W_q + S >= S, so the mean latency is at least
+    S and, with exponential service (cv = 1), p99(T) >= p99(S) = S ln(100); quantiles are
+    ordered."""
+    if not r.feasible:
+        assert r.arrival_rate_qps >= r.num_replicas / r.service_time_s
+        return
+    assert r.arrival_rate_qps < r.num_replicas / r.service_time_s
+    assert r.mean_latency_s >= r.service_time_s
+    assert r.p50_s <= r.p90_s <= r.p99_s
+    if r.service_time_cv == 1.0:
+        assert r.p99_s >= r.service_time_s * math.log(100) * (1 - 1e-12)
+
+
+def _roof_compression(r, kw):
+    """Both configurations keep the serving roofs (compressed weights are fewer bytes)."""
+    _roof_serving(r.baseline)
+    _roof_serving(r.compressed)
+
+
+def _roof_weight_streaming(r, kw):
+    """Every weight crosses the stream link once per pass: T >= (layers + 1) * t_stream, so the
+    achieved stream rate layers * layer_bytes / T stays below the link's bandwidth."""
+    assert r.layers * r.layer_bytes / r.total_s <= r.stream_bandwidth
+
+
+def _roof_inference_scaling(r, kw):
+    """Both serving runs keep the serving roofs; tokens generated per second of the scaled
+    run cannot beat its batch's decode roof, num_samples * BW / weights."""
+    _roof_serving(r.baseline)
+    _roof_serving(r.scaled)
+    s = r.scaled
+    assert r.tokens_generated / s.e2e_latency.to("s").magnitude <= \
+        r.num_samples * _bw(s.decode_hardware) / s.weights_bytes
+
+
+def _roof_batching(r, kw):
+    """Throughput can exceed neither the arrival rate nor b / S(b); and S(b) includes
+    output_len - 1 decode steps that each read all weights (W = parameters x 2 B at the fp16
+    default), so S(b) >= (output_len - 1) W / BW."""
+    assert np.all(r.throughput <= r.arrival_rate * (1 + 1e-12))
+    assert np.all(r.throughput <= r.batch_sizes / r.service_s * (1 + 1e-12))
+    hw = r.hardware
+    w = r.model.parameter_count * BYTES_PER_ELEMENT[hw.compute.default_precision]
+    assert np.all(r.service_s >= (kw.get("output_len", 128) - 1) * w / _bw(hw))
+
+
+ROOFS = {
+    "SingleNodeModel": _roof_single_node,
+    "ServingModel": _roof_serving,
+    "ContinuousBatchingModel": _roof_continuous_batching,
+    "TailLatencyModel": _roof_tail,
+    "CompressionModel": _roof_compression,
+    "WeightStreamingModel": _roof_weight_streaming,
+    "InferenceScalingModel": _roof_inference_scaling,
+    "BatchingOptimizer": _roof_batching,
+}
+
+
+@pytest.mark.parametrize("cls,feasible", BOTH, ids=BOTH_IDS)
+def test_never_above_the_roofs(cls, feasible):
+    assert cls.__name__ in ROOFS, f"write the roof check of {cls.__name__}"
+    r, kw = solve(cls, feasible)
+    ROOFS[cls.__name__](r, kw)
+
+
+# --- JSON, feasibility, display ---------------------------------------------------------------
+@pytest.mark.parametrize("cls,feasible", BOTH, ids=BOTH_IDS)
+def test_strict_json(cls, feasible):
+    r, _ = solve(cls, feasible)
+    text = r.to_json()
+    assert "NaN" not in text and "Infinity" not in text
+    d = json.loads(text)
+    assert d["feasible"] is bool(r.feasible) and d["binding"] == r.binding
+    json.dumps(r.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("cls,feasible", BOTH, ids=BOTH_IDS)
+def test_feasibility_comes_with_a_reason_and_a_binding_resource(cls, feasible):
+    r, _ = solve(cls, feasible)
+    assert r.feasible is feasible or bool(r.feasible) == feasible
+    if feasible:
+        assert r.reason is None
+    else:
+        assert isinstance(r.reason, str) and r.reason.strip()
+    assert isinstance(r.binding, str) and r.binding.strip() and len(r.binding) <= 24
+
+
+@pytest.mark.parametrize("cls,feasible", BOTH, ids=BOTH_IDS)
+def test_compact_repr_and_html(cls, feasible):
+    r, _ = solve(cls, feasible)
+    text = repr(r)
+    assert text.startswith(type(r).__name__ + "(")
+    assert len(text.splitlines()) <= 2 and len(text) <= 200, text
+    page = r._repr_html_()
+    assert isinstance(page, str) and "<table" in page
+    assert repr(cls()) == f"{cls.__name__}()"
+
+
+# --- the base classes themselves -------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _Toy(Result):
+    name: str
+    seconds: float
+
+    binding = "compute"
+    summary_inputs = ("name:",)
+    summary_numbers = ("seconds",)
+
+    def headline(self):
+        return {"name": self.name, "latency": Q_(self.seconds, "s"), "nan": math.nan,
+                "array": np.array([1.0, np.inf])}
+
+    def explain(self):
+        return f"{self.name} takes {self.seconds} s"
+
+
+def test_base_result_is_strict_escaped_and_compact():
+    r = _Toy("<b>&</b>", math.inf)
+    d = json.loads(r.to_json())
+    assert d["latency"] == {"value": None, "unit": "s"} and d["nan"] is None
+    assert d["array"] == [1.0, None] and d["feasible"] is True and d["reason"] is None
+    page = r._repr_html_()
+    assert "&lt;b&gt;&amp;&lt;/b&gt;" in page and "<b>&</b>" not in page
+    assert repr(r) == "_Toy(<b>&</b>: seconds=inf)"
+    assert r.trace()["headline"]["latency"]["unit"] == "s"
+
+
+def test_solver_base_registers_and_declares():
+    class _Mine(ForwardModel, register=False):
+        options = (Option("x", REQUIRED, "a thing"), Option("y", 2, "another"))
+
+    assert _Mine not in all_solvers()
+    assert _Mine.defaults() == {"y": 2} and _Mine.options[0].required
+    with pytest.raises(NotImplementedError):
+        _Mine.example()
