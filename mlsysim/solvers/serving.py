@@ -35,6 +35,7 @@ from ..core.costmodel import evaluate, prepare
 from ..core.engine import ForwardModel, efficiency_for, resolve
 from ..core.result import Result
 from ..errors import ValidationError
+from ..specs.configs import ServingConfig
 from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
 from ..specs.model import ModelSpec, SSMSpec, TransformerSpec
 from ..units import Q_, Rate
@@ -345,7 +346,7 @@ class _Plan:
     """Everything about a serving config except the batch: validated once, then cached."""
 
     raw: tuple                   # the caller's model/hardware/decode/draft objects (identity)
-    inputs: dict
+    config: ServingConfig
     model: ModelSpec
     hardware: HardwareSpec
     decode_hw: HardwareSpec
@@ -429,6 +430,8 @@ class ServingModel(ForwardModel):
         Option("cuda_graphs", True, "decode steps replayed as CUDA graphs"),
         Option("sparsity", None, "'2:4' for the device's sparse peak, or None"),
         Option("attention_kernel", "flash", "'flash' or 'materialized'"),
+        Option("config", None, "a ServingConfig holding all of the above but model and "
+               "hardware (the three-input form)"),
     )
 
     @classmethod
@@ -449,7 +452,8 @@ class ServingModel(ForwardModel):
               draft_acceptance_rate: float | None = None, draft_len: int = 4,
               memory_utilization: float = 0.9, page_size: int = 16,
               cuda_graphs: bool = True, sparsity: str | None = None,
-              attention_kernel: str = "flash") -> ServingResult:
+              attention_kernel: str = "flash",
+              config: ServingConfig | None = None) -> ServingResult:
         """Serve ``batch_size`` requests of ``seq_len`` prompt and ``output_len`` new tokens.
 
         ``batch_size="max"`` picks the largest batch whose KV cache fits (max-throughput mode).
@@ -459,6 +463,11 @@ class ServingModel(ForwardModel):
         round-trips memory: what naive attention costs at long prompts).
         ``precision`` is the compute/activation precision; ``weight_precision`` (e.g. "int4"
         for weight-only quantization) and ``kv_precision`` (e.g. "fp8") default to it.
+        ``hardware`` is the system: a chip, or a node or fleet (``mlsysim.Systems``), whose
+        fabrics price the tensor- and pipeline-parallel collectives; a group larger than the
+        scale-up domain crosses the scale-out fabric. The keywords are the convenience form of
+        ``solve(model, system, ServingConfig(...))`` (or ``config=``): the same fields, rules
+        and messages.
 
         Examples
         --------
@@ -467,29 +476,41 @@ class ServingModel(ForwardModel):
         >>> r.itl.to("ms").magnitude < r.ttft.to("ms").magnitude
         True
         """
-        raw = (model, hardware, decode_hardware, draft_model, network_bandwidth)
-        values = (seq_len, precision, output_len, weight_precision, kv_precision, tp_size,
-                  pp_size, cached_prefix_len, draft_acceptance_rate, draft_len,
-                  memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel)
-        # Types are part of the key: True == 1 and 2048.0 == 2048 must not reuse a plan that
-        # validated the other value.
-        key = (id(model), id(hardware), id(decode_hardware), id(draft_model),
-               id(network_bandwidth), values, tuple(map(type, values)))
+        if isinstance(seq_len, ServingConfig):
+            config, seq_len = seq_len, None
+        if config is not None:
+            if not isinstance(config, ServingConfig):
+                raise ValidationError("config", "must be a ServingConfig. Got "
+                                      f"{type(config).__name__} instead.", owner=OWNER)
+            key = (id(model), id(hardware), config)
+            raw = (model, hardware)
+            batch_size = config.batch_size
+        else:
+            raw = (model, hardware, decode_hardware, draft_model, network_bandwidth)
+            values = (seq_len, precision, output_len, weight_precision, kv_precision, tp_size,
+                      pp_size, cached_prefix_len, draft_acceptance_rate, draft_len,
+                      memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel)
+            # Types are part of the key: True == 1 and 2048.0 == 2048 must not reuse a plan
+            # that validated the other value.
+            key = (id(model), id(hardware), id(decode_hardware), id(draft_model),
+                   id(network_bandwidth), values, tuple(map(type, values)))
         try:
             plan = _PLANS.get(key)
         except TypeError:  # an unhashable argument: validation will name it
             plan = None
         if plan is None or any(a is not b for a, b in zip(plan.raw, raw)):
-            plan = self._plan(dict(
-                model=model, hardware=hardware, seq_len=seq_len, precision=precision,
-                output_len=output_len, weight_precision=weight_precision,
-                kv_precision=kv_precision, tp_size=tp_size, pp_size=pp_size,
-                decode_hardware=decode_hardware, network_bandwidth=network_bandwidth,
-                cached_prefix_len=cached_prefix_len, draft_model=draft_model,
-                draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
-                memory_utilization=memory_utilization, page_size=page_size,
-                cuda_graphs=cuda_graphs, sparsity=sparsity,
-                attention_kernel=attention_kernel), raw)
+            if config is None:
+                config = ServingConfig(
+                    seq_len=seq_len, batch_size=batch_size, precision=precision,
+                    output_len=output_len, weight_precision=weight_precision,
+                    kv_precision=kv_precision, tp_size=tp_size, pp_size=pp_size,
+                    decode_hardware=decode_hardware, network_bandwidth=network_bandwidth,
+                    cached_prefix_len=cached_prefix_len, draft_model=draft_model,
+                    draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
+                    memory_utilization=memory_utilization, page_size=page_size,
+                    cuda_graphs=cuda_graphs, sparsity=sparsity,
+                    attention_kernel=attention_kernel)
+            plan = self._plan(model, hardware, config, raw)
             try:
                 if len(_PLANS) > 4096:
                     _PLANS.clear()
@@ -528,12 +549,13 @@ class ServingModel(ForwardModel):
             _plan=plan,
         )
 
-    def _plan(self, a: dict, raw: tuple) -> _Plan:
-        """Validate every input but the batch, lower the passes and prepare their costs."""
-        inputs = dict(a)
+    def _plan(self, model, system, config: ServingConfig, raw: tuple) -> _Plan:
+        """Check what needs the three inputs together, lower the passes and prepare their
+        costs (the config's own fields are valid already)."""
         from ..core.collectives import resolve_system
-        hardware, path_p = resolve_system(a["hardware"])
-        model = resolve(a["model"], hardware)[0]
+        a = config.options()
+        hardware, path_p = resolve_system(system)
+        model = resolve(model, hardware)[0]
         decode_hardware = a["decode_hardware"]
         decode_hw, path_d = (hardware, path_p) if decode_hardware is None else \
             resolve_system(decode_hardware)
@@ -545,29 +567,20 @@ class ServingModel(ForwardModel):
                                        or hardware.compute.default_precision, OWNER)
         if decode_hw is not hardware:
             check.precision_of(decode_hw, precision, OWNER)
-        wprec = self._storage("weight_precision", a["weight_precision"] or precision)
-        kvprec = self._storage("kv_precision", a["kv_precision"] or precision)
+        wprec = a["weight_precision"] or precision
+        kvprec = a["kv_precision"] or precision
         e, we, kv_e = (BYTES_PER_ELEMENT[p] for p in (precision, wprec, kvprec))
         sparsity = a["sparsity"]
         if sparsity is not None:
-            if sparsity != "2:4":
-                raise ValidationError("sparsity", f"must be '2:4' or None. Got {sparsity!r} "
-                                      "instead.", owner=OWNER)
             for hw in (hardware, decode_hw):
                 hw.peak(precision, sparse=True)  # raises, listing the sparse precisions
             we = we * 0.5 + 0.125
-        prompt = check.positive_int("seq_len", a["seq_len"], OWNER)
-        out = check.positive_int("output_len", a["output_len"], OWNER)
+        prompt, out, cached = a["seq_len"], a["output_len"], a["cached_prefix_len"]
+        tp, pp = a["tp_size"], a["pp_size"]
         if prompt + out - 1 > model.max_context:  # the last token is sampled, never cached
             raise ValidationError("seq_len", f"plus output_len - 1 ({prompt} + {out} - 1) "
                                   f"exceeds {model.name}'s context of {model.max_context} "
                                   "tokens.", owner=OWNER)
-        cached = check.non_negative_int("cached_prefix_len", a["cached_prefix_len"], OWNER)
-        if cached >= prompt:
-            raise ValidationError("cached_prefix_len", f"must be below seq_len (={prompt}). "
-                                  f"Got {cached} instead.", owner=OWNER)
-        tp = check.positive_int("tp_size", a["tp_size"], OWNER)
-        pp = check.positive_int("pp_size", a["pp_size"], OWNER)
         if isinstance(model, SSMSpec) and tp > 1:
             raise ValidationError("tp_size", "must be 1 for state-space models.", owner=OWNER)
         if isinstance(model, TransformerSpec):
@@ -588,12 +601,7 @@ class ServingModel(ForwardModel):
                 raise ValidationError(
                     "tp_size", f"times pp_size (={group}) exceeds the {path.total} "
                     f"accelerators of {path.name}.", owner=OWNER)
-        util = check.fraction("memory_utilization", a["memory_utilization"], OWNER)
-        page = check.positive_int("page_size", a["page_size"], OWNER)
-
-        if a["attention_kernel"] not in ("flash", "materialized"):
-            raise ValidationError("attention_kernel", "must be 'flash' or 'materialized'. Got "
-                                  f"{a['attention_kernel']!r} instead.", owner=OWNER)
+        util, page = a["memory_utilization"], a["page_size"]
         kw = dict(precision=precision, e=e, kv_e=kv_e, we=we, tp=tp, sparse=sparsity is not None)
         transformer = isinstance(model, TransformerSpec)
         flash = a["attention_kernel"] == "flash"
@@ -642,7 +650,7 @@ class ServingModel(ForwardModel):
 
         kv_transfer = 0.0
         if decode_hardware is not None:
-            if a["network_bandwidth"] is None:
+            if a["network_bandwidth"] is None:  # pragma: no cover - the config refuses it
                 raise ValidationError("network_bandwidth", "is needed with decode_hardware "
                                       "(e.g. '50 GB/s') to move the prompt's KV cache.",
                                       owner=OWNER)
@@ -659,14 +667,14 @@ class ServingModel(ForwardModel):
                                       f"({getattr(model, 'vocab', '?')} tokens); "
                                       f"{draft.name} has {getattr(draft, 'vocab', '?')}.",
                                       owner=OWNER)
-            if a["draft_acceptance_rate"] is None:
+            if a["draft_acceptance_rate"] is None:  # pragma: no cover - the config refuses it
                 raise ValidationError("draft_acceptance_rate", "is needed with draft_model "
                                       "(a number between 0 and 1).", owner=OWNER)
-            rate = check.fraction("draft_acceptance_rate", a["draft_acceptance_rate"], OWNER)
+            rate = a["draft_acceptance_rate"]
             if draft.heads % tp:
                 raise ValidationError("draft_model", f"must split over tp_size={tp}: its "
                                       f"{draft.heads} heads are not divisible.", owner=OWNER)
-            k = check.positive_int("draft_len", a["draft_len"], OWNER)
+            k = a["draft_len"]
             if not transformer:
                 raise ValidationError("draft_model", "needs a transformer target.", owner=OWNER)
             draft_k[:] = [draft, k]
@@ -678,7 +686,7 @@ class ServingModel(ForwardModel):
 
         h = model.hidden if transformer else model.d_model
         return _Plan(
-            raw=raw, inputs=inputs, model=model, hardware=hardware, decode_hw=decode_hw,
+            raw=raw, config=config, model=model, hardware=hardware, decode_hw=decode_hw,
             draft=draft, precision=precision, wprec=wprec, kvprec=kvprec, prompt=prompt,
             out=out, cached=cached, tp=tp, pp=pp, page=page,
             usable=decode_hw._base["capacity"] * util, weights=weights, kv_tok=kv_tok,
@@ -686,13 +694,6 @@ class ServingModel(ForwardModel):
             draft_len=k, accepted=accepted, kv_transfer_per_seq=kv_transfer, rebuild=passes,
             **passes("nominal"),
         )
-
-    @staticmethod
-    def _storage(name: str, precision) -> str:
-        if not isinstance(precision, str) or precision.lower() not in BYTES_PER_ELEMENT:
-            raise ValidationError(name, f"must be one of {', '.join(BYTES_PER_ELEMENT)}. "
-                                  f"Got {precision!r} instead.", owner=OWNER)
-        return precision.lower()
 
     @staticmethod
     def _activation_bytes(model, prompt: int, e: float, tp: int) -> float:

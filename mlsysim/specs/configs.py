@@ -1,0 +1,181 @@
+"""Solver configs: the third input of ``solve(workload, system, config)``.
+
+A config is a frozen, validated pydantic model holding everything about a run that is neither
+the workload nor the system: batch, lengths, precisions, parallelism, engine options. Field
+rules live here once, written with the same checks (:mod:`mlsysim.core.validate`) the keyword
+path always used, so ``ServingModel().solve(m, h, seq_len=1024, tp_size=4)`` and
+``ServingModel().solve(m, h, ServingConfig(seq_len=1024, tp_size=4))`` accept and refuse the
+same values with the same message ("The 'tp_size' parameter of ServingModel must be a
+positive whole number. Got 0 instead."). Rules that need the workload or the system (TP
+divides the heads, lengths within the context, TP within the scale-up domain or on a
+scale-out fabric) are checked by the solver when the three inputs meet.
+
+Configs hash by content, so equal configs share one cached plan; their JSON Schema
+(``ServingConfig.model_json_schema()``) is what declarative scenario files are checked against.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Any, ClassVar, Literal
+
+import pydantic
+from pydantic import BeforeValidator, model_validator
+
+from ..errors import ValidationError
+from .base import Spec
+
+__all__ = ["Config", "ServingConfig", "ContinuousBatchingConfig"]
+
+
+def _check(fn_name: str, **kw):
+    """A before-validator running one of core.validate's checks (raising our error)."""
+
+    def run(value: Any, info: pydantic.ValidationInfo) -> Any:
+        from ..core import validate as check
+        if value is None:
+            return value
+        return getattr(check, fn_name)(info.field_name, value, "", **kw)
+
+    return BeforeValidator(run)
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+PosInt = Annotated[int, _check("positive_int")]
+NonNegInt = Annotated[int, _check("non_negative_int")]
+Fraction = Annotated[float, _check("fraction")]
+PrecisionName = Annotated[Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4",
+                                  "int8", "int4"], BeforeValidator(_lower)]
+
+
+class Config(Spec):
+    """Base of solver configs. Errors are :class:`~mlsysim.errors.ValidationError` naming the
+    field and the solver (``owner``), in the package's one message template."""
+
+    owner: ClassVar[str] = "solver"
+
+    def __init__(self, **data: Any):
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise _our_error(exc, self.owner) from None
+
+    def __hash__(self) -> int:
+        return self._content_hash
+
+    def __eq__(self, other) -> bool:
+        return self is other or (type(other) is type(self)
+                                 and self._content_hash == other._content_hash
+                                 and self.__dict__ == other.__dict__)
+
+    @cached_property
+    def _content_hash(self) -> int:
+        return hash(tuple((k, _hashable(v)) for k, v in self.__dict__.items()))
+
+    def options(self) -> dict[str, Any]:
+        """The fields as keyword arguments of the solver's ``solve``."""
+        return {k: getattr(self, k) for k in type(self).model_fields}
+
+
+def _hashable(v: Any) -> Any:
+    try:
+        hash(v)
+        return v
+    except TypeError:
+        return repr(v)
+
+
+def _our_error(exc: pydantic.ValidationError, owner: str) -> ValidationError:
+    errors = exc.errors()
+    ours = [e for e in errors if isinstance((e.get("ctx") or {}).get("error"), ValidationError)]
+    err = (ours or errors)[0]
+    field = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[",
+                                                                          "function-")))
+    field = field or "(config)"
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, ValidationError):        # one of core.validate's checks
+        text = str(cause).split(" parameter ", 1)[-1]
+        if text.startswith("of "):
+            text = text.split(" ", 2)[-1]
+        return ValidationError(cause.field, text, owner=owner)
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(exc.title and _fields(exc.title) or [])
+        return ValidationError(field, f"is not an option; choose from: {allowed}.", owner=owner)
+    msg = err["msg"].removeprefix("Value error, ")
+    if msg.startswith("Input should be"):
+        msg = "must be" + msg[len("Input should be"):]
+    got = err.get("input")
+    return ValidationError(field, f"{msg}." + (f" Got {got!r} instead." if field != "(config)"
+                                               else ""), owner=owner)
+
+
+def _fields(title: str) -> list[str]:
+    cls = {c.__name__: c for c in (ServingConfig, ContinuousBatchingConfig)}.get(title)
+    return list(cls.model_fields) if cls else []
+
+
+class ServingConfig(Config):
+    """One serving run of ``batch_size`` requests (see :class:`~mlsysim.ServingModel`)."""
+
+    owner: ClassVar[str] = "ServingModel"
+
+    seq_len: PosInt
+    batch_size: Literal["max"] | PosInt = 1
+    output_len: PosInt = 128
+    precision: str | None = None         # checked against the device: it must publish a peak
+    weight_precision: PrecisionName | None = None
+    kv_precision: PrecisionName | None = None
+    tp_size: PosInt = 1
+    pp_size: PosInt = 1
+    decode_hardware: Any = None          # a chip, node or fleet (spec or zoo name)
+    network_bandwidth: Any = None        # '50 GB/s' or a quantity: prefill -> decode KV link
+    cached_prefix_len: NonNegInt = 0
+    draft_model: Any = None              # a model spec or zoo name
+    draft_acceptance_rate: Fraction | None = None
+    draft_len: PosInt = 4
+    memory_utilization: Fraction = 0.9
+    page_size: PosInt = 16
+    cuda_graphs: bool = True
+    sparsity: Literal["2:4"] | None = None
+    attention_kernel: Literal["flash", "materialized"] = "flash"
+
+    @model_validator(mode="after")
+    def _cross_fields(self):
+        if self.cached_prefix_len >= self.seq_len:
+            raise ValidationError("cached_prefix_len", f"must be below seq_len "
+                                  f"(={self.seq_len}). Got {self.cached_prefix_len} instead.",
+                                  owner=self.owner)
+        if self.draft_model is not None and self.draft_acceptance_rate is None:
+            raise ValidationError("draft_acceptance_rate", "is needed with draft_model (a "
+                                  "number between 0 and 1).", owner=self.owner)
+        if self.decode_hardware is not None and self.network_bandwidth is None:
+            raise ValidationError("network_bandwidth", "is needed with decode_hardware (e.g. "
+                                  "'50 GB/s') to move the prompt's KV cache.", owner=self.owner)
+        if self.network_bandwidth is not None:
+            from ..core import validate as check
+            check.bandwidth("network_bandwidth", self.network_bandwidth, self.owner)
+        if self.memory_utilization == 0:
+            raise ValidationError("memory_utilization", "must be above 0 (the fraction of "
+                                  "device memory the engine may use). Got 0 instead.",
+                                  owner=self.owner)
+        return self
+
+
+class ContinuousBatchingConfig(Config):
+    """A stream of requests through a serving engine (see ContinuousBatchingModel)."""
+
+    owner: ClassVar[str] = "ContinuousBatchingModel"
+
+    prompt_len: PosInt
+    output_len: PosInt
+    arrival_rate_qps: Annotated[float, _check("positive_float")] | None = None
+    engine: Any = "vllm"                 # a ServingEngines preset (name or spec)
+    precision: str | None = None
+    kv_precision: PrecisionName | None = None
+    weight_precision: PrecisionName | None = None
+    tp_size: PosInt = 1
+    page_size: PosInt = 16
+    memory_utilization: Fraction = 0.9
