@@ -90,6 +90,7 @@ class Option:
 
     @property
     def required(self) -> bool:
+        """True when ``solve`` has no default for this keyword."""
         return self.default is REQUIRED
 
 

@@ -79,10 +79,12 @@ class BatchingResult(Result):
 
     @property
     def sla_p99(self):
+        """The p99 target as a quantity (ms)."""
         return Q_(self.sla_s, "s").to("ms")
 
     @property
     def arrival_rate_q(self) -> Rate:
+        """The arrival rate as a Rate (requests per second)."""
         return Rate(self.arrival_rate, "1/s")
 
     @property

@@ -83,6 +83,7 @@ class WeightStreamingResult(Result):
 
     @property
     def stream_bandwidth_q(self):
+        """The stream bandwidth as a quantity (GB/s)."""
         return Q_(self.stream_bandwidth, "byte/s").to("GB/s")
 
     @property
