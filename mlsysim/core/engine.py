@@ -23,6 +23,7 @@ from . import validate as check
 from .calibration import OWN_MEMORY_SPREAD, Efficiency, calibration
 from .contract import REQUIRED, ForwardModel, Option, Result
 from .costmodel import Prepared, evaluate, op_times, prepare
+from .memory import MemoryBudget
 
 __all__ = ["Engine", "SingleNodeModel", "PerformanceProfile", "ForwardModel", "resolve",
            "efficiency_for", "time_by_resource"]
@@ -73,12 +74,13 @@ def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
     return eff
 
 
-def _fmt_bytes(n: float) -> str:
-    """Decimal bytes with a readable prefix: 1.2e9 -> '1.2 GB'."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.3g} B"
+def pass_memory(table, hardware: HardwareSpec) -> MemoryBudget:
+    """One pass on one device: weights, per-sample state and activations against the whole
+    capacity (no runtime reserve)."""
+    return MemoryBudget(weights=table.weight_total_bytes, usable=hardware._base["capacity"],
+                        per_sample=table.state_bytes_per_sample,
+                        activations_per_sample=table.act_peak_bytes_per_sample,
+                        per_sample_label="state")
 
 
 FORMULA = ("t = sum over kernels of count * max(F / (peak * eta_c(F)), bytes / (BW * eta_mem), "
@@ -216,8 +218,13 @@ class PerformanceProfile(Result):
         return Q_(self.bytes_total, "byte").to("MB")
 
     @property
+    def memory(self) -> MemoryBudget:
+        """Bytes on the device: weights, per-sample state and activations, its capacity."""
+        return pass_memory(self._prepared.table, self.hardware)
+
+    @property
     def memory_footprint(self):
-        return Q_(self.weights_bytes + self.state_bytes + self.activation_bytes, "byte").to("GB")
+        return Q_(float(self.memory.total(self.batch_size)), "byte").to("GB")
 
     @property
     def memory_capacity(self):
@@ -225,18 +232,11 @@ class PerformanceProfile(Result):
 
     @property
     def feasible(self) -> bool:
-        return self.weights_bytes + self.state_bytes + self.activation_bytes <= \
-            self.hardware._base["capacity"]
+        return bool(self.memory.fits(self.batch_size))
 
     @property
     def reason(self) -> str | None:
-        if self.feasible:
-            return None
-        total = self.weights_bytes + self.state_bytes + self.activation_bytes
-        return (f"needs {_fmt_bytes(total)} (weights {_fmt_bytes(self.weights_bytes)}, state "
-                f"{_fmt_bytes(self.state_bytes)}, activations "
-                f"{_fmt_bytes(self.activation_bytes)}), {self.hardware.name} has "
-                f"{_fmt_bytes(self.hardware._base['capacity'])}")
+        return self.memory.reason(self.batch_size, self.hardware.name)
 
     @property
     def binding(self) -> str:
@@ -523,13 +523,13 @@ class SingleNodeModel(ForwardModel):
         table = prepared.table
         ev = evaluate(prepared, batches[:, None])
         latency = np.asarray(ev.latency)
-        footprint = table.weight_total_bytes + batches * (
-            table.state_bytes_per_sample + table.act_peak_bytes_per_sample)
+        memory = pass_memory(table, hardware)
+        footprint = memory.total(batches)
         return {
             "batch_size": batches, "latency_s": latency, "throughput": batches / latency,
             "bottleneck": np.where(ev.compute_bound_time > ev.memory_bound_time, "Compute",
                                    "Memory"),
-            "memory_bytes": footprint, "feasible": footprint <= hardware._base["capacity"],
+            "memory_bytes": footprint, "feasible": memory.fits(batches),
         }
 
 

@@ -173,7 +173,7 @@ class BatchingOptimizer(ForwardModel):
         b = np.arange(1, bmax + 1, dtype=np.float64)
         prefill, comm_p, _, _, itl, kv_transfer = ServingModel.times(plan, b[:, None])
         service = prefill + comm_p + kv_transfer + (plan.out - 1) * itl
-        fits = plan.weights + b * plan.kv_seq + plan.act <= plan.usable
+        fits = plan.memory.fits(b)
         p99 = np.full_like(b, np.inf)
         for i, (bb, s) in enumerate(zip(b, service)):
             if lam / bb * s < 1.0:

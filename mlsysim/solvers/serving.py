@@ -33,6 +33,7 @@ from ..core.calibration import Efficiency, calibration
 from ..core.contract import REQUIRED, Option
 from ..core.costmodel import evaluate, prepare
 from ..core.engine import ForwardModel, efficiency_for, resolve
+from ..core.memory import MemoryBudget
 from ..core.result import Result
 from ..errors import ValidationError
 from ..specs.configs import ServingConfig
@@ -206,9 +207,13 @@ class ServingResult(Result):
         return Q_(self.kv_bytes_per_token, "byte")
 
     @property
+    def memory(self) -> MemoryBudget:
+        """Bytes per device: weights, KV per sequence, activation buffers, usable."""
+        return self._plan.memory
+
+    @property
     def memory_per_device_bytes(self) -> float:
-        return self.weights_bytes + self.batch_size * self.kv_bytes_per_sequence + \
-            self.activation_bytes
+        return float(self.memory.total(self.batch_size))
 
     @property
     def memory_footprint(self):
@@ -216,27 +221,22 @@ class ServingResult(Result):
 
     @property
     def kv_capacity_bytes(self) -> float:
-        return max(self.usable_bytes - self.weights_bytes - self.activation_bytes, 0.0)
+        return self.memory.free_for_samples()
 
     @property
     def max_concurrent_sequences(self) -> int:
-        return int(self.kv_capacity_bytes // self.kv_bytes_per_sequence) \
-            if self.kv_bytes_per_sequence > 0 else 0
+        return self.memory.max_batch()
 
     @property
     def feasible(self) -> bool:
-        return self.memory_per_device_bytes <= self.usable_bytes
+        return bool(self.memory.fits(self.batch_size))
 
     @property
     def reason(self) -> str | None:
-        if self.feasible:
-            return None
-        return (f"needs {self.memory_per_device_bytes / 1e9:.3g} GB per device (weights "
-                f"{self.weights_bytes / 1e9:.3g} GB + KV {self.batch_size} x "
-                f"{self.kv_bytes_per_sequence / 1e9:.3g} GB + activations "
-                f"{self.activation_bytes / 1e9:.3g} GB), has {self.usable_bytes / 1e9:.3g} GB "
-                f"usable ({self.decode_hardware.memory.capacity.to('GB').magnitude:.4g} GB x "
-                f"memory_utilization)")
+        return self.memory.reason(
+            self.batch_size, f"{self.decode_hardware.name} "
+            f"({self.decode_hardware.memory.capacity.to('GB').magnitude:.4g} GB x "
+            f"memory_utilization {self.usable_bytes / self.decode_hardware._base['capacity']:.3g})")
 
     @property
     def binding(self) -> str:
@@ -248,7 +248,8 @@ class ServingResult(Result):
                     self.usable_bytes else "KV capacity")
         from ..core.engine import time_by_resource
         times = time_by_resource(self._plan.step, self.batch_size)
-        times["interconnect"] += self.comm_decode_s
+        # The step's table may already hold the TP/PP collectives; count them once.
+        times["interconnect"] = max(times["interconnect"], self.comm_decode_s)
         return max(times, key=times.get)
 
     @property
@@ -374,6 +375,7 @@ class _Plan:
     accepted: float
     kv_transfer_per_seq: float
     rebuild: Any = None          # variant -> the passes at that calibration edge
+    memory: MemoryBudget | None = None
     _edges: dict = field(default_factory=dict, repr=False, compare=False)
 
     def at(self, variant: str) -> _Plan:
@@ -524,8 +526,7 @@ class ServingModel(ForwardModel):
     def _evaluate(self, plan: _Plan, batch_size) -> ServingResult:
         notes: list[str] = []
         if isinstance(batch_size, str) and batch_size == "max":
-            free = plan.usable - plan.weights - plan.act
-            batch = int(max(free, 0.0) // plan.kv_seq)  # kv_seq > 0: every model keeps state
+            batch = plan.memory.max_batch()  # kv_seq > 0: every model keeps state
             if batch < 1:
                 batch = 1
                 notes.append("not even one sequence fits: batch_size set to 1 (infeasible)")
@@ -685,13 +686,18 @@ class ServingModel(ForwardModel):
             kv_seq += kv_cache_bytes(draft, paged, kv_e) * d_share
 
         h = model.hidden if transformer else model.d_model
+        usable = decode_hw._base["capacity"] * util
+        act = self._activation_bytes(model, prompt, e, tp)
         return _Plan(
             raw=raw, config=config, model=model, hardware=hardware, decode_hw=decode_hw,
             draft=draft, precision=precision, wprec=wprec, kvprec=kvprec, prompt=prompt,
             out=out, cached=cached, tp=tp, pp=pp, page=page,
-            usable=decode_hw._base["capacity"] * util, weights=weights, kv_tok=kv_tok,
-            kv_seq=kv_seq, act=self._activation_bytes(model, prompt, e, tp), act_bytes=h * e,
+            usable=usable, weights=weights, kv_tok=kv_tok,
+            kv_seq=kv_seq, act=act, act_bytes=h * e,
             draft_len=k, accepted=accepted, kv_transfer_per_seq=kv_transfer, rebuild=passes,
+            memory=MemoryBudget(weights=weights, usable=usable, per_sample=kv_seq,
+                                activations=act, per_sample_label="KV" if transformer
+                                else "state"),
             **passes("nominal"),
         )
 

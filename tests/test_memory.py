@@ -1,0 +1,58 @@
+"""Memory accounting (core/memory.py): one budget for every solver, checked by hand."""
+
+import numpy as np
+import pytest
+
+import mlsysim
+from mlsysim.core.memory import MemoryBudget
+
+
+def test_budget_arithmetic_by_hand():
+    # 16 GB weights + 2 GB buffers resident; 0.5 GB KV per sequence; 72 GB usable.
+    m = MemoryBudget(weights=16e9, usable=72e9, per_sample=0.5e9, activations=2e9)
+    assert m.total(10) == pytest.approx(16e9 + 10 * 0.5e9 + 2e9)       # 23 GB
+    assert m.max_batch() == 108                                       # (72 - 18) / 0.5
+    assert m.fits(108) and not m.fits(109)
+    assert m.free_for_samples() == pytest.approx(54e9)
+    assert list(m.fits(np.array([1, 108, 109]))) == [True, True, False]
+    assert m.reason(108, "X") is None
+    why = m.reason(200, "NVIDIA X")                                     # KV = 100 GB
+    assert "largest: KV" in why and "118 GB" in why and "NVIDIA X has 72 GB" in why
+    # Nothing fits when the resident part alone overflows.
+    assert MemoryBudget(weights=80e9, usable=72e9, per_sample=1e9).max_batch() == 0
+
+
+def test_training_terms_count_when_filled():
+    m = MemoryBudget(weights=14e9, gradients=14e9, optimizer=56e9, usable=80e9,
+                     activations_per_sample=1e9)
+    assert m.total(1) == pytest.approx(85e9)                # 14 + 14 + 56 + 1
+    assert not m.fits(1) and m.largest_term(1) == "optimizer state"
+
+
+def test_serving_engine_and_optimizer_share_the_budget():
+    r = mlsysim.ServingModel().solve("Llama3_8B", "H100", seq_len=2048, output_len=256)
+    m = r.memory
+    assert r.max_concurrent_sequences == m.max_batch()
+    assert r.memory_per_device_bytes == pytest.approx(m.total(1))
+    # Llama-3-8B fp16 on one H100: weights 2 B x 8.03e9 params = 16.06 GB of 0.9 x 80 GB.
+    assert m.weights == pytest.approx(2 * mlsysim.Models.Llama3_8B.parameter_count)
+    assert m.usable == pytest.approx(0.9 * 80e9)
+    top = mlsysim.ServingModel().solve("Llama3_8B", "H100", seq_len=2048, output_len=256,
+                                       batch_size="max")
+    assert top.batch_size == m.max_batch() and top.feasible
+    over = mlsysim.ServingModel().solve("Llama3_8B", "H100", seq_len=2048, output_len=256,
+                                        batch_size=m.max_batch() + 1)
+    assert not over.feasible and "largest: KV" in over.reason
+    opt = mlsysim.BatchingOptimizer().solve("Llama3_8B", "H100", seq_len=2048,
+                                            output_len=256, sla_latency_ms=1e9,
+                                            arrival_rate_qps=1.0,
+                                            max_batch_size=m.max_batch() + 1)
+    fits = [f["fits"] for f in opt.front()]
+    assert fits[-1] is False and all(fits[:-1])
+
+
+def test_single_pass_budget_grows_with_the_batch():
+    p = mlsysim.Engine.solve("ResNet50", "A100", batch_size=4)
+    m = p.memory
+    assert m.usable == pytest.approx(80e9)                   # a bare pass: whole capacity
+    assert m.total(4) == pytest.approx(p.weights_bytes + p.state_bytes + p.activation_bytes)
