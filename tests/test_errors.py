@@ -154,7 +154,13 @@ def test_solver_keyword_clashes_are_named():
     from mlsysim.solvers.compression import CompressionModel
     with pytest.raises(ValidationError, match="weight_precision"):
         CompressionModel().solve("Llama3_8B", "H100", "int4_weight_only",
-                                 weight_precision="int8")
+                                 serving={"weight_precision": "int8"})
     with pytest.raises(ValidationError, match="batch_size"):
         mlsysim.InferenceScalingModel().solve("Llama3_8B", "H100", prompt_len=128,
-                                              reasoning_steps=1, batch_size=4)
+                                              reasoning_steps=1, serving={"batch_size": 4})
+    with pytest.raises(ValidationError, match="kv_precison.*not a ServingModel option"):
+        mlsysim.BatchingOptimizer().solve("Llama3_8B", "H100", seq_len=128, sla_latency_ms=10,
+                                          arrival_rate_qps=1, serving={"kv_precison": "fp8"})
+    with pytest.raises(ValidationError, match="serving"):
+        mlsysim.BatchingOptimizer().solve("Llama3_8B", "H100", seq_len=128, sla_latency_ms=10,
+                                          arrival_rate_qps=1, serving=["fp8"])

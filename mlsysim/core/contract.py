@@ -105,8 +105,8 @@ class ForwardModel:
     """Base of every solver: options declared once, one pure ``solve(...)``, no state.
 
     Subclasses set ``options`` (a tuple of :class:`Option`, in the order of ``solve``'s
-    keywords; names starting with "_" are private and not declared), ``forwards_to`` (the
-    solver that receives ``**kwargs``, if ``solve`` takes them) and ``example()``. Defining a
+    keywords; names starting with "_" are private and not declared) and ``example()``. No
+    ``**kwargs`` pass-through: a solver that runs another takes its options as a config. Defining a
     subclass registers it; pass ``register=False`` in the class statement to opt out.
 
     Examples
@@ -119,7 +119,6 @@ class ForwardModel:
     """
 
     options: ClassVar[tuple[Option, ...]] = ()
-    forwards_to: ClassVar[str | None] = None
 
     def __init_subclass__(cls, register: bool = True, **kwargs):
         super().__init_subclass__(**kwargs)

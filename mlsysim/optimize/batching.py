@@ -22,9 +22,9 @@ import numpy as np
 
 from ..core import validate as check
 from ..core.contract import REQUIRED, ForwardModel, Option, Result, jsonable
-from ..errors import ValidationError
 from ..solvers.queueing import mmc_wait_quantile
-from ..solvers.serving import ServingModel
+from ..solvers.serving import ServingModel, serving_times
+from ..specs.configs import ServingConfig, serving_options
 from ..units import Q_, Rate
 
 __all__ = ["BatchingOptimizer", "BatchingResult"]
@@ -144,8 +144,9 @@ class BatchingOptimizer(ForwardModel):
         Option("max_batch_size", 256, "largest batch searched"),
         Option("precision", None, "compute precision; default: the device's"),
         Option("tp_size", 1, "tensor-parallel devices"),
+        Option("serving", None, "further ServingModel options: a dict of ServingConfig "
+               "fields or a ServingConfig"),
     )
-    forwards_to = "ServingModel"
 
     @classmethod
     def example(cls, feasible: bool = True) -> dict[str, Any]:
@@ -157,21 +158,21 @@ class BatchingOptimizer(ForwardModel):
 
     def solve(self, model, hardware, seq_len: int, sla_latency_ms: float,
               arrival_rate_qps: float, output_len: int = 128, max_batch_size: int = 256,
-              precision: str | None = None, tp_size: int = 1, **serving_options
-              ) -> BatchingResult:
+              precision: str | None = None, tp_size: int = 1,
+              serving: ServingConfig | dict | None = None) -> BatchingResult:
+        """``serving``: further ServingModel options (a dict of ServingConfig fields or a
+        ServingConfig), e.g. ``{"kv_precision": "fp8"}``; the batch is the optimizer's."""
         sla = check.positive_float("sla_latency_ms", sla_latency_ms, OWNER) / 1e3
         lam = check.positive_float("arrival_rate_qps", arrival_rate_qps, OWNER)
         bmax = check.positive_int("max_batch_size", max_batch_size, OWNER)
-        if "batch_size" in serving_options:
-            raise ValidationError("batch_size", "is what the optimizer chooses; give "
-                                  "max_batch_size instead.", owner=OWNER)
-        # One scalar solve validates everything; its plan then serves every batch size with
-        # the same equations (speculative decoding, sparsity, TP/PP and all).
-        r = ServingModel().solve(model, hardware, seq_len=seq_len, output_len=output_len,
-                                 precision=precision, tp_size=tp_size, **serving_options)
-        plan = r._plan
+        opts = serving_options(serving, OWNER, {"batch_size": "what it optimizes; give "
+                                                "max_batch_size instead"})
+        # One plan validates everything and serves every batch size with the same equations
+        # (speculative decoding, sparsity, TP/PP and all).
+        plan = ServingModel().prepare(model, hardware, seq_len=seq_len, output_len=output_len,
+                                      **{"precision": precision, "tp_size": tp_size, **opts})
         b = np.arange(1, bmax + 1, dtype=np.float64)
-        prefill, comm_p, _, _, itl, kv_transfer = ServingModel.times(plan, b[:, None])
+        prefill, comm_p, _, _, itl, kv_transfer = serving_times(plan, b[:, None])
         service = prefill + comm_p + kv_transfer + (plan.out - 1) * itl
         fits = plan.memory.fits(b)
         p99 = np.full_like(b, np.inf)
@@ -187,6 +188,6 @@ class BatchingOptimizer(ForwardModel):
             top = throughput[cand].max()
             near = cand[throughput[cand] >= top * (1 - 1e-9)]
             best = int(near[np.argmin(p99[near])])
-        return BatchingResult(model=r.model, hardware=r.hardware, sla_s=sla, arrival_rate=lam,
+        return BatchingResult(model=plan.model, hardware=plan.hardware, sla_s=sla, arrival_rate=lam,
                               batch_sizes=b.astype(int), service_s=service, p99_s=p99,
                               throughput=throughput, fits=fits, best_index=best)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.contract import REQUIRED, ForwardModel, Option, Result, jsonable
-from ..errors import UnknownNameError, ValidationError
+from ..errors import UnknownNameError
+from ..specs.configs import ServingConfig, serving_options
 from ..units import Q_
 from .serving import ServingModel, ServingResult
 
@@ -130,8 +131,9 @@ class CompressionModel(ForwardModel):
         Option("output_len", 256, "generated tokens per request"),
         Option("batch_size", 1, "requests served together, or 'max'"),
         Option("precision", None, "baseline compute precision; default: the device's"),
+        Option("serving", None, "further ServingModel options: a dict of ServingConfig "
+               "fields or a ServingConfig"),
     )
-    forwards_to = "ServingModel"
 
     @classmethod
     def example(cls, feasible: bool = True) -> dict[str, Any]:
@@ -144,18 +146,16 @@ class CompressionModel(ForwardModel):
         return dict(model=Models.Llama3_70B, hardware=Hardware.H100, method="fp8_kv")
 
     def solve(self, model, hardware, method: str, seq_len: int = 1024, output_len: int = 256,
-              batch_size: int | str = 1, precision: str | None = None, **serving_options
-              ) -> CompressionResult:
+              batch_size: int | str = 1, precision: str | None = None,
+              serving: ServingConfig | dict | None = None) -> CompressionResult:
         """Compare serving ``model`` with ``method`` (one of ``METHODS``) against no
-        compression. Extra options go to ServingModel (tp_size, ...)."""
+        compression. ``serving``: further ServingModel options (a dict of ServingConfig
+        fields or a ServingConfig), e.g. ``{"tp_size": 2}``."""
         if not isinstance(method, str) or method not in METHODS:
             raise UnknownNameError("compression method", str(method), METHODS)
-        clash = sorted(set(METHODS[method]) & set(serving_options))
-        if clash:
-            raise ValidationError(clash[0], f"is set by the method '{method}'; leave it out or "
-                                  "pick another method.", owner="CompressionModel")
-        common = dict(seq_len=seq_len, output_len=output_len, batch_size=batch_size,
-                      **serving_options)
+        fixed = {k: f"by the method '{method}'" for k in METHODS[method]}
+        opts = serving_options(serving, "CompressionModel", fixed)
+        common = dict(seq_len=seq_len, output_len=output_len, batch_size=batch_size, **opts)
         base = ServingModel().solve(model, hardware, precision=precision, **common)
         opts = {"precision": precision, **METHODS[method]}
         return CompressionResult(method=method, baseline=base,

@@ -15,7 +15,8 @@ from typing import Any
 
 from ..core import validate as check
 from ..core.contract import REQUIRED, ForwardModel, Option, Result
-from ..errors import ValidationError
+from ..specs.configs import ServingConfig
+from ..specs.configs import serving_options as serving_options_of
 from .serving import ServingModel, ServingResult
 
 __all__ = ["InferenceScalingModel", "InferenceScalingResult"]
@@ -112,8 +113,9 @@ class InferenceScalingModel(ForwardModel):
         Option("tokens_per_step", 256, "tokens per thinking step"),
         Option("answer_len", 256, "answer tokens"),
         Option("num_samples", 1, "chains run in parallel (best-of-N)"),
+        Option("serving", None, "further ServingModel options: a dict of ServingConfig "
+               "fields or a ServingConfig"),
     )
-    forwards_to = "ServingModel"
 
     @classmethod
     def example(cls, feasible: bool = True) -> dict[str, Any]:
@@ -128,12 +130,12 @@ class InferenceScalingModel(ForwardModel):
 
     def solve(self, model, hardware, prompt_len: int, reasoning_steps: int,
               tokens_per_step: int = 256, answer_len: int = 256, num_samples: int = 1,
-              **serving_options) -> InferenceScalingResult:
-        for name in ("batch_size", "output_len", "seq_len"):
-            if name in serving_options:
-                raise ValidationError(name, "is set by the scaling model (num_samples, "
-                                      "reasoning_steps * tokens_per_step + answer_len, "
-                                      "prompt_len).", owner=OWNER)
+              serving: ServingConfig | dict | None = None) -> InferenceScalingResult:
+        """``serving``: further ServingModel options (a dict of ServingConfig fields or a
+        ServingConfig); batch, prompt and output lengths are the scaling model's."""
+        serving_options = serving_options_of(serving, OWNER, {
+            "batch_size": "num_samples", "output_len": "reasoning_steps * tokens_per_step + "
+            "answer_len", "seq_len": "prompt_len"})
         check.positive_int("prompt_len", prompt_len, OWNER)
         steps = check.non_negative_int("reasoning_steps", reasoning_steps, OWNER)
         per = check.positive_int("tokens_per_step", tokens_per_step, OWNER)

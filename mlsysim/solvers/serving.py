@@ -44,8 +44,8 @@ from ..workloads import lower
 from ..workloads.ssm import ssm_state_bytes
 from ..workloads.transformer import Segment, kv_bytes_per_token, kv_cache_bytes, lower_segments
 
-__all__ = ["ServingModel", "ServingResult", "METRIC_DEFINITIONS", "pass_time", "serving_times",
-           "expected_accepted_tokens"]
+__all__ = ["ServingModel", "ServingResult", "ServingPlan", "METRIC_DEFINITIONS", "pass_time",
+           "serving_times", "expected_accepted_tokens"]
 
 OWNER = "ServingModel"
 
@@ -343,7 +343,7 @@ class ServingResult(Result):
 
 
 @dataclass(frozen=True)
-class _Plan:
+class ServingPlan:
     """Everything about a serving config except the batch: validated once, then cached."""
 
     raw: tuple                   # the caller's model/hardware/decode/draft objects (identity)
@@ -378,7 +378,7 @@ class _Plan:
     memory: MemoryBudget | None = None
     _edges: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def at(self, variant: str) -> _Plan:
+    def at(self, variant: str) -> ServingPlan:
         """This plan with its passes at a calibration edge ("fast", "slow")."""
         hit = self._edges.get(variant)
         if hit is None:
@@ -386,7 +386,7 @@ class _Plan:
         return hit
 
 
-def serving_times(plan: _Plan, batch):
+def serving_times(plan: ServingPlan, batch):
     """(prefill, TP/PP comm at prefill, decode step, TP/PP comm per step, ITL, KV transfer)
     in seconds at ``batch``: an int, or an (n, 1) array for a sweep over batch sizes (the same
     equations). Communication comes from the passes' collective rows."""
@@ -403,7 +403,7 @@ def serving_times(plan: _Plan, batch):
             flat * plan.kv_transfer_per_seq)
 
 
-_PLANS: dict[tuple, _Plan] = {}
+_PLANS: dict[tuple, ServingPlan] = {}
 
 
 class ServingModel(ForwardModel):
@@ -481,12 +481,36 @@ class ServingModel(ForwardModel):
         if isinstance(seq_len, ServingConfig):
             config, seq_len = seq_len, None
         if config is not None:
+            batch_size = getattr(config, "batch_size", batch_size)
+        plan = self.prepare(
+            model, hardware, config, seq_len=seq_len, batch_size=batch_size,
+            precision=precision, output_len=output_len, weight_precision=weight_precision,
+            kv_precision=kv_precision, tp_size=tp_size, pp_size=pp_size,
+            decode_hardware=decode_hardware, network_bandwidth=network_bandwidth,
+            cached_prefix_len=cached_prefix_len, draft_model=draft_model,
+            draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
+            memory_utilization=memory_utilization, page_size=page_size,
+            cuda_graphs=cuda_graphs, sparsity=sparsity, attention_kernel=attention_kernel)
+        return self._evaluate(plan, batch_size)
+
+    times = staticmethod(serving_times)
+
+    def prepare(self, model, hardware, config: ServingConfig | None = None, *,
+                seq_len=None, batch_size=1, precision=None, output_len=128,
+                weight_precision=None, kv_precision=None, tp_size=1, pp_size=1,
+                decode_hardware=None, network_bandwidth=None, cached_prefix_len=0,
+                draft_model=None, draft_acceptance_rate=None, draft_len=4,
+                memory_utilization=0.9, page_size=16, cuda_graphs=True, sparsity=None,
+                attention_kernel="flash") -> ServingPlan:
+        """The validated, lowered plan of a config, every batch size at once: what
+        optimizers evaluate with :func:`serving_times` over an array of batches. Cached on
+        the config's content (keyword calls on the arguments' identity and type)."""
+        if config is not None:
             if not isinstance(config, ServingConfig):
                 raise ValidationError("config", "must be a ServingConfig. Got "
                                       f"{type(config).__name__} instead.", owner=OWNER)
             key = (id(model), id(hardware), config)
             raw = (model, hardware)
-            batch_size = config.batch_size
         else:
             raw = (model, hardware, decode_hardware, draft_model, network_bandwidth)
             values = (seq_len, precision, output_len, weight_precision, kv_precision, tp_size,
@@ -519,11 +543,9 @@ class ServingModel(ForwardModel):
                 _PLANS[key] = plan
             except TypeError:
                 pass
-        return self._evaluate(plan, batch_size)
+        return plan
 
-    times = staticmethod(serving_times)
-
-    def _evaluate(self, plan: _Plan, batch_size) -> ServingResult:
+    def _evaluate(self, plan: ServingPlan, batch_size) -> ServingResult:
         notes: list[str] = []
         if isinstance(batch_size, str) and batch_size == "max":
             batch = plan.memory.max_batch()  # kv_seq > 0: every model keeps state
@@ -550,7 +572,7 @@ class ServingModel(ForwardModel):
             _plan=plan,
         )
 
-    def _plan(self, model, system, config: ServingConfig, raw: tuple) -> _Plan:
+    def _plan(self, model, system, config: ServingConfig, raw: tuple) -> ServingPlan:
         """Check what needs the three inputs together, lower the passes and prepare their
         costs (the config's own fields are valid already)."""
         from ..core.collectives import resolve_system
@@ -688,7 +710,7 @@ class ServingModel(ForwardModel):
         h = model.hidden if transformer else model.d_model
         usable = decode_hw._base["capacity"] * util
         act = self._activation_bytes(model, prompt, e, tp)
-        return _Plan(
+        return ServingPlan(
             raw=raw, config=config, model=model, hardware=hardware, decode_hw=decode_hw,
             draft=draft, precision=precision, wprec=wprec, kvprec=kvprec, prompt=prompt,
             out=out, cached=cached, tp=tp, pp=pp, page=page,

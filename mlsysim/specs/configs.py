@@ -25,7 +25,7 @@ from pydantic import BeforeValidator, model_validator
 from ..errors import ValidationError
 from .base import Spec
 
-__all__ = ["Config", "ServingConfig", "ContinuousBatchingConfig"]
+__all__ = ["Config", "ServingConfig", "ContinuousBatchingConfig", "serving_options"]
 
 
 def _check(fn_name: str, **kw):
@@ -162,6 +162,30 @@ class ServingConfig(Config):
                                   "device memory the engine may use). Got 0 instead.",
                                   owner=self.owner)
         return self
+
+
+def serving_options(serving, owner: str, fixed: dict[str, Any]) -> dict[str, Any]:
+    """Keyword options for ServingModel from a solver's ``serving`` argument (a mapping of
+    ServingConfig fields, or a ServingConfig), refusing the fields the solver sets itself."""
+    if serving is None:
+        opts: dict[str, Any] = {}
+    elif isinstance(serving, ServingConfig):      # the solver's own fields are replaced
+        opts = {k: v for k, v in serving.options().items()
+                if k not in fixed and v != ServingConfig.model_fields[k].default}
+    elif isinstance(serving, dict):
+        opts = dict(serving)
+    else:
+        raise ValidationError("serving", "must be a ServingConfig or a dict of its fields. "
+                              f"Got {type(serving).__name__} instead.", owner=owner)
+    unknown = sorted(set(opts) - set(ServingConfig.model_fields))
+    if unknown:
+        raise ValidationError(unknown[0], "is not a ServingModel option; choose from: "
+                              f"{', '.join(ServingConfig.model_fields)}.", owner=owner)
+    clash = sorted(set(opts) & set(fixed))
+    if clash:
+        raise ValidationError(clash[0], f"is set by {owner} itself ({fixed[clash[0]]}); leave "
+                              "it out of serving.", owner=owner)
+    return opts
 
 
 class ContinuousBatchingConfig(Config):
