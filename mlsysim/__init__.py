@@ -36,6 +36,8 @@ _LAZY = {
     "Fleet": ("mlsysim.specs.system", "Fleet"),
     "Node": ("mlsysim.specs.system", "Node"),
     "NetworkFabric": ("mlsysim.specs.system", "NetworkFabric"),
+    "ServingConfig": ("mlsysim.specs.configs", "ServingConfig"),
+    "ContinuousBatchingConfig": ("mlsysim.specs.configs", "ContinuousBatchingConfig"),
 }
 
 __all__ = sorted(_LAZY)

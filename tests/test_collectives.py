@@ -76,9 +76,13 @@ def test_calibration_fits_measured_devices_and_flags_the_rest():
         assert not e.estimated and e.rows
         assert 0 < e.eta_bus <= ETA_BUS_MAX and e.alpha_s >= 0
         assert 1e-7 < e.alpha_s < 2e-5                           # microseconds per ring step
-    for key in ("B200", "L4", "TPUv5p"):                          # no all-reduce rows
+    for key in ("L4", "TPUv5p"):                                  # no all-reduce rows
         e = collective_efficiency(key)
         assert e.estimated and e is cal.defaults
+    # NVLink 5 has no usable rows; its zoo entry borrows the NVLink 4 fit, flagged estimated.
+    b200, h100 = collective_efficiency("B200"), collective_efficiency("H100")
+    assert b200.estimated and not h100.estimated
+    assert (b200.alpha_s, b200.eta_bus) == (h100.alpha_s, h100.eta_bus)
     etas = sorted(e.eta_bus for e in cal.fabrics.values() if not e.estimated)
     mid = len(etas) // 2
     assert cal.defaults.eta_bus == pytest.approx(

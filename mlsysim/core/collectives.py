@@ -355,6 +355,21 @@ def _up_key(fabric: NetworkFabric | None, hw: HardwareSpec) -> str:
     return hw.key
 
 
+def _up_fit(cal: CollectiveCalibration, key: str) -> CollectiveEfficiency:
+    """A fabric's own fit; else the fit its zoo entry borrows (``calibration:``), flagged
+    estimated; else the cross-fabric medians."""
+    own = cal.fabrics.get(key)
+    if own is not None:
+        return own
+    from ..zoo import Fabrics
+    if key in Fabrics:
+        stand_in = Fabrics.get(key).calibration
+        if stand_in and stand_in != key and stand_in in cal.fabrics:
+            from dataclasses import replace
+            return replace(cal.fabrics[stand_in], estimated=True)
+    return cal.defaults
+
+
 def _scale_out_alpha(cal: CollectiveCalibration, fabric: NetworkFabric) -> float:
     lat = fabric._base["latency"]
     return max(cal.defaults.alpha_s, lat or 0.0)
@@ -384,8 +399,8 @@ def _comm_path(system) -> CommPath:
             name=hw.name, total=(hw.interconnect.max_devices or 1) if fab else 1,
             domain=(hw.interconnect.max_devices or 1) if fab else 1,
             up_name=fab.name if fab else None, up_bw=fab._base["device_bandwidth"] if fab
-            else None, up_eff=cal.efficiency(_up_key(fab, hw)) if fab else None,
-            up_inr=False if fab is None else _inr(cal.efficiency(_up_key(fab, hw))),
+            else None, up_eff=_up_fit(cal, _up_key(fab, hw)) if fab else None,
+            up_inr=False if fab is None else _inr(_up_fit(cal, _up_key(fab, hw))),
             host_bw=None if host is None else float(host.to("byte/s").magnitude))
     fleet = system if isinstance(system, Fleet) else None
     node: Node = fleet.node if fleet else system
@@ -399,7 +414,7 @@ def _comm_path(system) -> CommPath:
         if fleet is not None:
             out_bw /= fleet.effective_oversubscription
     host = hw.interconnect.host_bandwidth if hw.interconnect else None
-    up_eff = cal.efficiency(_up_key(up, hw)) if up is not None else None
+    up_eff = _up_fit(cal, _up_key(up, hw)) if up is not None else None
     return CommPath(
         name=system.name, total=total, domain=min(node.domain, total),
         up_name=up.name if up else None, up_bw=up._base["device_bandwidth"] if up else None,
@@ -673,7 +688,7 @@ def fit_scale_out(rows: list[dict], systems: dict[str, Node],
         n = int(r["num_devices"])
         L = node.domain
         N = math.ceil(n / L)
-        up = scale_up.efficiency(_up_key(node.intra_node_fabric, node.accelerator))
+        up = _up_fit(scale_up, _up_key(node.intra_node_fabric, node.accelerator))
         up_bw = node.intra_node_fabric._base["device_bandwidth"]
         out = node.nic_fabric
         out_bw = out._base["device_bandwidth"] * node.nics_per_node / node.accelerators_per_node

@@ -80,6 +80,13 @@ class InterconnectSpec(Spec):
     max_devices: int | None = Field(default=None, gt=0)
     fabric: str | None = None    # zoo fabric key (Systems.Fabrics) whose collective fit applies
 
+    @model_validator(mode="after")
+    def _known_fabric(self):
+        if self.fabric is not None:
+            from ..zoo import Fabrics
+            Fabrics.get(self.fabric)      # unknown names raise, suggesting the closest
+        return self
+
 
 class PriceSpec(Spec):
     amount_usd: float = Field(gt=0, allow_inf_nan=False)

@@ -160,6 +160,9 @@ class Node(_SystemSpec):
     @model_validator(mode="before")
     @classmethod
     def _fabric_from_bw(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("intra_node_fabric") is not None \
+                and data.get("intra_node_bw") is not None:
+            raise ValueError("give intra_node_fabric or intra_node_bw, not both")
         if isinstance(data, dict) and data.get("intra_node_fabric") is None \
                 and data.get("intra_node_bw") is not None:
             data = {**data, "intra_node_fabric": NetworkFabric(
@@ -181,9 +184,17 @@ class Node(_SystemSpec):
                 raise ValueError(f"intra_node_fabric '{fab.name}' joins {fab.vendor} parts "
                                  f"only; {self.accelerator.name} is made by "
                                  f"{self.accelerator.vendor}")
-            if fab.max_endpoints is not None and n > fab.max_endpoints:
-                raise ValueError(f"accelerators_per_node (={n}) exceeds the "
+            if fab.max_endpoints is not None and self.domain > fab.max_endpoints:
+                raise ValueError(f"a scale-up domain of {self.domain} exceeds the "
                                  f"{fab.max_endpoints} endpoints '{fab.name}' can join")
+            ic = self.accelerator.interconnect
+            if fab.scope == "scale_up" and ic is not None and \
+                    fab._base["device_bandwidth"] > float(ic.bandwidth.to("byte/s").magnitude) \
+                    * (1 + 1e-9):
+                raise ValueError(f"intra_node_fabric '{fab.name}' moves "
+                                 f"{fab.device_bandwidth.magnitude:.4g} GB/s per device, more "
+                                 f"than the {ic.bandwidth.to('GB/s').magnitude:.4g} GB/s "
+                                 f"{self.accelerator.name}'s own links carry")
         if self.scale_up_domain is not None and self.scale_up_domain < n:
             raise ValueError(f"scale_up_domain (={self.scale_up_domain}) must be at least "
                              f"accelerators_per_node (={n})")
