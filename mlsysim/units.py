@@ -53,6 +53,9 @@ def _build_registry() -> pint.UnitRegistry:
 
 ureg = _build_registry()
 ureg.formatter.default_format = "~P"
+# Unpickled quantities (results and specs shipped to worker processes) rebuild in this
+# registry, which knows flop, token, MAC and the rest.
+pint.set_application_registry(ureg)
 Q_ = ureg.Quantity
 Quantity = ureg.Quantity
 Unit = ureg.Unit

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cache import ContentCache
 from ..specs.hardware import HardwareSpec
 from ..workloads.operators import OperatorTable, OpKind
 from .calibration import Efficiency
@@ -71,7 +72,7 @@ class Prepared:
     path: object | None = None            # the CommPath the collectives were priced on
 
 
-_CACHE: dict[tuple, Prepared] = {}
+_CACHE = ContentCache("prepared")
 
 
 def _comm_terms(table: OperatorTable, path, algorithm: str):
@@ -104,9 +105,9 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
     sparse peak; attention and vector work stay dense. ``path``: the system's
     :class:`~mlsysim.core.collectives.CommPath` for the table's collective rows (default: the
     chip's own scale-up interconnect)."""
-    key = (id(table), id(hardware), precision, id(eff), sparse, id(path), algorithm)
+    key = (table, hardware, precision, eff, sparse, path, algorithm)
     hit = _CACHE.get(key)
-    if hit is not None and hit.table is table and hit.efficiency is eff and hit.path is path:
+    if hit is not None:
         return hit
     base = hardware._base
     peak, bw = base[f"peak_{precision}"], base["bandwidth"]
@@ -149,10 +150,7 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
         launch_floor=table.launches * eff.kernel_overhead_s,
         kernels=float(count @ table.launches), **comm,
     )
-    if len(_CACHE) > 4096:
-        _CACHE.clear()
-    _CACHE[key] = prepared
-    return prepared
+    return _CACHE.put(key, prepared)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import ContentCache
 from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
 from ..specs.model import ModelSpec, SSMSpec, TransformerSpec
 from ..units import Q_, Rate
@@ -46,16 +47,15 @@ def resolve(model, hardware) -> tuple[ModelSpec, HardwareSpec]:
     return model, hardware
 
 
-_EFF: dict[tuple[int, str], tuple[HardwareSpec, Efficiency]] = {}
-# Validated, lowered and prepared (model, hardware, precision, seq_len, phase) combinations; the
-# raw arguments are kept in the value so their ids stay unique while cached.
-_PLANS: dict[tuple, tuple] = {}
+_EFF = ContentCache("efficiency")
+# Validated, lowered and prepared (model, hardware, precision, seq_len, phase) combinations.
+_PLANS = ContentCache("engine plans")
 
 
 def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
-    hit = _EFF.get((id(hardware), precision))
-    if hit is not None and hit[0] is hardware:
-        return hit[1]
+    hit = _EFF.get((hardware, precision))
+    if hit is not None:
+        return hit
     own = hardware.efficiency
     cal = calibration()
     if own is not None:  # the user's calibration of this very device
@@ -68,10 +68,7 @@ def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
             overhead_spread=(0.75, 1.25))
     else:
         eff = cal.efficiency(hardware.key, precision)
-    if len(_EFF) > 4096:
-        _EFF.clear()
-    _EFF[(id(hardware), precision)] = (hardware, eff)
-    return eff
+    return _EFF.put((hardware, precision), eff)
 
 
 def pass_memory(table, hardware: HardwareSpec) -> MemoryBudget:
@@ -445,17 +442,12 @@ class SingleNodeModel(ForwardModel):
         'Memory'
         """
         # Types are part of the key, so seq_len=True never reuses the plan of seq_len=1.
-        key = (id(model), id(hardware), precision, seq_len, phase, type(seq_len), type(precision))
-        try:
-            plan = _PLANS.get(key)
-        except TypeError:  # an unhashable argument: the plan's validation names it
-            plan, key = None, None
-        if plan is None or plan[0] is not model or plan[1] is not hardware:
-            plan = self._plan(model, hardware, precision, seq_len, phase, "Engine.solve")
-            if len(_PLANS) > 4096:
-                _PLANS.clear()
-            if key is not None:
-                _PLANS[key] = plan
+        # An unhashable argument is never cached; the plan's validation names it.
+        key = (model, hardware, precision, seq_len, phase, type(seq_len), type(precision))
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _PLANS.put(key, self._plan(model, hardware, precision, seq_len, phase,
+                                              "Engine.solve"))
         _, _, model, hardware, precision, phase, seq, prepared = plan
         batch = batch_size if type(batch_size) is int and batch_size > 0 else \
             check.positive_int("batch_size", batch_size, "Engine.solve")

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..cache import ContentCache
 from ..core import validate as check
 from ..core.calibration import Efficiency, calibration
 from ..core.contract import REQUIRED, Option
@@ -69,8 +70,8 @@ def expected_accepted_tokens(acceptance: float, draft_len: int) -> float:
     return (1.0 - acceptance ** (draft_len + 1)) / (1.0 - acceptance)
 
 
-_TABLES: dict[tuple, tuple[Any, Any]] = {}
-_EFF_CACHE: dict[tuple, tuple[HardwareSpec, Efficiency]] = {}
+_TABLES = ContentCache("serving passes")
+_EFF_CACHE = ContentCache("serving efficiency")
 
 
 def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool,
@@ -79,17 +80,14 @@ def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool
     engines replay decode steps as CUDA graphs: no host dispatch per kernel, so the per-kernel
     floor drops to the smallest measured launch cost (a raw driver launch); without graphs
     the framework's median dispatch cost applies."""
-    key = (id(hardware), precision, cuda_graphs, variant)
+    key = (hardware, precision, cuda_graphs, variant)
     hit = _EFF_CACHE.get(key)
-    if hit is None or hit[0] is not hardware:
+    if hit is None:
         eff = efficiency_for(hardware, precision)
         if cuda_graphs:
             eff = replace(eff, kernel_overhead_s=calibration().graph_kernel_s)
-        hit = (hardware, eff.variant(variant))
-        if len(_EFF_CACHE) > 4096:
-            _EFF_CACHE.clear()
-        _EFF_CACHE[key] = hit
-    return hit[1]
+        hit = _EFF_CACHE.put(key, eff.variant(variant))
+    return hit
 
 
 def pass_time(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment, ...],
@@ -110,9 +108,9 @@ def pass_prepared(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segm
     """The prepared cost table of one pass (cached per model, segments and precisions); its
     tensor- and pipeline-parallel collectives are priced on ``path`` (default: the chip's
     own interconnect)."""
-    key = (id(model), segments, e, kv_e, we, tp, pp, encoder, phase, flash)
-    hit = _TABLES.get(key)
-    if hit is None or hit[0] is not model:
+    key = ("pass", model, segments, e, kv_e, we, tp, pp, encoder, phase, flash)
+    table = _TABLES.get(key)
+    if table is None:
         if isinstance(model, TransformerSpec):
             table = lower_segments(model, list(segments), e=e, kv_e=kv_e, we=we, tp=tp, pp=pp,
                                    encoder=encoder, flash=flash)
@@ -120,11 +118,9 @@ def pass_prepared(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segm
             seg = segments[0]
             table = lower(model, phase=phase, seq_len=seg.queries if phase == "prefill"
                           else seg.prefix, e=e, kv_e=kv_e, we=we, pp=pp)
-        if len(_TABLES) > 4096:
-            _TABLES.clear()
-        hit = (model, table)
-        _TABLES[key] = hit
-    return prepare(hit[1], hardware, precision, eff, sparse, path)
+        table = _TABLES.put(key, table if table.source is not None
+                            else table.with_source(key))
+    return prepare(table, hardware, precision, eff, sparse, path)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -343,10 +339,65 @@ class ServingResult(Result):
 
 
 @dataclass(frozen=True)
+class PassRecipe:
+    """How to prepare a serving config's passes at a calibration edge: plain data, so plans
+    pickle and a band never re-runs validation."""
+
+    model: ModelSpec
+    hardware: HardwareSpec
+    decode_hw: HardwareSpec
+    path_p: Any
+    path_d: Any
+    prompt: int
+    cached: int
+    mid: int
+    flash: bool
+    pp: int
+    precision: str
+    e: float
+    kv_e: float
+    we: float
+    tp: int
+    sparse: bool
+    graphs: bool
+    draft: ModelSpec | None
+    draft_len: int
+
+    def __call__(self, variant: str) -> dict[str, Any]:
+        """The prepared passes at ``variant`` (nominal, fast, slow)."""
+        kw = dict(precision=self.precision, e=self.e, kv_e=self.kv_e, we=self.we, tp=self.tp,
+                  sparse=self.sparse)
+        eff_p = serving_efficiency(self.hardware, self.precision, False, variant)
+        eff_d = serving_efficiency(self.decode_hw, self.precision, self.graphs, variant)
+        model, pp, mid = self.model, self.pp, self.mid
+        if isinstance(model, TransformerSpec):
+            pre = pass_prepared(model, self.hardware, (Segment(self.prompt - self.cached,
+                                                               self.cached),),
+                                eff=eff_p, encoder=True, flash=self.flash, pp=pp,
+                                path=self.path_p, **kw)
+            step = pass_prepared(model, self.decode_hw, (Segment(1, mid),), eff=eff_d,
+                                 flash=self.flash, pp=pp, path=self.path_d, **kw)
+        else:
+            pre = pass_prepared(model, self.hardware, (Segment(self.prompt),), eff=eff_p,
+                                phase="prefill", pp=pp, path=self.path_p, **kw)
+            step = pass_prepared(model, self.decode_hw, (Segment(1, mid),), eff=eff_d,
+                                 phase="decode", pp=pp, path=self.path_d, **kw)
+        out = dict(prefill=pre, step=step, draft_step=None, verify=None)
+        if self.draft is not None:
+            # The draft runs tensor-parallel within a stage; verification is a target pass
+            # through the whole pipeline. Each pays its own collectives.
+            out["draft_step"] = pass_prepared(self.draft, self.decode_hw, (Segment(1, mid),),
+                                              eff=eff_d, path=self.path_d, **kw)
+            out["verify"] = pass_prepared(model, self.decode_hw,
+                                          (Segment(self.draft_len + 1, mid),), eff=eff_d, pp=pp,
+                                          path=self.path_d, **kw)
+        return out
+
+
+@dataclass(frozen=True)
 class ServingPlan:
     """Everything about a serving config except the batch: validated once, then cached."""
 
-    raw: tuple                   # the caller's model/hardware/decode/draft objects (identity)
     config: ServingConfig
     model: ModelSpec
     hardware: HardwareSpec
@@ -374,7 +425,7 @@ class ServingPlan:
     draft_len: int
     accepted: float
     kv_transfer_per_seq: float
-    rebuild: Any = None          # variant -> the passes at that calibration edge
+    rebuild: PassRecipe | None = None   # variant -> the passes at that calibration edge
     memory: MemoryBudget | None = None
     _edges: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -403,7 +454,7 @@ def serving_times(plan: ServingPlan, batch):
             flat * plan.kv_transfer_per_seq)
 
 
-_PLANS: dict[tuple, ServingPlan] = {}
+_PLANS = ContentCache("serving plans")
 
 
 class ServingModel(ForwardModel):
@@ -509,22 +560,17 @@ class ServingModel(ForwardModel):
             if not isinstance(config, ServingConfig):
                 raise ValidationError("config", "must be a ServingConfig. Got "
                                       f"{type(config).__name__} instead.", owner=OWNER)
-            key = (id(model), id(hardware), config)
-            raw = (model, hardware)
+            key = (model, hardware, config)
         else:
-            raw = (model, hardware, decode_hardware, draft_model, network_bandwidth)
             values = (seq_len, precision, output_len, weight_precision, kv_precision, tp_size,
                       pp_size, cached_prefix_len, draft_acceptance_rate, draft_len,
                       memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel)
             # Types are part of the key: True == 1 and 2048.0 == 2048 must not reuse a plan
-            # that validated the other value.
-            key = (id(model), id(hardware), id(decode_hardware), id(draft_model),
-                   id(network_bandwidth), values, tuple(map(type, values)))
-        try:
-            plan = _PLANS.get(key)
-        except TypeError:  # an unhashable argument: validation will name it
-            plan = None
-        if plan is None or any(a is not b for a, b in zip(plan.raw, raw)):
+            # that validated the other value. Unhashable arguments are never cached.
+            key = (model, hardware, decode_hardware, draft_model, network_bandwidth, values,
+                   tuple(map(type, values)))
+        plan = _PLANS.get(key)
+        if plan is None:
             if config is None:
                 config = ServingConfig(
                     seq_len=seq_len, batch_size=batch_size, precision=precision,
@@ -536,13 +582,7 @@ class ServingModel(ForwardModel):
                     memory_utilization=memory_utilization, page_size=page_size,
                     cuda_graphs=cuda_graphs, sparsity=sparsity,
                     attention_kernel=attention_kernel)
-            plan = self._plan(model, hardware, config, raw)
-            try:
-                if len(_PLANS) > 4096:
-                    _PLANS.clear()
-                _PLANS[key] = plan
-            except TypeError:
-                pass
+            plan = _PLANS.put(key, self._plan(model, hardware, config))
         return plan
 
     def _evaluate(self, plan: ServingPlan, batch_size) -> ServingResult:
@@ -572,7 +612,7 @@ class ServingModel(ForwardModel):
             _plan=plan,
         )
 
-    def _plan(self, model, system, config: ServingConfig, raw: tuple) -> ServingPlan:
+    def _plan(self, model, system, config: ServingConfig) -> ServingPlan:
         """Check what needs the three inputs together, lower the passes and prepare their
         costs (the config's own fields are valid already)."""
         from ..core.collectives import resolve_system
@@ -625,38 +665,8 @@ class ServingModel(ForwardModel):
                     "tp_size", f"times pp_size (={group}) exceeds the {path.total} "
                     f"accelerators of {path.name}.", owner=OWNER)
         util, page = a["memory_utilization"], a["page_size"]
-        kw = dict(precision=precision, e=e, kv_e=kv_e, we=we, tp=tp, sparse=sparsity is not None)
         transformer = isinstance(model, TransformerSpec)
-        flash = a["attention_kernel"] == "flash"
         mid = prompt + (out - 1) // 2
-        graphs = bool(a["cuda_graphs"])
-        draft_k: list = []       # (draft spec, draft_len) once validated below
-
-        def passes(variant: str) -> dict[str, Any]:
-            """The prepared passes at a calibration edge (nominal, fast, slow)."""
-            eff_p = serving_efficiency(hardware, precision, False, variant)
-            eff_d = serving_efficiency(decode_hw, precision, graphs, variant)
-            if transformer:
-                pre = pass_prepared(model, hardware, (Segment(prompt - cached, cached),),
-                                    eff=eff_p, encoder=True, flash=flash, pp=pp, path=path_p,
-                                    **kw)
-                step = pass_prepared(model, decode_hw, (Segment(1, mid),), eff=eff_d,
-                                     flash=flash, pp=pp, path=path_d, **kw)
-            else:
-                pre = pass_prepared(model, hardware, (Segment(prompt),), eff=eff_p,
-                                    phase="prefill", pp=pp, path=path_p, **kw)
-                step = pass_prepared(model, decode_hw, (Segment(1, mid),), eff=eff_d,
-                                     phase="decode", pp=pp, path=path_d, **kw)
-            out_passes = dict(prefill=pre, step=step, draft_step=None, verify=None)
-            if draft_k:
-                draft, k = draft_k
-                # The draft runs tensor-parallel within a stage; verification is a target
-                # pass through the whole pipeline. Each pays its own collectives.
-                out_passes["draft_step"] = pass_prepared(draft, decode_hw, (Segment(1, mid),),
-                                                         eff=eff_d, path=path_d, **kw)
-                out_passes["verify"] = pass_prepared(model, decode_hw, (Segment(k + 1, mid),),
-                                                     eff=eff_d, pp=pp, path=path_d, **kw)
-            return out_passes
 
         # KV (or SSM state) per sequence, per device, paged at full length.
         paged = math.ceil((prompt + out) / page) * page
@@ -700,7 +710,6 @@ class ServingModel(ForwardModel):
             k = a["draft_len"]
             if not transformer:
                 raise ValidationError("draft_model", "needs a transformer target.", owner=OWNER)
-            draft_k[:] = [draft, k]
             accepted = expected_accepted_tokens(rate, k)
             # The draft is tensor-parallel like the target (and replicated per pipeline stage).
             weights += draft.parameter_count * we / tp
@@ -709,9 +718,15 @@ class ServingModel(ForwardModel):
 
         h = model.hidden if transformer else model.d_model
         usable = decode_hw._base["capacity"] * util
+        passes = PassRecipe(
+            model=model, hardware=hardware, decode_hw=decode_hw, path_p=path_p, path_d=path_d,
+            prompt=prompt, cached=cached, mid=mid, flash=a["attention_kernel"] == "flash",
+            pp=pp, precision=precision, e=e, kv_e=kv_e, we=we, tp=tp,
+            sparse=sparsity is not None, graphs=bool(a["cuda_graphs"]), draft=draft,
+            draft_len=k)
         act = self._activation_bytes(model, prompt, e, tp)
         return ServingPlan(
-            raw=raw, config=config, model=model, hardware=hardware, decode_hw=decode_hw,
+            config=config, model=model, hardware=hardware, decode_hw=decode_hw,
             draft=draft, precision=precision, wprec=wprec, kvprec=kvprec, prompt=prompt,
             out=out, cached=cached, tp=tp, pp=pp, page=page,
             usable=usable, weights=weights, kv_tok=kv_tok,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Annotated, Any
 
 import pydantic
@@ -104,10 +104,27 @@ def raise_spec_error(exc: pydantic.ValidationError, where: str) -> None:
 
 
 class Spec(BaseModel):
-    """Frozen, strict base: unknown keys are errors, instances never change."""
+    """Frozen, strict base: unknown keys are errors, instances never change.
+
+    Equality and hash are by content (the validated fields), so equal specs built separately
+    are interchangeable as cache keys (:mod:`mlsysim.cache`); the hash is computed once
+    per instance.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True,
                               validate_default=True)
+
+    def __hash__(self) -> int:
+        return self._content_hash
+
+    def __eq__(self, other) -> bool:
+        return self is other or (type(other) is type(self)
+                                 and self._content_hash == other._content_hash
+                                 and self.model_dump() == other.model_dump())
+
+    @cached_property
+    def _content_hash(self) -> int:
+        return hash((type(self).__qualname__, self.model_dump_json()))
 
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False):
         """A validated copy: ``update`` goes through the same checks as a new entry, and

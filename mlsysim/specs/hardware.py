@@ -126,13 +126,6 @@ class HardwareSpec(Sourced):
     price: PriceSpec | None = None
     efficiency: EfficiencySpec | None = None
 
-    def __hash__(self) -> int:  # identity: specs are immutable and used as cache keys
-        return id(self)
-
-    def __eq__(self, other) -> bool:
-        return self is other or (isinstance(other, HardwareSpec)
-                                 and self.model_dump() == other.model_dump())
-
     def peak(self, precision: str | None = None, *, sparse: bool = False) -> Quantity:
         """Peak throughput at ``precision`` (dense unless ``sparse``); error if unpublished."""
         precision = precision or self.compute.default_precision

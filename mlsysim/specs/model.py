@@ -188,13 +188,6 @@ class ModelSpec(Sourced):
     published_macs: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     extra_parameters: NonNegInt = 0       # weights outside the modelled structure (see notes)
 
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other) -> bool:
-        return self is other or (type(other) is type(self)
-                                 and self.model_dump() == other.model_dump())
-
     @property
     def parameters(self) -> Quantity:
         """Parameter count derived from the structure."""

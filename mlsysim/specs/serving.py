@@ -20,6 +20,3 @@ class ServingEngineSpec(Sourced):
     cuda_graphs: bool
     step_overhead: QuantityOf("s", allow_zero=True)
     group: str = "ServingEngine"
-
-    def __hash__(self) -> int:
-        return id(self)

@@ -67,17 +67,6 @@ class _SystemSpec(Sourced):
     source: str = "user-defined"
     as_of: str = "n/a"
 
-    def __hash__(self) -> int:  # content: equal specs hash alike (cache keys)
-        return self._content_hash
-
-    def __eq__(self, other) -> bool:
-        return self is other or (type(other) is type(self)
-                                 and self._content_hash == other._content_hash
-                                 and self.model_dump() == other.model_dump())
-
-    @cached_property
-    def _content_hash(self) -> int:
-        return hash(self.model_dump_json())
 
 
 class NetworkFabric(_SystemSpec):

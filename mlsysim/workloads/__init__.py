@@ -6,6 +6,7 @@ since a table serves every batch size.
 
 from __future__ import annotations
 
+from ..cache import ContentCache
 from ..errors import ValidationError
 from ..specs.model import LayeredSpec, ModelSpec, SSMSpec, TransformerSpec
 from .layered import lower_layered
@@ -17,7 +18,7 @@ __all__ = ["lower", "default_phase", "OperatorTable", "OpKind", "kv_bytes_per_to
            "kv_cache_bytes", "ssm_state_bytes", "PHASES"]
 
 PHASES = ("prefill", "decode", "forward")
-_CACHE: dict[tuple, tuple[ModelSpec, OperatorTable]] = {}
+_CACHE = ContentCache("lowering")
 
 
 def default_phase(model: ModelSpec) -> str:
@@ -43,10 +44,10 @@ def lower(model: ModelSpec, *, phase: str, seq_len: int, e: float,
     KV-cache and weight element; ``tp``: tensor-parallel degree (transformers);
     ``prefix_len``: prompt tokens already cached (prefill); ``pp``: pipeline stages (their
     activation hand-offs become collective rows)."""
-    key = (id(model), phase, seq_len, e, kv_e, we, tp, prefix_len, pp)
+    key = ("lower", model, phase, seq_len, e, kv_e, we, tp, prefix_len, pp)
     hit = _CACHE.get(key)
-    if hit is not None and hit[0] is model:
-        return hit[1]
+    if hit is not None:
+        return hit
     if phase not in allowed_phases(model):
         raise ValidationError("phase", f"must be one of {', '.join(allowed_phases(model))} for "
                               f"{model.name} ({model.architecture}). Got {phase!r} instead.")
@@ -57,7 +58,4 @@ def lower(model: ModelSpec, *, phase: str, seq_len: int, e: float,
         table = lower_ssm(model, phase=phase, seq_len=seq_len, e=e, we=we, kv_e=kv_e, pp=pp)
     else:
         table = lower_layered(model, e=e)
-    if len(_CACHE) > 4096:
-        _CACHE.clear()
-    _CACHE[key] = (model, table)  # keeps the model alive, so its id cannot be reused
-    return table
+    return _CACHE.put(key, table.with_source(key))

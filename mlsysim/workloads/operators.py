@@ -43,7 +43,7 @@ class OpKind(IntEnum):
         return self.name.lower()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OperatorTable:
     names: tuple[str, ...]
     kind: np.ndarray                 # OpKind codes
@@ -64,6 +64,23 @@ class OperatorTable:
     comm_span: np.ndarray | None = None   # devices the group is placed in (fabric choice)
     comm_overlap: np.ndarray | None = None  # 1: may overlap compute; 0: blocking
     has_comm: bool = field(default=False)
+    # What the table was lowered from (model spec and lowering arguments): its identity for
+    # caches. A table built by hand has none and is only equal to itself.
+    source: tuple | None = field(default=None, repr=False)
+
+    def __hash__(self) -> int:
+        return hash(self.source) if self.source is not None else id(self)
+
+    def __eq__(self, other) -> bool:
+        if self is other:
+            return True
+        return (isinstance(other, OperatorTable) and self.source is not None
+                and self.source == other.source)
+
+    def with_source(self, source: tuple) -> OperatorTable:
+        """This table, labelled with what it was lowered from."""
+        object.__setattr__(self, "source", source)
+        return self
 
     def __len__(self) -> int:
         return len(self.names)
