@@ -236,3 +236,18 @@ def test_vectorized_sizes_match_scalars_on_a_fleet():
     out = collective_time(fleet, "allreduce", sizes, 32)
     assert out[0] == 0.0
     assert np.allclose(out, [collective_time(fleet, "allreduce", float(s), 32) for s in sizes])
+
+
+def test_continuous_batching_takes_a_config_and_a_node():
+    cfg = mlsysim.ContinuousBatchingConfig(prompt_len=512, output_len=128, tp_size=2)
+    a = mlsysim.ContinuousBatchingModel().solve("Llama3_8B", "DGX_H100", cfg)
+    b = mlsysim.ContinuousBatchingModel().solve("Llama3_8B", "H100", prompt_len=512,
+                                                output_len=128, tp_size=2)
+    assert a.step_s == pytest.approx(b.step_s, rel=1e-12)     # same NVLink 4 domain
+    c = mlsysim.ServingModel().solve("Llama3_8B", "H100", config=mlsysim.ServingConfig(
+        seq_len=512, output_len=128))
+    assert c.seq_len == 512
+    with pytest.raises(ValidationError, match="prompt_len"):
+        mlsysim.ContinuousBatchingModel().solve("Llama3_8B", "H100", output_len=128)
+    with pytest.raises(ValidationError, match="config"):
+        mlsysim.ContinuousBatchingModel().solve("Llama3_8B", "H100", config={"prompt_len": 1})

@@ -23,11 +23,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import validate as check
 from ..core.contract import REQUIRED, Option
 from ..core.engine import ForwardModel, resolve
 from ..core.result import Result
 from ..errors import ValidationError
+from ..specs.configs import ContinuousBatchingConfig
 from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
 from ..specs.model import ModelSpec, TransformerSpec
 from ..specs.serving import ServingEngineSpec
@@ -165,8 +165,8 @@ class ContinuousBatchingModel(ForwardModel):
     options = (
         Option("model", REQUIRED, "decoder transformer: spec or zoo name"),
         Option("hardware", REQUIRED, "device: spec or zoo name"),
-        Option("prompt_len", REQUIRED, "prompt tokens per request"),
-        Option("output_len", REQUIRED, "generated tokens per request"),
+        Option("prompt_len", None, "prompt tokens per request (required unless config)"),
+        Option("output_len", None, "generated tokens per request (required unless config)"),
         Option("arrival_rate_qps", None, "requests per second; None: saturated"),
         Option("engine", "vllm", "serving-engine preset (mlsysim.ServingEngines)"),
         Option("precision", None, "compute precision; default: the device's"),
@@ -175,6 +175,8 @@ class ContinuousBatchingModel(ForwardModel):
         Option("tp_size", 1, "tensor-parallel devices"),
         Option("page_size", 16, "tokens per KV-cache page"),
         Option("memory_utilization", 0.9, "fraction of device memory the engine may use"),
+        Option("config", None, "a ContinuousBatchingConfig holding all of the above but model "
+               "and hardware (the three-input form)"),
     )
 
     @classmethod
@@ -184,29 +186,46 @@ class ContinuousBatchingModel(ForwardModel):
         return dict(model=Models.Llama3_8B, hardware=Hardware.H100, prompt_len=512,
                     output_len=64, arrival_rate_qps=2 if feasible else 1000)
 
-    def solve(self, model, hardware, prompt_len: int, output_len: int,
-              arrival_rate_qps: float | None = None, engine: str = "vllm",
-              precision: str | None = None, kv_precision: str | None = None,
-              weight_precision: str | None = None, tp_size: int = 1, page_size: int = 16,
-              memory_utilization: float = 0.9) -> ContinuousBatchingResult:
+    def solve(self, model, hardware, prompt_len: int | None = None,
+              output_len: int | None = None, arrival_rate_qps: float | None = None,
+              engine: str = "vllm", precision: str | None = None,
+              kv_precision: str | None = None, weight_precision: str | None = None,
+              tp_size: int = 1, page_size: int = 16, memory_utilization: float = 0.9,
+              config: ContinuousBatchingConfig | None = None) -> ContinuousBatchingResult:
         """Serve a stream of requests with a serving-engine preset (``mlsysim.zoo.ServingEngines``:
-        vllm, sglang, tensorrt_llm, static)."""
+        vllm, sglang, tensorrt_llm, static). ``hardware`` is a chip, node or fleet; the
+        keywords are the convenience form of ``solve(model, system, ContinuousBatchingConfig(
+        ...))``."""
+        from ..core.collectives import resolve_system
         from ..zoo import ServingEngines
 
-        model, hardware = resolve(model, hardware)
+        if isinstance(prompt_len, ContinuousBatchingConfig):
+            config, prompt_len = prompt_len, None
+        if config is None:
+            config = ContinuousBatchingConfig(
+                prompt_len=prompt_len, output_len=output_len, arrival_rate_qps=arrival_rate_qps,
+                engine=engine, precision=precision, kv_precision=kv_precision,
+                weight_precision=weight_precision, tp_size=tp_size, page_size=page_size,
+                memory_utilization=memory_utilization)
+        elif not isinstance(config, ContinuousBatchingConfig):
+            raise ValidationError("config", "must be a ContinuousBatchingConfig. Got "
+                                  f"{type(config).__name__} instead.", owner=OWNER)
+        c = config
+        system = hardware
+        hardware, path = resolve_system(system)
+        model = resolve(model, hardware)[0]
+        engine = c.engine
         preset = engine if isinstance(engine, ServingEngineSpec) else ServingEngines.get(engine)
         if not isinstance(model, TransformerSpec) or model.kind == "encoder":
             raise ValidationError("model", f"must be a decoder transformer; {model.name} is "
                                   f"{model.architecture}.", owner=OWNER)
-        P = check.positive_int("prompt_len", prompt_len, OWNER)
-        Out = check.positive_int("output_len", output_len, OWNER)
-        lam = None if arrival_rate_qps is None else \
-            check.positive_float("arrival_rate_qps", arrival_rate_qps, OWNER)
+        P, Out, lam = c.prompt_len, c.output_len, c.arrival_rate_qps
         # One request through ServingModel validates the rest (precisions, TP, context, memory).
-        single = ServingModel().solve(model, hardware, seq_len=P, output_len=Out,
-                                      precision=precision, kv_precision=kv_precision,
-                                      weight_precision=weight_precision, tp_size=tp_size,
-                                      page_size=page_size, memory_utilization=memory_utilization,
+        single = ServingModel().solve(model, system, seq_len=P, output_len=Out,
+                                      precision=c.precision, kv_precision=c.kv_precision,
+                                      weight_precision=c.weight_precision, tp_size=c.tp_size,
+                                      page_size=c.page_size,
+                                      memory_utilization=c.memory_utilization,
                                       cuda_graphs=preset.cuda_graphs)
         tp = single.tp_size
         prec, kvp, wp = single.precision, single.kv_precision, single.weight_precision
@@ -233,7 +252,7 @@ class ContinuousBatchingModel(ForwardModel):
                 c = chunk[0]
             segments = (Segment(1, ctx, sequences=n),) + ((prompt_seg,) if c > 0 else ())
             t = pass_time(model, hardware, segments, 1, precision=prec, e=e, kv_e=kv_e, we=we,
-                          tp=tp, eff=eff)     # TP all-reduces are rows of the pass
+                          tp=tp, eff=eff, path=path)   # TP all-reduces are rows of the pass
             return t + overhead, c
 
         feasible, reason = True, None

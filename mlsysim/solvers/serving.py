@@ -92,11 +92,12 @@ def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool
 
 def pass_time(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment, ...],
               batch, *, precision: str, e: float, kv_e: float, we: float, tp: int,
-              eff: Efficiency, encoder: bool = False, phase: str | None = None):
+              eff: Efficiency, encoder: bool = False, phase: str | None = None, path=None):
     """Seconds for one pass of ``batch`` samples (an int, or an (n, 1) array for a sweep), each
-    made of ``segments`` (transformers), or of ``phase`` over ``segments[0]`` (SSMs)."""
+    made of ``segments`` (transformers), or of ``phase`` over ``segments[0]`` (SSMs); its
+    collectives on ``path`` (default: the chip's own interconnect)."""
     p = pass_prepared(model, hardware, segments, precision=precision, e=e, kv_e=kv_e, we=we,
-                      tp=tp, eff=eff, encoder=encoder, phase=phase)
+                      tp=tp, eff=eff, encoder=encoder, phase=phase, path=path)
     t = evaluate(p, batch).latency
     return float(t) if isinstance(batch, int) else t
 
@@ -463,7 +464,7 @@ class ServingModel(ForwardModel):
     options = (
         Option("model", REQUIRED, "generative model (decoder or SSM): spec or zoo name"),
         Option("hardware", REQUIRED, "device (prefill, and decode unless decode_hardware)"),
-        Option("seq_len", REQUIRED, "prompt tokens per request"),
+        Option("seq_len", None, "prompt tokens per request (required unless config)"),
         Option("batch_size", 1, "requests served together, or 'max' (largest that fits)"),
         Option("precision", None, "compute/activation precision; default: the device's"),
         Option("output_len", 128, "generated tokens per request"),
@@ -497,7 +498,7 @@ class ServingModel(ForwardModel):
                         output_len=256, batch_size=8)
         return dict(model=Models.Llama3_70B, hardware=Hardware.H100, seq_len=1024)
 
-    def solve(self, model, hardware, seq_len: int, batch_size: int | str = 1,
+    def solve(self, model, hardware, seq_len: int | None = None, batch_size: int | str = 1,
               precision: str | None = None, output_len: int = 128,
               weight_precision: str | None = None, kv_precision: str | None = None,
               tp_size: int = 1, pp_size: int = 1, decode_hardware=None,
