@@ -251,3 +251,17 @@ def test_continuous_batching_takes_a_config_and_a_node():
         mlsysim.ContinuousBatchingModel().solve("Llama3_8B", "H100", output_len=128)
     with pytest.raises(ValidationError, match="config"):
         mlsysim.ContinuousBatchingModel().solve("Llama3_8B", "H100", config={"prompt_len": 1})
+
+
+def test_band_edges_move_collectives_by_their_fit_spread():
+    path = comm_path("H100")
+    lo, hi = path.up_eff.spread                    # 10th / 90th pct of measured / fitted busbw
+    assert 0.5 < lo < 1 < hi < 1.5
+    (a, b), = collective_terms(path, "allreduce", 8, "nccl")
+    (af, bf), = collective_terms(path.at("fast"), "allreduce", 8, "nccl")
+    (as_, bs), = collective_terms(path.at("slow"), "allreduce", 8, "nccl")
+    assert (af, bf) == pytest.approx((a / hi, b / hi)) and (as_, bs) == pytest.approx((a / lo,
+                                                                                       b / lo))
+    r = mlsysim.ServingModel().solve("Llama3_70B", "H100", seq_len=1024, tp_size=8)
+    fast, slow = (q.to("s").magnitude for q in r.band["itl"])
+    assert fast < r.itl_s < slow

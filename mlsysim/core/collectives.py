@@ -99,6 +99,7 @@ __all__ = [
     "resolve_system",
     "fit_collectives",
     "fit_scale_out",
+    "fit_report",
 ]
 
 _OWNER = "collective_time"
@@ -343,10 +344,23 @@ class CommPath:
     out_eff: CollectiveEfficiency | None = None
     out_inr: bool = False
     host_bw: float | None = None
+    time_scale: float = 1.0             # multiplies every collective time (band edges)
 
     def with_efficiency(self, eff: CollectiveEfficiency) -> CommPath:
         from dataclasses import replace
         return replace(self, up_eff=eff)
+
+    def at(self, variant: str) -> CommPath:
+        """This path at an edge of its fits' spread (10th/90th percentile of measured over
+        fitted bus bandwidth): "fast" divides every collective time by the high ratio,
+        "slow" by the low one; "nominal" is the path itself."""
+        if variant == "nominal":
+            return self
+        spreads = [e.spread for e in (self.up_eff, self.out_eff) if e is not None] or \
+            [(1.0, 1.0)]
+        ratio = max(s[1] for s in spreads) if variant == "fast" else min(s[0] for s in spreads)
+        from dataclasses import replace
+        return replace(self, time_scale=1.0 / ratio)
 
 
 def _up_key(fabric: NetworkFabric | None, hw: HardwareSpec) -> str:
@@ -497,6 +511,14 @@ def collective_terms(path: CommPath, kind: str, n: int, algorithm: str = "auto",
     Linear in ``S``, so an operator table's collective rows (bytes linear in batch) stay
     linear in batch per candidate.
     """
+    terms = _terms(path, kind, n, algorithm, scope)
+    if path.time_scale != 1.0:
+        terms = [(a * path.time_scale, b * path.time_scale) for a, b in terms]
+    return terms
+
+
+def _terms(path: CommPath, kind: str, n: int, algorithm: str,
+           scope: str) -> list[tuple[float, float]]:
     if n <= 1:
         return [(0.0, 0.0)]
     if scope == "host":
@@ -746,3 +768,45 @@ def collective_calibration() -> CollectiveCalibration:
     skipped = {k: v for k, v in cal.skipped.items() if k not in res}
     return replace(cal, scale_out=fits, scale_out_defaults=default,
                    residuals={**cal.residuals, **res}, skipped=skipped)
+
+
+def fit_report() -> str:
+    """The collective fit per fabric as Markdown: the terms, and every row's error (measured
+    over modelled bus bandwidth, minus 1). docs/collectives.md holds its output."""
+    cal = collective_calibration()
+    rows = {r["id"]: r for r in load_microbench()}
+
+    def err(rid: str) -> float:
+        return cal.residuals[rid] - 1.0
+
+    out = ["| fabric | scope | alpha (us) | eta_bus | eta_ring | eta_p2p | all-reduce rows | "
+           "median abs error | worst |", "|---|---|---|---|---|---|---|---|---|"]
+    detail = ["| row | fabric | devices | size | measured busbw (GB/s) | error |",
+              "|---|---|---|---|---|---|"]
+    for scope, fits in (("scale-up", cal.fabrics), ("scale-out", cal.scale_out)):
+        for key in sorted(fits):
+            e = fits[key]
+            ar = [r for r in e.rows if rows[r]["kind"] == "allreduce" and r in cal.residuals]
+            errs = sorted(abs(err(r)) for r in ar)
+            worst = max(ar, key=lambda r: abs(err(r))) if ar else None
+            est = " (est.)" if scope == "scale-out" else ""
+            out.append(
+                f"| {key} | {scope} | {e.alpha_s * 1e6:.2f}{est}"
+                f" | {e.eta_bus:.3f} | {'' if e.eta_ring is None else f'{e.eta_ring:.3f}'} | "
+                f"{'' if e.eta_p2p is None else f'{e.eta_p2p:.3f}'} | {len(ar)} | "
+                f"{median(errs) * 100:.1f}% | {abs(err(worst)) * 100:.1f}% ({worst}) |"
+                if ar else f"| {key} | {scope} | {e.alpha_s * 1e6:.2f} | {e.eta_bus:.3f} | | | 0 "
+                "| | |")
+            for r in ar:
+                row = rows[r]
+                size = row["message_bytes"]
+                detail.append(f"| {r} | {key} | {int(row['num_devices'])} | "
+                              f"{'peak' if not size else f'{size / 2**20:g} MiB'} | "
+                              f"{row['value']:g} | {err(r) * 100:+.1f}% |")
+    d = cal.defaults
+    out.append(f"\nFabrics without rows use the medians (alpha {d.alpha_s * 1e6:.2f} us, eta_bus "
+               f"{d.eta_bus:.3f}), flagged estimated, unless their zoo entry names a stand-in "
+               "fit (`calibration:`). Rows left out: " + "; ".join(
+                   f"{k} ({v})" for k, v in sorted(cal.skipped.items())) + ".")
+    return "\n".join(out + ["", "Per row (error = measured / modelled bus bandwidth - 1):", ""]
+                     + detail) + "\n"

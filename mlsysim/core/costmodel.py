@@ -87,7 +87,8 @@ def _comm_terms(table: OperatorTable, path, algorithm: str):
         n, span = int(table.comm_group[i]), int(table.comm_span[i])
         kind = COMM_KINDS[table.comm_kind[i]]
         if kind == "p2p" and span > path.domain and path.out_bw is not None:
-            c = [(path.out_eff.alpha_s, 1.0 / (path.out_eff.eta_link * path.out_bw))]
+            c = [(path.out_eff.alpha_s * path.time_scale,
+                  path.time_scale / (path.out_eff.eta_link * path.out_bw))]
         else:
             c = collective_terms(path, kind, n, algorithm)
         cands.append(c)

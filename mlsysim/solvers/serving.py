@@ -371,27 +371,29 @@ class PassRecipe:
         eff_p = serving_efficiency(self.hardware, self.precision, False, variant)
         eff_d = serving_efficiency(self.decode_hw, self.precision, self.graphs, variant)
         model, pp, mid = self.model, self.pp, self.mid
+        # The band's edges move the collectives by their fits' spread too.
+        path_p, path_d = self.path_p.at(variant), self.path_d.at(variant)
         if isinstance(model, TransformerSpec):
             pre = pass_prepared(model, self.hardware, (Segment(self.prompt - self.cached,
                                                                self.cached),),
                                 eff=eff_p, encoder=True, flash=self.flash, pp=pp,
-                                path=self.path_p, **kw)
+                                path=path_p, **kw)
             step = pass_prepared(model, self.decode_hw, (Segment(1, mid),), eff=eff_d,
-                                 flash=self.flash, pp=pp, path=self.path_d, **kw)
+                                 flash=self.flash, pp=pp, path=path_d, **kw)
         else:
             pre = pass_prepared(model, self.hardware, (Segment(self.prompt),), eff=eff_p,
-                                phase="prefill", pp=pp, path=self.path_p, **kw)
+                                phase="prefill", pp=pp, path=path_p, **kw)
             step = pass_prepared(model, self.decode_hw, (Segment(1, mid),), eff=eff_d,
-                                 phase="decode", pp=pp, path=self.path_d, **kw)
+                                 phase="decode", pp=pp, path=path_d, **kw)
         out = dict(prefill=pre, step=step, draft_step=None, verify=None)
         if self.draft is not None:
             # The draft runs tensor-parallel within a stage; verification is a target pass
             # through the whole pipeline. Each pays its own collectives.
             out["draft_step"] = pass_prepared(self.draft, self.decode_hw, (Segment(1, mid),),
-                                              eff=eff_d, path=self.path_d, **kw)
+                                              eff=eff_d, path=path_d, **kw)
             out["verify"] = pass_prepared(model, self.decode_hw,
                                           (Segment(self.draft_len + 1, mid),), eff=eff_d, pp=pp,
-                                          path=self.path_d, **kw)
+                                          path=path_d, **kw)
         return out
 
 
