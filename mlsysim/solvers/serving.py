@@ -204,6 +204,12 @@ class ServingResult(Result):
         return Q_(self.kv_bytes_per_token, "byte")
 
     @property
+    def system(self):
+        """What the request runs on: the chip, or the node or fleet whose fabrics price the
+        collectives."""
+        return self._plan.system
+
+    @property
     def memory(self) -> MemoryBudget:
         """Bytes per device: weights, KV per sequence, activation buffers, usable."""
         return self._plan.memory
@@ -312,7 +318,9 @@ class ServingResult(Result):
     def explain(self) -> str:
         lines = [
             f"{self.model.name} serving on {self.tp_size * self.pp_size} x "
-            f"{self.hardware.name} (tp={self.tp_size}, pp={self.pp_size}), batch "
+            f"{self.hardware.name} (tp={self.tp_size}, pp={self.pp_size}"
+            + (f"; of {self.system.name}" if self.system is not self.hardware else "")
+            + f"), batch "
             f"{self.batch_size}, prompt {self.seq_len} (+{self.cached_prefix_len} cached), "
             f"output {self.output_len}; weights {self.weight_precision}, activations "
             f"{self.precision}, KV {self.kv_precision}",
@@ -402,6 +410,7 @@ class ServingPlan:
     """Everything about a serving config except the batch: validated once, then cached."""
 
     config: ServingConfig
+    system: Any                  # the chip, node or fleet (resolved spec)
     model: ModelSpec
     hardware: HardwareSpec
     decode_hw: HardwareSpec
@@ -620,7 +629,9 @@ class ServingModel(ForwardModel):
         costs (the config's own fields are valid already)."""
         from ..core.collectives import resolve_system
         a = config.options()
-        hardware, path_p = resolve_system(system)
+        from ..core.collectives import _system
+        resolved = _system(system)
+        hardware, path_p = resolve_system(resolved)
         model = resolve(model, hardware)[0]
         decode_hardware = a["decode_hardware"]
         decode_hw, path_d = (hardware, path_p) if decode_hardware is None else \
@@ -729,7 +740,7 @@ class ServingModel(ForwardModel):
             draft_len=k)
         act = self._activation_bytes(model, prompt, e, tp)
         return ServingPlan(
-            config=config, model=model, hardware=hardware, decode_hw=decode_hw,
+            config=config, system=resolved, model=model, hardware=hardware, decode_hw=decode_hw,
             draft=draft, precision=precision, wprec=wprec, kvprec=kvprec, prompt=prompt,
             out=out, cached=cached, tp=tp, pp=pp, page=page,
             usable=usable, weights=weights, kv_tok=kv_tok,
