@@ -62,8 +62,12 @@ def _by_name(registry: str):
 
 
 class _SystemSpec(Sourced):
-    """Specs users also build in code: provenance defaults to 'user-defined'."""
+    """Specs users also build in code: provenance defaults to 'user-defined'; zoo entries have
+    a ``key`` (their registry name)."""
 
+    key: Key | None = None
+    name: str
+    aliases: list[str] = []
     source: str = "user-defined"
     as_of: str = "n/a"
 
@@ -80,9 +84,6 @@ class NetworkFabric(_SystemSpec):
     NCCL's NVLS, InfiniBand SHARP), which all-reduce can use instead of a ring.
     """
 
-    key: Key | None = None
-    name: str
-    aliases: list[str] = []
     group: Literal["Fabric"] = "Fabric"
     scope: FabricScope = "scale_out"
     topology: FabricTopology = "switched"
@@ -129,9 +130,6 @@ class Node(_SystemSpec):
     that per-direction bandwidth when no ``intra_node_fabric`` is given.
     """
 
-    key: Key | None = None
-    name: str
-    aliases: list[str] = []
     group: Literal["Node"] = "Node"
     accelerator: Annotated[HardwareSpec, _by_name("Hardware")]
     accelerators_per_node: PosInt
@@ -225,9 +223,6 @@ class Fleet(_SystemSpec):
     to the fabric's. A fleet of more than one node needs one.
     """
 
-    key: Key | None = None
-    name: str
-    aliases: list[str] = []
     group: Literal["Cluster"] = "Cluster"
     node: Annotated[Node, _by_name("Nodes")]
     count: PosInt
