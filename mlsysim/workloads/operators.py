@@ -22,10 +22,28 @@ from enum import IntEnum
 
 import numpy as np
 
-__all__ = ["OpKind", "OperatorTable", "OperatorBuilder", "COMM_KINDS"]
+__all__ = ["OpKind", "OperatorTable", "OperatorBuilder", "COMM_KINDS", "Role", "Section"]
 
 # Collective kinds a COLLECTIVE row may carry; codes index this tuple.
 COMM_KINDS = ("allreduce", "allgather", "reducescatter", "alltoall", "broadcast", "p2p")
+
+
+class Role(IntEnum):
+    """What a row does in a training step (inference passes are all FORWARD)."""
+
+    FORWARD = 0
+    DGRAD = 1         # backward: gradient of the input (and every non-GEMM backward)
+    WGRAD = 2         # backward: gradient of the weights
+    RECOMPUTE = 3     # forward work repeated in the backward (activation recomputation)
+    OPTIMIZER = 4     # the weight update
+
+
+class Section(IntEnum):
+    """Where a row sits in the model, so a pipeline stage can take its share."""
+
+    PRE = 0           # before the repeated layers (embedding, prefix layers): first stage
+    STACK = 1         # the repeated layers (and their collectives): split over stages
+    POST = 2          # after them (final norm, LM head, loss): last stage
 
 
 class OpKind(IntEnum):
@@ -64,6 +82,8 @@ class OperatorTable:
     comm_span: np.ndarray | None = None   # devices the group is placed in (fabric choice)
     comm_overlap: np.ndarray | None = None  # 1: may overlap compute; 0: blocking
     has_comm: bool = field(default=False)
+    role: np.ndarray | None = None          # Role codes
+    section: np.ndarray | None = None       # Section codes
     # What the table was lowered from (model spec and lowering arguments): its identity for
     # caches. A table built by hand has none and is only equal to itself.
     source: tuple | None = field(default=None, repr=False)
@@ -91,6 +111,7 @@ class OperatorBuilder:
 
     def __init__(self) -> None:
         self.rows: list[tuple] = []
+        self.section = Section.PRE    # set by the lowering as it walks the model
 
     def add(self, name: str, kind: OpKind, *, flops: float, weight_bytes: float = 0.0,
             act_bytes: float = 0.0, count: float = 1, moe: tuple[int, int, float] | None = None,
@@ -101,7 +122,7 @@ class OperatorBuilder:
         experts, active, tokens = moe or (0, 0, 0.0)
         self.rows.append((name, int(kind), float(count), float(flops), float(weight_bytes),
                           float(act_bytes), experts, active, tokens, 0.0 if fused else 1.0,
-                          -1, 0, 0, 0))
+                          -1, 0, 0, 0, int(Role.FORWARD), int(self.section)))
 
     def collective(self, name: str, kind: str, *, message_bytes: float, group: int,
                    count: float = 1, span: int | None = None, overlap: bool = False):
@@ -112,7 +133,8 @@ class OperatorBuilder:
             return
         self.rows.append((name, int(OpKind.COLLECTIVE), float(count), 0.0, 0.0,
                           float(message_bytes), 0, 0, 0.0, 0.0, COMM_KINDS.index(kind),
-                          int(group), int(span or group), int(overlap)))
+                          int(group), int(span or group), int(overlap), int(Role.FORWARD),
+                          int(self.section)))
 
     def build(self, *, weight_total_bytes: float, state_bytes_per_sample: float = 0.0,
               act_peak_bytes_per_sample: float | None = None) -> OperatorTable:
@@ -134,4 +156,6 @@ class OperatorBuilder:
             act_peak_bytes_per_sample=peak, has_moe=bool((experts > 0).any()),
             comm_kind=np.asarray(cols[10], dtype=np.int64), comm_group=arr[9],
             comm_span=arr[10], comm_overlap=arr[11].astype(bool), has_comm=bool(comm.any()),
+            role=np.asarray(cols[14], dtype=np.int64),
+            section=np.asarray(cols[15], dtype=np.int64),
         )

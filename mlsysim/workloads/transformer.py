@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..specs.model import TransformerSpec
 from .layered import add_layer_rows
-from .operators import OperatorBuilder, OperatorTable, OpKind
+from .operators import OperatorBuilder, OperatorTable, OpKind, Section
 
 __all__ = ["lower_transformer", "lower_segments", "Segment", "kv_bytes_per_token",
            "kv_cache_bytes", "kv_bytes_per_token_layer"]
@@ -186,7 +186,8 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
 
 def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
                    kv_e: float | None = None, we: float | None = None, tp: int = 1,
-                   pp: int = 1, encoder: bool = False, flash: bool = True) -> OperatorTable:
+                   pp: int = 1, encoder: bool = False, flash: bool = True,
+                   all_logits: bool = False) -> OperatorTable:
     """Operators of one decoder pass over ``segments`` (per sample), on one of ``tp``
     tensor-parallel devices of a ``pp``-stage pipeline. ``encoder``: also run the encoder
     (encoder-decoder prefill).
@@ -194,7 +195,8 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
     Communication [Shoeybi et al. 2019, Megatron-LM sec. 3]: tensor parallelism all-reduces the
     layer activations twice per layer (after attention and after the MLP), ``tokens x hidden``
     elements at the activation precision each; a pipeline hands the activations of the pass
-    from stage to stage, ``pp - 1`` sends within the ``tp x pp`` group."""
+    from stage to stage, ``pp - 1`` sends within the ``tp x pp`` group. ``all_logits``: the
+    LM head runs on every token (training), not only each sequence's last (generation)."""
     kv_e = e if kv_e is None else kv_e
     we = e if we is None else we
     b = OperatorBuilder()
@@ -207,10 +209,12 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
     if spec.kind == "encoder":
         if spec.vocab > 1:
             b.add("embedding", OpKind.EMBEDDING, flops=0, act_bytes=tokens * h * e)
+        b.section = Section.STACK
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
                     prefix="encoder", flash=flash)
         b.collective("encoder.tp_allreduce", "allreduce", message_bytes=tokens * h * e,
                      group=tp, count=2 * spec.layers, span=span)
+        b.section = Section.POST
         b.add("final_norm", OpKind.NORM, flops=8 * tokens * h, act_bytes=2 * tokens * h * e)
         state = 0.0
     else:
@@ -224,12 +228,15 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
                   weight_bytes=cross_kv * we, act_bytes=enc_tokens * h * e * 3,
                   count=spec.layers)
         b.add("embedding", OpKind.EMBEDDING, flops=0, act_bytes=tokens * h * e)
+        b.section = Section.STACK
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
                     cross_tokens=enc_tokens, flash=flash)
         b.collective("tp_allreduce", "allreduce", message_bytes=tokens * h * e, group=tp,
                      count=2 * spec.layers, span=span)
-        # Logits for each sequence's last position only: what generation needs.
-        last = sum(s.sequences for s in segments)
+        b.section = Section.POST
+        # Logits for each sequence's last position only: what generation needs (every
+        # position in training).
+        last = tokens if all_logits else sum(s.sequences for s in segments)
         b.add("final_norm", OpKind.NORM, flops=8 * last * h, act_bytes=2 * last * h * e)
         if spec.lm_head:
             vocab = spec.vocab / tp  # vocabulary-parallel head under TP
@@ -245,6 +252,7 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
                 spec.attn_params / h / tp)
     act_peak = max(tokens, enc_tokens) * (h + width) * e + \
         (spec.vocab / tp * e if spec.lm_head else 0)
+    b.section = Section.STACK     # one hand-off per stage boundary
     b.collective("pp_send", "p2p", message_bytes=tokens * h * e, group=2, count=pp - 1,
                  span=span)
     return b.build(weight_total_bytes=spec.parameter_count * we / tp,

@@ -1,0 +1,91 @@
+"""Training work in the operator table: backward and recomputation rows, the optimizer row,
+pipeline-stage slicing and the sharding description, checked by hand."""
+
+import numpy as np
+import pytest
+
+import mlsysim
+from mlsysim.errors import ValidationError
+from mlsysim.workloads.operators import OpKind, Role, Section
+from mlsysim.workloads.training import Sharding, stage_layers, stage_table, training_table
+from mlsysim.workloads.transformer import Segment, lower_segments
+
+LLAMA = mlsysim.Models.Llama3_8B
+
+
+def forward(tp=1, pp=1, seq=2048):
+    return lower_segments(LLAMA, [Segment(seq)], e=2.0, tp=tp, pp=pp, all_logits=True)
+
+
+def flops(table, mask=None):
+    f = table.flops_per_sample * table.count
+    return float(f.sum() if mask is None else f[mask].sum())
+
+
+def test_backward_is_twice_the_forward_for_gemms_and_2_5x_for_attention():
+    fwd = forward()
+    t = training_table(fwd)
+    gemm_f = flops(fwd, fwd.kind == OpKind.GEMM)
+    attn_f = flops(fwd, fwd.kind == OpKind.ATTENTION)
+    # GEMMs: forward F + data gradient F + weight gradient F = 3F (6 N per token overall).
+    assert flops(t, t.kind == OpKind.GEMM) == pytest.approx(3 * gemm_f)
+    # FlashAttention-2 backward: 2.5x the forward -> 3.5x in all.
+    assert flops(t, t.kind == OpKind.ATTENTION) == pytest.approx(3.5 * attn_f)
+    # 6 N per token: Llama-3-8B's GEMM weights (7.5e9 without the embedding table) x 2048.
+    n_gemm = LLAMA.parameter_count - LLAMA.vocab * LLAMA.hidden
+    assert flops(t, t.kind == OpKind.GEMM) == pytest.approx(6 * n_gemm * 2048, rel=0.01)
+    assert set(np.unique(t.role)) == {Role.FORWARD, Role.DGRAD, Role.WGRAD}
+
+
+def test_recomputation_repeats_the_stack():
+    fwd = forward()
+    stack = fwd.section == Section.STACK
+    none, full = training_table(fwd), training_table(fwd, recompute="full")
+    sel = training_table(fwd, recompute="selective")
+    assert flops(full) - flops(none) == pytest.approx(flops(fwd, stack & (fwd.kind !=
+                                                                            OpKind.COLLECTIVE)))
+    assert flops(sel) - flops(none) == pytest.approx(flops(fwd, stack & (fwd.kind ==
+                                                                           OpKind.ATTENTION)))
+    with pytest.raises(ValidationError, match="activation_recomputation"):
+        training_table(fwd, recompute="some")
+
+
+def test_tp_collectives_come_in_conjugate_pairs():
+    t = training_table(forward(tp=2))
+    ar = (t.kind == OpKind.COLLECTIVE) & (t.comm_kind == 0)
+    # 2 all-reduces per layer forward + 2 backward = 4 x 32 layers.
+    assert float(t.count[ar].sum()) == 4 * LLAMA.layers
+    assert training_table(forward(tp=1)).has_comm is False       # TP=1: no TP communication
+
+
+def test_optimizer_row_moves_its_bytes_once_per_step():
+    t = training_table(forward(), params=1e9, optimizer_bytes_per_param=16.0)
+    opt = t.role == Role.OPTIMIZER
+    assert opt.sum() == 1 and t.weight_bytes[opt][0] == pytest.approx(16e9)
+    assert t.act_bytes_per_sample[opt][0] == 0.0                 # batch-independent
+
+
+def test_stages_add_up_to_the_model():
+    full = training_table(forward(pp=4))
+    stages = [stage_table(full, s, 4, LLAMA.layers) for s in range(4)]
+    non_p2p = ~((full.kind == OpKind.COLLECTIVE) & (full.comm_kind == 5))
+    assert sum(flops(s) for s in stages) == pytest.approx(flops(full, non_p2p))
+    assert "embedding" in stages[0].names and "embedding" not in stages[1].names
+    assert "lm_head" in stages[3].names and "lm_head" not in stages[0].names
+    # Hand-offs: stage 0 sends activations forward only, stage 3 gradients back only.
+    def sends(s):
+        p2p = (s.kind == OpKind.COLLECTIVE) & (s.comm_kind == 5)
+        return {int(r): float(c) for r, c in zip(s.role[p2p], s.count[p2p])}
+    assert sends(stages[0]) == {Role.FORWARD: 1.0}
+    assert sends(stages[3]) == {Role.DGRAD: 1.0}
+    assert sends(stages[1]) == {Role.FORWARD: 1.0, Role.DGRAD: 1.0}
+    assert sum(s.weight_total_bytes for s in stages) == pytest.approx(full.weight_total_bytes)
+    assert stage_layers(30, 4) == [8, 8, 7, 7]
+
+
+def test_sharding_checks_its_sizes():
+    assert Sharding(tp=8, pp=4, dp=32).devices == 1024
+    with pytest.raises(ValidationError, match="tp_size"):
+        Sharding(tp=0)
+    with pytest.raises(ValidationError, match="ep_size"):
+        Sharding(dp=6, ep=4)
