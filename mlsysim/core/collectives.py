@@ -505,20 +505,24 @@ def _within(kind: str, n: int, bw: float, eff: CollectiveEfficiency, algorithm: 
 
 
 def collective_terms(path: CommPath, kind: str, n: int, algorithm: str = "auto",
-                     scope: str = "scale_up") -> list[tuple[float, float]]:
+                     scope: str = "scale_up", span: int | None = None
+                     ) -> list[tuple[float, float]]:
     """Candidate (seconds, seconds per byte) pairs: ``t(S) = min_k(a_k + b_k * S)`` for S > 0.
 
     Linear in ``S``, so an operator table's collective rows (bytes linear in batch) stay
-    linear in batch per candidate.
+    linear in batch per candidate. ``span``: the devices the group's ``n`` members are spread
+    over (members ``span / n`` apart, as data-parallel ranks are tensor-parallel groups apart);
+    a group whose span outgrows the scale-up domain has ``n * domain / span`` members per
+    domain (at least one) and crosses the scale-out fabric.
     """
-    terms = _terms(path, kind, n, algorithm, scope)
+    terms = _terms(path, kind, n, algorithm, scope, span or n)
     if path.time_scale != 1.0:
         terms = [(a * path.time_scale, b * path.time_scale) for a, b in terms]
     return terms
 
 
 def _terms(path: CommPath, kind: str, n: int, algorithm: str,
-           scope: str) -> list[tuple[float, float]]:
+           scope: str, span: int) -> list[tuple[float, float]]:
     if n <= 1:
         return [(0.0, 0.0)]
     if scope == "host":
@@ -533,25 +537,28 @@ def _terms(path: CommPath, kind: str, n: int, algorithm: str,
             "interconnect", f"a link between {n} devices", "none",
             f"{path.name} has no interconnect in its spec, so a {kind} over {n} devices cannot "
             "be modelled; use a device with one, or n_devices=1")
-    if n > path.total or (n > path.domain and path.out_bw is None):
+    span = max(span, n)
+    if span > path.total or (span > path.domain and path.out_bw is None):
         if path.out_bw is None:
             raise InfeasibleConfigError(
                 "scale-up domain", n, path.domain,
-                f"a {kind} over {n} devices exceeds the {path.domain}-device scale-up domain of "
+                f"a {kind} over {span} devices exceeds the {path.domain}-device scale-up domain of "
                 f"{path.name} ({path.up_name}) and it has no scale-out fabric; use at most "
                 f"{path.domain} devices per scale-up collective, or a fleet")
         raise InfeasibleConfigError(
-            "accelerators", n, path.total,
-            f"a {kind} over {n} devices needs more than the {path.total} accelerators of "
+            "accelerators", span, path.total,
+            f"a {kind} over {span} devices needs more than the {path.total} accelerators of "
             f"{path.name}")
-    if n <= path.domain:
+    if span <= path.domain:
         return _within(kind, n, path.up_bw, path.up_eff, algorithm, path.up_inr)
-    return _across(kind, n, path, algorithm)
+    members = max(1, n * path.domain // span) if path.up_bw is not None else 1
+    return _across(kind, n, path, algorithm, min(members, path.domain))
 
 
-def _across(kind: str, n: int, path: CommPath, algorithm: str) -> list[tuple[float, float]]:
-    """Candidates for a group spanning scale-up domains (see the module docstring)."""
-    L = path.domain if path.up_bw is not None else 1
+def _across(kind: str, n: int, path: CommPath, algorithm: str,
+            L: int) -> list[tuple[float, float]]:
+    """Candidates for a group spanning scale-up domains, ``L`` members per domain (see the
+    module docstring)."""
     N = math.ceil(n / L)
     out, bw_out = path.out_eff, path.out_bw
     a_out, e_out = out.alpha_s, out.eta_link

@@ -53,6 +53,8 @@ class Prepared:
     alpha: float
     k_tc: np.ndarray            # flops_per_sample / (op peak * eta_max): seconds per sample
     tm_w: np.ndarray            # weight_bytes / (BW * eta_mem)
+    wb: np.ndarray              # weight bytes read per row (messages of collectives excluded)
+    ab: np.ndarray              # activation bytes per sample per row (likewise)
     tm_a: np.ndarray            # act_bytes_per_sample / (BW * eta_mem)
     regime_batch: np.ndarray    # batch above which the op's intensity exceeds the ridge
     inv_peak_ideal: np.ndarray  # 1 / op peak
@@ -85,17 +87,15 @@ def _comm_terms(table: OperatorTable, path, algorithm: str):
     cands = []
     for i in rows:
         n, span = int(table.comm_group[i]), int(table.comm_span[i])
-        kind = COMM_KINDS[table.comm_kind[i]]
-        if kind == "p2p" and span > path.domain and path.out_bw is not None:
-            c = [(path.out_eff.alpha_s * path.time_scale,
-                  path.time_scale / (path.out_eff.eta_link * path.out_bw))]
-        else:
-            c = collective_terms(path, kind, n, algorithm)
+        c = collective_terms(path, COMM_KINDS[table.comm_kind[i]], n, algorithm, span=span)
         cands.append(c)
     k = max(len(c) for c in cands)
     full = [c + [c[0]] * (k - len(c)) for c in cands]
-    a = np.array([[t[0] for t in c] for c in full])
-    b = np.array([[t[1] for t in c] for c in full]) * table.act_bytes_per_sample[rows, None]
+    per_byte = np.array([[t[1] for t in c] for c in full])
+    # A message may have a batch-independent part (gradients, gathered weights: in
+    # weight_bytes) and a per-sample part (activations: in act_bytes_per_sample).
+    a = np.array([[t[0] for t in c] for c in full]) + per_byte * table.weight_bytes[rows, None]
+    b = per_byte * table.act_bytes_per_sample[rows, None]
     return rows, a, b
 
 
@@ -130,7 +130,7 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
         regime_batch = np.where(slope > 0, (table.weight_bytes / bw) / slope, np.inf)
     count = table.count
     comm = dict(comm_rows=None, comm_a=None, comm_b=None, comm_overlap=None, path=path)
-    act_bytes = table.act_bytes_per_sample
+    act_bytes, wb = table.act_bytes_per_sample, table.weight_bytes
     if table.has_comm:
         from .collectives import comm_path
         if path is None:
@@ -138,14 +138,16 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
         rows, a, b = _comm_terms(table, path, algorithm)
         comm = dict(comm_rows=rows, comm_a=a, comm_b=b,
                     comm_overlap=table.comm_overlap[rows], path=path)
-        act_bytes = np.where(kind == OpKind.COLLECTIVE, 0.0, act_bytes)  # not memory traffic
+        comm_row = kind == OpKind.COLLECTIVE        # their bytes are messages, not traffic
+        act_bytes = np.where(comm_row, 0.0, act_bytes)
+        wb = np.where(comm_row, 0.0, wb)
     prepared = Prepared(
         table=table, efficiency=eff, peak=peak, bandwidth=bw, g_pow=g_pow,
         alpha=eff.gemm_alpha,
-        k_tc=f / (op_peak * eta_max), tm_w=table.weight_bytes * inv_bw_eff,
+        k_tc=f / (op_peak * eta_max), tm_w=wb * inv_bw_eff, wb=wb, ab=act_bytes,
         tm_a=act_bytes * inv_bw_eff, regime_batch=regime_batch,
         inv_peak_ideal=1.0 / op_peak, max_compute_scale=1.0 / eta_max, count=count,
-        flops_per_batch=float(f @ count), weight_bytes=float(table.weight_bytes @ count),
+        flops_per_batch=float(f @ count), weight_bytes=float(wb @ count),
         act_bytes_per_batch=float(act_bytes @ count),
         inv_bw_eff=inv_bw_eff, inv_bw=1.0 / bw,
         launch_floor=table.launches * eff.kernel_overhead_s,
@@ -183,7 +185,7 @@ def op_times(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: fl
     shape = np.negative(np.expm1(np.negative(x, out=x), out=x), out=x)  # 1 - exp(-x)
     tc = np.divide(p.k_tc * batch, shape, out=shape)
     if p.table.has_moe:
-        moved = p.table.weight_bytes * _touched(p, batch) + p.table.act_bytes_per_sample * batch
+        moved = p.wb * _touched(p, batch) + p.ab * batch
         tm = moved * p.inv_bw_eff
         compute = p.table.flops_per_sample * batch * p.inv_peak_ideal > moved * p.inv_bw
     else:
@@ -213,7 +215,7 @@ def evaluate(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: fl
     t_compute = np.multiply(t, compute, out=tm) @ p.count
     b = batch if isinstance(batch, (int, float)) else batch[..., 0]
     if p.table.has_moe:
-        moved = (p.table.weight_bytes * _touched(p, batch)) @ p.count + p.act_bytes_per_batch * b
+        moved = (p.wb * _touched(p, batch)) @ p.count + p.act_bytes_per_batch * b
     else:
         moved = p.weight_bytes + p.act_bytes_per_batch * b
     return Evaluation(

@@ -39,7 +39,8 @@ import numpy as np
 from ..errors import ValidationError
 from .operators import OperatorTable, OpKind, Role, Section
 
-__all__ = ["Sharding", "training_table", "stage_table", "stage_layers", "RECOMPUTATION"]
+__all__ = ["Sharding", "training_table", "stage_table", "stage_layers", "with_collectives",
+           "scale_rows", "RECOMPUTATION"]
 
 RECOMPUTATION = ("none", "selective", "full")
 ATTENTION_BACKWARD = 2.5      # FlashAttention-2 backward / forward flops (Dao 2023, sec. 3)
@@ -194,3 +195,45 @@ def stage_table(table: OperatorTable, stage: int, pp: int, layers: int) -> Opera
     total = weights[table.role == Role.FORWARD].sum()
     wt = table.weight_total_bytes * (stage_weights / total if total > 0 else 1.0 / pp)
     return _table(rows, tuple(table.names[i] for i in keep), table, wt)
+
+
+def with_collectives(table: OperatorTable, rows: list[dict]) -> OperatorTable:
+    """``table`` plus collective rows, each a dict of ``name``, ``kind`` (a COMM_KINDS name),
+    ``group``, ``count``, and ``message_bytes`` (per sample) and/or ``fixed_bytes`` (per pass,
+    batch-independent), optional ``span``, ``overlap``, ``section``."""
+    from .operators import COMM_KINDS
+    rows = [r for r in rows if r["group"] > 1 and r["count"] > 0]
+    if not rows:
+        return table
+    cols = _columns(table)
+    add = {
+        "kind": np.full(len(rows), int(OpKind.COLLECTIVE)),
+        "count": np.array([float(r["count"]) for r in rows]),
+        "flops": np.zeros(len(rows)),
+        "weight": np.array([float(r.get("fixed_bytes", 0.0)) for r in rows]),
+        "act": np.array([float(r.get("message_bytes", 0.0)) for r in rows]),
+        "experts": np.zeros(len(rows)), "active": np.zeros(len(rows)),
+        "tokens": np.zeros(len(rows)), "launches": np.zeros(len(rows)),
+        "comm_kind": np.array([COMM_KINDS.index(r["kind"]) for r in rows]),
+        "group": np.array([float(r["group"]) for r in rows]),
+        "span": np.array([float(r.get("span", r["group"])) for r in rows]),
+        "overlap": np.array([bool(r.get("overlap", False)) for r in rows]),
+        "role": np.array([int(r.get("role", Role.FORWARD)) for r in rows]),
+        "section": np.array([int(r.get("section", Section.STACK)) for r in rows]),
+    }
+    merged = {k: np.concatenate([cols[k], add[k].astype(cols[k].dtype)]) for k in cols}
+    return _table(merged, table.names + tuple(r["name"] for r in rows), table,
+                  table.weight_total_bytes)
+
+
+def scale_rows(table: OperatorTable, mask: np.ndarray, *, flops: float = 1.0,
+               act: float = 1.0, weight: float = 1.0, drop_moe: bool = False) -> OperatorTable:
+    """``table`` with the rows in ``mask`` scaled (a sharding or routing rule applied after
+    lowering); ``drop_moe`` treats them as dense (every local expert is read)."""
+    cols = _columns(table)
+    cols["flops"] = np.where(mask, cols["flops"] * flops, cols["flops"])
+    cols["act"] = np.where(mask, cols["act"] * act, cols["act"])
+    cols["weight"] = np.where(mask, cols["weight"] * weight, cols["weight"])
+    if drop_moe:
+        cols["experts"] = np.where(mask, 0.0, cols["experts"])
+    return _table(cols, table.names, table, table.weight_total_bytes)

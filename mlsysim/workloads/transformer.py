@@ -213,7 +213,7 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
                     prefix="encoder", flash=flash)
         b.collective("encoder.tp_allreduce", "allreduce", message_bytes=tokens * h * e,
-                     group=tp, count=2 * spec.layers, span=span)
+                     group=tp, count=2 * spec.layers)
         b.section = Section.POST
         b.add("final_norm", OpKind.NORM, flops=8 * tokens * h, act_bytes=2 * tokens * h * e)
         state = 0.0
@@ -222,7 +222,7 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
             _stack_rows(b, spec, [Segment(enc_tokens, causal=False)], e=e, we=we, kv_e=kv_e,
                         layers=spec.encoder_layers, tp=tp, prefix="encoder", flash=flash)
             b.collective("encoder.tp_allreduce", "allreduce", message_bytes=enc_tokens * h * e,
-                         group=tp, count=2 * spec.encoder_layers, span=span)
+                         group=tp, count=2 * spec.encoder_layers)
             cross_kv = 2 * spec.n_kv_heads * spec.d_head * h / tp
             b.add("decoder.cross_kv", OpKind.GEMM, flops=2 * enc_tokens * cross_kv,
                   weight_bytes=cross_kv * we, act_bytes=enc_tokens * h * e * 3,
@@ -232,7 +232,7 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
                     cross_tokens=enc_tokens, flash=flash)
         b.collective("tp_allreduce", "allreduce", message_bytes=tokens * h * e, group=tp,
-                     count=2 * spec.layers, span=span)
+                     count=2 * spec.layers)
         b.section = Section.POST
         # Logits for each sequence's last position only: what generation needs (every
         # position in training).
