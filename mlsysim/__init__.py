@@ -37,6 +37,8 @@ _LAZY = {
     "Node": ("mlsysim.specs.system", "Node"),
     "NetworkFabric": ("mlsysim.specs.system", "NetworkFabric"),
     "ServingConfig": ("mlsysim.specs.configs", "ServingConfig"),
+    "DistributedConfig": ("mlsysim.specs.configs", "DistributedConfig"),
+    "DistributedModel": ("mlsysim.solvers.distributed", "DistributedModel"),
     "ContinuousBatchingConfig": ("mlsysim.specs.configs", "ContinuousBatchingConfig"),
 }
 

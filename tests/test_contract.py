@@ -299,7 +299,19 @@ def _roof_batching(r, kw):
     assert np.all(r.service_s >= (kw.get("output_len", 128) - 1) * w / _bw(hw))
 
 
+def _roof_distributed(r, kw):
+    """Executed flops cannot beat the fleet's dense peak: hardware flops <= devices x peak x
+    step, so HFU <= 1; the step also holds m micro-batches that each read the stage's
+    weights at least twice (forward and data gradient): step >= 2 m W_stage / BW."""
+    assert 0 < r.hfu <= 1 and 0 < r.mfu <= 1
+    assert r.hardware_flops <= r.devices * r.peak_flops * r.step_s * (1 + 1e-12)
+    w_stage = r.memory.weights * (r.memory.usable > 0)
+    if r.zero_stage < 3:
+        assert r.step_s >= 2 * r.microbatch_count * w_stage / _bw(r.hardware)
+
+
 ROOFS = {
+    "DistributedModel": _roof_distributed,
     "SingleNodeModel": _roof_single_node,
     "ServingModel": _roof_serving,
     "ContinuousBatchingModel": _roof_continuous_batching,

@@ -649,7 +649,7 @@ def collective_efficiency(system, fabric: str = "scale_up") -> CollectiveEfficie
 
 def collective_time(system, kind: str, message_bytes, n_devices: int, *,
                     fabric: str = "scale_up", algorithm: str = "auto",
-                    efficiency: CollectiveEfficiency | None = None):
+                    efficiency: CollectiveEfficiency | None = None, span: int | None = None):
     """Seconds for one collective of ``kind`` on a ``message_bytes`` buffer over ``n_devices``.
 
     ``system``: a chip, node or fleet (spec or zoo name); a group larger than its scale-up
@@ -658,6 +658,7 @@ def collective_time(system, kind: str, message_bytes, n_devices: int, *,
     number, a numpy array (the result is then an array of the same shape) or a quantity of
     bytes. ``fabric``: ``scale_up`` or ``host`` (the chip's PCIe link). ``algorithm``: one of
     ``ALGORITHMS`` (module docstring). ``efficiency`` overrides the scale-up terms (what-if).
+    ``span``: the devices the group is spread over (default ``n_devices``: adjacent ranks).
 
     Examples
     --------
@@ -681,7 +682,9 @@ def collective_time(system, kind: str, message_bytes, n_devices: int, *,
         path = path.with_efficiency(efficiency)
     if n == 1:
         return np.zeros_like(size) if isinstance(size, np.ndarray) else 0.0
-    terms = collective_terms(path, kind, n, algorithm, fabric)
+    if span is not None:
+        span = positive_int("span", span, _OWNER)
+    terms = collective_terms(path, kind, n, algorithm, fabric, span)
     if len(terms) == 1:
         t = terms[0][0] + terms[0][1] * size
     else:

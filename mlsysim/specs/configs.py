@@ -25,7 +25,8 @@ from pydantic import BeforeValidator, model_validator
 from ..errors import ValidationError
 from .base import Spec
 
-__all__ = ["Config", "ServingConfig", "ContinuousBatchingConfig", "serving_options"]
+__all__ = ["Config", "ServingConfig", "ContinuousBatchingConfig", "DistributedConfig",
+           "serving_options"]
 
 
 def _check(fn_name: str, **kw):
@@ -113,7 +114,8 @@ def _our_error(exc: pydantic.ValidationError, owner: str) -> ValidationError:
 
 
 def _fields(title: str) -> list[str]:
-    cls = {c.__name__: c for c in (ServingConfig, ContinuousBatchingConfig)}.get(title)
+    cls = {c.__name__: c for c in (ServingConfig, ContinuousBatchingConfig,
+                                   DistributedConfig)}.get(title)
     return list(cls.model_fields) if cls else []
 
 
@@ -203,3 +205,48 @@ class ContinuousBatchingConfig(Config):
     tp_size: PosInt = 1
     page_size: PosInt = 16
     memory_utilization: Fraction = 0.9
+
+
+class DistributedConfig(Config):
+    """One training step of a data-, tensor-, pipeline-, context- and expert-parallel run (see
+    :class:`~mlsysim.DistributedModel`). ``batch_size`` is the global batch in sequences;
+    ``dp_size`` is derived from the fleet when omitted."""
+
+    owner: ClassVar[str] = "DistributedModel"
+
+    batch_size: PosInt
+    seq_len: PosInt | None = None
+    precision: str | None = None         # compute precision; default bf16 where published
+    tp_size: PosInt = 1
+    pp_size: PosInt = 1
+    cp_size: PosInt = 1
+    ep_size: PosInt = 1
+    dp_size: PosInt | None = None
+    microbatch_size: PosInt | None = None
+    microbatch_count: PosInt | None = None
+    v_stages: PosInt = 1
+    sequence_parallel: bool | None = None    # default: on whenever tp_size > 1
+    zero_stage: Literal[0, 1, 2, 3] = 0
+    activation_recomputation: Literal["none", "selective", "full"] = "none"
+    overlap_comm: bool = True
+    optimizer: Literal["adam", "adamw", "sgd", "adafactor", "adam8bit"] = "adam"
+    schedule: Literal["1f1b", "gpipe"] = "1f1b"
+    capacity_factor: Annotated[float, _check("positive_float")] = 1.0
+    memory_utilization: Fraction = 0.95
+    token_budget: Annotated[float, _check("positive_float")] | None = None
+
+    @model_validator(mode="after")
+    def _cross_fields(self):
+        if self.microbatch_size is not None and self.microbatch_count is not None:
+            raise ValidationError("microbatch_count", "and microbatch_size are two ways to say "
+                                  "the same thing; give one.", owner=self.owner)
+        if self.capacity_factor < 1.0:
+            raise ValidationError("capacity_factor", "must be at least 1 (tokens per expert "
+                                  f"slot). Got {self.capacity_factor} instead.", owner=self.owner)
+        if self.memory_utilization == 0:
+            raise ValidationError("memory_utilization", "must be above 0. Got 0 instead.",
+                                  owner=self.owner)
+        if self.v_stages > 1 and self.pp_size == 1:
+            raise ValidationError("v_stages", "needs pipeline parallelism (pp_size > 1). Got "
+                                  f"{self.v_stages} instead.", owner=self.owner)
+        return self

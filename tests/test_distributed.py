@@ -1,0 +1,127 @@
+"""DistributedModel: a training step on a fleet, checked against hand-derived numbers."""
+
+import pytest
+
+import mlsysim
+from mlsysim import DistributedModel, Fleet, Systems
+from mlsysim.errors import UnsupportedPrecisionError, ValidationError
+
+DM = DistributedModel()
+ONE_NODE = Systems.Nodes.DGX_H100
+TWO_NODES = Fleet(name="2 x DGX H100", node=ONE_NODE, count=2)
+
+
+def solve(**kw):
+    args = dict(model="Llama3_8B", fleet=ONE_NODE, batch_size=64, seq_len=2048, zero_stage=1)
+    args.update(kw)
+    return DM.solve(**args)
+
+
+def test_pipeline_bubble_by_hand():
+    # p = 8 stages, m = 16 micro-batches per replica: bubble (p-1)/(m+p-1) = 7/23 of the
+    # pipelined time; interleaving v = 2 divides the bubble by v: 3.5 / 19.5.
+    r = solve(pp_size=8, batch_size=16)
+    assert r.microbatch_count == 16 and r.parallelism["dp"] == 1
+    assert r.bubble_s / (r.compute_s + r.bubble_s) == pytest.approx(7 / 23, rel=1e-12)
+    rv = solve(pp_size=8, batch_size=16, v_stages=2)
+    assert rv.bubble_s / (rv.compute_s + rv.bubble_s) == pytest.approx(3.5 / 19.5, rel=1e-12)
+
+
+def test_mixed_precision_adam_is_16_bytes_per_parameter():
+    # No ZeRO, no TP/PP: bf16 weights 2 + bf16 gradients 2 + fp32 master 4 + two fp32
+    # moments 8 = 16 B per parameter [Rajbhandari et al. 2020].
+    r = solve(zero_stage=0)
+    m = r.memory
+    params = mlsysim.Models.Llama3_8B.parameter_count
+    assert (m.weights + m.gradients + m.optimizer) / params == pytest.approx(16.0)
+    assert not r.feasible and "optimizer state" in r.reason            # 128 GB > 76 GB
+    # ZeRO-1 shards the 12 B of optimizer state over the 8 ranks: 2 + 2 + 12/8 = 5.5 B.
+    z1 = solve(zero_stage=1).memory
+    assert (z1.weights + z1.gradients + z1.optimizer) / params == pytest.approx(5.5)
+    z3 = solve(zero_stage=3).memory
+    assert (z3.weights + z3.gradients + z3.optimizer) / params == pytest.approx(2.0)
+    sgd = solve(zero_stage=0, optimizer="sgd").memory
+    assert (sgd.weights + sgd.gradients + sgd.optimizer) / params == pytest.approx(12.0)
+
+
+def test_tp_one_means_no_tp_communication():
+    assert solve().tp_comm_s == 0.0
+    r = solve(tp_size=2)
+    assert r.tp_comm_s > 0 and r.parallelism == {"dp": 4, "tp": 2, "pp": 1, "cp": 1, "ep": 1}
+
+
+def test_doubling_dp_at_fixed_global_batch_halves_compute_per_device():
+    one, two = solve(fleet=ONE_NODE), solve(fleet=TWO_NODES)
+    assert two.parallelism["dp"] == 16 and two.microbatch_count == one.microbatch_count / 2
+    assert two.compute_s == pytest.approx(one.compute_s / 2, rel=1e-12)
+    # ... while its gradient all-reduce now crosses InfiniBand.
+    assert two.dp_comm_s > one.dp_comm_s
+
+
+def test_mfu_convention_by_hand():
+    r = solve()
+    m = mlsysim.Models.Llama3_8B
+    per_token = 6 * m.parameter_count + 12 * m.layers * m.heads * m.d_head * 2048
+    assert r.model_flops == pytest.approx(per_token * 64 * 2048)
+    assert r.mfu == pytest.approx(r.model_flops / (8 * 989.5e12 * r.step_s), rel=1e-3)
+    assert r.tokens_per_s == pytest.approx(64 * 2048 / r.step_s)
+    budget = solve(token_budget=1e12)
+    assert budget.time_to_train.to("s").magnitude == pytest.approx(1e12 / float(
+        budget.tokens_per_s))
+    assert budget.gpu_hours.magnitude == pytest.approx(
+        budget.time_to_train.to("h").magnitude * 8)
+
+
+def test_recomputation_trades_time_for_memory():
+    none, full = solve(), solve(activation_recomputation="full")
+    assert full.memory.activations < none.memory.activations
+    assert full.step_s > none.step_s and full.hfu > none.hfu
+    # Full recomputation keeps each layer's input: 2 s b h bytes per layer per micro-batch.
+    m = mlsysim.Models.Llama3_8B
+    logits = 4 * 2048 * m.vocab
+    assert full.memory.activations - logits == pytest.approx(2 * 2048 * m.hidden * m.layers)
+
+
+def test_context_and_expert_parallelism_communicate():
+    cp = solve(cp_size=2)
+    assert cp.cp_comm_s > 0 and cp.memory.activations < solve().memory.activations
+    moe = DM.solve("Mixtral_8x7B", TWO_NODES, batch_size=32, seq_len=4096, ep_size=8,
+                   zero_stage=1)
+    assert moe.ep_comm_s > 0
+    dense_ep = DM.solve("Mixtral_8x7B", TWO_NODES, batch_size=32, seq_len=4096, zero_stage=1)
+    assert dense_ep.ep_comm_s == 0.0
+    # Experts sharded 8 ways hold less: weights drop by about 7/8 of the expert share.
+    assert moe.memory.weights < 0.5 * dense_ep.memory.weights
+
+
+def test_three_inputs_and_keywords_agree():
+    cfg = mlsysim.DistributedConfig(batch_size=64, seq_len=2048, zero_stage=1)
+    assert DM.solve("Llama3_8B", ONE_NODE, cfg).to_dict() == solve().to_dict()
+
+
+@pytest.mark.parametrize("kw, field", [
+    ({"tp_size": 3}, "tp_size"),                       # 32 heads
+    ({"pp_size": 64}, "pp_size"),                      # 32 layers
+    ({"tp_size": 8, "dp_size": 2}, "dp_size"),         # 8 x 2 != 8 devices
+    ({"tp_size": 16}, "tp_size"),                      # 16 does not divide 8 devices
+    ({"batch_size": 60}, "batch_size"),                # not a multiple of dp = 8
+    ({"microbatch_size": 3}, "microbatch_size"),       # 8 per replica
+    ({"microbatch_count": 3}, "microbatch_count"),
+    ({"cp_size": 3}, "cp_size"),
+    ({"ep_size": 2}, "ep_size"),                       # Llama-3-8B has no experts
+    ({"zero_stage": 4}, "zero_stage"),
+    ({"activation_recomputation": "most"}, "activation_recomputation"),
+    ({"seq_len": 10**6}, "seq_len"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"capacity_factor": float("nan")}, "capacity_factor"),
+    ({"v_stages": 2}, "v_stages"),                     # needs pp > 1
+])
+def test_bad_input_names_the_field(kw, field):
+    with pytest.raises(ValidationError) as info:
+        solve(**kw)
+    assert info.value.field == field and field in str(info.value)
+
+
+def test_unpublished_precision_is_refused():
+    with pytest.raises(UnsupportedPrecisionError, match="fp8"):
+        DM.solve("Llama3_8B", "DGX_A100", batch_size=64, precision="fp8")
