@@ -37,7 +37,7 @@ from ..specs.hardware import HardwareSpec
 from ..workloads.operators import OperatorTable, OpKind
 from .calibration import Efficiency
 
-__all__ = ["Prepared", "prepare", "evaluate", "Evaluation"]
+__all__ = ["Prepared", "prepare", "evaluate", "evaluate_parts", "Evaluation"]
 
 
 @dataclass(frozen=True)
@@ -223,6 +223,23 @@ def evaluate(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: fl
         compute_bound_time=t_compute, memory_bound_time=total - comm_t - t_compute,
         flops=p.flops_per_batch * b, bytes=moved, comm_time=comm_t,
     )
+
+
+def evaluate_parts(p: Prepared, batch) -> tuple:
+    """(compute, blocking collectives, overlappable collectives) seconds of a pass at
+    ``batch``, before the overlap rule: pieces a caller sums over tables (pipeline stages)
+    and then combines with ``latency = C + B + max(0, O - C)``."""
+    tc, tm, _ = op_times(p, batch)
+    t = np.maximum(tc, tm, out=tc)
+    np.maximum(t, p.launch_floor, out=t)
+    compute = t @ p.count
+    if p.comm_rows is None:
+        zero = compute * 0.0
+        return compute, zero, zero
+    b = batch if isinstance(batch, (int, float)) else batch[..., 0][..., None, None]
+    per = np.min(p.comm_a + p.comm_b * b, axis=-1) * p.count[p.comm_rows]
+    ov = p.comm_overlap
+    return compute, per[..., ~ov].sum(axis=-1), per[..., ov].sum(axis=-1)
 
 
 def comm_time(p: Prepared, batch, compute_total):

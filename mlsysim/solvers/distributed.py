@@ -59,9 +59,9 @@ import numpy as np
 
 from ..cache import ContentCache
 from ..core import validate as check
-from ..core.collectives import collective_time, resolve_system
+from ..core.collectives import resolve_system
 from ..core.contract import REQUIRED, ForwardModel, Option, Result
-from ..core.costmodel import evaluate, prepare
+from ..core.costmodel import evaluate_parts, prepare
 from ..core.engine import efficiency_for, resolve
 from ..core.memory import MemoryBudget, fmt_bytes
 from ..errors import ValidationError
@@ -69,12 +69,11 @@ from ..specs.configs import DistributedConfig
 from ..specs.hardware import HardwareSpec
 from ..specs.model import ModelSpec, TransformerSpec
 from ..units import Q_, Rate
-from ..workloads.operators import OperatorBuilder, OpKind, Role, Section
+from ..workloads.operators import OpKind, Section
 from ..workloads.training import (
     Sharding,
     scale_rows,
-    stage_layers,
-    stage_table,
+    section_tables,
     training_table,
     with_collectives,
 )
@@ -100,35 +99,6 @@ def _element_bytes(precision: str) -> float:
     """Weights, gradients and activations stay 16-bit in fp8 and 16-bit training (Transformer
     Engine keeps fp8 for the GEMM inputs only); fp32/tf32 training stores 4 bytes."""
     return 4.0 if precision in ("fp32", "tf32") else 2.0
-
-
-@dataclass(frozen=True)
-class _Stage:
-    fwd: Any            # prepared forward pass of one micro-batch
-    bwd: Any            # prepared backward (+ recomputation)
-    params: float       # local parameters on one device of this stage
-    layers: int
-
-
-@dataclass(frozen=True)
-class _Plan:
-    model: ModelSpec
-    system: Any
-    hardware: HardwareSpec
-    config: DistributedConfig
-    sharding: Sharding
-    precision: str
-    seq: int
-    mbs: int
-    m: int
-    stages: tuple[_Stage, ...]
-    optimizer_s: float
-    dp_bytes: float
-    dp_group: int
-    dp_span: int
-    usable: float
-    activations: tuple[float, ...]      # per stage, bytes
-    model_flops_per_token: float
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -423,13 +393,219 @@ class DistributedModel(ForwardModel):
         key = (model, fleet, config)
         result = _PLANS.get(key)
         if result is None:
-            result = _PLANS.put(key, _evaluate(_plan(model, fleet, config)))
+            result = _PLANS.put(key, _solve_one(model, fleet, config))
         return result
 
 
-# ------------------------------------------------------------------------------------ plan
+# ------------------------------------------------------------------------- shared core
+# One code path for a single config and a whole search: a lowering choice (tp, cp, ep,
+# recomputation, sequence parallelism) is prepared once as section tables (pre, stack, post,
+# hand-offs); pipeline depth, interleaving, micro-batch size, data parallelism and ZeRO are
+# closed forms over numpy arrays on top (ParallelismOptimizer broadcasts them).
 
-def _plan(model, system, c: DistributedConfig) -> _Plan:
+_PARTS = ContentCache("training parts", maxsize=512)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Prepared section tables of one lowering choice, and its local parameters."""
+
+    fwd: dict[str, Any]           # pre, stack, post, send -> Prepared | None
+    bwd: dict[str, Any]           # pre, stack, post, recv_grad -> Prepared | None
+    params: dict[str, float]      # local parameters per device: pre, stack (all layers), post
+    eff: Any
+    layers: int
+
+
+def _lowering_check(model: TransformerSpec, tp: int, cp: int, ep: int, seq: int) -> None:
+    if model.heads % tp:
+        raise ValidationError("tp_size", f"must divide the number of attention heads "
+                              f"(={model.heads}). Got {tp} instead.", owner=OWNER)
+    if seq % cp:
+        raise ValidationError("cp_size", f"must divide seq_len (={seq}). Got {cp} instead.",
+                              owner=OWNER)
+    if ep > 1 and (model.moe is None or model.moe.experts % ep):
+        raise ValidationError("ep_size", "must divide the number of experts" + (
+            f" (={model.moe.experts})" if model.moe else f"; {model.name} has none")
+            + f". Got {ep} instead.", owner=OWNER)
+
+
+def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: str, seq: int,
+              tp: int, cp: int, ep: int, recompute: str, sp: bool, capacity_factor: float,
+              devices: int) -> Parts:
+    """The prepared sections of one micro-batch sequence on one device (module docstring)."""
+    key = (model, hardware, path, precision, seq, tp, cp, ep, recompute, sp, capacity_factor,
+           devices)
+    hit = _PARTS.get(key)
+    if hit is not None:
+        return hit
+    _lowering_check(model, tp, cp, ep, seq)
+    e = _element_bytes(precision)
+    q = seq // cp
+    # Ring attention over a causal sequence: each rank's queries see half the rest on average.
+    fwd = lower_segments(model, [Segment(q, (seq - q) // 2)], e=e, kv_e=e, we=e, tp=tp, pp=1,
+                         flash=True, all_logits=True)
+    stack = fwd.section == Section.STACK
+    if sp and tp > 1:        # norms and dropout sharded over the TP group
+        fwd = scale_rows(fwd, stack & (fwd.kind == OpKind.NORM), flops=1 / tp, act=1 / tp)
+    expert = np.array([".experts." in n for n in fwd.names])
+    if model.moe is not None:
+        fwd = scale_rows(fwd, expert, flops=capacity_factor, act=capacity_factor,
+                         weight=1 / ep, drop_moe=ep > 1)
+    # Local parameters per section: the weight rows' shares of the resident weights, experts
+    # split over ep as well.
+    w_rows = fwd.weight_bytes * fwd.count
+    expert_w = float(w_rows[expert].sum()) * ep
+    expert_share = expert_w / max(float(w_rows.sum()) + expert_w * (1 - 1 / ep), 1e-30)
+    total_local = model.parameter_count / tp * (1 - expert_share + expert_share / ep)
+    w_total = max(float(w_rows.sum()), 1e-30)
+    params = {sec: total_local * float(w_rows[fwd.section == code].sum()) / w_total
+              for sec, code in (("pre", Section.PRE), ("stack", Section.STACK),
+                                ("post", Section.POST))}
+    h = model.hidden
+    kv_dim = model.n_kv_heads * model.d_head
+    moe_layers = (model.layers - model.moe.dense_layers) if model.moe else 0
+    fwd = with_collectives(fwd, [
+        dict(name="cp_kv_allgather", kind="allgather", group=cp, count=model.layers,
+             message_bytes=2 * seq * max(kv_dim / tp, model.d_head) * e, span=tp * cp,
+             overlap=True),
+        dict(name="ep_alltoall", kind="alltoall", group=ep, count=2 * moe_layers,
+             message_bytes=q * h * e * (model.moe.active if model.moe else 0)
+             * capacity_factor, span=tp * ep),
+        # Stages are the outermost ranks: a hand-off spans the whole system.
+        dict(name="pp_send", kind="p2p", group=2, count=1, message_bytes=q * h * e,
+             span=devices),
+    ])
+    bwd = training_table(fwd, recompute=recompute, include_forward=False)
+    eff = efficiency_for(hardware, precision)
+
+    def prep(tables: dict) -> dict:
+        return {k: None if t is None else prepare(t, hardware, precision, eff, path=path)
+                for k, t in tables.items()}
+
+    f_sec, b_sec = section_tables(fwd), section_tables(bwd)
+    parts = Parts(fwd=prep({k: f_sec[k] for k in ("pre", "stack", "post", "send")}),
+                  bwd=prep({k: b_sec[k] for k in ("pre", "stack", "post", "recv_grad")}),
+                  params=params, eff=eff, layers=model.layers)
+    return _PARTS.put(key, parts)
+
+
+def _part_times(prepared, mbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(compute, blocking, overlappable) seconds of a section at each micro-batch size."""
+    if prepared is None:
+        z = np.zeros_like(mbs, dtype=float)
+        return z, z, z
+    c, b, o = evaluate_parts(prepared, mbs[:, None].astype(float))
+    return np.asarray(c), np.asarray(b), np.asarray(o)
+
+
+def stage_layers_of(layers: int, pp, stage):
+    """Vectorized ``stage_layers``: layers on ``stage`` of ``pp`` (remainder on the first)."""
+    return layers // pp + (stage < layers % pp)
+
+
+def stage_kinds(pp):
+    """The stages that can be slowest: the first (pre-stack rows, most layers), one in the
+    middle (both hand-offs), the last (post-stack rows)."""
+    return [pp * 0, np.minimum(1, pp - 1), pp - 1]
+
+
+def stage_params(parts: Parts, pp, stage):
+    """Local parameters on one device of ``stage``."""
+    share = stage_layers_of(parts.layers, pp, stage) / parts.layers
+    return (parts.params["pre"] * (stage == 0) + parts.params["stack"] * share
+            + parts.params["post"] * (stage == pp - 1))
+
+
+def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v,
+               gather: tuple[Any, Any] | None = None) -> list[tuple[Any, Any]]:
+    """(forward, backward) seconds of one micro-batch on each stage kind, broadcast over
+    configs: the overlap rule per pass, ``C + B + max(0, O - C)``. ``mbs_idx`` indexes
+    ``mbs_values`` (the distinct micro-batch sizes evaluated). ``gather``: ZeRO-3's
+    (seconds, seconds per local parameter) of one weight all-gather over the data-parallel
+    group (overlapped; the backward also reduce-scatters the gradients: the same cost)."""
+    f = {k: _part_times(p, mbs_values) for k, p in parts.fwd.items()}
+    b = {k: _part_times(p, mbs_values) for k, p in parts.bwd.items()}
+    def pass_time(d, w, hand, hand_on, extra):
+        c = sum(w[k] * d[k][0][mbs_idx] for k in w)
+        blk = sum(w[k] * d[k][1][mbs_idx] for k in w) + hand_on * v * d[hand][1][mbs_idx]
+        ov = sum(w[k] * d[k][2][mbs_idx] for k in w) + extra
+        return c + blk + np.maximum(0.0, ov - c)
+
+    out = []
+    for stage in stage_kinds(pp):
+        w = {"pre": stage == 0, "stack": stage_layers_of(parts.layers, pp, stage) / parts.layers,
+             "post": stage == pp - 1}
+        one = 0.0 if gather is None else gather[0] + gather[1] * stage_params(parts, pp, stage)
+        out.append((pass_time(f, w, "send", (stage < pp - 1) & (pp > 1), one),
+                    pass_time(b, w, "recv_grad", (stage > 0) & (pp > 1), 2 * one)))
+    return out
+
+
+def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, seq: int,
+                     e: float, sp: bool, recompute: str, schedule: str,
+                     capacity_factor: float):
+    """Activation bytes held by one device of ``stage`` (module docstring); broadcasts."""
+    h = model.hidden
+    s_b = seq / cp * mbs * e / 2          # tokens, in units of 16-bit elements
+    kv_dim = model.n_kv_heads * model.d_head
+    mats = 2 if model.ffn_gated else 1
+    attn = 7 * h + 4 * kv_dim
+
+    def mlp(width: float) -> float:
+        return 3 * h + 2 * (mats + 1) * width
+
+    layers = stage_layers_of(model.layers, pp, stage)
+    moe_frac = 0.0 if model.moe is None else \
+        (model.layers - model.moe.dense_layers) / model.layers
+    per_dense = attn + mlp(model.ffn) + 4 * h
+    per_moe = per_dense
+    if model.moe is not None:
+        mo = model.moe
+        width = mo.expert_ffn * mo.active * capacity_factor + mo.expert_ffn * mo.shared_experts
+        per_moe = attn + mlp(width) + 4 * h
+    total = layers * ((1 - moe_frac) * per_dense + moe_frac * per_moe)
+    if recompute == "full":
+        kept = 2 * h * layers / np.where(sp, tp, 1)
+    else:
+        kept = np.where(sp, total / tp, 10 * h * layers + (total - 10 * h * layers) / tp)
+    if schedule == "gpipe":
+        in_flight = m * 1.0
+    else:
+        in_flight = np.minimum(m, pp - stage) * np.where(
+            (v > 1) & (stage == 0), 1 + (pp - 1) / (pp * v), 1.0)
+    return s_b * kept * in_flight + (stage == pp - 1) * 4 * seq / cp * mbs * model.vocab / tp
+
+
+def _comm_by_name(p, batch: int) -> dict[str, float]:
+    """Seconds per pass of each collective row group (before the overlap rule)."""
+    if p is None or p.comm_rows is None:
+        return {}
+    per = np.min(p.comm_a + p.comm_b * batch, axis=-1) * p.count[p.comm_rows]
+    out: dict[str, float] = {}
+    for i, t in zip(p.comm_rows, per):
+        name = p.table.names[i].split(".")[0]
+        out[name] = out.get(name, 0.0) + float(t)
+    return out
+
+
+def optimizer_seconds(parts: Parts, nbytes):
+    """The fused update: bytes / (BW x eta_mem), at least one kernel launch (broadcasts)."""
+    p = parts.fwd["stack"]
+    return np.maximum(nbytes * p.inv_bw_eff, parts.eff.kernel_overhead_s)
+
+
+def dp_terms(system, n: int, span: int, kind: str = "allreduce") -> tuple[float, float]:
+    """(seconds, seconds per byte) of the cheapest algorithm of a data-parallel collective
+    over ``n`` ranks spread over ``span`` devices (large messages: the least per-byte cost)."""
+    from ..core.collectives import collective_terms, comm_path
+    if n <= 1:
+        return 0.0, 0.0
+    terms = collective_terms(comm_path(system), kind, n, span=span)
+    return min(terms, key=lambda t: t[1])
+
+
+def _resolve(model, system, c: DistributedConfig):
     from ..core.collectives import _system
     system = _system(system)
     hardware, path = resolve_system(system)
@@ -445,21 +621,17 @@ def _plan(model, system, c: DistributedConfig) -> _Plan:
     if seq > model.max_context:
         raise ValidationError("seq_len", f"must not exceed {model.name}'s context of "
                               f"{model.max_context} tokens. Got {seq} instead.", owner=OWNER)
+    return model, system, hardware, path, precision, seq
+
+
+def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
+    model, system, hardware, path, precision, seq = _resolve(model, system, c)
     devices = path.total
-    tp, pp, cp, ep = c.tp_size, c.pp_size, c.cp_size, c.ep_size
-    if model.heads % tp:
-        raise ValidationError("tp_size", f"must divide the number of attention heads "
-                              f"(={model.heads}). Got {tp} instead.", owner=OWNER)
-    if pp * c.v_stages > model.layers:
-        raise ValidationError("pp_size", f"times v_stages (={pp * c.v_stages}) must not exceed "
+    tp, pp, cp, ep, v = c.tp_size, c.pp_size, c.cp_size, c.ep_size, c.v_stages
+    _lowering_check(model, tp, cp, ep, seq)
+    if pp * v > model.layers:
+        raise ValidationError("pp_size", f"times v_stages (={pp * v}) must not exceed "
                               f"the layers (={model.layers}).", owner=OWNER)
-    if seq % cp:
-        raise ValidationError("cp_size", f"must divide seq_len (={seq}). Got {cp} instead.",
-                              owner=OWNER)
-    if ep > 1 and (model.moe is None or model.moe.experts % ep):
-        raise ValidationError("ep_size", "must divide the number of experts" + (
-            f" (={model.moe.experts})" if model.moe else f"; {model.name} has none")
-            + f". Got {ep} instead.", owner=OWNER)
     per_replica = tp * pp * cp
     if c.dp_size is None:
         if devices % per_replica:
@@ -472,7 +644,7 @@ def _plan(model, system, c: DistributedConfig) -> _Plan:
             raise ValidationError("dp_size", f"x tp_size x pp_size x cp_size (={dp} x "
                                   f"{per_replica}) must equal the {devices} accelerators of "
                                   f"{system.name}. Got dp_size={dp} instead.", owner=OWNER)
-    sharding = Sharding(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp)
+    sh = Sharding(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp)
     if c.batch_size % dp:
         raise ValidationError("batch_size", f"must be a multiple of dp_size (={dp}). Got "
                               f"{c.batch_size} instead.", owner=OWNER)
@@ -490,199 +662,126 @@ def _plan(model, system, c: DistributedConfig) -> _Plan:
                                   f"replica (batch_size / dp_size). Got {mbs} instead.",
                                   owner=OWNER)
     m = local // mbs
-    if c.v_stages > 1 and m % pp:
+    if v > 1 and m % pp:
         raise ValidationError("v_stages", f"needs micro-batches per replica (={m}) divisible "
                               f"by pp_size (={pp}) for the interleaved schedule.", owner=OWNER)
     sp = tp > 1 if c.sequence_parallel is None else c.sequence_parallel
-
+    parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep,
+                      c.activation_recomputation, sp, c.capacity_factor, devices)
+    g = evaluate_grid(parts, system, model, dict(
+        tp=np.array([tp]), pp=np.array([pp]), cp=np.array([cp]), dp=np.array([dp]),
+        v=np.array([v]), mbs=np.array([mbs]), m=np.array([m]), zero=np.array([c.zero_stage])),
+        precision=precision, seq=seq, sp=sp, recompute=c.activation_recomputation,
+        schedule=c.schedule, overlap=c.overlap_comm, optimizer=c.optimizer,
+        capacity_factor=c.capacity_factor, usable=hardware._base["capacity"]
+        * c.memory_utilization)
+    k = int(g["slowest"][0])
+    stage = stage_kinds(np.array([pp]))[k][0]
+    share = stage_layers_of(model.layers, pp, stage) / model.layers
+    comm: dict[str, float] = {}
+    for side, hand, on in (("fwd", "send", stage < pp - 1), ("bwd", "recv_grad", stage > 0)):
+        d = getattr(parts, side)
+        for sec, w in (("pre", stage == 0), ("stack", share), ("post", stage == pp - 1),
+                       (hand, v * on * (pp > 1))):
+            for name, t in _comm_by_name(d[sec], mbs).items():
+                comm[name] = comm.get(name, 0.0) + w * t
     e = _element_bytes(precision)
-    q = seq // cp
-    # Ring attention over a causal sequence: each rank's queries see half the rest on average.
-    seg = Segment(q, (seq - q) // 2)
-    fwd = lower_segments(model, [seg], e=e, kv_e=e, we=e, tp=tp, pp=1, flash=True,
-                         all_logits=True)
-    stack = fwd.section == Section.STACK
-    if sp and tp > 1:        # norms and dropout sharded over the TP group
-        fwd = scale_rows(fwd, stack & (fwd.kind == OpKind.NORM), flops=1 / tp, act=1 / tp)
-    expert = np.array([".experts." in n for n in fwd.names])
-    if model.moe is not None:
-        fwd = scale_rows(fwd, expert, flops=c.capacity_factor, act=c.capacity_factor,
-                         weight=1 / ep, drop_moe=ep > 1)
-    h = model.hidden
-    kv_dim = model.n_kv_heads * model.d_head
-    moe_layers = (model.layers - model.moe.dense_layers) if model.moe else 0
-    rows = [
-        dict(name="cp_kv_allgather", kind="allgather", group=cp, count=model.layers,
-             message_bytes=2 * seq * max(kv_dim / tp, model.d_head) * e, span=tp * cp,
-             overlap=True),
-        dict(name="ep_alltoall", kind="alltoall", group=ep, count=2 * moe_layers,
-             message_bytes=q * h * e * (model.moe.active if model.moe else 0)
-             * c.capacity_factor, span=tp * ep),
-        dict(name="pp_send", kind="p2p", group=2 if pp > 1 else 1, count=1.0 * c.v_stages,
-             message_bytes=q * h * e, span=devices),
-    ]
-    # Parameters held per device (all stages): expert weights split over ep as well (the
-    # expert rows' weight bytes are already divided by ep, so undo that for the share).
-    w_rows = fwd.weight_bytes * fwd.count
-    expert_w = float(w_rows[expert].sum()) * ep
-    expert_share = expert_w / max(float(w_rows.sum()) + expert_w * (1 - 1 / ep), 1e-30)
-    fwd = with_collectives(fwd, rows)
-    total_local = model.parameter_count / tp * (1 - expert_share + expert_share / ep)
-    opt_state = OPTIMIZER_STATE[c.optimizer] + (4.0 if e < 4 else 0.0)
-    update_bytes = 2 * (opt_state + e) + e      # read and write state and weights, read grads
-    dp_group = dp * cp
-    zero3 = c.zero_stage == 3
-    eff = efficiency_for(hardware, precision)
-    stages, acts = [], []
-    for s in range(pp):
-        f_s = stage_table(fwd, s, pp, model.layers)
-        share = f_s.weight_total_bytes / max(fwd.weight_total_bytes, 1e-30)
-        params = total_local * share
-        b_s = training_table(f_s, recompute=c.activation_recomputation, include_forward=False)
-        if zero3:            # FSDP: gather the weights for forward and backward, scatter grads
-            gather = dict(name="zero3_allgather", kind="allgather", group=dp_group, count=1,
-                          fixed_bytes=params * e, span=tp * cp * dp, overlap=True)
-            f_s = with_collectives(f_s, [gather])
-            b_s = with_collectives(b_s, [{**gather, "role": Role.DGRAD},
-                                         dict(name="zero3_reducescatter", kind="reducescatter",
-                                              group=dp_group, count=1, fixed_bytes=params * e,
-                                              span=tp * cp * dp, overlap=True,
-                                              role=Role.DGRAD)])
-        stages.append(_Stage(fwd=prepare(f_s, hardware, precision, eff, path=path),
-                             bwd=prepare(b_s, hardware, precision, eff, path=path),
-                             params=params, layers=stage_layers(model.layers, pp)[s]))
-        acts.append(_activations(model, c, sharding, s, m, mbs, seq, e, sp))
-    # The optimizer update of the largest stage's (ZeRO-sharded) parameters, once per step.
-    opt_params = max(st.params for st in stages) / (dp_group if c.zero_stage >= 1 else 1)
-    ob = OperatorBuilder()
-    ob.add("optimizer.update", OpKind.ELEMENTWISE, flops=0.0,
-           weight_bytes=opt_params * update_bytes)
-    opt_t = float(evaluate(prepare(ob.build(weight_total_bytes=0.0), hardware, precision,
-                                   eff), 1).latency)
-    # Model flops per token: 6 N + 12 L h s (attention at full length, non-causal).
-    n_active = model.active_parameter_count if model.moe else model.parameter_count
-    flops_token = 6 * n_active + 12 * model.layers * model.heads * model.d_head * seq
-    return _Plan(
-        model=model, system=system, hardware=hardware, config=c, sharding=sharding,
-        precision=precision, seq=seq, mbs=mbs, m=m, stages=tuple(stages), optimizer_s=opt_t,
-        dp_bytes=max(st.params for st in stages) * e, dp_group=dp_group,
-        dp_span=tp * cp * dp, usable=hardware._base["capacity"] * c.memory_utilization,
-        activations=tuple(acts), model_flops_per_token=flops_token)
-
-
-def _activations(model: TransformerSpec, c: DistributedConfig, sh: Sharding, stage: int,
-                 m: int, mbs: int, seq: int, e: float, sp: bool) -> float:
-    """Activation bytes held by one device of ``stage`` (module docstring)."""
-    h, tp, pp, v = model.hidden, sh.tp, sh.pp, c.v_stages
-    s_b = seq / sh.cp * mbs * e / 2          # token count, in units of 16-bit elements
-    kv_dim = model.n_kv_heads * model.d_head
-    mats = 2 if model.ffn_gated else 1
-    attn = 7 * h + 4 * kv_dim
-
-    def mlp(width: float) -> float:
-        return 3 * h + 2 * (mats + 1) * width
-
-    layers = stage_layers(model.layers, pp)[stage]
-    moe_layers = 0 if model.moe is None else round(
-        layers * (model.layers - model.moe.dense_layers) / model.layers)
-    per_dense = attn + mlp(model.ffn) + 4 * h
-    per_moe = per_dense
-    if model.moe is not None:
-        mo = model.moe
-        width = mo.expert_ffn * mo.active * c.capacity_factor + mo.expert_ffn * mo.shared_experts
-        per_moe = attn + mlp(width) + 4 * h
-    total = (layers - moe_layers) * per_dense + moe_layers * per_moe
-    if c.activation_recomputation == "full":
-        per_layer_kept = 2 * h * layers / (tp if sp else 1)
-    elif sp:
-        per_layer_kept = total / tp
-    else:
-        per_layer_kept = 10 * h * layers + (total - 10 * h * layers) / tp
-    if c.schedule == "gpipe":
-        in_flight = m
-    else:
-        in_flight = min(m, pp - stage)
-        if v > 1 and stage == 0:
-            in_flight *= 1 + (pp - 1) / (pp * v)
-    acts = s_b * per_layer_kept * in_flight
-    if stage == pp - 1:                      # fp32 logits for the loss, one micro-batch
-        acts += 4 * seq / sh.cp * mbs * model.vocab / tp
-    return acts
-
-
-# ------------------------------------------------------------------------------------ step
-
-def _comm_by_name(p, batch: int) -> dict[str, float]:
-    """Seconds per pass of each collective row group (before the overlap rule)."""
-    if p.comm_rows is None:
-        return {}
-    per = np.min(p.comm_a + p.comm_b * batch, axis=-1) * p.count[p.comm_rows]
-    out: dict[str, float] = {}
-    for i, t in zip(p.comm_rows, per):
-        name = p.table.names[i].split(".")[0]
-        out[name] = out.get(name, 0.0) + float(t)
-    return out
-
-
-def _evaluate(plan: _Plan) -> DistributedResult:
-    c, sh, m = plan.config, plan.sharding, plan.m
-    times, comms = [], []
-    hw_flops = 0.0
-    for st in plan.stages:
-        ef, eb = evaluate(st.fwd, plan.mbs), evaluate(st.bwd, plan.mbs)
-        times.append((float(ef.latency), float(eb.latency)))
-        comm = _comm_by_name(st.fwd, plan.mbs)
-        for k, val in _comm_by_name(st.bwd, plan.mbs).items():
-            comm[k] = comm.get(k, 0.0) + val
-        comms.append(comm)
-        hw_flops += (float(ef.flops) + float(eb.flops)) * m
-    slowest = max(range(len(times)), key=lambda i: sum(times[i]))
-    t_f, t_b = times[slowest]
-    t_mb = t_f + t_b
-    p, v = sh.pp, c.v_stages
-    compute = m * t_mb
-    bubble = (p - 1) / v * t_mb
-    dp_t = 0.0
-    if sh.dp * sh.cp > 1 and c.zero_stage < 3:
-        dp_t = float(collective_time(plan.system, "allreduce", plan.dp_bytes, plan.dp_group,
-                                     span=plan.dp_span))
-    exposed = max(0.0, dp_t - t_b) if c.overlap_comm else dp_t
-    step = compute + bubble + plan.optimizer_s + exposed
-    comm = comms[slowest]
-    # Memory of the fullest stage.
-    e = _element_bytes(plan.precision)
-    budgets = []
-    for st, act in zip(plan.stages, plan.activations):
-        shard = sh.dp * sh.cp
-        opt_state = (OPTIMIZER_STATE[c.optimizer] + (4.0 if e < 4 else 0.0)) * st.params
-        grads = e * st.params
-        weights = e * st.params
-        if c.zero_stage >= 1:
-            opt_state /= shard
-        if c.zero_stage >= 2:
-            grads /= shard
-        if c.zero_stage >= 3:
-            weights /= shard
-        budgets.append(MemoryBudget(weights=weights, gradients=grads, optimizer=opt_state,
-                                    activations=act, usable=plan.usable,
-                                    per_sample_label="activations"))
-    memory = max(budgets, key=lambda b: b.total(1))
+    memory = MemoryBudget(weights=float(g["weights"][0]), gradients=float(g["grads"][0]),
+                          optimizer=float(g["opt"][0]), activations=float(g["acts"][0]),
+                          usable=hardware._base["capacity"] * c.memory_utilization,
+                          per_sample_label="activations")
     notes = []
-    if exposed > 0 and c.overlap_comm:
-        notes.append(f"DP gradient reduction ({dp_t * 1e3:.3g} ms) outlasts the last "
-                     f"micro-batch's backward ({t_b * 1e3:.3g} ms)")
-    tokens = c.batch_size * plan.seq
+    if g["dp_exposed"][0] > 0 and c.overlap_comm:
+        notes.append(f"DP gradient reduction ({g['dp'][0] * 1e3:.3g} ms) outlasts the last "
+                     f"micro-batch's backward ({g['t_b'][0] * 1e3:.3g} ms)")
+    del e
     return DistributedResult(
-        model=plan.model, system=plan.system, hardware=plan.hardware,
-        batch_size=c.batch_size, seq_len=plan.seq, precision=plan.precision,
-        parallelism={"dp": sh.dp, "tp": sh.tp, "pp": sh.pp, "cp": sh.cp, "ep": sh.ep},
-        microbatch_size=plan.mbs, microbatch_count=m, v_stages=v, step_s=step,
-        compute_s=compute, bubble_s=bubble, optimizer_s=plan.optimizer_s,
-        tp_comm_s=m * comm.get("tp_allreduce", 0.0), cp_comm_s=m * comm.get(
-            "cp_kv_allgather", 0.0), ep_comm_s=m * comm.get("ep_alltoall", 0.0),
-        pp_comm_s=m * comm.get("pp_send", 0.0), dp_comm_s=dp_t, dp_exposed_s=exposed,
-        model_flops=plan.model_flops_per_token * tokens, hardware_flops=hw_flops * sh.dp
-        * sh.cp * sh.tp, peak_flops=plan.hardware._base[f"peak_{plan.precision}"],
-        devices=sh.devices, memory=memory,
+        model=model, system=system, hardware=hardware, batch_size=c.batch_size, seq_len=seq,
+        precision=precision, parallelism={"dp": dp, "tp": tp, "pp": pp, "cp": cp, "ep": ep},
+        microbatch_size=mbs, microbatch_count=m, v_stages=v, step_s=float(g["step"][0]),
+        compute_s=float(g["compute"][0]), bubble_s=float(g["bubble"][0]),
+        optimizer_s=float(g["optimizer"][0]), tp_comm_s=m * comm.get("tp_allreduce", 0.0),
+        cp_comm_s=m * comm.get("cp_kv_allgather", 0.0),
+        ep_comm_s=m * comm.get("ep_alltoall", 0.0), pp_comm_s=m * comm.get("pp_send", 0.0),
+        dp_comm_s=float(g["dp"][0]), dp_exposed_s=float(g["dp_exposed"][0]),
+        model_flops=float(g["model_flops"][0]), hardware_flops=float(g["hw_flops"][0]),
+        peak_flops=hardware._base[f"peak_{precision}"], devices=sh.devices, memory=memory,
         activation_recomputation=c.activation_recomputation, zero_stage=c.zero_stage,
         token_budget=c.token_budget, notes=tuple(notes))
+
+
+def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, np.ndarray], *,
+                  precision: str, seq: int, sp: bool, recompute: str, schedule: str,
+                  overlap: bool, optimizer: str, capacity_factor: float,
+                  usable: float) -> dict[str, np.ndarray]:
+    """Step time, its parts, flops and memory for every config of ``grid`` (arrays of equal
+    length: pp, dp, v, mbs, m, zero; tp and cp are those of ``parts``), one lowering choice.
+    The single solve runs this with arrays of one element."""
+    pp, dp, v, mbs, m, zero = (grid[k] for k in ("pp", "dp", "v", "mbs", "m", "zero"))
+    tp, cp = grid["tp"], grid["cp"]
+    e = _element_bytes(precision)
+    shard = dp * cp
+    values, idx = np.unique(mbs, return_inverse=True)
+    # ZeRO-3 gathers (per micro-batch): one group size per dp; evaluate per distinct dp.
+    gather = None
+    if np.any(zero == 3):
+        a = np.zeros(len(dp))
+        b = np.zeros(len(dp))
+        for n in np.unique(shard):
+            sel = shard == n
+            span = int(tp[sel][0] * cp[sel][0] * dp[sel][0])
+            ta, tb = dp_terms(system, int(n), span, "allgather")
+            a[sel], b[sel] = ta, tb * e
+        z3 = zero == 3
+        gather = (np.where(z3, a, 0.0), np.where(z3, b, 0.0))
+    stages = step_times(parts, idx, values, pp, v, gather)
+    t_mb = np.stack([f + b for f, b in stages])          # (stage kinds, configs)
+    slowest = np.argmax(t_mb, axis=0)
+    cols = np.arange(len(pp))
+    t_b = np.stack([b for _, b in stages])[slowest, cols]
+    t_slow = t_mb[slowest, cols]
+    compute = m * t_slow
+    bubble = (pp - 1) / v * t_slow
+    kinds = stage_kinds(pp)
+    params = np.stack([stage_params(parts, pp, s) for s in kinds])
+    p_max = params.max(axis=0)
+    # DP gradient all-reduce (ZeRO-1/2: reduce-scatter + all-gather, the same bytes).
+    dp_t = np.zeros(len(pp))
+    for n in np.unique(shard):
+        sel = (shard == n) & (zero < 3)
+        if n > 1 and sel.any():
+            span = int(tp[sel][0] * cp[sel][0] * dp[sel][0])
+            ta, tb = dp_terms(system, int(n), span)
+            dp_t[sel] = ta + tb * p_max[sel] * e
+    exposed = np.maximum(0.0, dp_t - t_b) if overlap else dp_t
+    state = OPTIMIZER_STATE[optimizer] + (4.0 if e < 4 else 0.0)
+    update = 2 * (state + e) + e                 # read and write state and weights, read grads
+    opt_t = optimizer_seconds(parts, p_max / np.where(zero >= 1, shard, 1) * update)
+    step = compute + bubble + opt_t + exposed
+    # Memory: the fullest stage kind.
+    acts = np.stack([activation_bytes(model, tp=tp, pp=pp, cp=cp, v=v, stage=s, m=m, mbs=mbs,
+                                      seq=seq, e=e, sp=sp, recompute=recompute,
+                                      schedule=schedule, capacity_factor=capacity_factor)
+                     for s in kinds])
+    weights = e * params / np.where(zero >= 3, shard, 1)
+    grads = e * params / np.where(zero >= 2, shard, 1)
+    opt = state * params / np.where(zero >= 1, shard, 1)
+    total = weights + grads + opt + acts
+    fullest = np.argmax(total, axis=0)
+    # Flops: model (6 N + 12 L h s per token) and hardware (every row executed, all devices).
+    n_active = model.active_parameter_count if model.moe else model.parameter_count
+    per_token = 6 * n_active + 12 * model.layers * model.heads * model.d_head * seq
+    tokens = dp * m * mbs * seq
+    hw = 0.0
+    for side in (parts.fwd, parts.bwd):
+        for sec, p in side.items():
+            if p is None or sec in ("send", "recv_grad"):
+                continue
+            hw = hw + p.flops_per_batch * mbs * m          # per device of a replica, all stages
+    hw = hw * tp * cp * dp                                  # stages add to one full model
+    return {"step": step, "compute": compute, "bubble": bubble, "optimizer": opt_t,
+            "dp": dp_t, "dp_exposed": exposed, "t_b": t_b, "slowest": slowest,
+            "weights": weights[fullest, cols], "grads": grads[fullest, cols],
+            "opt": opt[fullest, cols], "acts": acts[fullest, cols],
+            "memory": total[fullest, cols], "fits": total[fullest, cols] <= usable,
+            "model_flops": per_token * tokens, "hw_flops": hw, "tokens": tokens}

@@ -40,7 +40,7 @@ from ..errors import ValidationError
 from .operators import OperatorTable, OpKind, Role, Section
 
 __all__ = ["Sharding", "training_table", "stage_table", "stage_layers", "with_collectives",
-           "scale_rows", "RECOMPUTATION"]
+           "scale_rows", "section_tables", "RECOMPUTATION"]
 
 RECOMPUTATION = ("none", "selective", "full")
 ATTENTION_BACKWARD = 2.5      # FlashAttention-2 backward / forward flops (Dao 2023, sec. 3)
@@ -237,3 +237,31 @@ def scale_rows(table: OperatorTable, mask: np.ndarray, *, flops: float = 1.0,
     if drop_moe:
         cols["experts"] = np.where(mask, 0.0, cols["experts"])
     return _table(cols, table.names, table, table.weight_total_bytes)
+
+
+def section_tables(table: OperatorTable) -> dict[str, OperatorTable | None]:
+    """The table split into the parts a pipeline stage is made of: ``pre`` (first stage),
+    ``stack`` (split over stages), ``post`` (last stage), and the hand-offs ``send`` (forward
+    role: to the next stage) and ``recv_grad`` (backward role: to the previous one), each at
+    count 1 per micro-batch. Stage s is ``[s = 0] pre + share(s) stack + [s = p-1] post`` plus
+    its hand-offs: the same rows ``stage_table`` keeps, as sums a caller can broadcast over
+    many pipeline depths at once. Empty parts are None."""
+    p2p = (table.kind == OpKind.COLLECTIVE) & (table.comm_kind == 5)
+    fwd = table.role == Role.FORWARD
+    masks = {"pre": (table.section == Section.PRE) & ~p2p,
+             "stack": (table.section == Section.STACK) & ~p2p,
+             "post": (table.section == Section.POST) & ~p2p,
+             "send": p2p & fwd, "recv_grad": p2p & ~fwd}
+    cols = _columns(table)
+    out: dict[str, OperatorTable | None] = {}
+    for name, mask in masks.items():
+        idx = np.flatnonzero(mask)
+        if not idx.size:
+            out[name] = None
+            continue
+        rows = {k: v[idx] for k, v in cols.items()}
+        if name in ("send", "recv_grad"):
+            rows["count"] = np.ones(idx.size)
+        out[name] = _table(rows, tuple(table.names[i] for i in idx), table,
+                           table.weight_total_bytes)
+    return out
