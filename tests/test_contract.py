@@ -310,8 +310,58 @@ def _roof_distributed(r, kw):
         assert r.step_s >= 2 * r.microbatch_count * w_stage / _bw(r.hardware)
 
 
+def _roof_scaling(r, kw):
+    """The split spends exactly the budget, 6 N D = C; on a fleet the run cannot beat every
+    accelerator at its dense peak: time >= C / (n x peak) (mfu <= 1)."""
+    assert math.isclose(6 * r.parameters * r.tokens, r.compute_flop, rel_tol=1e-12)
+    if r.fleet is not None:
+        peak = _peak(r.fleet.accelerator, r.precision)
+        assert r.train_s >= r.compute_flop / (r.accelerators * peak) * (1 - 1e-12)
+
+
+def _roof_checkpoint(r, kw):
+    """No write beats its links: t_write >= size / (n_writers x writer bandwidth) and >= size /
+    filesystem limit; a writer is never faster than the device's host link when that is the
+    path; an async snapshot copies every shard over host links, t >= size / (n x host)."""
+    size = r.checkpoint_bytes
+    assert r.write_s >= size / (r.n_writers * r.writer_bandwidth_bps) * (1 - 1e-12)
+    assert r.write_s >= size / r.filesystem_limit_bps * (1 - 1e-12)
+    ic = r.hardware.accelerator.interconnect if not isinstance(r.hardware, HardwareSpec) \
+        else r.hardware.interconnect
+    if kw.get("writer_bandwidth") is None and ic is not None and ic.host_bandwidth is not None:
+        assert r.writer_bandwidth_bps <= float(ic.host_bandwidth.to("byte/s").m)
+    assert r.bytes_per_param >= BYTES_PER_ELEMENT[r.precision]
+
+
+def _roof_reliability(r, kw):
+    """Goodput is a share of wall time, at most the computing share tau / (tau + delta) < 1;
+    a probability lies in [0, 1]; Young's interval is the first-order optimum, so goodput at
+    it is within rounding of the best over a grid of intervals."""
+    assert 0.0 <= r.goodput_ratio <= r.interval_s / (r.interval_s + r.checkpoint_time_s) < 1
+    assert 0.0 <= r.failure_probability <= 1.0
+    from mlsysim.solvers.reliability import goodput
+    grid = [r.young_interval_s * f for f in (0.5, 0.8, 1.25, 2.0)]
+    at_young = goodput(r.young_interval_s, r.checkpoint_time_s, r.recovery_time_s,
+                       r.fleet_mtbf_s)
+    assert all(goodput(t, r.checkpoint_time_s, r.recovery_time_s, r.fleet_mtbf_s)
+               <= at_young + 1e-3 for t in grid)
+
+
+def _roof_topology(r, kw):
+    """A node cannot push more than its ports, and uniform traffic no more than that:
+    uniform <= effective <= injection = nics x device bandwidth; the average hop count never
+    exceeds the diameter."""
+    inj = r.nics_per_node * r.fabric._base["device_bandwidth"]
+    assert r.uniform_bps <= r.injection_bps / r.oversubscription <= inj * (1 + 1e-12)
+    assert r.hops_avg <= r.diameter + 1e-12
+
+
 ROOFS = {
     "DistributedModel": _roof_distributed,
+    "ScalingModel": _roof_scaling,
+    "CheckpointModel": _roof_checkpoint,
+    "ReliabilityModel": _roof_reliability,
+    "TopologyModel": _roof_topology,
     "SingleNodeModel": _roof_single_node,
     "ServingModel": _roof_serving,
     "ContinuousBatchingModel": _roof_continuous_batching,

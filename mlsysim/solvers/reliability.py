@@ -116,7 +116,7 @@ def young_interval(delta: float, mtbf: float) -> float:
     """Young's (1974) first-order optimum ``sqrt(2 delta M)`` (same units in and out).
 
     >>> round(young_interval(60.0, 3.0930787589 * 3600.0), 1)   # 60 s checkpoints, M = 3.09 h
-    1155.6
+    1155.9
     """
     return math.sqrt(2.0 * delta * mtbf)
 
