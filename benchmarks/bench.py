@@ -110,6 +110,50 @@ def serving_timings(n: int = 5000) -> tuple[float, float]:
     return best, (time.perf_counter() - t) / 20
 
 
+def training_timings() -> tuple[float, float, float, float]:
+    """DistributedModel.solve (cached plan; and a fresh config), the optimizer's grid rate
+    (configs/s of the broadcast step-time equations) and a full 175B / 4,096-GPU search."""
+    import numpy as np
+
+    import mlsysim
+    from mlsysim.solvers.distributed import _resolve, evaluate_grid, parts_for
+    from mlsysim.specs.configs import DistributedConfig
+
+    dm = mlsysim.DistributedModel()
+    fleet = mlsysim.Fleet(name="512 x DGX H100", node=mlsysim.Systems.Nodes.DGX_H100, count=512)
+    kw = dict(batch_size=1536, seq_len=2048, tp_size=8, pp_size=8, zero_stage=1)
+    dm.solve("GPT3_175B", fleet, **kw)
+    n = 2000
+    t = time.perf_counter()
+    for _ in range(n):
+        dm.solve("GPT3_175B", fleet, **kw)
+    cached = (time.perf_counter() - t) / n
+    t = time.perf_counter()
+    for mbs in (1, 2, 3, 4, 6):            # new configs (same lowering: a plan each)
+        dm.solve("GPT3_175B", fleet, **{**kw, "microbatch_size": mbs})
+    fresh = (time.perf_counter() - t) / 5
+    model, system, hw, path, prec, seq = _resolve("GPT3_175B", fleet, DistributedConfig(
+        batch_size=1536, seq_len=2048))
+    parts = parts_for(model, hw, path, prec, seq, 8, 1, 1, "selective", True, 1.0, 4096)
+    size = 1_000_000
+    rng = np.random.default_rng(0)
+    pp = rng.choice([1, 2, 4, 8, 16], size)
+    grid = dict(tp=np.full(size, 8), cp=np.ones(size, int), pp=pp, dp=4096 // (8 * pp),
+                v=rng.choice([1, 2], size), mbs=rng.choice([1, 2, 4], size),
+                zero=rng.choice([0, 1, 2, 3], size))
+    grid["m"] = 1536 // grid["dp"] // grid["mbs"]
+    args = dict(precision=prec, seq=seq, sp=True, recompute="selective", schedule="1f1b",
+                overlap=True, optimizer="adam", capacity_factor=1.0, usable=76e9)
+    evaluate_grid(parts, system, model, {k: v[:1000] for k, v in grid.items()}, **args)
+    t = time.perf_counter()
+    evaluate_grid(parts, system, model, grid, **args)
+    rate = size / (time.perf_counter() - t)
+    t = time.perf_counter()
+    mlsysim.ParallelismOptimizer().solve("GPT3_175B", fleet, batch_size=1536, seq_len=2048)
+    search = time.perf_counter() - t
+    return cached, fresh, rate, search
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--incumbent", help="python of a venv with the PyPI mlsysim installed")
@@ -128,6 +172,11 @@ def main() -> None:
     print(f"BatchingOptimizer, 256 batches {optimize * 1e3:8.2f} ms   (target <= 5 ms)")
     rate = sweep_rate()
     print(f"Engine.sweep (1M batch sizes)  {rate / 1e6:8.2f} M configs/s")
+    cached, fresh, grid_rate, search = training_timings()
+    print(f"DistributedModel.solve 175B/4096 {cached * 1e6:6.1f} us   (target <= 50 us; "
+          f"a new config {fresh * 1e3:.1f} ms)")
+    print(f"ParallelismOptimizer grid      {grid_rate / 1e6:8.2f} M configs/s (target >= 1)")
+    print(f"ParallelismOptimizer 175B/4096 {search:8.2f} s    (target <= 1 s, full search)")
 
     if args.incumbent:
         # Run the incumbent from a neutral folder so it cannot import our checkout.

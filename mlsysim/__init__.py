@@ -43,6 +43,7 @@ _LAZY = {
     "ServingConfig": ("mlsysim.specs.configs", "ServingConfig"),
     "DistributedConfig": ("mlsysim.specs.configs", "DistributedConfig"),
     "DistributedModel": ("mlsysim.solvers.distributed", "DistributedModel"),
+    "ParallelismOptimizer": ("mlsysim.optimize.parallelism", "ParallelismOptimizer"),
     "ContinuousBatchingConfig": ("mlsysim.specs.configs", "ContinuousBatchingConfig"),
 }
 

@@ -356,7 +356,15 @@ def _roof_topology(r, kw):
     assert r.hops_avg <= r.diameter + 1e-12
 
 
+def _roof_parallelism(r, kw):
+    """Every candidate's MFU is at most 1, and none beats the best step it reports."""
+    for c in r.top_candidates:
+        assert 0 < c["mfu"] <= 1
+        assert c["step_ms"] >= r.best_step_s * 1e3 * (1 - 1e-12)
+
+
 ROOFS = {
+    "ParallelismOptimizer": _roof_parallelism,
     "DistributedModel": _roof_distributed,
     "ScalingModel": _roof_scaling,
     "CheckpointModel": _roof_checkpoint,

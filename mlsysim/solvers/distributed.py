@@ -722,18 +722,20 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     e = _element_bytes(precision)
     shard = dp * cp
     values, idx = np.unique(mbs, return_inverse=True)
-    # ZeRO-3 gathers (per micro-batch): one group size per dp; evaluate per distinct dp.
+    # Data-parallel groups: a handful of distinct (ranks, span) pairs; terms looked up per pair.
+    span = tp * cp * dp
+    pairs, pair_idx = np.unique(shard * (span.max() + 1) + span, return_inverse=True)
+
+    def group_terms(kind: str) -> tuple[np.ndarray, np.ndarray]:
+        ab = np.array([dp_terms(system, int(k // (span.max() + 1)), int(k % (span.max() + 1)),
+                                kind) for k in pairs])
+        return ab[pair_idx, 0], ab[pair_idx, 1]
+
     gather = None
-    if np.any(zero == 3):
-        a = np.zeros(len(dp))
-        b = np.zeros(len(dp))
-        for n in np.unique(shard):
-            sel = shard == n
-            span = int(tp[sel][0] * cp[sel][0] * dp[sel][0])
-            ta, tb = dp_terms(system, int(n), span, "allgather")
-            a[sel], b[sel] = ta, tb * e
+    if np.any(zero == 3):       # ZeRO-3: gather the stage's weights per pass (overlapped)
+        a, b = group_terms("allgather")
         z3 = zero == 3
-        gather = (np.where(z3, a, 0.0), np.where(z3, b, 0.0))
+        gather = (np.where(z3, a, 0.0), np.where(z3, b * e, 0.0))
     stages = step_times(parts, idx, values, pp, v, gather)
     t_mb = np.stack([f + b for f, b in stages])          # (stage kinds, configs)
     slowest = np.argmax(t_mb, axis=0)
@@ -746,13 +748,8 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     params = np.stack([stage_params(parts, pp, s) for s in kinds])
     p_max = params.max(axis=0)
     # DP gradient all-reduce (ZeRO-1/2: reduce-scatter + all-gather, the same bytes).
-    dp_t = np.zeros(len(pp))
-    for n in np.unique(shard):
-        sel = (shard == n) & (zero < 3)
-        if n > 1 and sel.any():
-            span = int(tp[sel][0] * cp[sel][0] * dp[sel][0])
-            ta, tb = dp_terms(system, int(n), span)
-            dp_t[sel] = ta + tb * p_max[sel] * e
+    a, b = group_terms("allreduce")
+    dp_t = np.where(zero < 3, a + b * p_max * e, 0.0)
     exposed = np.maximum(0.0, dp_t - t_b) if overlap else dp_t
     state = OPTIMIZER_STATE[optimizer] + (4.0 if e < 4 else 0.0)
     update = 2 * (state + e) + e                 # read and write state and weights, read grads

@@ -1,0 +1,76 @@
+"""ParallelismOptimizer: the vectorized search agrees with DistributedModel config by config,
+and counts what it prunes."""
+
+import numpy as np
+import pytest
+
+import mlsysim
+from mlsysim import DistributedModel, Fleet, ParallelismOptimizer, Systems
+from mlsysim.errors import ValidationError
+
+FLEET = Fleet(name="4 x DGX H100", node=Systems.Nodes.DGX_H100, count=4)
+
+
+@pytest.fixture(scope="module")
+def search():
+    return ParallelismOptimizer().solve("Llama3_70B", FLEET, batch_size=64, seq_len=4096,
+                                        top_k=40)
+
+
+def _dm(cfg, **kw):
+    c = dict(cfg)
+    dp = c.pop("dp")
+    return DistributedModel().solve("Llama3_70B", FLEET, batch_size=64, seq_len=4096,
+                                    tp_size=c["tp"], pp_size=c["pp"], dp_size=dp,
+                                    v_stages=c["v_stages"],
+                                    microbatch_size=c["microbatch_size"],
+                                    zero_stage=c["zero_stage"],
+                                    activation_recomputation=c["activation_recomputation"],
+                                    **kw)
+
+
+def test_best_config_is_what_distributed_model_reports(search):
+    assert search.feasible
+    r = _dm(search.best_config)
+    assert r.step_s == pytest.approx(search.best_step_s, rel=1e-12)
+    assert r.mfu == pytest.approx(search.best_mfu, rel=1e-12)
+    assert float(r.tokens_per_s) == pytest.approx(float(search.best_throughput), rel=1e-12)
+
+
+def test_random_candidates_agree_with_the_scalar_path(search):
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(search.top_candidates), size=8, replace=False):
+        c = search.top_candidates[i]
+        r = _dm(c["config"])
+        assert r.step_s * 1e3 == pytest.approx(c["step_ms"], rel=1e-12), c["config"]
+        assert r.memory.total(1) / 1e9 == pytest.approx(c["memory_gb"], rel=1e-12)
+        assert r.feasible
+
+
+def test_candidates_are_sorted_and_counts_add_up(search):
+    steps = [c["step_ms"] for c in search.top_candidates]
+    assert steps == sorted(steps)
+    not_run = sum(v for k, v in search.pruned.items() if k != "out of memory")
+    assert search.total_searched + not_run == search.search_space_size
+    # 70B at 16 B/param unsharded needs 1.1 TB of state: some layouts must not fit.
+    assert search.pruned["out of memory"] > 0
+
+
+def test_nothing_fits_is_infeasible_with_the_counts():
+    r = ParallelismOptimizer().solve("GPT3_175B", "DGX_H100", batch_size=8, seq_len=2048,
+                                     zero_stages=(0,))
+    assert not r.feasible and "out of memory" in r.reason and r.best_config is None
+
+
+def test_mfu_objective_and_bad_input():
+    r = ParallelismOptimizer().solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=2048,
+                                     objective="mfu", zero_stages=(1,))
+    assert r.top_candidates[0]["mfu"] == max(c["mfu"] for c in r.top_candidates)
+    with pytest.raises(ValidationError, match="objective"):
+        ParallelismOptimizer().solve("Llama3_8B", "DGX_H100", batch_size=64, objective="fast")
+    with pytest.raises(ValidationError, match="zero_stages"):
+        ParallelismOptimizer().solve("Llama3_8B", "DGX_H100", batch_size=64, zero_stages=(5,))
+    with pytest.raises(ValidationError, match="microbatch_sizes"):
+        ParallelismOptimizer().solve("Llama3_8B", "DGX_H100", batch_size=64,
+                                     microbatch_sizes=(0,))
+    assert mlsysim.ParallelismOptimizer is ParallelismOptimizer
