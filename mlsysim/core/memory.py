@@ -24,7 +24,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MemoryBudget", "fmt_bytes"]
+from ..errors import ValidationError, closest
+from ..specs.model import ModelSpec, SSMSpec, TransformerSpec
+
+__all__ = ["MemoryBudget", "fmt_bytes", "OPTIMIZERS", "canonical_optimizer",
+           "optimizer_state_bytes_per_param"]
+
+FP32 = 4.0
+# Dettmers et al. 2022 quantize each state in blocks of 2,048 values with one fp32 absmax each.
+ADAM8BIT_BLOCK = 2048
+# Canonical optimizer names, and what users also write for them.
+OPTIMIZERS = ("adam", "sgd", "adafactor", "adam8bit")
+_ALIASES = {"adam": "adam", "adamw": "adam", "adam_w": "adam",
+            "sgd": "sgd", "sgd_momentum": "sgd", "momentum": "sgd",
+            "adafactor": "adafactor",
+            "adam8bit": "adam8bit", "adam_8bit": "adam8bit", "8bit_adam": "adam8bit",
+            "adamw8bit": "adam8bit", "adamw_8bit": "adam8bit", "8bit_adamw": "adam8bit"}
+
 
 
 def fmt_bytes(n: float) -> str:
@@ -93,3 +109,58 @@ class MemoryBudget:
         parts = ", ".join(f"{k} {fmt_bytes(v)}" for k, v in self.terms(batch).items())
         return (f"needs {fmt_bytes(total)} per device ({parts}; largest: "
                 f"{self.largest_term(batch)}), {where} has {fmt_bytes(self.usable)}")
+
+
+# --- optimizer state: one table for training memory and checkpoints --------------------------
+# Adam/AdamW: two fp32 moments [Kingma & Ba 2015]; with mixed precision's fp32 master and 16-bit
+# weights and gradients, 2 + 2 + 4 + 8 = 16 B/param [Rajbhandari et al. 2020, ZeRO, sec. 3.1].
+# SGD with momentum: one fp32 buffer. 8-bit Adam: two 1-byte states plus an fp32 absmax per
+# block of 2,048 [Dettmers et al. 2022]. Adafactor: factored second moment, rows + columns of
+# each weight matrix, 2 x 4 B / hidden per parameter [Shazeer & Stern 2018].
+
+def canonical_optimizer(optimizer, owner: str | None = None) -> str:
+    """'AdamW' -> 'adam'; unknown names raise ValidationError listing the allowed ones."""
+    if isinstance(optimizer, str):
+        key = optimizer.strip().lower().replace("-", "_")
+        if key in _ALIASES:
+            return _ALIASES[key]
+    near = closest(str(optimizer), list(_ALIASES))
+    hint = f" Did you mean: {', '.join(near)}?" if near else ""
+    raise ValidationError("optimizer", f"must be one of: {', '.join(OPTIMIZERS)} (aliases "
+                          f"adamw, adamw8bit, sgd_momentum). Got {optimizer!r} instead.{hint}",
+                          owner=owner)
+
+
+def _hidden(model: ModelSpec | None) -> int | None:
+    if isinstance(model, TransformerSpec):
+        return model.hidden
+    if isinstance(model, SSMSpec):
+        return model.d_model
+    return None
+
+
+def optimizer_state_bytes_per_param(optimizer: str, model: ModelSpec | None = None,
+                                    owner: str | None = None) -> float:
+    """Optimizer state per parameter in bytes (see the module docstring for the sources).
+
+    >>> optimizer_state_bytes_per_param("adamw"), optimizer_state_bytes_per_param("sgd")
+    (8.0, 4.0)
+    >>> optimizer_state_bytes_per_param("adam8bit")      # 2 x (1 B + 4 B / 2048)
+    2.00390625
+    """
+    opt = canonical_optimizer(optimizer, owner)
+    if opt == "adam":
+        return 2 * FP32
+    if opt == "sgd":
+        return FP32
+    if opt == "adam8bit":
+        return 2 * (1.0 + FP32 / ADAM8BIT_BLOCK)
+    h = _hidden(model)
+    if h is None:
+        raise ValidationError("optimizer", "'adafactor' needs a model with a hidden size (a "
+                              "transformer or SSM) to size its factored state; choose one of: "
+                              f"{', '.join(o for o in OPTIMIZERS if o != 'adafactor')} for "
+                              f"{getattr(model, 'name', model)!r}.", owner=owner)
+    return 2 * FP32 / h
+
+

@@ -52,9 +52,10 @@ from typing import Any
 
 from ..core import validate as check
 from ..core.contract import REQUIRED, ForwardModel, Option, Result
-from ..errors import ValidationError, closest
+from ..core.memory import OPTIMIZERS, canonical_optimizer, optimizer_state_bytes_per_param
+from ..errors import ValidationError
 from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
-from ..specs.model import ModelSpec, SSMSpec, TransformerSpec
+from ..specs.model import ModelSpec
 from ..specs.system import Fleet, Node
 from ..units import Q_
 
@@ -62,68 +63,14 @@ __all__ = ["CheckpointModel", "CheckpointResult", "OPTIMIZERS", "WEIGHT_PRECISIO
            "optimizer_state_bytes_per_param", "checkpoint_bytes_per_param", "canonical_optimizer"]
 
 OWNER = "CheckpointModel"
+# The optimizer-state sizes live with the rest of training memory (core/memory.py).
 HOUR = 3600.0
 FP32 = BYTES_PER_ELEMENT["fp32"]
-# Dettmers et al. 2022 quantize each state in blocks of 2,048 values with one fp32 absmax each.
-ADAM8BIT_BLOCK = 2048
-# Canonical optimizer names, and what users also write for them.
-OPTIMIZERS = ("adam", "sgd", "adafactor", "adam8bit")
-_ALIASES = {"adam": "adam", "adamw": "adam", "adam_w": "adam",
-            "sgd": "sgd", "sgd_momentum": "sgd", "momentum": "sgd",
-            "adafactor": "adafactor",
-            "adam8bit": "adam8bit", "adam_8bit": "adam8bit", "8bit_adam": "adam8bit",
-            "adamw8bit": "adam8bit", "adamw_8bit": "adam8bit", "8bit_adamw": "adam8bit"}
 # Precisions a checkpoint's model weights are stored in.
 WEIGHT_PRECISIONS = ("fp32", "bf16", "fp16", "fp8")
 
 
 # --- bytes per parameter ------------------------------------------------------------------
-def canonical_optimizer(optimizer, owner: str = OWNER) -> str:
-    """'AdamW' -> 'adam'; unknown names raise ValidationError listing the allowed ones."""
-    if isinstance(optimizer, str):
-        key = optimizer.strip().lower().replace("-", "_")
-        if key in _ALIASES:
-            return _ALIASES[key]
-    near = closest(str(optimizer), list(_ALIASES))
-    hint = f" Did you mean: {', '.join(near)}?" if near else ""
-    raise ValidationError("optimizer", f"must be one of: {', '.join(OPTIMIZERS)} (aliases "
-                          f"adamw, adamw8bit, sgd_momentum). Got {optimizer!r} instead.{hint}",
-                          owner=owner)
-
-
-def _hidden(model: ModelSpec | None) -> int | None:
-    if isinstance(model, TransformerSpec):
-        return model.hidden
-    if isinstance(model, SSMSpec):
-        return model.d_model
-    return None
-
-
-def optimizer_state_bytes_per_param(optimizer: str, model: ModelSpec | None = None,
-                                    owner: str = OWNER) -> float:
-    """Optimizer state per parameter in bytes (see the module docstring for the sources).
-
-    >>> optimizer_state_bytes_per_param("adamw"), optimizer_state_bytes_per_param("sgd")
-    (8.0, 4.0)
-    >>> optimizer_state_bytes_per_param("adam8bit")      # 2 x (1 B + 4 B / 2048)
-    2.00390625
-    """
-    opt = canonical_optimizer(optimizer, owner)
-    if opt == "adam":
-        return 2 * FP32
-    if opt == "sgd":
-        return FP32
-    if opt == "adam8bit":
-        return 2 * (1.0 + FP32 / ADAM8BIT_BLOCK)
-    h = _hidden(model)
-    if h is None:
-        raise ValidationError("optimizer", "'adafactor' needs a model with a hidden size (a "
-                              "transformer or SSM) to size its factored state; choose one of: "
-                              f"{', '.join(o for o in OPTIMIZERS if o != 'adafactor')} for "
-                              f"{getattr(model, 'name', model)!r}.", owner=owner)
-    return 2 * FP32 / h
-
-
 def checkpoint_bytes_per_param(optimizer: str, precision: str = "bf16",
                                model: ModelSpec | None = None, owner: str = OWNER) -> float:
     """Weights at ``precision`` + fp32 master (unless fp32) + optimizer state, bytes.
@@ -447,7 +394,7 @@ class CheckpointModel(ForwardModel):
             raise ValidationError("model", f"must be a model spec or zoo name. Got {model!r} "
                                   "instead.", owner=OWNER)
         system = _system(hardware)
-        opt = canonical_optimizer(optimizer)
+        opt = canonical_optimizer(optimizer, OWNER)
         prec = _precision(precision, OWNER)
         interval = check.positive_float("checkpoint_interval_hours", checkpoint_interval_hours,
                                         OWNER) * HOUR

@@ -63,7 +63,7 @@ from ..core.collectives import resolve_system
 from ..core.contract import REQUIRED, ForwardModel, Option, Result
 from ..core.costmodel import evaluate_parts, prepare
 from ..core.engine import efficiency_for, resolve
-from ..core.memory import MemoryBudget, fmt_bytes
+from ..core.memory import MemoryBudget, fmt_bytes, optimizer_state_bytes_per_param
 from ..errors import ValidationError
 from ..specs.configs import DistributedConfig
 from ..specs.hardware import HardwareSpec
@@ -79,18 +79,10 @@ from ..workloads.training import (
 )
 from ..workloads.transformer import Segment, lower_segments
 
-__all__ = ["DistributedModel", "DistributedResult", "OPTIMIZER_STATE"]
+__all__ = ["DistributedModel", "DistributedResult", "evaluate_grid", "parts_for"]
 
 OWNER = "DistributedModel"
 
-# Optimizer state per parameter beyond the weights and gradients (bytes), and bytes the update
-# reads and writes per parameter. Mixed precision adds an fp32 master copy (4 B).
-# Adam/AdamW: two fp32 moments [Kingma & Ba 2015; ZeRO paper sec. 3.1: 12 B with the master];
-# SGD with momentum: one fp32 buffer; Adafactor: factored second moment, O(rows + cols), taken
-# as 0 per parameter [Shazeer & Stern 2018]; 8-bit Adam: two 1-byte moments [Dettmers et al.
-# 2022].
-OPTIMIZER_STATE: dict[str, float] = {"adam": 8.0, "adamw": 8.0, "sgd": 4.0, "adafactor": 0.0,
-                                     "adam8bit": 2.0}
 
 _PLANS = ContentCache("training plans")
 
@@ -751,7 +743,8 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     a, b = group_terms("allreduce")
     dp_t = np.where(zero < 3, a + b * p_max * e, 0.0)
     exposed = np.maximum(0.0, dp_t - t_b) if overlap else dp_t
-    state = OPTIMIZER_STATE[optimizer] + (4.0 if e < 4 else 0.0)
+    # Optimizer state (core/memory.py) plus the fp32 master copy under mixed precision.
+    state = optimizer_state_bytes_per_param(optimizer, model, OWNER) + (4.0 if e < 4 else 0.0)
     update = 2 * (state + e) + e                 # read and write state and weights, read grads
     opt_t = optimizer_seconds(parts, p_max / np.where(zero >= 1, shard, 1) * update)
     step = compute + bubble + opt_t + exposed
