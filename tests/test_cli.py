@@ -77,3 +77,23 @@ def test_calibrate_unwritable_output_exits_2(tmp_path):
     runs.write_text("kind,precision,m,n,k,value,unit\nmemcpy,,,,,3000,GB/s\n")
     out = run("calibrate", str(runs), "--hardware", "H100", "-o", "/nonexistent/dir/x.yaml")
     assert out.returncode == 2 and "cannot write" in out.stderr
+
+
+def test_train_and_optimize_commands():
+    out = run("train", "Llama3_8B", "DGX_H100", "-b", "64", "--seq-len", "2048", "--zero", "1",
+              "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["parallelism"] == {"dp": 8, "tp": 1, "pp": 1, "cp": 1, "ep": 1}
+    assert 0 < d["mfu"] < 1 and d["feasible"] is True
+    out = run("train", "GPT3_175B", "DGX_H100", "-b", "8")
+    assert out.returncode == 3 and "optimizer state" in out.stderr
+    out = run("train", "Llama3_8B", "H100", "-b", "8", "--nodes", "2")
+    assert out.returncode == 2 and "nodes" in out.stderr and "Traceback" not in out.stderr
+    out = run("optimize", "Llama3_70B", "DGX_H100", "--nodes", "4", "-b", "64", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["best_config"]["tp"] * d["best_config"]["pp"] * d["best_config"]["dp"] == 32
+    out = run("zoo", "clusters", "--json")
+    assert out.returncode == 0 and any(r["accelerators"] >= 100_000
+                                       for r in json.loads(out.stdout))

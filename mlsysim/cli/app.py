@@ -169,16 +169,18 @@ def calibrate_cmd(
 
 @app.command("zoo")
 def zoo_cmd(
-    kind: str = typer.Argument("models", help="models | hardware"),
+    kind: str = typer.Argument("models", help="models | hardware | nodes | fabrics | clusters"),
     name: Optional[str] = typer.Argument(None, help="Show one entry in full."),
     as_json: bool = JSON_OPT,
 ):
     """List the zoo, or show one entry with its sources."""
-    from ..zoo import Hardware, Models
+    from ..zoo import Clusters, Fabrics, Hardware, Models, Nodes
 
-    registries = {"models": Models, "model": Models, "hardware": Hardware, "hw": Hardware}
+    registries = {"models": Models, "model": Models, "hardware": Hardware, "hw": Hardware,
+                  "nodes": Nodes, "fabrics": Fabrics, "clusters": Clusters}
     if kind not in registries:
-        emit_error(MLSysimError(f"unknown zoo kind '{kind}'; choose models or hardware"), as_json)
+        emit_error(MLSysimError(f"unknown zoo kind '{kind}'; choose models, hardware, nodes, "
+                                "fabrics or clusters"), as_json)
         raise typer.Exit(EXIT_USAGE)
     reg = registries[kind]
     if name:
@@ -194,6 +196,22 @@ def zoo_cmd(
             rows.append({"key": spec.key, "name": spec.name, "group": spec.group,
                          "architecture": spec.architecture,
                          "parameters": f"{spec.parameter_count / 1e9:.4g} B"})
+        elif reg is Fabrics:
+            rows.append({"key": spec.key, "name": spec.name, "scope": spec.scope,
+                         "per device": f"{spec.device_bandwidth.magnitude:.4g} GB/s",
+                         "in-network reduction": spec.in_network_reduction or ""})
+        elif reg is Nodes:
+            rows.append({"key": spec.key, "name": spec.name,
+                         "accelerators": f"{spec.accelerators_per_node} x "
+                                         f"{spec.accelerator.key}",
+                         "scale-up domain": spec.domain,
+                         "scale-out": f"{spec.nics_per_node} x {spec.nic_fabric.key}"
+                         if spec.nic_fabric else ""})
+        elif reg is Clusters:
+            rows.append({"key": spec.key, "name": spec.name,
+                         "nodes": f"{spec.count} x {spec.node.key}",
+                         "accelerators": spec.total_accelerators,
+                         "fabric": spec.fabric.key if spec.fabric else ""})
         else:
             rows.append({"key": spec.key, "name": spec.name, "group": spec.group,
                          "peak": f"{spec.compute.peak_flops.to('TFLOP/s').magnitude:.4g} TFLOP/s "
@@ -219,8 +237,9 @@ def _pretty(data: dict, indent: int = 0) -> str:
 
 
 def _register_commands() -> None:
-    from .validate_cmd import register
-    register(app)
+    from . import train_cmd, validate_cmd
+    validate_cmd.register(app)
+    train_cmd.register(app)
 
 
 _register_commands()

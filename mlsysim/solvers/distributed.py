@@ -627,13 +627,14 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
     per_replica = tp * pp * cp
     if c.dp_size is None:
         if devices % per_replica:
-            raise ValidationError("tp_size", f"x pp_size x cp_size (={per_replica}) must divide "
-                                  f"the {devices} accelerators of {system.name}.", owner=OWNER)
+            raise ValidationError("tp_size", f"times pp_size times cp_size (={per_replica}) must "
+                                  f"divide the {devices} accelerators of {system.name}.",
+                                  owner=OWNER)
         dp = devices // per_replica
     else:
         dp = c.dp_size
         if dp * per_replica != devices:
-            raise ValidationError("dp_size", f"x tp_size x pp_size x cp_size (={dp} x "
+            raise ValidationError("dp_size", f"times tp_size x pp_size x cp_size (={dp} x "
                                   f"{per_replica}) must equal the {devices} accelerators of "
                                   f"{system.name}. Got dp_size={dp} instead.", owner=OWNER)
     sh = Sharding(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp)

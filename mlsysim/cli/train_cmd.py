@@ -1,0 +1,106 @@
+"""``mlsysim train`` (one training step on a fleet) and ``mlsysim optimize`` (search the
+parallel layouts). Registered on the Typer app by ``register(app)``."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+def _system(name: str, nodes: Optional[int]):
+    """A zoo chip, node or cluster; ``--nodes N`` makes a fleet of N of a node."""
+    from ..core.collectives import _system
+    from ..specs.system import Fleet, Node
+    system = _system(name)
+    if nodes is not None:
+        if not isinstance(system, Node):
+            from ..errors import ValidationError
+            raise ValidationError("nodes", f"needs a node to repeat; {name} is not one "
+                                  "(e.g. DGX_H100, see `mlsysim zoo nodes`).", owner="train")
+        system = Fleet(name=f"{nodes} x {system.name}", node=system, count=nodes)
+    return system
+
+
+def train_cmd(
+    model: str = typer.Argument(..., help="Transformer, e.g. Llama3_70B"),
+    fleet: str = typer.Argument(..., help="Node or cluster, e.g. DGX_H100 or "
+                                "DGX_H100_SuperPOD_256"),
+    batch_size: int = typer.Option(..., "--batch-size", "-b", help="Global batch, sequences."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence."),
+    nodes: Optional[int] = typer.Option(None, "--nodes", help="Repeat the node N times."),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p"),
+    tp: int = typer.Option(1, "--tp"), pp: int = typer.Option(1, "--pp"),
+    cp: int = typer.Option(1, "--cp"), ep: int = typer.Option(1, "--ep"),
+    dp: Optional[int] = typer.Option(None, "--dp", help="Default: devices / (tp pp cp)."),
+    mbs: Optional[int] = typer.Option(None, "--mbs", help="Micro-batch size (default 1)."),
+    v_stages: int = typer.Option(1, "--v-stages", help="Interleaved chunks per device."),
+    recompute: str = typer.Option("none", "--recompute", help="none | selective | full"),
+    zero: int = typer.Option(0, "--zero", help="ZeRO stage 0-3."),
+    optimizer: str = typer.Option("adam", "--optimizer"),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="Token budget: time to "
+                                           "train and GPU-hours."),
+    explain: bool = typer.Option(False, "--explain"),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+):
+    """One training step on a fleet: step time and breakdown, MFU, tokens/s, memory."""
+    from ..solvers.distributed import DistributedModel
+    from . import EXIT_INFEASIBLE
+    from .app import print_result, run_guarded
+
+    result = run_guarded(as_json, lambda: DistributedModel().solve(
+        model, _system(fleet, nodes), batch_size=batch_size, seq_len=seq_len,
+        precision=precision, tp_size=tp, pp_size=pp, cp_size=cp, ep_size=ep, dp_size=dp,
+        microbatch_size=mbs, v_stages=v_stages, activation_recomputation=recompute,
+        zero_stage=zero, optimizer=optimizer, token_budget=tokens))
+    print_result(result, as_json, explain)
+    if not result.feasible:
+        if not as_json:
+            typer.echo(f"infeasible: {result.reason}", err=True)
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+def optimize_cmd(
+    model: str = typer.Argument(..., help="Transformer, e.g. GPT3_175B"),
+    fleet: str = typer.Argument(..., help="Node or cluster"),
+    batch_size: int = typer.Option(..., "--batch-size", "-b", help="Global batch, sequences."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len"),
+    nodes: Optional[int] = typer.Option(None, "--nodes", help="Repeat the node N times."),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p"),
+    max_tp: Optional[int] = typer.Option(None, "--max-tp"),
+    max_pp: Optional[int] = typer.Option(None, "--max-pp"),
+    objective: str = typer.Option("step_time", "--objective", help="step_time | mfu"),
+    top: int = typer.Option(5, "--top", help="Candidates to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+):
+    """Search TP x PP x DP x micro-batch x interleaving x recomputation x ZeRO."""
+    from ..optimize.parallelism import ParallelismOptimizer
+    from . import EXIT_INFEASIBLE
+    from .app import run_guarded
+
+    result = run_guarded(as_json, lambda: ParallelismOptimizer().solve(
+        model, _system(fleet, nodes), batch_size=batch_size, seq_len=seq_len,
+        precision=precision, max_tp=max_tp, max_pp=max_pp, objective=objective, top_k=top))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        from ..show import table
+        typer.echo(result.explain().splitlines()[0])
+        keys = ("tp", "pp", "dp", "v_stages", "microbatch_size", "zero_stage",
+                "activation_recomputation")
+        table(["tp", "pp", "dp", "v", "mbs", "zero", "recompute", "step ms", "MFU", "GB"],
+              [[c["config"][k] for k in keys] + [f"{c['step_ms']:.5g}", f"{c['mfu']:.3f}",
+                                                 f"{c['memory_gb']:.3g}"]
+               for c in result.top_candidates])
+    if not result.feasible:
+        if not as_json:
+            typer.echo(f"infeasible: {result.reason}", err=True)
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_cmd)
+    app.command("optimize")(optimize_cmd)
