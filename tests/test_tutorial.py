@@ -57,3 +57,10 @@ def test_serving_example_runs(tmp_path):
     out = _run(ROOT / "docs" / "examples" / "01_llm_serving.py", tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "best b = " in out.stdout and "acceptance 0.9" in out.stdout
+
+
+def test_training_example_runs(tmp_path):
+    out = _run(ROOT / "docs" / "examples" / "02_training.py", tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "dp=16, tp=8, pp=4" in out.stdout and "GPU-hours" in out.stdout
+    assert "xAI_Colossus_100K" in out.stdout
