@@ -1,0 +1,117 @@
+"""Targeted mutation testing of the core equations (a dev script).
+
+Each mutation breaks one factor of an equation (a ring's 2(n-1)/n, the pipeline bubble's
+1/v, Adam's bytes per parameter, the overlap rule, ...) in the source file, runs the tests
+that guard it, and restores the file. A mutation the tests do not notice "survives": a
+missing test. Run from the repository root:
+
+    python scripts/mutation_check.py            # all mutations
+    python scripts/mutation_check.py collectives  # only those whose name contains the word
+
+Exit status 1 if any mutation survives or no longer applies (the source moved on: update the
+list).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (name, file, original text, mutated text, tests to run)
+MUTATIONS = [
+    ("collectives: ring all-reduce moves 2(n-1)/n", "mlsysim/core/collectives.py",
+     '"nccl": (2 * (n - 1) * a, rf / (eff.eta_bus * bw)),',
+     '"nccl": (2 * (n - 1) * a, rf / 2 / (eff.eta_bus * bw)),',
+     ["tests/test_systems_collectives.py", "tests/test_collectives.py"]),
+    ("collectives: tree latency 2 ceil(log2 n) steps", "mlsysim/core/collectives.py",
+     '"tree": (2 * _log2(n) * a, 2.0 / (link * bw)),',
+     '"tree": (_log2(n) * a, 2.0 / (link * bw)),', ["tests/test_systems_collectives.py"]),
+    ("collectives: one-shot reads n-1 buffers", "mlsysim/core/collectives.py",
+     '"one_shot": (a, (n - 1) / (link * bw)),', '"one_shot": (a, n / (link * bw)),',
+     ["tests/test_systems_collectives.py"]),
+    ("collectives: in-network moves S once", "mlsysim/core/collectives.py",
+     '"in_network": (2 * a, 1.0 / (eta_inr * bw)),', '"in_network": (2 * a, 2.0 / (eta_inr * bw)),',
+     ["tests/test_systems_collectives.py"]),
+    ("collectives: hierarchical inter-node share S/L", "mlsysim/core/collectives.py",
+     "hier_b += 2 * (N - 1) / N / L / (e_out * bw_out)",
+     "hier_b += 2 * (N - 1) / N / (e_out * bw_out)", ["tests/test_systems_collectives.py"]),
+    ("collectives: NIC bandwidth per accelerator", "mlsysim/core/collectives.py",
+     "out_bw = out._base[\"device_bandwidth\"] * node.nics_per_node / node.accelerators_per_node\n"
+     "        if fleet",
+     "out_bw = out._base[\"device_bandwidth\"] * node.nics_per_node\n        if fleet",
+     ["tests/test_systems_collectives.py"]),
+    ("collectives: oversubscription divides scale-out", "mlsysim/core/collectives.py",
+     "out_bw /= fleet.effective_oversubscription", "out_bw /= 1.0",
+     ["tests/test_systems_collectives.py"]),
+    ("cost model: overlap rule hides behind compute", "mlsysim/core/costmodel.py",
+     "return blocking + np.maximum(hidden - compute_total, 0.0)", "return blocking + hidden",
+     ["tests/test_systems_collectives.py", "tests/test_distributed.py"]),
+    ("memory: gradients count", "mlsysim/core/memory.py",
+     "return self.weights + self.gradients + self.optimizer + self.activations",
+     "return self.weights + self.optimizer + self.activations",
+     ["tests/test_memory.py", "tests/test_distributed.py"]),
+    ("memory: max batch from free bytes", "mlsysim/core/memory.py",
+     "return int(max(free, 0.0) // grow)", "return int(max(free, 0.0) // grow) + 1",
+     ["tests/test_memory.py"]),
+    ("training: attention backward 2.5x", "mlsysim/workloads/training.py",
+     "ATTENTION_BACKWARD = 2.5", "ATTENTION_BACKWARD = 2.0", ["tests/test_training_tables.py"]),
+    ("training: weight gradient GEMM", "mlsysim/workloads/training.py",
+     "parts.append(_take(cols, wg, weight=", "parts.append(_take(cols, wg[:0], weight=",
+     ["tests/test_training_tables.py"]),
+    ("distributed: bubble divided by v", "mlsysim/solvers/distributed.py",
+     "bubble = (pp - 1) / v * t_slow", "bubble = (pp - 1) * t_slow",
+     ["tests/test_distributed.py"]),
+    ("distributed: fp32 master copy", "mlsysim/solvers/distributed.py",
+     "+ (4.0 if e < 4 else 0.0)", "+ (0.0 if e < 4 else 0.0)", ["tests/test_distributed.py"]),
+    ("distributed: ZeRO-1 shards the optimizer", "mlsysim/solvers/distributed.py",
+     "opt = state * params / np.where(zero >= 1, shard, 1)", "opt = state * params",
+     ["tests/test_distributed.py"]),
+    ("distributed: attention flops in MFU", "mlsysim/solvers/distributed.py",
+     "per_token = 6 * n_active + 12 * model.layers", "per_token = 6 * n_active + 6 * model.layers",
+     ["tests/test_distributed.py"]),
+    ("distributed: micro-batches per step", "mlsysim/solvers/distributed.py",
+     "compute = m * t_slow", "compute = (m + 1) * t_slow", ["tests/test_distributed.py"]),
+    ("distributed: full recomputation keeps 2 s b h", "mlsysim/solvers/distributed.py",
+     "kept = 2 * h * layers / np.where(sp, tp, 1)", "kept = 4 * h * layers / np.where(sp, tp, 1)",
+     ["tests/test_distributed.py"]),
+    ("serving: PP hand-offs per stage boundary", "mlsysim/workloads/transformer.py",
+     'count=pp - 1,\n                 span=span)', 'count=pp,\n                 span=span)',
+     ["tests/test_serving.py", "tests/test_systems_collectives.py"]),
+    ("serving: two TP all-reduces per layer", "mlsysim/workloads/transformer.py",
+     "group=tp,\n                     count=2 * spec.layers)",
+     "group=tp,\n                     count=spec.layers)",
+     ["tests/test_serving.py", "tests/test_training_tables.py"]),
+]
+
+
+def main(argv: list[str]) -> int:
+    pick = [m for m in MUTATIONS if not argv or any(a in m[0] for a in argv)]
+    survived, stale = [], []
+    for name, rel, old, new, tests in pick:
+        path = ROOT / rel
+        text = path.read_text()
+        if text.count(old) != 1:
+            stale.append(name)
+            print(f"STALE     {name}: the original text is not found once in {rel}")
+            continue
+        path.write_text(text.replace(old, new))
+        try:
+            run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                                  "no:cacheprovider", *tests], cwd=ROOT, capture_output=True,
+                                 text=True)
+        finally:
+            path.write_text(text)
+        killed = run.returncode != 0
+        print(f"{'killed' if killed else 'SURVIVED':<9} {name}")
+        if not killed:
+            survived.append(name)
+    print(f"\n{len(pick) - len(survived) - len(stale)} killed, {len(survived)} survived, "
+          f"{len(stale)} stale, of {len(pick)}")
+    return 1 if survived or stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
