@@ -98,6 +98,15 @@ def raise_spec_error(exc: pydantic.ValidationError, where: str) -> None:
             dimension = True
         if err["type"] == "extra_forbidden":
             msg = "is not a known field (check its spelling)"
+        else:
+            # One template with solver parameters: "<field>: must be ... (got <value>)".
+            msg = msg.removeprefix("Value error, ")
+            if msg.startswith("Input should be"):
+                msg = "must be" + msg[len("Input should be"):]
+            got = err.get("input")
+            if err["type"] not in ("missing", "value_error", "dimension", "quantity") and \
+                    not isinstance(got, (dict, list)):
+                msg += f" (got {got!r})"
         lines.append(f"  {loc}: {msg}")
     cls = DimensionError if dimension else SpecError
     raise cls(f"invalid {where}:\n" + "\n".join(lines)) from None
