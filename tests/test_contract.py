@@ -472,3 +472,22 @@ def test_solver_base_registers_and_declares():
     assert _Mine.defaults() == {"y": 2} and _Mine.options[0].required
     with pytest.raises(NotImplementedError):
         _Mine.example()
+
+
+@pytest.mark.parametrize("solver, config", [
+    ("ServingModel", "ServingConfig"), ("ContinuousBatchingModel", "ContinuousBatchingConfig"),
+    ("DistributedModel", "DistributedConfig")])
+def test_keyword_options_and_config_fields_agree(solver, config):
+    """The keyword form and the three-input form are the same options: same names, same
+    defaults (a field the config requires is optional in the signature, needed unless a
+    config is given)."""
+    cls, cfg = getattr(mlsysim, solver), getattr(mlsysim, config)
+    declared = {o.name: o.default for o in cls.options
+                if o.name not in ("model", "hardware", "fleet", "config")}
+    fields = cfg.model_fields
+    assert set(declared) == set(fields)
+    for name, f in fields.items():
+        if f.is_required():
+            assert declared[name] is None, name
+        else:
+            assert declared[name] == f.default, name
