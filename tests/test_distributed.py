@@ -125,3 +125,20 @@ def test_bad_input_names_the_field(kw, field):
 def test_unpublished_precision_is_refused():
     with pytest.raises(UnsupportedPrecisionError, match="fp8"):
         DM.solve("Llama3_8B", "DGX_A100", batch_size=64, precision="fp8")
+
+
+def test_layered_models_train_data_parallel():
+    # ResNet-50 on one DGX A100 (8 GPUs), 256 images per GPU: data parallelism only; model
+    # flops are 3 x the forward's (forward + data and weight gradients).
+    r = DM.solve("ResNet50", "DGX_A100", batch_size=2048, microbatch_size=256,
+                 precision="fp16")
+    assert r.parallelism["dp"] == 8 and r.feasible
+    fwd = mlsysim.Engine.solve("ResNet50", "A100", batch_size=1, precision="fp16")
+    assert r.model_flops == pytest.approx(3 * fwd.flops_total * 2048, rel=1e-9)
+    assert r.dp_comm_s > 0 and "samples" in r.explain()
+    # A bare chip trains on one device unless asked for more.
+    assert DM.solve("ResNet50", "A100", batch_size=256, precision="fp16").devices == 1
+    with pytest.raises(ValidationError, match="tp_size"):
+        DM.solve("ResNet50", "DGX_A100", batch_size=256, tp_size=2)
+    with pytest.raises(ValidationError, match="seq_len"):
+        DM.solve("ResNet50", "DGX_A100", batch_size=256, seq_len=128)

@@ -201,8 +201,10 @@ class ParallelismOptimizer(ForwardModel):
                 raise ValidationError("zero_stages", f"must hold 0-3. Got {z!r} instead.",
                                       owner=OWNER)
         usable = hardware._base["capacity"] * memory_utilization
-        tps = [t for t in _powers_of_two(max_tp) if model.heads % t == 0]
-        pps = [p for p in range(1, min(max_pp, model.layers) + 1)]
+        from ..solvers.distributed import _depth
+        heads = getattr(model, "heads", 1)      # layered models: data parallelism only
+        tps = [t for t in _powers_of_two(max_tp) if heads % t == 0]
+        pps = [p for p in range(1, min(max_pp, _depth(model)) + 1)]
         mbs_c = np.array(choices["microbatch_sizes"])
         v_c = np.array(choices["v_stages"])
         z_c = np.array(zero_stages)
@@ -232,7 +234,7 @@ class ParallelismOptimizer(ForwardModel):
             ok_ep = (dp * cp) % ep == 0
             ok_batch = (batch_size % dp == 0) & ((batch_size // dp) % MB == 0)
             M = np.where(ok_batch, batch_size // dp // MB, 1)
-            ok_v = (V == 1) | ((P > 1) & (M % P == 0) & (P * V <= model.layers))
+            ok_v = (V == 1) | ((P > 1) & (M % P == 0) & (P * V <= _depth(model)))
             keep = ok_div & ok_ep & ok_batch & ok_v
             pruned["ep does not divide the experts or dp x cp"] += int((ok_div & ~ok_ep).sum())
             pruned["batch does not split into replicas and micro-batches"] += int(

@@ -1,5 +1,6 @@
 """Distributed training: one optimizer step of a transformer on a fleet, with data, tensor
-(+ sequence), pipeline, context and expert parallelism, ZeRO sharding and recomputation.
+(+ sequence), pipeline, context and expert parallelism, ZeRO sharding and recomputation; a
+layered model (CNN) trains data-parallel (forward, backward and gradient all-reduce).
 
 Work. One micro-batch of ``microbatch_size`` sequences of ``seq_len / cp_size`` tokens per
 device is lowered to the operator table (tensor-parallel shards, all logits), and
@@ -67,7 +68,7 @@ from ..core.memory import MemoryBudget, fmt_bytes, optimizer_state_bytes_per_par
 from ..errors import ValidationError
 from ..specs.configs import DistributedConfig
 from ..specs.hardware import HardwareSpec
-from ..specs.model import ModelSpec, TransformerSpec
+from ..specs.model import LayeredSpec, ModelSpec, TransformerSpec
 from ..units import Q_, Rate
 from ..workloads.operators import OpKind, Section
 from ..workloads.training import (
@@ -132,6 +133,10 @@ class DistributedResult(Result):
     summary_numbers = ("step_latency_total:step", "mfu", "tokens_per_s:")
 
     # --- the incumbent's fields ---------------------------------------------------------
+    @property
+    def _transformer(self) -> bool:
+        return isinstance(self.model, TransformerSpec)
+
     @property
     def step_latency_total(self):
         return Q_(self.step_s, "s").to("ms")
@@ -238,7 +243,8 @@ class DistributedResult(Result):
 
     @property
     def assumptions(self) -> tuple[str, ...]:
-        return ("MFU convention: 6 N + 12 L h s flops per token (Megatron/PaLM, non-causal)",
+        return ("MFU convention: 6 N + 12 L h s flops per token (Megatron/PaLM, non-causal)"
+                if self._transformer else "MFU convention: 3 x forward flops per sample",
                 "the slowest pipeline stage sets the pace; stages hold an even share of layers",
                 "ranks ordered tp, cp, dp, pp (Megatron): tensor-parallel groups are adjacent",
                 f"{self.memory.usable / 1e9:.4g} GB usable per device (memory_utilization of "
@@ -281,7 +287,9 @@ class DistributedResult(Result):
         lines = [
             f"{self.model.name} training on {self.devices} x {self.hardware.name} "
             f"(dp={par['dp']}, tp={par['tp']}, pp={p}, cp={par['cp']}, ep={par['ep']}), "
-            f"global batch {self.batch_size} x {self.seq_len} tokens, {self.precision}",
+            f"global batch {self.batch_size}"
+            + (f" x {self.seq_len} tokens" if self._transformer else " samples")
+            + f", {self.precision}",
             f"  micro-batches: m = {self.batch_size} / ({par['dp']} x {self.microbatch_size}) "
             f"= {m} per replica; t_mb (slowest stage, fwd + bwd + collectives) = "
             f"{self.compute_s / m * 1e3:.4g} ms",
@@ -293,7 +301,9 @@ class DistributedResult(Result):
             f"  in the micro-batches: TP comm {self.tp_comm_s * 1e3:.3g} ms, EP "
             f"{self.ep_comm_s * 1e3:.3g} ms, PP hand-offs {self.pp_comm_s * 1e3:.3g} ms, CP "
             f"(overlapped with attention) {self.cp_comm_s * 1e3:.3g} ms",
-            f"  MFU = (6 N + 12 L h s) x tokens / (devices x peak x step) = "
+            "  MFU = " + ("(6 N + 12 L h s) x tokens" if self._transformer else
+                          "3 x forward flops x samples")
+            + " / (devices x peak x step) = "
             f"{self.model_flops:.4g} / ({self.devices} x {self.peak_flops / 1e12:.4g} TFLOP/s x "
             f"{self.step_s:.4g} s) = {self.mfu:.3f}; HFU {self.hfu:.3f}; "
             f"{float(self.tokens_per_s):,.0f} tokens/s",
@@ -407,9 +417,18 @@ class Parts:
     params: dict[str, float]      # local parameters per device: pre, stack (all layers), post
     eff: Any
     layers: int
+    model_flops_per_sample: float  # the MFU convention's flops per sequence (or image)
+    act_per_sample: float = 0.0    # layered models: stored activations per sample (bytes)
 
 
-def _lowering_check(model: TransformerSpec, tp: int, cp: int, ep: int, seq: int) -> None:
+def _lowering_check(model, tp: int, cp: int, ep: int, seq: int) -> None:
+    if not isinstance(model, TransformerSpec):
+        for name, value in (("tp_size", tp), ("cp_size", cp), ("ep_size", ep)):
+            if value != 1:
+                raise ValidationError(name, f"must be 1 for {model.name} ({model.architecture}"
+                                      "): layered models train data-parallel. Got "
+                                      f"{value} instead.", owner=OWNER)
+        return
     if model.heads % tp:
         raise ValidationError("tp_size", f"must divide the number of attention heads "
                               f"(={model.heads}). Got {tp} instead.", owner=OWNER)
@@ -433,6 +452,8 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
         return hit
     _lowering_check(model, tp, cp, ep, seq)
     e = _element_bytes(precision)
+    if not isinstance(model, TransformerSpec):
+        return _PARTS.put(key, _layered_parts(model, hardware, path, precision, e, recompute))
     q = seq // cp
     # Ring attention over a causal sequence: each rank's queries see half the rest on average.
     fwd = lower_segments(model, [Segment(q, (seq - q) // 2)], e=e, kv_e=e, we=e, tp=tp, pp=1,
@@ -476,10 +497,40 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
                 for k, t in tables.items()}
 
     f_sec, b_sec = section_tables(fwd), section_tables(bwd)
+    n_active = model.active_parameter_count if model.moe else model.parameter_count
+    # Model flops per sequence: 6 N + 12 L h s per token (attention at full length).
+    per_token = 6 * n_active + 12 * model.layers * model.heads * model.d_head * seq
     parts = Parts(fwd=prep({k: f_sec[k] for k in ("pre", "stack", "post", "send")}),
                   bwd=prep({k: b_sec[k] for k in ("pre", "stack", "post", "recv_grad")}),
-                  params=params, eff=eff, layers=model.layers)
+                  params=params, eff=eff, layers=model.layers,
+                  model_flops_per_sample=per_token * seq)
     return _PARTS.put(key, parts)
+
+
+def _layered_parts(model, hardware, path, precision, e, recompute) -> Parts:
+    """A CNN or other layered model: one image per sample, data-parallel only. Model flops
+    per sample are 3x the forward (forward + data and weight gradients); stored activations
+    are each operator's output (half the bytes it moves forward), all kept for the
+    backward unless recomputed."""
+    from ..workloads import lower
+    fwd = lower(model, phase="forward", seq_len=1, e=e)
+    bwd = training_table(fwd, recompute="none", include_forward=False)
+    eff = efficiency_for(hardware, precision)
+
+    def prep(t):
+        return prepare(t, hardware, precision, eff, path=path)
+
+    f_sec, b_sec = section_tables(fwd), section_tables(bwd)
+    fwd_flops = float(fwd.flops_per_sample @ fwd.count)
+    acts = float((fwd.act_bytes_per_sample * fwd.count).sum()) / 2
+    if recompute == "full":
+        acts = float(fwd.act_peak_bytes_per_sample)
+    return Parts(fwd={k: None if f_sec[k] is None else prep(f_sec[k])
+                      for k in ("pre", "stack", "post", "send")},
+                 bwd={k: None if b_sec[k] is None else prep(b_sec[k])
+                      for k in ("pre", "stack", "post", "recv_grad")},
+                 params={"pre": float(model.parameter_count), "stack": 0.0, "post": 0.0},
+                 eff=eff, layers=1, model_flops_per_sample=3 * fwd_flops, act_per_sample=acts)
 
 
 def _part_times(prepared, mbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -583,7 +634,7 @@ def _comm_by_name(p, batch: int) -> dict[str, float]:
 
 def optimizer_seconds(parts: Parts, nbytes):
     """The fused update: bytes / (BW x eta_mem), at least one kernel launch (broadcasts)."""
-    p = parts.fwd["stack"]
+    p = next(t for t in (*parts.fwd.values(), *parts.bwd.values()) if t is not None)
     return np.maximum(nbytes * p.inv_bw_eff, parts.eff.kernel_overhead_s)
 
 
@@ -597,18 +648,27 @@ def dp_terms(system, n: int, span: int, kind: str = "allreduce") -> tuple[float,
     return min(terms, key=lambda t: t[1])
 
 
+def _depth(model) -> int:
+    """Layers a pipeline can split: a transformer's stack; a layered model is one stage."""
+    return model.layers if isinstance(model, TransformerSpec) else 1
+
+
 def _resolve(model, system, c: DistributedConfig):
     from ..core.collectives import _system
     system = _system(system)
     hardware, path = resolve_system(system)
     model = resolve(model, hardware)[0]
-    if not isinstance(model, TransformerSpec):
-        raise ValidationError("model", f"must be a transformer; {model.name} is "
-                              f"{model.architecture} (DistributedModel lowers transformer "
-                              "stacks).", owner=OWNER)
+    if not isinstance(model, (TransformerSpec, LayeredSpec)):
+        raise ValidationError("model", f"must be a transformer or a layered model (CNN); "
+                              f"{model.name} is {model.architecture}.", owner=OWNER)
     precision = c.precision or ("bf16" if "bf16" in hardware.compute.dense else
                                 hardware.compute.default_precision)
     precision = check.precision_of(hardware, precision, OWNER)
+    if isinstance(model, LayeredSpec):
+        if c.seq_len is not None:
+            raise ValidationError("seq_len", f"does not apply to {model.name} (one image per "
+                                  "sample); leave it out.", owner=OWNER)
+        return model, system, hardware, path, precision, 1
     seq = c.seq_len or model.seq_len_default
     if seq > model.max_context:
         raise ValidationError("seq_len", f"must not exceed {model.name}'s context of "
@@ -618,12 +678,21 @@ def _resolve(model, system, c: DistributedConfig):
 
 def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
     model, system, hardware, path, precision, seq = _resolve(model, system, c)
-    devices = path.total
     tp, pp, cp, ep, v = c.tp_size, c.pp_size, c.cp_size, c.ep_size, c.v_stages
+    # A node or fleet trains on all its accelerators; a bare chip on the group asked for
+    # (one device by default), within its own scale-up domain.
+    devices = path.total
+    if isinstance(system, HardwareSpec):
+        devices = tp * pp * cp * (c.dp_size or 1)
+        if devices > path.total:
+            raise ValidationError("dp_size", f"x tp_size x pp_size x cp_size (={devices}) "
+                                  f"exceeds the {path.total}-device domain of {system.name}; "
+                                  "use a node or fleet (mlsysim.Systems).", owner=OWNER)
     _lowering_check(model, tp, cp, ep, seq)
-    if pp * v > model.layers:
+    depth = _depth(model)
+    if pp * v > depth:
         raise ValidationError("pp_size", f"times v_stages (={pp * v}) must not exceed "
-                              f"the layers (={model.layers}).", owner=OWNER)
+                              f"the layers (={depth}) of {model.name}.", owner=OWNER)
     per_replica = tp * pp * cp
     if c.dp_size is None:
         if devices % per_replica:
@@ -670,7 +739,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         * c.memory_utilization)
     k = int(g["slowest"][0])
     stage = stage_kinds(np.array([pp]))[k][0]
-    share = stage_layers_of(model.layers, pp, stage) / model.layers
+    share = stage_layers_of(depth, pp, stage) / depth
     comm: dict[str, float] = {}
     for side, hand, on in (("fwd", "send", stage < pp - 1), ("bwd", "recv_grad", stage > 0)):
         d = getattr(parts, side)
@@ -750,19 +819,22 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     opt_t = optimizer_seconds(parts, p_max / np.where(zero >= 1, shard, 1) * update)
     step = compute + bubble + opt_t + exposed
     # Memory: the fullest stage kind.
-    acts = np.stack([activation_bytes(model, tp=tp, pp=pp, cp=cp, v=v, stage=s, m=m, mbs=mbs,
-                                      seq=seq, e=e, sp=sp, recompute=recompute,
-                                      schedule=schedule, capacity_factor=capacity_factor)
-                     for s in kinds])
+    if isinstance(model, TransformerSpec):
+        acts = np.stack([activation_bytes(model, tp=tp, pp=pp, cp=cp, v=v, stage=s, m=m,
+                                          mbs=mbs, seq=seq, e=e, sp=sp, recompute=recompute,
+                                          schedule=schedule, capacity_factor=capacity_factor)
+                         for s in kinds])
+    else:                    # one stage: the micro-batch's stored activations
+        acts = np.stack([parts.act_per_sample * mbs * (1.0 if schedule == "1f1b" else m)
+                         for _ in kinds])
     weights = e * params / np.where(zero >= 3, shard, 1)
     grads = e * params / np.where(zero >= 2, shard, 1)
     opt = state * params / np.where(zero >= 1, shard, 1)
     total = weights + grads + opt + acts
     fullest = np.argmax(total, axis=0)
     # Flops: model (6 N + 12 L h s per token) and hardware (every row executed, all devices).
-    n_active = model.active_parameter_count if model.moe else model.parameter_count
-    per_token = 6 * n_active + 12 * model.layers * model.heads * model.d_head * seq
-    tokens = dp * m * mbs * seq
+    samples = dp * m * mbs
+    tokens = samples * seq
     hw = 0.0
     for side in (parts.fwd, parts.bwd):
         for sec, p in side.items():
@@ -775,4 +847,5 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
             "weights": weights[fullest, cols], "grads": grads[fullest, cols],
             "opt": opt[fullest, cols], "acts": acts[fullest, cols],
             "memory": total[fullest, cols], "fits": total[fullest, cols] <= usable,
-            "model_flops": per_token * tokens, "hw_flops": hw, "tokens": tokens}
+            "model_flops": parts.model_flops_per_sample * samples, "hw_flops": hw,
+            "tokens": tokens}
