@@ -33,6 +33,9 @@ def test_best_config_is_what_distributed_model_reports(search):
     assert search.feasible
     r = _dm(search.best_config)
     assert r.step_s == pytest.approx(search.best_step_s, rel=1e-12)
+    parts = search.top_candidates[0]["breakdown_ms"]
+    assert sum(parts.values()) == pytest.approx(r.step_s * 1e3, rel=1e-12)
+    assert parts["bubble"] == pytest.approx(r.bubble_s * 1e3, rel=1e-12)
     assert r.mfu == pytest.approx(search.best_mfu, rel=1e-12)
     assert float(r.tokens_per_s) == pytest.approx(float(search.best_throughput), rel=1e-12)
 

@@ -267,7 +267,12 @@ class ParallelismOptimizer(ForwardModel):
                                          "activation_recomputation": rc},
                               "step_ms": float(g["step"][i]) * 1e3, "mfu": float(mfu[i]),
                               "tokens_per_s": float(g["tokens"][i] / g["step"][i]),
-                              "memory_gb": float(g["memory"][i]) / 1e9})
+                              "memory_gb": float(g["memory"][i]) / 1e9,
+                              "breakdown_ms": {
+                                  "micro-batches": float(g["compute"][i]) * 1e3,
+                                  "bubble": float(g["bubble"][i]) * 1e3,
+                                  "optimizer": float(g["optimizer"][i]) * 1e3,
+                                  "exposed DP": float(g["dp_exposed"][i]) * 1e3}})
         key = (lambda c: c["step_ms"]) if objective == "step_time" else (lambda c: -c["mfu"])
         found.sort(key=key)
         top = tuple(found[:top_k])
