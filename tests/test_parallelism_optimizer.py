@@ -77,3 +77,10 @@ def test_mfu_objective_and_bad_input():
         ParallelismOptimizer().solve("Llama3_8B", "DGX_H100", batch_size=64,
                                      microbatch_sizes=(0,))
     assert mlsysim.ParallelismOptimizer is ParallelismOptimizer
+
+
+def test_a_single_choice_may_be_given_bare():
+    r = ParallelismOptimizer().solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=2048,
+                                     recomputation="full", zero_stages=1, v_stages=1)
+    assert {c["config"]["activation_recomputation"] for c in r.top_candidates} == {"full"}
+    assert {c["config"]["zero_stage"] for c in r.top_candidates} == {1}

@@ -304,3 +304,8 @@ def test_overlap_rule_hides_collectives_behind_compute():
         assert ev.latency == pytest.approx(compute + max(0.0, comm - compute), rel=1e-9)
     assert evaluate(small, 1).comm_time == 0.0                  # fully hidden
     assert evaluate(big, 1).comm_time > 0.0                     # its excess shows
+
+
+def test_absurd_fleets_are_refused():
+    with pytest.raises(SpecError, match="count"):
+        Fleet(name="f", node="DGX_H100", count=10**20)

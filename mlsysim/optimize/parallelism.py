@@ -182,6 +182,12 @@ class ParallelismOptimizer(ForwardModel):
         max_tp = check.positive_int("max_tp", max_tp if max_tp is not None else
                                     min(path.domain, 8), OWNER)
         max_pp = check.positive_int("max_pp", max_pp if max_pp is not None else 64, OWNER)
+        def as_tuple(value):        # one choice may be given bare: recomputation="full"
+            return (value,) if isinstance(value, (str, int)) else value
+
+        cp_sizes, ep_sizes, microbatch_sizes, v_stages, recomputation, zero_stages = map(
+            as_tuple, (cp_sizes, ep_sizes, microbatch_sizes, v_stages, recomputation,
+                       zero_stages))
         choices = {}
         for name, values in (("cp_sizes", cp_sizes), ("ep_sizes", ep_sizes),
                              ("microbatch_sizes", microbatch_sizes), ("v_stages", v_stages)):

@@ -225,7 +225,9 @@ class Fleet(_SystemSpec):
 
     group: Literal["Cluster"] = "Cluster"
     node: Annotated[Node, _by_name("Nodes")]
-    count: PosInt
+    # Nodes, not accelerators. The largest published clusters hold ~10^5 accelerators; a
+    # million nodes is far past any and keeps the arithmetic honest.
+    count: Annotated[int, Field(gt=0, le=1_000_000, strict=True)]
     fabric: Annotated[NetworkFabric, _by_name("Fabrics")] | None = None
     topology: FleetTopology | None = None
     oversubscription_ratio: float | None = Field(default=None, ge=1.0, allow_inf_nan=False)
