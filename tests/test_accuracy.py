@@ -116,9 +116,12 @@ def test_summary_statistics_are_consistent(report):
             assert 0.0 <= s["band_coverage"] <= 1.0
 
 
-def test_training_rows_wait_for_a_training_solver(report):
+def test_training_rows_are_predicted_or_say_why(report):
+    # Transformer runs with a published parallelism go through DistributedModel; the others
+    # (CNN throughput, MLPerf time to train) say why they are not predicted.
     rows = [r for r in report.results if r.row.category == "training"]
-    assert rows and all(r.prediction.code == "no-training-solver" for r in rows)
+    assert sum(r.status in ("ok", "infeasible") for r in rows) >= 15
+    assert all(r.prediction.code == "no-training-solver" for r in rows if r.status == "skipped")
 
 
 def test_missing_precision_is_not_substituted():

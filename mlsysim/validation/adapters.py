@@ -7,14 +7,15 @@ assumption it makes to ``notes``. It never reads the measured value, and no row 
 of its own: every choice it makes is one of the documented rules below.
 
 :func:`predict_row` looks the row's (category, metric) up. A row without an adapter is skipped
-with a reason (training rows wait for a training solver, energy rows for an energy model);
+with a reason (training rows of a kind DistributedModel does not predict, energy rows for an
+energy model);
 an adapter raises :class:`Skip` for a row it cannot predict (lengths not published, a device
 not in the zoo, ...) and any :class:`~mlsysim.errors.MLSysimError` a solver raises becomes a
 skipped row keeping the solver's message. A new kind of measurement (training time, energy)
 plugs in by registering an adapter; a category or metric that is not built into the reference
 schema is declared by that registration.
 
-The built-in adapters cover the inference categories:
+The built-in adapters cover the inference categories and transformer training:
 
 - **non-generative models** (CNNs, encoders, diffusion, recommendation): ``Engine.solve`` at
   the row's batch; ``latency_ms`` is the latency, ``throughput_samples_per_s`` the throughput x
@@ -24,6 +25,10 @@ The built-in adapters cover the inference categories:
   :func:`stated_tp`, otherwise :func:`smallest_fitting_tp`; the other devices are data-parallel
   replicas. Throughputs count the tokens of whole requests over their whole time, prefill
   included (:func:`predict_serving`).
+- **training runs** (``mfu``, ``tflops_per_gpu``, ``tokens_per_s_per_gpu``, ``step_time_s``):
+  ``DistributedModel().solve`` with the parallelism the source published, read from
+  ``reference/training_setups.yaml`` by row id; flop rates are converted to the source's own
+  flop convention (:func:`predict_training`).
 
 Left out: reading the reference file (``reference``), statistics (``stats``) and the report
 (``report``).
@@ -34,9 +39,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
 
-from ..errors import MLSysimError, UnknownNameError, ValidationError
+import pydantic
+from pydantic import Field, field_validator, model_validator
+
+from ..errors import DataFileError, MLSysimError, SpecError, UnknownNameError, ValidationError
+from ..specs.base import Spec, raise_spec_error
 from .reference import METRIC_UNITS, ReferenceRow
 
 __all__ = ["Prediction", "Skip", "Adapter", "adapter", "register_adapter", "unregister_adapter",
@@ -45,7 +56,9 @@ __all__ = ["Prediction", "Skip", "Adapter", "adapter", "register_adapter", "unre
            "largest_fitting_batch", "stated_tp", "smallest_fitting_tp", "serving_batch",
            "row_precisions", "benchmark_name", "SKIP_CODES", "INFERENCE_CATEGORIES",
            "ENGINE_METRICS", "SERVING_METRICS", "MAX_ENGINE_BATCH", "MAX_TP",
-           "DEFAULT_OUTPUT_LEN", "BENCHMARK_SEQ_LEN", "SAMPLE_MISMATCH"]
+           "DEFAULT_OUTPUT_LEN", "BENCHMARK_SEQ_LEN", "SAMPLE_MISMATCH", "TrainingSetup",
+           "training_setups", "training_flops", "predict_training", "TRAINING_SETUPS",
+           "TRAINING_METRICS", "FLOPS_CONVENTIONS"]
 
 # --- documented rules (no per-row settings) ------------------------------------------------
 MAX_ENGINE_BATCH = 256      # batch "chosen by the engine": largest power of two <= this that fits
@@ -61,7 +74,9 @@ SAMPLE_MISMATCH = {
 }
 
 SKIP_CODES = {
-    "no-training-solver": "training metric: no training solver yet",
+    "no-training-solver": "training metric without a training adapter (the adapters "
+                          "predict one optimizer step of a published transformer run; time to "
+                          "train needs the steps to converge)",
     "no-energy-model": "energy metric: no energy model yet",
     "ambiguous-metric": "the source leaves the metric ambiguous (output-only vs input+output "
                         "tokens, or per GPU vs all GPUs)",
@@ -73,9 +88,13 @@ SKIP_CODES = {
     "missing-batch": "batch size not published for a latency metric",
     "unsupported-precision": "device has no peak for the stated precision",
     "solver-refused": "the solver rejects the configuration",
+    "missing-setup": "training row without a published parallelism setup in "
+                     "training_setups.yaml",
 }
 
 INFERENCE_CATEGORIES = ("vision_inference", "llm_inference", "llm_serving", "recsys_inference")
+# The training metrics predict_training serves (units in the reference schema's METRIC_UNITS).
+TRAINING_METRICS = ("mfu", "tflops_per_gpu", "tokens_per_s_per_gpu", "step_time_s")
 ENGINE_METRICS = ("latency_ms", "throughput_samples_per_s")
 SERVING_METRICS = ("ttft_ms", "itl_ms", "latency_ms", "output_tokens_per_s",
                    "output_tokens_per_s_per_gpu", "total_tokens_per_s")
@@ -277,9 +296,13 @@ def declared_vocabulary() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
 # without an adapter is skipped as "no-adapter".
 def _no_adapter(row: ReferenceRow) -> Prediction:
     metric = row.metric
-    if row.category == "training" or metric == "time_to_train_min":
-        return skipped("no-training-solver", f"training row ({metric}): no training solver "
-                       "yet")
+    if metric == "time_to_train_min":
+        return skipped("no-training-solver", "time to train: DistributedModel times one "
+                       "optimizer step; the steps to reach the target quality are not modelled")
+    if row.category == "training":
+        return skipped("no-training-solver", f"training row ({metric}): no training adapter "
+                       "for this metric; the training adapters predict "
+                       f"{', '.join(TRAINING_METRICS)} from a published parallelism setup")
     if metric == "energy_uj_per_inference":
         return skipped("no-energy-model", "energy per inference: no energy model yet")
     if metric == "tokens_per_s":
@@ -626,3 +649,231 @@ def predict_serving(row: ReferenceRow, model, hw, notes: list[str]) -> Predictio
         method = (f"{call}: batch x {what} tokens / e2e_latency{dp}"
                   + (f" / {per} devices" if per > 1 else ""))
     return predicted(value, low, high, r.feasible, r.reason, method, notes)
+
+
+# --- training runs: DistributedModel with the published parallelism ------------------------
+TRAINING_SETUPS = Path(__file__).parent / "reference" / "training_setups.yaml"
+FLOPS_CONVENTIONS = ("megatron_recompute", "megatron", "palm")
+_Pos = Annotated[int, Field(gt=0, strict=True)]
+
+
+class TrainingSetup(Spec):
+    """How one measured training run was configured: one entry of ``training_setups.yaml``
+    (the file's header lists the fields). Frozen; unknown keys are errors."""
+
+    cluster: str | None = None
+    node: str | None = None
+    nodes: _Pos | None = None
+    fabric: str | None = None
+    topology: str | None = None
+    oversubscription_ratio: float | None = Field(default=None, ge=1.0, allow_inf_nan=False)
+    tp: _Pos
+    pp: _Pos
+    cp: _Pos = 1
+    ep: _Pos = 1
+    dp: _Pos
+    virtual_stages: _Pos = 1
+    microbatch_size: _Pos
+    seq_len: _Pos
+    global_batch: _Pos
+    recomputation: Literal["none", "selective", "full"]
+    sequence_parallel: bool
+    zero_stage: Literal[0, 1, 2, 3]
+    overlap_comm: bool
+    precision: str
+    flops_convention: Literal["megatron_recompute", "megatron", "palm"] | None = None
+    why: str
+    assumed: tuple[str, ...] = ()
+
+    @field_validator("why")
+    @classmethod
+    def _why_given(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must quote the source the settings come from")
+        return v
+
+    @model_validator(mode="after")
+    def _one_system(self):
+        if (self.cluster is None) == (self.node is None):
+            raise ValueError("give either cluster or node (with nodes), not both or neither")
+        if self.node is not None and self.nodes is None:
+            raise ValueError("node needs nodes (how many)")
+        if self.cluster is not None and any(x is not None for x in (
+                self.nodes, self.fabric, self.topology, self.oversubscription_ratio)):
+            raise ValueError("nodes, fabric, topology and oversubscription_ratio go with node, "
+                             "not with cluster (the cluster fixes them)")
+        return self
+
+    @property
+    def devices(self) -> int:
+        """Accelerators the parallelism covers: tp x pp x cp x dp."""
+        return self.tp * self.pp * self.cp * self.dp
+
+    def fleet(self):
+        """The measured system: the zoo cluster, or ``nodes`` zoo nodes as a Fleet."""
+        from ..specs.system import Fleet
+        from ..zoo import Clusters, Nodes
+
+        if self.cluster is not None:
+            return Clusters.get(self.cluster)
+        extra = {k: getattr(self, k) for k in ("fabric", "topology", "oversubscription_ratio")
+                 if getattr(self, k) is not None}
+        return Fleet(name=f"{self.nodes} x {self.node}", node=Nodes.get(self.node),
+                     count=self.nodes, **extra)
+
+
+@lru_cache(maxsize=4)
+def training_setups(path: str | Path | None = None) -> Mapping[str, TrainingSetup]:
+    """Every entry of ``training_setups.yaml`` by row id, validated.
+
+    Raises
+    ------
+    DataFileError
+        Naming the file and the entry for unreadable YAML or a bad entry.
+
+    Examples
+    --------
+    >>> s = training_setups()["REF-182"]
+    >>> (s.tp, s.pp, s.dp, s.global_batch, s.recomputation)
+    (8, 64, 6, 3072, 'full')
+    """
+    import yaml
+
+    from ..core.datafile import open_text
+
+    path = Path(path) if path is not None else TRAINING_SETUPS
+    with open_text(path) as fh:
+        try:
+            data = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            raise DataFileError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataFileError(f"{path}: expected a mapping of row id to setup")
+    out: dict[str, TrainingSetup] = {}
+    for rid, raw in data.items():
+        if not isinstance(raw, dict):
+            raise DataFileError(f"{path}, entry {rid}: expected a mapping of fields")
+        try:
+            try:
+                out[str(rid)] = TrainingSetup(**raw)
+            except pydantic.ValidationError as exc:
+                raise_spec_error(exc, f"training setup {rid}")
+        except SpecError as exc:
+            raise DataFileError(f"{path}, entry {rid}: {exc}") from None
+    return out
+
+
+def training_flops(convention: str, model, batch: int, seq: int) -> float:
+    """Model flops of one optimizer step of ``batch`` sequences of ``seq`` tokens, counted the
+    way a source counted them (so that a prediction and a measurement share one convention).
+
+    ``l`` layers, ``h`` hidden, ``V`` vocabulary, ``B`` batch, ``s`` sequence length:
+
+    - ``megatron_recompute``: ``96 B s l h^2 (1 + s / 6h + V / 16 l h)`` [Narayanan et al.
+      2021, Eq. 3]: forward (2), backward (4) and the recompute forward (2) of every GEMM of
+      the layers (24 B s h^2 + 4 B s^2 h per layer and pass), plus the logits once forward and
+      backward (6 B s V h). "Achieved teraFLOP/s per GPU" in the Megatron papers is this over
+      (GPUs x iteration time).
+    - ``megatron``: ``72 B s l h^2 (1 + s / 6h + V / 12 l h)``, the same without the recompute
+      forward: Korthikanti et al. 2022's model flops (their MFU).
+    - ``palm``: ``(6 N + 12 L H Q T) B T`` with ``T = s`` [Chowdhery et al. 2022, App. B]: 6
+      flops per parameter per token plus attention at the full, non-causal length; ``N`` is
+      every weight (active weights for a mixture of experts), as DistributedModel counts MFU.
+
+    Examples
+    --------
+    >>> from mlsysim.zoo import Models
+    >>> m = Models.get("Megatron_GPT_1T")
+    >>> f"{training_flops('megatron_recompute', m, 3072, 2048):.4e}"
+    '5.1391e+19'
+    """
+    if convention not in FLOPS_CONVENTIONS:
+        raise ValidationError("flops_convention", f"must be one of {', '.join(FLOPS_CONVENTIONS)}"
+                              f". Got {convention!r} instead.", owner="training adapter")
+    B, s = float(batch), float(seq)
+    if convention == "palm":
+        n = model.active_parameter_count if model.moe else model.parameter_count
+        per_token = 6.0 * n + 12.0 * model.layers * model.heads * model.d_head * s
+        return per_token * B * s
+    L, h, V = float(model.layers), float(model.hidden), float(model.vocab)
+    if convention == "megatron_recompute":
+        return 96.0 * B * s * L * h * h * (1 + s / (6 * h) + V / (16 * L * h))
+    return 72.0 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h))
+
+
+def predict_training(row: ReferenceRow, notes: list[str]) -> Prediction:
+    """A measured training run by ``DistributedModel().solve`` with the row's published
+    parallelism (its ``training_setups.yaml`` entry).
+
+    The metric follows from the predicted step time ``t`` on ``n`` devices:
+
+    - ``step_time_s`` = ``t``; ``tokens_per_s_per_gpu`` = ``B s / (t n)`` (no convention).
+    - ``tflops_per_gpu`` = ``F / (t n) / 1e12`` and ``mfu`` = ``100 F / (t n peak)`` with
+      ``F`` = :func:`training_flops` in the setup's ``flops_convention`` and ``peak`` the
+      device's dense peak at the run's precision. Measured and predicted rates then count the
+      same flops, so the error is the step-time error: predicted / measured - 1 =
+      ``t_measured / t_predicted - 1``. Example, REF-182 (1T GPT, 3072 A100): ``F`` = 96 x
+      3072 x 2048 x 128 x 25600^2 x (1 + 2048/153600 + 51200/52428800) = 5.0665e19 x 1.01431
+      = 5.1391e19 flop; the published 163 TFLOP/s per GPU is a step of 5.1391e19 / (3072 x
+      163e12) = 102.6 s.
+
+    DistributedModel has no calibration band yet, so the band is the value itself. A setup
+    missing for a training row is a skip (``missing-setup``); a setup that disagrees with its
+    row (devices, batch) is a data error.
+    """
+    from ..solvers.distributed import DistributedModel
+    from ..zoo import Models
+
+    setups = training_setups()
+    setup = setups.get(row.id)
+    if setup is None:
+        raise Skip("missing-setup", f"no entry for {row.id} in training_setups.yaml (the "
+                   "source's parallelism is needed to predict a training run)")
+    if setup.devices != row.num_devices:
+        raise DataFileError(f"{TRAINING_SETUPS}, entry {row.id}: tp x pp x cp x dp = "
+                            f"{setup.devices}, but the row has num_devices={row.num_devices}")
+    if row.batch_size is not None and row.batch_size != setup.global_batch:
+        raise DataFileError(f"{TRAINING_SETUPS}, entry {row.id}: global_batch = "
+                            f"{setup.global_batch}, but the row has batch_size={row.batch_size}")
+    if row.metric in ("mfu", "tflops_per_gpu") and setup.flops_convention is None:
+        raise DataFileError(f"{TRAINING_SETUPS}, entry {row.id}: a {row.metric} row needs the "
+                            "source's flops_convention")
+    try:
+        model = Models.get(row.model)
+    except UnknownNameError as exc:
+        raise Skip("unknown-model", str(exc)) from None
+    fleet = setup.fleet()
+    notes.extend(setup.assumed)
+    r = DistributedModel().solve(
+        model, fleet, batch_size=setup.global_batch, seq_len=setup.seq_len,
+        precision=setup.precision, tp_size=setup.tp, pp_size=setup.pp, cp_size=setup.cp,
+        ep_size=setup.ep, dp_size=setup.dp, microbatch_size=setup.microbatch_size,
+        v_stages=setup.virtual_stages, sequence_parallel=setup.sequence_parallel,
+        zero_stage=setup.zero_stage, activation_recomputation=setup.recomputation,
+        overlap_comm=setup.overlap_comm)
+    if r.devices != row.num_devices:
+        raise DataFileError(f"{TRAINING_SETUPS}, entry {row.id}: the fleet has {r.devices} "
+                            f"devices, the row {row.num_devices}")
+    t, n = r.step_s, r.devices
+    call = (f"DistributedModel(tp={setup.tp}, pp={setup.pp}, cp={setup.cp}, ep={setup.ep}, "
+            f"dp={setup.dp}, v={setup.virtual_stages}, mbs={setup.microbatch_size}, "
+            f"batch={setup.global_batch} x {setup.seq_len}, {r.precision}, "
+            f"recompute={setup.recomputation}, zero={setup.zero_stage})")
+    if row.metric == "step_time_s":
+        value, method = t, f"{call}.step_s"
+    elif row.metric == "tokens_per_s_per_gpu":
+        value, method = float(r.tokens_per_s_per_device), f"{call}.tokens_per_s_per_device"
+    else:
+        flops = training_flops(setup.flops_convention, model, setup.global_batch, setup.seq_len)
+        if row.metric == "tflops_per_gpu":
+            value = flops / (t * n) / 1e12
+            method = f"{setup.flops_convention} flops / ({call}.step_s x {n}) in TFLOP/s"
+        else:
+            value = 100.0 * flops / (t * n * r.peak_flops)
+            method = (f"{setup.flops_convention} flops / ({call}.step_s x {n} x "
+                      f"{r.peak_flops / 1e12:.4g} TFLOP/s) in %")
+    notes.append("no calibration band: DistributedModel does not report one yet")
+    return predicted(value, value, value, r.feasible, r.reason, method, notes)
+
+
+register_adapter("training", TRAINING_METRICS, predict_training)

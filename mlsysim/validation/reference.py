@@ -56,6 +56,12 @@ METRIC_UNITS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "tokens_per_s": ("tokens/s",),
     "time_to_train_min": ("min",),
     "energy_uj_per_inference": ("uJ/inference",),
+    # Training runs, each in the flop convention of its source where it counts flops
+    # (mlsysim.validation.adapters.predict_training converts predictions to it).
+    "mfu": ("%",),                                # model flops utilization
+    "tflops_per_gpu": ("TFLOP/s/GPU",),           # achieved flop rate per GPU
+    "tokens_per_s_per_gpu": ("tokens/s/GPU",),    # training tokens per second per GPU
+    "step_time_s": ("s",),                        # one optimizer step (iteration)
 })
 METRICS = tuple(METRIC_UNITS)
 
