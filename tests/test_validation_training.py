@@ -152,10 +152,8 @@ def test_mfu_rows_agree_with_the_solvers_own_mfu_where_it_does_not_overflow():
     assert p.value / 100 == pytest.approx(r.mfu, rel=5e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="DistributedModel's model flops are an int64 product "
-                   "(per-token flops x tokens) that overflows above 2^63 = 9.2e18 flop per "
-                   "step: the 1T row's 3.8e19 gives mfu 0.017 (530B at 2520 GPUs: negative)")
 def test_solver_mfu_does_not_overflow_on_large_steps():
+    """Model flops of a step past 2^63 = 9.2e18 (the 1T row: 3.8e19) stay exact floats."""
     r = _solve("REF-182")
     m = Models.get("Megatron_GPT_1T")
     expected = training_flops("palm", m, 3072, 2048) / (3072 * r.peak_flops * r.step_s)

@@ -345,6 +345,8 @@ class DistributedModel(ForwardModel):
         Option("capacity_factor", 1.0, "MoE expert capacity factor (>= 1)"),
         Option("memory_utilization", 0.95, "usable fraction of device memory"),
         Option("token_budget", None, "tokens to train on (gives time and GPU-hours)"),
+        Option("rank_order", "tp-cp-dp-pp", "rank layout, innermost first: Megatron's "
+               "'tp-cp-dp-pp' or 'tp-cp-pp-dp' (data parallelism outermost, as Llama 3)"),
         Option("config", None, "a DistributedConfig with all of the above but model and fleet"),
     )
 
@@ -366,6 +368,7 @@ class DistributedModel(ForwardModel):
               activation_recomputation: str = "none", overlap_comm: bool = True,
               optimizer: str = "adam", schedule: str = "1f1b", capacity_factor: float = 1.0,
               memory_utilization: float = 0.95, token_budget: float | None = None,
+              rank_order: str = "tp-cp-dp-pp",
               config: DistributedConfig | None = None) -> DistributedResult:
         """One optimizer step of ``model`` on ``fleet`` (see the module docstring).
 
@@ -387,7 +390,8 @@ class DistributedModel(ForwardModel):
                 v_stages=v_stages, sequence_parallel=sequence_parallel, zero_stage=zero_stage,
                 activation_recomputation=activation_recomputation, overlap_comm=overlap_comm,
                 optimizer=optimizer, schedule=schedule, capacity_factor=capacity_factor,
-                memory_utilization=memory_utilization, token_budget=token_budget)
+                memory_utilization=memory_utilization, token_budget=token_budget,
+                rank_order=rank_order)
         elif not isinstance(config, DistributedConfig):
             raise ValidationError("config", "must be a DistributedConfig. Got "
                                   f"{type(config).__name__} instead.", owner=OWNER)
@@ -419,6 +423,7 @@ class Parts:
     layers: int
     model_flops_per_sample: float  # the MFU convention's flops per sequence (or image)
     act_per_sample: float = 0.0    # layered models: stored activations per sample (bytes)
+    p2p_bytes_per_sample: float = 0.0  # a pipeline hand-off's message per sample (bytes)
 
 
 def _lowering_check(model, tp: int, cp: int, ep: int, seq: int) -> None:
@@ -485,9 +490,6 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
         dict(name="ep_alltoall", kind="alltoall", group=ep, count=2 * moe_layers,
              message_bytes=q * h * e * (model.moe.active if model.moe else 0)
              * capacity_factor, span=tp * ep),
-        # Stages are the outermost ranks: a hand-off spans the whole system.
-        dict(name="pp_send", kind="p2p", group=2, count=1, message_bytes=q * h * e,
-             span=devices),
     ])
     bwd = training_table(fwd, recompute=recompute, include_forward=False)
     eff = efficiency_for(hardware, precision)
@@ -500,10 +502,14 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
     n_active = model.active_parameter_count if model.moe else model.parameter_count
     # Model flops per sequence: 6 N + 12 L h s per token (attention at full length).
     per_token = 6 * n_active + 12 * model.layers * model.heads * model.d_head * seq
-    parts = Parts(fwd=prep({k: f_sec[k] for k in ("pre", "stack", "post", "send")}),
-                  bwd=prep({k: b_sec[k] for k in ("pre", "stack", "post", "recv_grad")}),
+    parts = Parts(fwd=prep({k: f_sec[k] for k in ("pre", "stack", "post")}),
+                  bwd=prep({k: b_sec[k] for k in ("pre", "stack", "post")}),
                   params=params, eff=eff, layers=model.layers,
-                  model_flops_per_sample=per_token * seq)
+                  model_flops_per_sample=float(per_token) * seq,
+                  # A hand-off moves the activations of the micro-batch's tokens, split over
+                  # the TP ranks (sequence parallelism, or Megatron's scatter-gather of the
+                  # replicated tensor; Narayanan et al. 2021 sec. 4.1).
+                  p2p_bytes_per_sample=q * h * e / tp)
     return _PARTS.put(key, parts)
 
 
@@ -526,11 +532,12 @@ def _layered_parts(model, hardware, path, precision, e, recompute) -> Parts:
     if recompute == "full":
         acts = float(fwd.act_peak_bytes_per_sample)
     return Parts(fwd={k: None if f_sec[k] is None else prep(f_sec[k])
-                      for k in ("pre", "stack", "post", "send")},
+                      for k in ("pre", "stack", "post")},
                  bwd={k: None if b_sec[k] is None else prep(b_sec[k])
-                      for k in ("pre", "stack", "post", "recv_grad")},
+                      for k in ("pre", "stack", "post")},
                  params={"pre": float(model.parameter_count), "stack": 0.0, "post": 0.0},
-                 eff=eff, layers=1, model_flops_per_sample=3 * fwd_flops, act_per_sample=acts)
+                 eff=eff, layers=1, model_flops_per_sample=3.0 * fwd_flops,
+                 act_per_sample=acts)
 
 
 def _part_times(prepared, mbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -560,18 +567,21 @@ def stage_params(parts: Parts, pp, stage):
             + parts.params["post"] * (stage == pp - 1))
 
 
-def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v,
+def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
                gather: tuple[Any, Any] | None = None) -> list[tuple[Any, Any]]:
     """(forward, backward) seconds of one micro-batch on each stage kind, broadcast over
     configs: the overlap rule per pass, ``C + B + max(0, O - C)``. ``mbs_idx`` indexes
-    ``mbs_values`` (the distinct micro-batch sizes evaluated). ``gather``: ZeRO-3's
-    (seconds, seconds per local parameter) of one weight all-gather over the data-parallel
-    group (overlapped; the backward also reduce-scatters the gradients: the same cost)."""
+    ``mbs_values`` (the distinct micro-batch sizes evaluated); ``p2p``: seconds of one
+    pipeline hand-off per config (sent ``v`` times per micro-batch, activations forward to
+    the next stage, gradients back). ``gather``: ZeRO-3's (seconds, seconds per local
+    parameter) of one weight all-gather over the data-parallel group (overlapped; the
+    backward also reduce-scatters the gradients: the same cost)."""
     f = {k: _part_times(p, mbs_values) for k, p in parts.fwd.items()}
     b = {k: _part_times(p, mbs_values) for k, p in parts.bwd.items()}
-    def pass_time(d, w, hand, hand_on, extra):
+
+    def pass_time(d, w, hand_on, extra):
         c = sum(w[k] * d[k][0][mbs_idx] for k in w)
-        blk = sum(w[k] * d[k][1][mbs_idx] for k in w) + hand_on * v * d[hand][1][mbs_idx]
+        blk = sum(w[k] * d[k][1][mbs_idx] for k in w) + hand_on * v * p2p
         ov = sum(w[k] * d[k][2][mbs_idx] for k in w) + extra
         return c + blk + np.maximum(0.0, ov - c)
 
@@ -580,8 +590,8 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v,
         w = {"pre": stage == 0, "stack": stage_layers_of(parts.layers, pp, stage) / parts.layers,
              "post": stage == pp - 1}
         one = 0.0 if gather is None else gather[0] + gather[1] * stage_params(parts, pp, stage)
-        out.append((pass_time(f, w, "send", (stage < pp - 1) & (pp > 1), one),
-                    pass_time(b, w, "recv_grad", (stage > 0) & (pp > 1), 2 * one)))
+        out.append((pass_time(f, w, (stage < pp - 1) & (pp > 1), one),
+                    pass_time(b, w, (stage > 0) & (pp > 1), 2 * one)))
     return out
 
 
@@ -736,17 +746,18 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         precision=precision, seq=seq, sp=sp, recompute=c.activation_recomputation,
         schedule=c.schedule, overlap=c.overlap_comm, optimizer=c.optimizer,
         capacity_factor=c.capacity_factor, usable=hardware._base["capacity"]
-        * c.memory_utilization)
+        * c.memory_utilization, rank_order=c.rank_order)
     k = int(g["slowest"][0])
     stage = stage_kinds(np.array([pp]))[k][0]
     share = stage_layers_of(depth, pp, stage) / depth
     comm: dict[str, float] = {}
-    for side, hand, on in (("fwd", "send", stage < pp - 1), ("bwd", "recv_grad", stage > 0)):
+    for side in ("fwd", "bwd"):
         d = getattr(parts, side)
-        for sec, w in (("pre", stage == 0), ("stack", share), ("post", stage == pp - 1),
-                       (hand, v * on * (pp > 1))):
+        for sec, w in (("pre", stage == 0), ("stack", share), ("post", stage == pp - 1)):
             for name, t in _comm_by_name(d[sec], mbs).items():
                 comm[name] = comm.get(name, 0.0) + w * t
+    hand_offs = v * ((stage < pp - 1) + (stage > 0)) * (pp > 1)
+    comm["pp_send"] = float(hand_offs * g["p2p"][0])
     e = _element_bytes(precision)
     memory = MemoryBudget(weights=float(g["weights"][0]), gradients=float(g["grads"][0]),
                           optimizer=float(g["opt"][0]), activations=float(g["acts"][0]),
@@ -775,7 +786,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
 def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, np.ndarray], *,
                   precision: str, seq: int, sp: bool, recompute: str, schedule: str,
                   overlap: bool, optimizer: str, capacity_factor: float,
-                  usable: float) -> dict[str, np.ndarray]:
+                  usable: float, rank_order: str = "tp-cp-dp-pp") -> dict[str, np.ndarray]:
     """Step time, its parts, flops and memory for every config of ``grid`` (arrays of equal
     length: pp, dp, v, mbs, m, zero; tp and cp are those of ``parts``), one lowering choice.
     The single solve runs this with arrays of one element."""
@@ -784,21 +795,35 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     e = _element_bytes(precision)
     shard = dp * cp
     values, idx = np.unique(mbs, return_inverse=True)
-    # Data-parallel groups: a handful of distinct (ranks, span) pairs; terms looked up per pair.
-    span = tp * cp * dp
-    pairs, pair_idx = np.unique(shard * (span.max() + 1) + span, return_inverse=True)
+    # Rank order (innermost first): Megatron's tp, cp, dp, pp puts pipeline stages
+    # outermost (data-parallel ranks tp x cp apart, stages tp x cp x dp apart); Llama 3's
+    # tp, cp, pp, dp puts data parallelism outermost (stages tp x cp apart).
+    dp_outer = rank_order == "tp-cp-pp-dp"
+    dp_span = np.where(dp_outer, tp * cp * pp * dp, tp * cp * dp)
+    p2p_span = 2 * np.where(dp_outer, tp * cp, tp * cp * dp)
 
-    def group_terms(kind: str) -> tuple[np.ndarray, np.ndarray]:
-        ab = np.array([dp_terms(system, int(k // (span.max() + 1)), int(k % (span.max() + 1)),
-                                kind) for k in pairs])
-        return ab[pair_idx, 0], ab[pair_idx, 1]
+    def group_terms(kind: str, n: np.ndarray, span: np.ndarray) -> tuple:
+        """(seconds, seconds per byte) per config, one lookup per distinct (n, span)."""
+        big = int(span.max()) + 1
+        keys, inv = np.unique(n * big + span, return_inverse=True)
+        ab = np.array([dp_terms(system, int(k // big), int(k % big), kind) for k in keys])
+        return ab[inv, 0], ab[inv, 1]
 
     gather = None
     if np.any(zero == 3):       # ZeRO-3: gather the stage's weights per pass (overlapped)
-        a, b = group_terms("allgather")
+        a, b = group_terms("allgather", shard, dp_span)
         z3 = zero == 3
         gather = (np.where(z3, a, 0.0), np.where(z3, b * e, 0.0))
-    stages = step_times(parts, idx, values, pp, v, gather)
+    p2p = np.zeros(len(pp))
+    if np.any(pp > 1) and parts.p2p_bytes_per_sample:
+        a, b = group_terms("p2p", np.where(pp > 1, 2, 1), np.where(pp > 1, p2p_span, 1))
+        p2p = a + b * parts.p2p_bytes_per_sample * mbs
+        if not sp and np.any(tp > 1):
+            # Without sequence parallelism the receiver all-gathers the tp shards back into
+            # the replicated activation over the TP group's links (scatter-gather, ibid.).
+            a, b = group_terms("allgather", tp, tp)
+            p2p = p2p + np.where(tp > 1, a + b * parts.p2p_bytes_per_sample * tp * mbs, 0.0)
+    stages = step_times(parts, idx, values, pp, v, p2p, gather)
     t_mb = np.stack([f + b for f, b in stages])          # (stage kinds, configs)
     slowest = np.argmax(t_mb, axis=0)
     cols = np.arange(len(pp))
@@ -810,7 +835,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     params = np.stack([stage_params(parts, pp, s) for s in kinds])
     p_max = params.max(axis=0)
     # DP gradient all-reduce (ZeRO-1/2: reduce-scatter + all-gather, the same bytes).
-    a, b = group_terms("allreduce")
+    a, b = group_terms("allreduce", shard, dp_span)
     dp_t = np.where(zero < 3, a + b * p_max * e, 0.0)
     exposed = np.maximum(0.0, dp_t - t_b) if overlap else dp_t
     # Optimizer state (core/memory.py) plus the fp32 master copy under mixed precision.
@@ -833,7 +858,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     total = weights + grads + opt + acts
     fullest = np.argmax(total, axis=0)
     # Flops: model (6 N + 12 L h s per token) and hardware (every row executed, all devices).
-    samples = dp * m * mbs
+    samples = (dp * m * mbs).astype(float)        # floats: flops overflow int64 past 9e18
     tokens = samples * seq
     hw = 0.0
     for side in (parts.fwd, parts.bwd):
@@ -842,7 +867,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
                 continue
             hw = hw + p.flops_per_batch * mbs * m          # per device of a replica, all stages
     hw = hw * tp * cp * dp                                  # stages add to one full model
-    return {"step": step, "compute": compute, "bubble": bubble, "optimizer": opt_t,
+    return {"step": step, "compute": compute, "bubble": bubble, "optimizer": opt_t, "p2p": p2p,
             "dp": dp_t, "dp_exposed": exposed, "t_b": t_b, "slowest": slowest,
             "weights": weights[fullest, cols], "grads": grads[fullest, cols],
             "opt": opt[fullest, cols], "acts": acts[fullest, cols],

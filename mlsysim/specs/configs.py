@@ -234,6 +234,7 @@ class DistributedConfig(Config):
     capacity_factor: Annotated[float, _check("positive_float")] = 1.0
     memory_utilization: Fraction = 0.95
     token_budget: Annotated[float, _check("positive_float")] | None = None
+    rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] = "tp-cp-dp-pp"
 
     @model_validator(mode="after")
     def _cross_fields(self):
