@@ -377,7 +377,59 @@ def _roof_parallelism(r, kw):
         assert c["step_ms"] >= r.best_step_s * 1e3 * (1 - 1e-12)
 
 
+def _roof_network_roofline(r, kw):
+    """A roofline never promises more than either ceiling: attainable <= P and <= I x B, the
+    step bound is at least F / P and Q / B; DistributedModel's own step cannot beat the peak,
+    nor can its DP collective beat its scale-out bytes at the NIC's spec bandwidth."""
+    assert r.attainable <= r.peak_flops * (1 + 1e-12)
+    if r.scale_out_bps and r.scale_out_bytes > 0:
+        assert r.attainable <= r.intensity * r.scale_out_bps * (1 + 1e-12)
+        assert r.min_step_s >= r.scale_out_bytes / r.scale_out_bps * (1 - 1e-12)
+        assert r.training.dp_comm_s >= r.dp_bytes / r.scale_out_bps * (1 - 1e-12)
+    assert r.min_step_s >= r.flops / r.peak_flops * (1 - 1e-12)
+    assert r.achieved_flops <= r.peak_flops * (1 + 1e-12)
+
+
+def _roof_data(r, kw):
+    """The step gets no more than it asks for, storage delivers B / s, the CPUs w / c; the
+    stall is the shortfall's share, in [0, 1)."""
+    got = float(r.effective_throughput)
+    assert got <= r.demand_per_s * (1 + 1e-12)
+    assert got <= r.storage_bps / r.bytes_per_sample * (1 + 1e-12)
+    if r.cpu_cost_s is not None:
+        assert got <= r.cpu_workers / r.cpu_cost_s * (1 + 1e-12)
+    assert 0.0 <= r.stall_fraction < 1.0
+    assert math.isclose(r.stall_fraction, 1 - got / r.demand_per_s, abs_tol=1e-12)
+
+
+def _roof_transformation(r, kw):
+    """Cores deliver cores / c samples/s at most; the demand needs D x c core-seconds per
+    second, so ceil(D c) cores suffice and one fewer does not."""
+    got = float(r.effective_throughput)
+    assert got <= r.demand_per_s * (1 + 1e-12)
+    if r.cpu_cores is not None:
+        assert got <= r.cpu_cores / r.cost_s_per_sample * (1 + 1e-12)
+    assert r.min_cpu_cores / r.cost_s_per_sample >= r.demand_per_s * (1 - 1e-9)
+    assert 0.0 <= r.stall_fraction < 1.0
+
+
+def _roof_orchestration(r, kw):
+    """Slots never exceed the cluster (c G <= N); a stable queue has rho < 1, an unstable one
+    waits forever; waits are non-negative and their quantiles ordered."""
+    assert r.servers * r.job_gpus <= r.cluster_gpus
+    assert 0.0 <= r.probability_of_waiting <= 1.0
+    if r.feasible:
+        assert r.utilization < 1.0 and 0.0 <= r.mean_wait_s < math.inf
+        assert 0.0 <= r.p50_wait_s <= r.p90_wait_s <= r.p99_wait_s
+    else:
+        assert r.utilization >= 1.0 and r.mean_wait_s == math.inf
+
+
 ROOFS = {
+    "NetworkRooflineModel": _roof_network_roofline,
+    "DataModel": _roof_data,
+    "TransformationModel": _roof_transformation,
+    "OrchestrationModel": _roof_orchestration,
     "ParallelismOptimizer": _roof_parallelism,
     "DistributedModel": _roof_distributed,
     "ScalingModel": _roof_scaling,
