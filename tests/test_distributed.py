@@ -142,3 +142,15 @@ def test_layered_models_train_data_parallel():
         DM.solve("ResNet50", "DGX_A100", batch_size=256, tp_size=2)
     with pytest.raises(ValidationError, match="seq_len"):
         DM.solve("ResNet50", "DGX_A100", batch_size=256, seq_len=128)
+
+
+def test_materialized_attention_costs_time_and_memory():
+    # Scores in memory: 5 a s bytes per token per layer kept (Korthikanti et al. 2022), and
+    # they round-trip HBM, so the step is slower than with FlashAttention.
+    flash, mat = solve(), solve(attention_kernel="materialized")
+    m = mlsysim.Models.Llama3_8B
+    extra = 5 * m.heads * 2048 * m.layers * 2048             # per micro-batch sequence
+    assert mat.memory.activations - flash.memory.activations == pytest.approx(extra)
+    assert mat.step_s > flash.step_s
+    sel = solve(attention_kernel="materialized", activation_recomputation="selective")
+    assert sel.memory.activations == pytest.approx(flash.memory.activations)

@@ -72,6 +72,7 @@ from ..specs.model import LayeredSpec, ModelSpec, TransformerSpec
 from ..units import Q_, Rate
 from ..workloads.operators import OpKind, Section
 from ..workloads.training import (
+    ATTENTION_BACKWARD,
     Sharding,
     scale_rows,
     section_tables,
@@ -347,6 +348,8 @@ class DistributedModel(ForwardModel):
         Option("token_budget", None, "tokens to train on (gives time and GPU-hours)"),
         Option("rank_order", "tp-cp-dp-pp", "rank layout, innermost first: Megatron's "
                "'tp-cp-dp-pp' or 'tp-cp-pp-dp' (data parallelism outermost, as Llama 3)"),
+        Option("attention_kernel", "flash", "'flash' (FlashAttention-2) or 'materialized' "
+               "(scores in memory, pre-2022 kernels)"),
         Option("config", None, "a DistributedConfig with all of the above but model and fleet"),
     )
 
@@ -368,7 +371,7 @@ class DistributedModel(ForwardModel):
               activation_recomputation: str = "none", overlap_comm: bool = True,
               optimizer: str = "adam", schedule: str = "1f1b", capacity_factor: float = 1.0,
               memory_utilization: float = 0.95, token_budget: float | None = None,
-              rank_order: str = "tp-cp-dp-pp",
+              rank_order: str = "tp-cp-dp-pp", attention_kernel: str = "flash",
               config: DistributedConfig | None = None) -> DistributedResult:
         """One optimizer step of ``model`` on ``fleet`` (see the module docstring).
 
@@ -391,7 +394,7 @@ class DistributedModel(ForwardModel):
                 activation_recomputation=activation_recomputation, overlap_comm=overlap_comm,
                 optimizer=optimizer, schedule=schedule, capacity_factor=capacity_factor,
                 memory_utilization=memory_utilization, token_budget=token_budget,
-                rank_order=rank_order)
+                rank_order=rank_order, attention_kernel=attention_kernel)
         elif not isinstance(config, DistributedConfig):
             raise ValidationError("config", "must be a DistributedConfig. Got "
                                   f"{type(config).__name__} instead.", owner=OWNER)
@@ -448,10 +451,13 @@ def _lowering_check(model, tp: int, cp: int, ep: int, seq: int) -> None:
 
 def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: str, seq: int,
               tp: int, cp: int, ep: int, recompute: str, sp: bool, capacity_factor: float,
-              devices: int) -> Parts:
-    """The prepared sections of one micro-batch sequence on one device (module docstring)."""
+              devices: int, flash: bool = True) -> Parts:
+    """The prepared sections of one micro-batch sequence on one device (module docstring).
+    ``flash=False``: attention with materialized scores (pre-2022 kernels): the scores
+    round-trip memory, and the backward runs four matmuls to the forward's two instead of
+    FlashAttention-2's five (no recomputation of the scores)."""
     key = (model, hardware, path, precision, seq, tp, cp, ep, recompute, sp, capacity_factor,
-           devices)
+           devices, flash)
     hit = _PARTS.get(key)
     if hit is not None:
         return hit
@@ -462,7 +468,7 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
     q = seq // cp
     # Ring attention over a causal sequence: each rank's queries see half the rest on average.
     fwd = lower_segments(model, [Segment(q, (seq - q) // 2)], e=e, kv_e=e, we=e, tp=tp, pp=1,
-                         flash=True, all_logits=True)
+                         flash=flash, all_logits=True)
     stack = fwd.section == Section.STACK
     if sp and tp > 1:        # norms and dropout sharded over the TP group
         fwd = scale_rows(fwd, stack & (fwd.kind == OpKind.NORM), flops=1 / tp, act=1 / tp)
@@ -491,7 +497,8 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
              message_bytes=q * h * e * (model.moe.active if model.moe else 0)
              * capacity_factor, span=tp * ep),
     ])
-    bwd = training_table(fwd, recompute=recompute, include_forward=False)
+    bwd = training_table(fwd, recompute=recompute, include_forward=False,
+                         attention_backward=ATTENTION_BACKWARD if flash else 2.0)
     eff = efficiency_for(hardware, precision)
 
     def prep(tables: dict) -> dict:
@@ -597,7 +604,7 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
 
 def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, seq: int,
                      e: float, sp: bool, recompute: str, schedule: str,
-                     capacity_factor: float):
+                     capacity_factor: float, flash: bool = True):
     """Activation bytes held by one device of ``stage`` (module docstring); broadcasts."""
     h = model.hidden
     s_b = seq / cp * mbs * e / 2          # tokens, in units of 16-bit elements
@@ -622,6 +629,11 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
         kept = 2 * h * layers / np.where(sp, tp, 1)
     else:
         kept = np.where(sp, total / tp, 10 * h * layers + (total - 10 * h * layers) / tp)
+        if not flash and recompute == "none":
+            # Materialized scores: softmax output, dropout mask and output, 5 a s bytes per
+            # token per layer (Korthikanti et al. 2022, Table 2); selective recomputation
+            # exists to drop exactly these.
+            kept = kept + 5 * model.heads * seq * layers / tp
     if schedule == "gpipe":
         in_flight = m * 1.0
     else:
@@ -739,14 +751,16 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
                               f"by pp_size (={pp}) for the interleaved schedule.", owner=OWNER)
     sp = tp > 1 if c.sequence_parallel is None else c.sequence_parallel
     parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep,
-                      c.activation_recomputation, sp, c.capacity_factor, devices)
+                      c.activation_recomputation, sp, c.capacity_factor, devices,
+                      c.attention_kernel == "flash")
     g = evaluate_grid(parts, system, model, dict(
         tp=np.array([tp]), pp=np.array([pp]), cp=np.array([cp]), dp=np.array([dp]),
         v=np.array([v]), mbs=np.array([mbs]), m=np.array([m]), zero=np.array([c.zero_stage])),
         precision=precision, seq=seq, sp=sp, recompute=c.activation_recomputation,
         schedule=c.schedule, overlap=c.overlap_comm, optimizer=c.optimizer,
         capacity_factor=c.capacity_factor, usable=hardware._base["capacity"]
-        * c.memory_utilization, rank_order=c.rank_order)
+        * c.memory_utilization, rank_order=c.rank_order,
+        flash=c.attention_kernel == "flash")
     k = int(g["slowest"][0])
     stage = stage_kinds(np.array([pp]))[k][0]
     share = stage_layers_of(depth, pp, stage) / depth
@@ -786,7 +800,8 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
 def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, np.ndarray], *,
                   precision: str, seq: int, sp: bool, recompute: str, schedule: str,
                   overlap: bool, optimizer: str, capacity_factor: float,
-                  usable: float, rank_order: str = "tp-cp-dp-pp") -> dict[str, np.ndarray]:
+                  usable: float, rank_order: str = "tp-cp-dp-pp",
+                  flash: bool = True) -> dict[str, np.ndarray]:
     """Step time, its parts, flops and memory for every config of ``grid`` (arrays of equal
     length: pp, dp, v, mbs, m, zero; tp and cp are those of ``parts``), one lowering choice.
     The single solve runs this with arrays of one element."""
@@ -847,7 +862,8 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     if isinstance(model, TransformerSpec):
         acts = np.stack([activation_bytes(model, tp=tp, pp=pp, cp=cp, v=v, stage=s, m=m,
                                           mbs=mbs, seq=seq, e=e, sp=sp, recompute=recompute,
-                                          schedule=schedule, capacity_factor=capacity_factor)
+                                          schedule=schedule, capacity_factor=capacity_factor,
+                                          flash=flash)
                          for s in kinds])
     else:                    # one stage: the micro-batch's stored activations
         acts = np.stack([parts.act_per_sample * mbs * (1.0 if schedule == "1f1b" else m)

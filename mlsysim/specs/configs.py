@@ -235,6 +235,7 @@ class DistributedConfig(Config):
     memory_utilization: Fraction = 0.95
     token_budget: Annotated[float, _check("positive_float")] | None = None
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] = "tp-cp-dp-pp"
+    attention_kernel: Literal["flash", "materialized"] = "flash"
 
     @model_validator(mode="after")
     def _cross_fields(self):

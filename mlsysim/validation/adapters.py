@@ -681,6 +681,7 @@ class TrainingSetup(Spec):
     zero_stage: Literal[0, 1, 2, 3]
     overlap_comm: bool
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] = "tp-cp-dp-pp"
+    attention_kernel: Literal["flash", "materialized"] = "flash"
     precision: str
     flops_convention: Literal["megatron_recompute", "megatron", "palm"] | None = None
     why: str
@@ -851,7 +852,8 @@ def predict_training(row: ReferenceRow, notes: list[str]) -> Prediction:
         ep_size=setup.ep, dp_size=setup.dp, microbatch_size=setup.microbatch_size,
         v_stages=setup.virtual_stages, sequence_parallel=setup.sequence_parallel,
         zero_stage=setup.zero_stage, activation_recomputation=setup.recomputation,
-        overlap_comm=setup.overlap_comm, rank_order=setup.rank_order)
+        overlap_comm=setup.overlap_comm, rank_order=setup.rank_order,
+        attention_kernel=setup.attention_kernel)
     if r.devices != row.num_devices:
         raise DataFileError(f"{TRAINING_SETUPS}, entry {row.id}: the fleet has {r.devices} "
                             f"devices, the row {row.num_devices}")

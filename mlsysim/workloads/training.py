@@ -39,8 +39,8 @@ import numpy as np
 from ..errors import ValidationError
 from .operators import OperatorTable, OpKind, Role, Section
 
-__all__ = ["Sharding", "training_table", "stage_table", "stage_layers", "with_collectives",
-           "scale_rows", "section_tables", "RECOMPUTATION"]
+__all__ = ["ATTENTION_BACKWARD", "Sharding", "training_table", "stage_table", "stage_layers",
+           "with_collectives", "scale_rows", "section_tables", "RECOMPUTATION"]
 
 RECOMPUTATION = ("none", "selective", "full")
 ATTENTION_BACKWARD = 2.5      # FlashAttention-2 backward / forward flops (Dao 2023, sec. 3)
@@ -106,7 +106,8 @@ def _take(cols: dict[str, np.ndarray], idx: np.ndarray, **change) -> dict[str, n
 
 def training_table(forward: OperatorTable, *, recompute: str = "none",
                    grad_ratio: float = 1.0, optimizer_bytes_per_param: float = 0.0,
-                   params: float = 0.0, include_forward: bool = True) -> OperatorTable:
+                   params: float = 0.0, include_forward: bool = True,
+                   attention_backward: float = ATTENTION_BACKWARD) -> OperatorTable:
     """A training step's rows for one micro-batch (module docstring), per sample.
 
     ``grad_ratio``: bytes of a gradient element / bytes of a weight element. The optimizer row
@@ -131,7 +132,7 @@ def training_table(forward: OperatorTable, *, recompute: str = "none",
     comm = kind == OpKind.COLLECTIVE
     # DGRAD of everything: GEMMs as in the forward; attention 2.5x flops, 2x bytes; vector
     # work 2x bytes; collectives repeated.
-    scale_f = np.where(attn, ATTENTION_BACKWARD, 1.0)
+    scale_f = np.where(attn, attention_backward, 1.0)
     scale_a = np.where(gemm | comm, 1.0, 2.0)
     parts.append(_take(cols, all_rows, flops=cols["flops"] * scale_f,
                        act=cols["act"] * scale_a, role=int(Role.DGRAD)))
