@@ -19,7 +19,7 @@ from mlsysim.solvers.data_pipeline import (
     preprocessing_costs,
     stall_fraction,
 )
-from mlsysim.solvers.network_roofline import NetworkRooflineModel, _pp_sends, scale_out_factor
+from mlsysim.solvers.network_roofline import NetworkRooflineModel, scale_out_factor
 from mlsysim.solvers.orchestration import OrchestrationModel
 from mlsysim.solvers.queueing import TailLatencyModel
 
@@ -95,11 +95,12 @@ def test_slow_ethernet_makes_the_same_step_network_bound():
 def test_tensor_and_pipeline_traffic_when_groups_leave_the_node():
     """Llama-3-70B on 1,024 H100 (RoCE, no SHARP), tp = 16, pp = 4, dp = 1024 / 64 = 16,
     batch 256 x 4096: m = 256 / 16 = 16 micro-batches of 1.
-    One activation buffer = 1 x 4096 x 8192 x 2 B = 67,108,864 B.
+    One activation buffer = 1 x 4096 x 8192 x 2 B = 67,108,864 B (a hand-off sends its TP
+    shard, / 16 = 4,194,304 B).
     TP: 16 ranks over 2 domains (L = 8, N = 2): 2 x 1/2 / 8 = 1/8 per byte; 80 / 4 = 20
       layers x 4 all-reduces x 16 micro-batches: 16 x 20 x 4 x 67,108,864 / 8 = 10,737,418,240.
-    PP: a stage spans tp x dp = 256 >= 8 devices, so every hand-off leaves the node; a middle
-      stage sends both ways: 16 x 2 x 67,108,864 = 2,147,483,648.
+    PP: stages are tp x dp = 256 devices apart, so every hand-off leaves the node; a middle
+      stage sends both ways: 16 x 2 x 4,194,304 = 134,217,728.
     DP: 16 ranks 256 devices apart, one per domain (L = 1, N = 16): 2 x 15/16 = 1.875 per
       byte of the stage's gradients (e x stage parameters = DistributedModel's weight bytes)."""
     r = ROOF.solve(Models.Llama3_70B, SPECTRUM, batch_size=256, seq_len=4096, tp_size=16,
@@ -107,7 +108,7 @@ def test_tensor_and_pipeline_traffic_when_groups_leave_the_node():
     act = 1 * 4096 * 8192 * 2
     assert r.training.parallelism["dp"] == 16 and r.training.microbatch_count == 16
     assert close(r.tp_bytes, 16 * 20 * 4 * act / 8)
-    assert close(r.pp_bytes, 16 * 2 * act)
+    assert close(r.pp_bytes, 16 * 2 * act / 16)
     assert close(r.dp_bytes, 1.875 * r.training.memory.weights)
 
 
@@ -155,11 +156,22 @@ def test_scale_out_factor_matches_the_collective_model():
     assert scale_out_factor(p, "allreduce", 1, 1024) == 0.0       # TP = 1: no TP traffic
 
 
-def test_pipeline_hand_offs_cross_only_between_domains():
-    assert _pp_sends(4, 2, 8) == 0            # four stages of 2 GPUs in one node
-    assert _pp_sends(8, 2, 8) == 1            # stages 3 -> 4 cross: one send each way
-    assert _pp_sends(4, 8, 8) == 2            # a stage per node: middle stages send both ways
-    assert _pp_sends(2, 8, 8) == 1
+def test_rank_order_decides_which_traffic_leaves_the_node():
+    """Llama-3-8B on 2 DGX H100 (IB NDR, SHARP), tp = 2, pp = 2, dp = 4, batch 16: m = 16 / 4
+    = 4 micro-batches of 1.
+    Megatron tp-cp-dp-pp: stages tp x dp = 8 apart, a hand-off pair spans 16 > 8 devices and
+    leaves the node: pp = 2, so each stage sends one way, 4 x (2048 x 4096 x 2 B / 2) =
+    4 x 8,388,608 = 33,554,432 B; the DP group spans tp x dp = 8: inside the node, 0 B.
+    Llama 3 tp-cp-pp-dp: stages tp = 2 apart (pair span 4: NVLink), 0 B; the DP group spans
+    all 16 devices, 4 x 8 // 16 = 2 ranks per node, SHARP: 1/2 of the stage's gradients."""
+    fleet = Fleet(name="2 x DGX H100", node=DGX, count=2)
+    kw = dict(batch_size=16, seq_len=2048, tp_size=2, pp_size=2, zero_stage=1)
+    meg = ROOF.solve(Models.Llama3_8B, fleet, **kw)
+    llama = ROOF.solve(Models.Llama3_8B, fleet, rank_order="tp-cp-pp-dp", **kw)
+    assert meg.training.microbatch_count == 4
+    assert close(meg.pp_bytes, 4 * 2048 * 4096 * 2 / 2) and meg.dp_bytes == 0
+    assert llama.pp_bytes == 0 and close(llama.dp_bytes, 0.5 * llama.training.memory.weights)
+    assert meg.tp_bytes == llama.tp_bytes == 0
 
 
 @SETTINGS

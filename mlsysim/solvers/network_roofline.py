@@ -29,10 +29,12 @@ accelerator sends over the scale-out fabric:
   ``S / L`` up, the result down);
 - all-gather and reduce-scatter (ZeRO-3): flat rings, ``(n - 1) / n`` [Thakur, Rabenseifner &
   Gropp 2005];
-- a pipeline hand-off (point to point): 1, when the next stage sits in another domain.
+- a pipeline hand-off (point to point between ranks ``stride`` apart, a pair spanning
+  ``2 stride`` devices as DistributedModel prices it): 1.
 
-The buffers (ranks ordered tp, dp, pp as Megatron lays them out: tensor-parallel groups
-adjacent, stages outermost):
+The buffers and groups follow DistributedModel's rank order (innermost first): Megatron's
+``tp-cp-dp-pp`` (data-parallel ranks ``tp`` apart, stages ``tp dp`` apart) or Llama 3's
+``tp-cp-pp-dp`` (stages ``tp`` apart, the DP group spanning every device):
 
 - DP: the gradients of a stage's parameters, ``S = e P_stage`` (``e`` = 2 B at 16-bit), once
   per step; ZeRO-3 all-gathers the weights in every forward and backward and reduce-scatters
@@ -40,9 +42,11 @@ adjacent, stages outermost):
 - TP: ``S = b s h e`` per all-reduce, two per layer forward and two backward (two more forward
   ones under full recomputation) per micro-batch [Shoeybi et al. 2019, sec. 3]; sequence
   parallelism moves the same bytes as reduce-scatter + all-gather [Korthikanti et al. 2022];
-- PP: ``S = b s h e`` per hand-off, the activations forward and their gradients back, per
-  micro-batch (``v`` times with interleaving) [Narayanan et al. 2021]; the busiest stage sends
-  both ways.
+- PP: ``S = b s h e / tp`` per hand-off, the TP shard of the activations forward and of
+  their gradients back, per micro-batch (``v`` times with interleaving) [Narayanan et al.
+  2021, sec. 4.1]; the busiest (a middle) stage sends both ways; without sequence
+  parallelism the receiver all-gathers the ``tp`` shards again (``b s h e`` over the TP
+  group, which crosses only when TP does).
 
 Left out: context- and expert-parallel traffic (``cp_size`` and ``ep_size`` must be 1), the
 scale-up fabric's own roofline, latency terms (small messages), congestion beyond the
@@ -89,16 +93,6 @@ def scale_out_factor(path, kind: str, n: int, span: int) -> float:
     return (n - 1) / n
 
 
-def _pp_sends(pp: int, stage_span: int, domain: int) -> int:
-    """Hand-offs per micro-batch the busiest stage sends to another domain: to the next
-    stage (activations) and to the previous one (gradients), stage ``s`` holding devices
-    ``[s x span, (s + 1) x span)``."""
-    def cross(a: int, b: int) -> bool:
-        return (a * stage_span) // domain != (b * stage_span) // domain
-    return max(((s < pp - 1) and cross(s, s + 1)) + ((s > 0) and cross(s - 1, s))
-               for s in range(pp))
-
-
 @dataclass(frozen=True, eq=False, repr=False)
 class NetworkRooflineResult(Result):
     """A training step against its scale-out fabric. SI floats inside (flop, byte, flop/s,
@@ -112,6 +106,7 @@ class NetworkRooflineResult(Result):
     peak_flops: float                  # P
     scale_out_bps: float | None        # B (None: no scale-out fabric)
     in_network_reduction: bool         # SHARP on the scale-out fabric
+    rank_order: str = "tp-cp-dp-pp"    # DistributedModel's rank layout, innermost first
 
     main_latency = "min_step_s"
     summary_inputs = ("training.model", "training.system")
@@ -201,7 +196,7 @@ class NetworkRooflineResult(Result):
                 "evenly over the accelerators",
                 "DP all-reduce hierarchical (fewest bytes through the NICs)"
                 + (", reduced in the switch (SHARP)" if self.in_network_reduction else ""),
-                "ranks ordered tp, dp, pp; groups fill scale-up domains in order",
+                f"rank order {self.rank_order}; groups fill scale-up domains in order",
                 "per-accelerator scale-out bandwidth at its spec (NIC share / "
                 "oversubscription); compute and communication could overlap fully",
                 "context- and expert-parallel traffic left out")
@@ -280,6 +275,8 @@ class NetworkRooflineModel(ForwardModel):
         Option("dp_size", None, "data-parallel replicas; default: devices / (tp pp)"),
         Option("microbatch_size", None, "sequences per micro-batch (default 1)"),
         Option("zero_stage", 0, "ZeRO stage 0-3"),
+        Option("rank_order", "tp-cp-dp-pp", "rank layout, innermost first: Megatron's "
+               "'tp-cp-dp-pp' or 'tp-cp-pp-dp' (data parallelism outermost, as Llama 3)"),
         Option("config", None, "a DistributedConfig instead of the keywords above "
                "(cp_size and ep_size must be 1)"),
     )
@@ -298,7 +295,8 @@ class NetworkRooflineModel(ForwardModel):
     def solve(self, model, fleet, batch_size: int | None = None, seq_len: int | None = None,
               precision: str | None = None, tp_size: int = 1, pp_size: int = 1,
               dp_size: int | None = None, microbatch_size: int | None = None,
-              zero_stage: int = 0, config: DistributedConfig | None = None
+              zero_stage: int = 0, rank_order: str = "tp-cp-dp-pp",
+              config: DistributedConfig | None = None
               ) -> NetworkRooflineResult:
         """Where a training step sits on its scale-out fabric's roofline.
 
@@ -313,6 +311,8 @@ class NetworkRooflineModel(ForwardModel):
         tp_size, pp_size, dp_size : parallel degrees (dp default: devices / (tp pp))
         microbatch_size : int or None, sequences per micro-batch
         zero_stage : 0-3
+        rank_order : "tp-cp-dp-pp" (Megatron: stages outermost) or "tp-cp-pp-dp" (Llama 3:
+            data parallelism outermost); decides which groups leave a scale-up domain
         config : DistributedConfig or None, every DistributedModel option at once (then the
             keywords above but model and fleet are ignored); cp_size and ep_size must be 1
 
@@ -344,7 +344,7 @@ class NetworkRooflineModel(ForwardModel):
             config = DistributedConfig(
                 batch_size=batch_size, seq_len=seq_len, precision=precision, tp_size=tp_size,
                 pp_size=pp_size, dp_size=dp_size, microbatch_size=microbatch_size,
-                zero_stage=zero_stage)
+                zero_stage=zero_stage, rank_order=rank_order)
         elif not isinstance(config, DistributedConfig):
             raise ValidationError("config", "must be a DistributedConfig. Got "
                                   f"{type(config).__name__} instead.", owner=OWNER)
@@ -355,10 +355,12 @@ class NetworkRooflineModel(ForwardModel):
                                       f"is left out). Got {getattr(config, name)} instead.",
                                       owner=OWNER)
         t = DistributedModel().solve(model, fleet, config=config)
-        return _roofline(t)
+        sp = config.tp_size > 1 if config.sequence_parallel is None else \
+            config.sequence_parallel
+        return _roofline(t, config.rank_order, sp)
 
 
-def _roofline(t: DistributedResult) -> NetworkRooflineResult:
+def _roofline(t: DistributedResult, rank_order: str, sp: bool) -> NetworkRooflineResult:
     from ..core.collectives import comm_path
 
     path = comm_path(t.system)
@@ -367,20 +369,26 @@ def _roofline(t: DistributedResult) -> NetworkRooflineResult:
     m, mbs, v = t.microbatch_count, t.microbatch_size, t.v_stages
     model = t.model
     e = _element_bytes(t.precision)
+    dp_outer = rank_order == "tp-cp-pp-dp"
+    dp_span = tp * pp * dp if dp_outer else tp * dp
+    stage_stride = tp if dp_outer else tp * dp
     # Parameters of the stage DistributedModel sized memory for (ZeRO-3 shards them over dp).
     stage_params = t.memory.weights / e * (dp if t.zero_stage >= 3 else 1)
     if t.zero_stage < 3:
-        dp_bytes = scale_out_factor(path, "allreduce", dp, tp * dp) * e * stage_params
+        dp_bytes = scale_out_factor(path, "allreduce", dp, dp_span) * e * stage_params
     else:
-        dp_bytes = 3 * m * scale_out_factor(path, "allgather", dp, tp * dp) * e * stage_params
-    act = mbs * t.seq_len * model.hidden * e                 # one TP all-reduce or hand-off
+        dp_bytes = 3 * m * scale_out_factor(path, "allgather", dp, dp_span) * e * stage_params
+    act = mbs * t.seq_len * model.hidden * e                 # one TP all-reduce's buffer
     per_layer = 6 if t.activation_recomputation == "full" else 4
     layers = math.ceil(model.layers / pp)                    # the first stage holds the rest
     tp_bytes = m * layers * per_layer * scale_out_factor(path, "allreduce", tp, tp) * act
     pp_bytes = 0.0
-    if pp > 1 and t.devices > path.domain:
-        pp_bytes = m * v * _pp_sends(pp, tp * dp, path.domain) * act
+    if pp > 1:
+        hand_off = scale_out_factor(path, "p2p", 2, 2 * stage_stride) * act / tp
+        if not sp and tp > 1:
+            hand_off += scale_out_factor(path, "allgather", tp, tp) * act
+        pp_bytes = m * v * (2 if pp > 2 else 1) * hand_off
     return NetworkRooflineResult(
         training=t, flops=t.model_flops / t.devices, dp_bytes=dp_bytes, tp_bytes=tp_bytes,
         pp_bytes=pp_bytes, peak_flops=t.peak_flops, scale_out_bps=path.out_bw,
-        in_network_reduction=path.out_inr)
+        in_network_reduction=path.out_inr, rank_order=rank_order)
