@@ -9,7 +9,6 @@ their sources published (``training_setups.yaml``); see
 import pytest
 
 from mlsysim.errors import DataFileError
-from mlsysim.solvers.distributed import DistributedModel
 from mlsysim.validation.adapters import (
     SKIP_CODES,
     TRAINING_METRICS,
@@ -38,13 +37,7 @@ FALSE_OOM = {
 
 
 def _solve(rid):
-    s, row = SETUPS[rid], ROWS[rid]
-    return DistributedModel().solve(
-        Models.get(row.model), s.fleet(), batch_size=s.global_batch, seq_len=s.seq_len,
-        precision=s.precision, tp_size=s.tp, pp_size=s.pp, cp_size=s.cp, ep_size=s.ep,
-        dp_size=s.dp, microbatch_size=s.microbatch_size, v_stages=s.virtual_stages,
-        sequence_parallel=s.sequence_parallel, zero_stage=s.zero_stage,
-        activation_recomputation=s.recomputation, overlap_comm=s.overlap_comm)
+    return SETUPS[rid].solve(Models.get(ROWS[rid].model))
 
 
 # --- the setups file --------------------------------------------------------------------------

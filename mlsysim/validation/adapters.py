@@ -723,6 +723,18 @@ class TrainingSetup(Spec):
         return Fleet(name=f"{self.nodes} x {self.node}", node=Nodes.get(self.node),
                      count=self.nodes, **extra)
 
+    def solve(self, model):
+        """DistributedModel's step for ``model`` with exactly this setup."""
+        from ..solvers.distributed import DistributedModel
+        return DistributedModel().solve(
+            model, self.fleet(), batch_size=self.global_batch, seq_len=self.seq_len,
+            precision=self.precision, tp_size=self.tp, pp_size=self.pp, cp_size=self.cp,
+            ep_size=self.ep, dp_size=self.dp, microbatch_size=self.microbatch_size,
+            v_stages=self.virtual_stages, sequence_parallel=self.sequence_parallel,
+            zero_stage=self.zero_stage, activation_recomputation=self.recomputation,
+            overlap_comm=self.overlap_comm, rank_order=self.rank_order,
+            attention_kernel=self.attention_kernel)
+
 
 @lru_cache(maxsize=4)
 def training_setups(path: str | Path | None = None) -> Mapping[str, TrainingSetup]:
@@ -823,7 +835,6 @@ def predict_training(row: ReferenceRow, notes: list[str]) -> Prediction:
     missing for a training row is a skip (``missing-setup``); a setup that disagrees with its
     row (devices, batch) is a data error.
     """
-    from ..solvers.distributed import DistributedModel
     from ..zoo import Models
 
     setups = training_setups()
@@ -844,16 +855,8 @@ def predict_training(row: ReferenceRow, notes: list[str]) -> Prediction:
         model = Models.get(row.model)
     except UnknownNameError as exc:
         raise Skip("unknown-model", str(exc)) from None
-    fleet = setup.fleet()
     notes.extend(setup.assumed)
-    r = DistributedModel().solve(
-        model, fleet, batch_size=setup.global_batch, seq_len=setup.seq_len,
-        precision=setup.precision, tp_size=setup.tp, pp_size=setup.pp, cp_size=setup.cp,
-        ep_size=setup.ep, dp_size=setup.dp, microbatch_size=setup.microbatch_size,
-        v_stages=setup.virtual_stages, sequence_parallel=setup.sequence_parallel,
-        zero_stage=setup.zero_stage, activation_recomputation=setup.recomputation,
-        overlap_comm=setup.overlap_comm, rank_order=setup.rank_order,
-        attention_kernel=setup.attention_kernel)
+    r = setup.solve(model)
     if r.devices != row.num_devices:
         raise DataFileError(f"{TRAINING_SETUPS}, entry {row.id}: the fleet has {r.devices} "
                             f"devices, the row {row.num_devices}")
