@@ -17,6 +17,7 @@ import yaml
 
 from ..errors import DataFileError, SpecError, UnknownNameError
 from ..specs.hardware import HardwareSpec
+from ..specs.infra import CloudPrice, Datacenter, GridSpec, NoPublishedPriceError, PurchasePrice
 from ..specs.model import FAMILIES, ModelSpec
 from ..specs.serving import ServingEngineSpec
 from ..specs.system import Fleet, NetworkFabric, Node
@@ -293,3 +294,83 @@ class _Systems:
 
 
 Systems = _Systems()
+
+
+# ---- Infrastructure: grids, datacenters, cloud and purchase prices (zoo/data/infra) ----------
+
+__all__ += ["Grids", "Datacenters", "CloudPrices", "PurchasePrices", "Infra"]
+
+
+def _infra_entries(name: str, cls) -> list:
+    path = DATA / "infra" / name
+    specs = []
+    for i, raw in enumerate(_read_yaml(path)):
+        where = f"infra/{name} entry {_entry_name(raw, i)}"
+        if not isinstance(raw, dict) or not raw.get("key") or not raw.get("source") \
+                or not raw.get("as_of"):
+            raise DataFileError(f"{where}: zoo entries need 'key', 'source' and 'as_of'")
+        specs.append(cls.from_dict(raw, where))
+    return specs
+
+
+Grids = Registry("grid", lambda: _infra_entries("grids.yaml", GridSpec))
+Datacenters = Registry("datacenter", lambda: _infra_entries("datacenters.yaml", Datacenter))
+CloudPrices = Registry("cloud price", lambda: _infra_entries("cloud_prices.yaml", CloudPrice))
+PurchasePrices = Registry("purchase price",
+                          lambda: _infra_entries("purchase_prices.yaml", PurchasePrice))
+
+
+def _priced(registry: Registry, accelerator) -> tuple[str, list]:
+    key = Hardware.get(accelerator).key if isinstance(accelerator, str) else accelerator.key
+    return key, [p for p in registry if p.accelerator == key]
+
+
+class _Infra:
+    """``Infra.Grids``, ``Infra.Datacenters``, ``Infra.CloudPrices``, ``Infra.PurchasePrices``:
+    where a fleet runs and what its accelerators cost, each entry with its source."""
+
+    Grids = Grids
+    Datacenters = Datacenters
+    CloudPrices = CloudPrices
+    PurchasePrices = PurchasePrices
+
+    def cloud_price(self, accelerator, provider: str | None = None) -> CloudPrice:
+        """The published entry with the lowest on-demand price per accelerator-hour for
+        ``accelerator`` (a zoo hardware name or spec), optionally from one ``provider``.
+
+        Raises :class:`~mlsysim.specs.infra.NoPublishedPriceError` naming what is known when
+        nothing is published; there is no default price.
+        """
+        key, entries = _priced(CloudPrices, accelerator)
+        if provider is not None:
+            offered = sorted({p.provider for p in entries})
+            entries = [p for p in entries if p.provider.lower() == provider.lower()]
+            if not entries and offered:
+                raise NoPublishedPriceError(
+                    f"no published {provider} price for {key}; providers with one: "
+                    f"{', '.join(offered)}")
+        if not entries:
+            known = sorted({p.accelerator for p in CloudPrices})
+            raise NoPublishedPriceError(
+                f"no published cloud price for {key}"
+                f"{f' from {provider}' if provider else ''}; accelerators with one: "
+                f"{', '.join(known)}")
+        return min(entries, key=lambda p: p.usd_per_accelerator_hour)
+
+    def purchase_price(self, accelerator) -> PurchasePrice:
+        """The lowest reported purchase price of ``accelerator`` (a point or the middle of a
+        reported range; check ``.estimate``). Raises when none is published."""
+        key, entries = _priced(PurchasePrices, accelerator)
+        if not entries:
+            known = sorted({p.accelerator for p in PurchasePrices})
+            raise NoPublishedPriceError(
+                f"no published purchase price for {key}; accelerators with one: "
+                f"{', '.join(known)}")
+        return min(entries, key=lambda p: p.usd)
+
+    def __repr__(self) -> str:
+        return (f"<Infra: {len(Grids)} grids, {len(Datacenters)} datacenters, "
+                f"{len(CloudPrices)} cloud prices, {len(PurchasePrices)} purchase prices>")
+
+
+Infra = _Infra()
