@@ -13,9 +13,9 @@ __all__ = ["register"]
 
 def _system(name: str, nodes: Optional[int]):
     """A zoo chip, node or cluster; ``--nodes N`` makes a fleet of N of a node."""
-    from ..core.collectives import _system
+    from ..core.collectives import system_spec
     from ..specs.system import Fleet, Node
-    system = _system(name)
+    system = system_spec(name)
     if nodes is not None:
         if not isinstance(system, Node):
             from ..errors import ValidationError

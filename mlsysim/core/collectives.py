@@ -97,6 +97,7 @@ __all__ = [
     "collective_time",
     "comm_path",
     "resolve_system",
+    "system_spec",
     "fit_collectives",
     "fit_scale_out",
     "fit_report",
@@ -398,7 +399,7 @@ def _out_eff(cal: CollectiveCalibration, fabric: NetworkFabric) -> CollectiveEff
 
 def comm_path(system) -> CommPath:
     """The communication path of a chip, node or fleet (spec or zoo name)."""
-    system = _system(system)
+    system = system_spec(system)
     return _comm_path(system)
 
 
@@ -441,7 +442,7 @@ def _comm_path(system) -> CommPath:
 
 def resolve_system(system) -> tuple[HardwareSpec, CommPath]:
     """(the accelerator, the communication path) of a chip, node or fleet (spec or name)."""
-    system = _system(system)
+    system = system_spec(system)
     chip = system if isinstance(system, HardwareSpec) else system.accelerator
     return chip, _comm_path(system)
 
@@ -450,7 +451,8 @@ def _inr(eff: CollectiveEfficiency) -> bool:
     return eff.in_switch_reduction
 
 
-def _system(system):
+def system_spec(system):
+    """A chip, node or fleet spec from a spec or zoo name (hardware, nodes, then clusters)."""
     if isinstance(system, (HardwareSpec, Node, Fleet)):
         return system
     if isinstance(system, str):

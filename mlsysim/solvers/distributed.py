@@ -676,8 +676,8 @@ def _depth(model) -> int:
 
 
 def _resolve(model, system, c: DistributedConfig):
-    from ..core.collectives import _system
-    system = _system(system)
+    from ..core.collectives import system_spec
+    system = system_spec(system)
     hardware, path = resolve_system(system)
     model = resolve(model, hardware)[0]
     if not isinstance(model, (TransformerSpec, LayeredSpec)):

@@ -629,8 +629,8 @@ class ServingModel(ForwardModel):
         costs (the config's own fields are valid already)."""
         from ..core.collectives import resolve_system
         a = config.options()
-        from ..core.collectives import _system
-        resolved = _system(system)
+        from ..core.collectives import system_spec
+        resolved = system_spec(system)
         hardware, path_p = resolve_system(resolved)
         model = resolve(model, hardware)[0]
         decode_hardware = a["decode_hardware"]
