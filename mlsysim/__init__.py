@@ -50,6 +50,9 @@ _LAZY = {
     "ServingConfig": ("mlsysim.specs.configs", "ServingConfig"),
     "DistributedConfig": ("mlsysim.specs.configs", "DistributedConfig"),
     "DistributedModel": ("mlsysim.solvers.distributed", "DistributedModel"),
+    "SustainabilityModel": ("mlsysim.solvers.sustainability", "SustainabilityModel"),
+    "EconomicsModel": ("mlsysim.solvers.economics", "EconomicsModel"),
+    "PlacementOptimizer": ("mlsysim.optimize.placement", "PlacementOptimizer"),
     "ParallelismOptimizer": ("mlsysim.optimize.parallelism", "ParallelismOptimizer"),
     "ContinuousBatchingConfig": ("mlsysim.specs.configs", "ContinuousBatchingConfig"),
 }

@@ -425,7 +425,44 @@ def _roof_orchestration(r, kw):
         assert r.utilization >= 1.0 and r.mean_wait_s == math.inf
 
 
+def _roof_sustainability(r, kw):
+    """Power is between idle and TDP per accelerator (the host adds its published power):
+    idle x N x T x PUE <= facility energy <= (TDP x N + hosts) x T x PUE; carbon is exactly
+    facility energy x the grid's intensity."""
+    from mlsysim.core.power import power_params
+    f = r.fp
+    chip = r.system if isinstance(r.system, HardwareSpec) else r.system.accelerator
+    p = power_params(chip)
+    hours = f.seconds / 3600
+    lo = (p.idle_w * f.accelerators + f.host_w) * hours / 1000 * f.pue
+    hi = (p.max_w * f.accelerators + f.host_w) * hours / 1000 * f.pue
+    assert lo * (1 - 1e-12) <= f.facility_kwh <= hi * (1 + 1e-12)
+    assert f.carbon_kg == pytest.approx(f.facility_kwh * f.grid_g_kwh / 1000, rel=1e-12)
+
+
+def _roof_economics(r, kw):
+    """Renting costs exactly accelerator-hours x price; owning costs at least its energy."""
+    _roof_sustainability(r, kw)
+    if r.cloud_usd is not None:
+        assert r.cloud_usd == pytest.approx(r.cloud_per_accelerator_hour * r.fp.accelerators
+                                            * r.fp.seconds / 3600, rel=1e-12)
+    if r.tco_usd is not None:
+        assert r.tco_usd >= r.opex_energy_usd
+
+
+def _roof_placement(r, kw):
+    """The same job everywhere: equal energy in every region; ranked by its objective."""
+    energies = {round(c["energy_kwh"], 6) for c in r.candidates}
+    assert len(energies) <= 1
+    key = "carbon_kg" if r.objective == "carbon" else "cost_usd"
+    vals = [c[key] for c in r.candidates]
+    assert vals == sorted(vals)
+
+
 ROOFS = {
+    "SustainabilityModel": _roof_sustainability,
+    "EconomicsModel": _roof_economics,
+    "PlacementOptimizer": _roof_placement,
     "NetworkRooflineModel": _roof_network_roofline,
     "DataModel": _roof_data,
     "TransformationModel": _roof_transformation,

@@ -57,8 +57,8 @@ from .datafile import open_text
 
 __all__ = ["POWER_CSV", "PowerRow", "PowerParams", "PowerResidual", "DeviceFit",
            "PowerCalibration", "NodePower", "load_power_rows", "fit_power", "power_calibration",
-           "power_params", "device_power", "activity", "profile_power", "node_power", "energy",
-           "energy_kwh", "power_report"]
+           "power_params", "device_power", "activity", "busy_seconds", "profile_power",
+           "node_power", "energy", "energy_kwh", "power_report"]
 
 POWER_CSV = Path(__file__).parents[1] / "validation" / "microbench" / "power.csv"
 _COLUMNS = ("id", "hardware", "role", "activity", "precision", "compute_util", "memory_util",
@@ -485,24 +485,32 @@ def activity(profile) -> tuple[float, float]:
     each operator is compute- or memory-bound by its larger term (as ``time_by_resource``);
     ``u_c = sum_compute F_i / (peak_i T)``, ``u_m = sum_memory bytes_i / (BW T)``, T the pass's
     latency. Collectives and launch gaps add time and no activity."""
-    from ..workloads.operators import OpKind
-    from .costmodel import op_times
     from .engine import PerformanceProfile
     if not isinstance(profile, PerformanceProfile):
         raise ValidationError("profile", "must be a PerformanceProfile (what Engine.solve "
                               f"returns). Got {type(profile).__name__} instead.",
                               owner="profile_power")
-    p, batch = profile._prepared, profile.batch_size
+    busy_c, busy_m = busy_seconds(profile._prepared, profile.batch_size)
+    t = profile.latency_s
+    # Each operator contributes at most its share of the time: the sum is <= 1 up to rounding.
+    return min(max(busy_c / t, 0.0), 1.0), min(max(busy_m / t, 0.0), 1.0)
+
+
+def busy_seconds(prepared, batch) -> tuple[float, float]:
+    """(compute, memory) activity of a prepared pass in seconds at full rate: the ideal time
+    of its compute-bound operators' flops at peak, and of its memory-bound operators' bytes at
+    spec bandwidth. Divided by the time they are spread over, they are ``(u_c, u_m)``; passes
+    of one step (pipeline stages, forward and backward) add."""
+    from ..workloads.operators import OpKind
+    from .costmodel import op_times
+    p = prepared
     tc, tm, _ = op_times(p, batch)
     work = p.table.kind != OpKind.COLLECTIVE
     compute = work & (tc >= tm)
     memory = work & ~compute
     flops = p.table.flops_per_sample * batch
-    t = profile.latency_s
-    u_c = float((flops * p.inv_peak_ideal * compute) @ p.count) / t
-    u_m = float((tm * p.efficiency.memory * memory) @ p.count) / t
-    # Each operator contributes at most its share of the time: the sum is <= 1 up to rounding.
-    return min(max(u_c, 0.0), 1.0), min(max(u_m, 0.0), 1.0)
+    return (float((flops * p.inv_peak_ideal * compute) @ p.count),
+            float((tm * p.efficiency.memory * memory) @ p.count))
 
 
 def profile_power(profile) -> float:

@@ -128,6 +128,7 @@ class DistributedResult(Result):
     zero_stage: int
     token_budget: float | None = None
     notes: tuple[str, ...] = field(default=())
+    activity: tuple[float, float] = (0.0, 0.0)   # (u_c, u_m) over the step (core/power.py)
 
     main_latency = "step_latency_total"
     summary_inputs = ("model", "hardware", "batch_size:batch", "seq_len:seq")
@@ -772,6 +773,17 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
                 comm[name] = comm.get(name, 0.0) + w * t
     hand_offs = v * ((stage < pp - 1) + (stage > 0)) * (pp > 1)
     comm["pp_send"] = float(hand_offs * g["p2p"][0])
+    # Activity of the slowest stage's devices over the step (micro-batches busy, bubble and
+    # optimizer idle-ish): the power model's inputs.
+    from ..core.power import busy_seconds
+    busy_c = busy_m = 0.0
+    for side in (parts.fwd, parts.bwd):
+        for sec, w in (("pre", stage == 0), ("stack", share), ("post", stage == pp - 1)):
+            if side[sec] is not None and w:
+                c_s, m_s = busy_seconds(side[sec], mbs)
+                busy_c, busy_m = busy_c + w * c_s, busy_m + w * m_s
+    step_s = float(g["step"][0])
+    act = (float(min(1.0, m * busy_c / step_s)), float(min(1.0, m * busy_m / step_s)))
     e = _element_bytes(precision)
     memory = MemoryBudget(weights=float(g["weights"][0]), gradients=float(g["grads"][0]),
                           optimizer=float(g["opt"][0]), activations=float(g["acts"][0]),
@@ -794,7 +806,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         model_flops=float(g["model_flops"][0]), hardware_flops=float(g["hw_flops"][0]),
         peak_flops=hardware._base[f"peak_{precision}"], devices=sh.devices, memory=memory,
         activation_recomputation=c.activation_recomputation, zero_stage=c.zero_stage,
-        token_budget=c.token_budget, notes=tuple(notes))
+        token_budget=c.token_budget, notes=tuple(notes), activity=act)
 
 
 def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, np.ndarray], *,
