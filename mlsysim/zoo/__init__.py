@@ -254,16 +254,22 @@ Models = ModelRegistry("model", lambda: _load_dir("models", _model_from),
                    "Speech", "Tiny"))
 
 
-def _system_entries(name: str, cls) -> list:
-    path = DATA / "systems" / name
+def _sourced_entries(folder: str, name: str, cls) -> list:
+    """Specs that users may also build in code (provenance optional there) but that the zoo
+    must source: every entry needs a key, a source and an as_of."""
+    path = DATA / folder / name
     specs = []
     for i, raw in enumerate(_read_yaml(path)):
-        where = f"systems/{name} entry {_entry_name(raw, i)}"
+        where = f"{folder}/{name} entry {_entry_name(raw, i)}"
         if not isinstance(raw, dict) or not raw.get("key") or not raw.get("source") \
                 or not raw.get("as_of"):
             raise DataFileError(f"{where}: zoo entries need 'key', 'source' and 'as_of'")
         specs.append(cls.from_dict(raw, where))
     return specs
+
+
+def _system_entries(name: str, cls) -> list:
+    return _sourced_entries("systems", name, cls)
 
 
 Fabrics = Registry("fabric", lambda: _system_entries("fabrics.yaml", NetworkFabric))
@@ -302,15 +308,7 @@ __all__ += ["Grids", "Datacenters", "CloudPrices", "PurchasePrices", "Infra"]
 
 
 def _infra_entries(name: str, cls) -> list:
-    path = DATA / "infra" / name
-    specs = []
-    for i, raw in enumerate(_read_yaml(path)):
-        where = f"infra/{name} entry {_entry_name(raw, i)}"
-        if not isinstance(raw, dict) or not raw.get("key") or not raw.get("source") \
-                or not raw.get("as_of"):
-            raise DataFileError(f"{where}: zoo entries need 'key', 'source' and 'as_of'")
-        specs.append(cls.from_dict(raw, where))
-    return specs
+    return _sourced_entries("infra", name, cls)
 
 
 Grids = Registry("grid", lambda: _infra_entries("grids.yaml", GridSpec))
