@@ -568,15 +568,45 @@ def stage_kinds(pp):
     return [pp * 0, np.minimum(1, pp - 1), pp - 1]
 
 
-def stage_params(parts: Parts, pp, stage):
+@dataclass(frozen=True)
+class StageKind:
+    """One stage kind (first, middle, last) across configs: its index, layers, share of the
+    stack and whether it holds the pre- and post-stack rows (arrays over configs)."""
+
+    stage: Any
+    layers: Any
+    share: Any
+    first: Any
+    last: Any
+
+
+def stage_kind_table(layers: int, pp) -> list[StageKind]:
+    """The three stage kinds for every config of ``pp``, computed once per distinct depth
+    (a search has a handful) and spread back over the configs."""
+    pp = np.asarray(pp)
+    depths, inv = np.unique(pp, return_inverse=True)
+    out = []
+    for stage_d in stage_kinds(depths):
+        layers_d = stage_layers_of(layers, depths, stage_d)
+        out.append(StageKind(stage=stage_d[inv], layers=layers_d[inv],
+                             share=(layers_d / layers)[inv], first=(stage_d == 0)[inv],
+                             last=(stage_d == depths - 1)[inv]))
+    return out
+
+
+def stage_params(parts: Parts, pp, stage, kind: StageKind | None = None):
     """Local parameters on one device of ``stage``."""
+    if kind is not None:
+        return (parts.params["pre"] * kind.first + parts.params["stack"] * kind.share
+                + parts.params["post"] * kind.last)
     share = stage_layers_of(parts.layers, pp, stage) / parts.layers
     return (parts.params["pre"] * (stage == 0) + parts.params["stack"] * share
             + parts.params["post"] * (stage == pp - 1))
 
 
 def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
-               gather: tuple[Any, Any] | None = None) -> list[tuple[Any, Any]]:
+               gather: tuple[Any, Any] | None = None,
+               kinds: list[StageKind] | None = None) -> list[tuple[Any, Any]]:
     """(forward, backward) seconds of one micro-batch on each stage kind, broadcast over
     configs: the overlap rule per pass, ``C + B + max(0, O - C)``. ``mbs_idx`` indexes
     ``mbs_values`` (the distinct micro-batch sizes evaluated); ``p2p``: seconds of one
@@ -594,19 +624,19 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
         return c + blk + np.maximum(0.0, ov - c)
 
     out = []
-    for stage in stage_kinds(pp):
-        w = {"pre": stage == 0, "stack": stage_layers_of(parts.layers, pp, stage) / parts.layers,
-             "post": stage == pp - 1}
-        one = 0.0 if gather is None else gather[0] + gather[1] * stage_params(parts, pp, stage)
-        out.append((pass_time(f, w, (stage < pp - 1) & (pp > 1), one),
-                    pass_time(b, w, (stage > 0) & (pp > 1), 2 * one)))
+    for kind in kinds if kinds is not None else stage_kind_table(parts.layers, pp):
+        w = {"pre": kind.first, "stack": kind.share, "post": kind.last}
+        one = 0.0 if gather is None else \
+            gather[0] + gather[1] * stage_params(parts, pp, kind.stage, kind)
+        out.append((pass_time(f, w, ~kind.last, one), pass_time(b, w, ~kind.first, 2 * one)))
     return out
 
 
 def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, seq: int,
                      e: float, sp: bool, recompute: str, schedule: str,
-                     capacity_factor: float, flash: bool = True):
-    """Activation bytes held by one device of ``stage`` (module docstring); broadcasts."""
+                     capacity_factor: float, flash: bool = True, layers=None):
+    """Activation bytes held by one device of ``stage`` (module docstring); broadcasts.
+    ``layers``: the stage's layers when the caller has them (else derived)."""
     h = model.hidden
     s_b = seq / cp * mbs * e / 2          # tokens, in units of 16-bit elements
     kv_dim = model.n_kv_heads * model.d_head
@@ -616,7 +646,8 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
     def mlp(width: float) -> float:
         return 3 * h + 2 * (mats + 1) * width
 
-    layers = stage_layers_of(model.layers, pp, stage)
+    if layers is None:
+        layers = stage_layers_of(model.layers, pp, stage)
     moe_frac = 0.0 if model.moe is None else \
         (model.layers - model.moe.dense_layers) / model.layers
     per_dense = attn + mlp(model.ffn) + 4 * h
@@ -850,7 +881,8 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
             # the replicated activation over the TP group's links (scatter-gather, ibid.).
             a, b = group_terms("allgather", tp, tp)
             p2p = p2p + np.where(tp > 1, a + b * parts.p2p_bytes_per_sample * tp * mbs, 0.0)
-    stages = step_times(parts, idx, values, pp, v, p2p, gather)
+    kinds = stage_kind_table(parts.layers, pp)
+    stages = step_times(parts, idx, values, pp, v, p2p, gather, kinds)
     t_mb = np.stack([f + b for f, b in stages])          # (stage kinds, configs)
     slowest = np.argmax(t_mb, axis=0)
     cols = np.arange(len(pp))
@@ -858,8 +890,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     t_slow = t_mb[slowest, cols]
     compute = m * t_slow
     bubble = (pp - 1) / v * t_slow
-    kinds = stage_kinds(pp)
-    params = np.stack([stage_params(parts, pp, s) for s in kinds])
+    params = np.stack([stage_params(parts, pp, k.stage, k) for k in kinds])
     p_max = params.max(axis=0)
     # DP gradient all-reduce (ZeRO-1/2: reduce-scatter + all-gather, the same bytes).
     a, b = group_terms("allreduce", shard, dp_span)
@@ -872,11 +903,12 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     step = compute + bubble + opt_t + exposed
     # Memory: the fullest stage kind.
     if isinstance(model, TransformerSpec):
-        acts = np.stack([activation_bytes(model, tp=tp, pp=pp, cp=cp, v=v, stage=s, m=m,
-                                          mbs=mbs, seq=seq, e=e, sp=sp, recompute=recompute,
-                                          schedule=schedule, capacity_factor=capacity_factor,
-                                          flash=flash)
-                         for s in kinds])
+        acts = np.stack([activation_bytes(model, tp=tp, pp=pp, cp=cp, v=v, stage=k.stage,
+                                          m=m, mbs=mbs, seq=seq, e=e, sp=sp,
+                                          recompute=recompute, schedule=schedule,
+                                          capacity_factor=capacity_factor, flash=flash,
+                                          layers=k.layers)
+                         for k in kinds])
     else:                    # one stage: the micro-batch's stored activations
         acts = np.stack([parts.act_per_sample * mbs * (1.0 if schedule == "1f1b" else m)
                          for _ in kinds])
