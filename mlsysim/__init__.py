@@ -53,6 +53,8 @@ _LAZY = {
     "SustainabilityModel": ("mlsysim.solvers.sustainability", "SustainabilityModel"),
     "EconomicsModel": ("mlsysim.solvers.economics", "EconomicsModel"),
     "PlacementOptimizer": ("mlsysim.optimize.placement", "PlacementOptimizer"),
+    "EfficiencyModel": ("mlsysim.solvers.efficiency", "EfficiencyModel"),
+    "ResponsibleEngineeringModel": ("mlsysim.solvers.responsible", "ResponsibleEngineeringModel"),
     "ParallelismOptimizer": ("mlsysim.optimize.parallelism", "ParallelismOptimizer"),
     "ContinuousBatchingConfig": ("mlsysim.specs.configs", "ContinuousBatchingConfig"),
 }

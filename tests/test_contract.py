@@ -459,7 +459,36 @@ def _roof_placement(r, kw):
     assert vals == sorted(vals)
 
 
+def _roof_efficiency(r, kw):
+    """The shares are of the MFU roof itself: MFU and the terms sum to 1; HFU <= the share of
+    the step spent computing (every flop takes at least flops / peak), so the kernel term is
+    >= 0; bubble, communication and optimizer are shares of the step in [0, 1]."""
+    assert r.total == pytest.approx(1.0, abs=1e-12)
+    assert r.hfu <= r.useful * (1 + 1e-12) and r.kernel >= -1e-12
+    for share in (r.bubble, r.communication, r.optimizer):
+        assert 0.0 <= share <= 1.0
+    assert r.recomputation == pytest.approx(r.hfu - r.mfu, abs=1e-15)
+
+
+def _roof_responsible(r, kw):
+    """A private step is never faster (F >= 1, M >= 1 only add compute) and cannot beat the
+    non-private run's roofs; Hoeffding's n meets the bound, n - 1 does not, and N p >= n."""
+    if r.dp is not None:
+        _roof_distributed(r.run, kw)
+        assert r.dp.step_s <= r.dp.private_step_s <= r.dp.private_batch_step_s
+        assert r.dp.backward_multiplier >= r.dp.factor >= 1.0
+    g = r.subgroup
+    if g is not None:
+        def bound(n):
+            return 2 * math.exp(-2 * n * g.margin ** 2 / g.metric_range ** 2)
+        assert bound(g.subgroup_samples) <= g.delta * (1 + 1e-12)
+        assert g.subgroup_samples == 1 or bound(g.subgroup_samples - 1) > g.delta
+        assert g.total_samples * g.fraction >= g.subgroup_samples * (1 - 1e-12)
+
+
 ROOFS = {
+    "EfficiencyModel": _roof_efficiency,
+    "ResponsibleEngineeringModel": _roof_responsible,
     "SustainabilityModel": _roof_sustainability,
     "EconomicsModel": _roof_economics,
     "PlacementOptimizer": _roof_placement,

@@ -237,9 +237,10 @@ def _pretty(data: dict, indent: int = 0) -> str:
 
 
 def _register_commands() -> None:
-    from . import train_cmd, validate_cmd
+    from . import footprint_cmd, train_cmd, validate_cmd
     validate_cmd.register(app)
     train_cmd.register(app)
+    footprint_cmd.register(app)
 
 
 _register_commands()

@@ -1,1 +1,6 @@
 """Plots (matplotlib, imported when a plot is made)."""
+
+from .footprint import footprint_parts, plot_footprint
+from .plots import plot_roofline
+
+__all__ = ["footprint_parts", "plot_footprint", "plot_roofline"]

@@ -1,0 +1,149 @@
+"""``mlsysim carbon`` (energy, carbon and water of a job) and ``mlsysim cost`` (owning vs
+renting it), thin commands over SustainabilityModel and EconomicsModel. ``--train MODEL``
+chains a DistributedModel run on the same system: its predicted activity sets the power and,
+with ``--tokens``, its predicted time to train sets the duration. Registered on the Typer app
+by ``register(app)``."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+TRAIN_HELP = "Chain a training run of this model on SYSTEM (activity, and duration with --tokens)."
+
+
+def _train_run(model, system, batch_size, seq_len, precision, tokens, tp, pp, zero,
+               owner: str):
+    """The DistributedModel run of ``--train``, or None."""
+    if model is None:
+        for flag, value in (("--batch-size", batch_size), ("--seq-len", seq_len),
+                            ("--tokens", tokens), ("--precision", precision)):
+            if value is not None:
+                from ..errors import ValidationError
+                raise ValidationError(flag, "applies to a chained training run; give --train "
+                                      "MODEL.", owner=owner)
+        return None
+    if batch_size is None:
+        from ..errors import ValidationError
+        raise ValidationError("--batch-size", "is needed with --train (global batch, "
+                              "sequences).", owner=owner)
+    from ..solvers.distributed import DistributedModel
+    return DistributedModel().solve(model, system, batch_size=batch_size, seq_len=seq_len,
+                                    precision=precision, tp_size=tp, pp_size=pp,
+                                    zero_stage=zero, token_budget=tokens)
+
+
+def _emit(result, run, as_json: bool, explain: bool) -> None:
+    from . import EXIT_INFEASIBLE
+    from .app import print_result
+    if as_json:
+        out = result.to_dict()
+        if run is not None:
+            out["training"] = run.to_dict()
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        if run is not None:
+            print_result(run, False)
+        print_result(result, False, explain)
+    if not result.feasible:
+        if not as_json:
+            typer.echo(f"infeasible: {result.reason}", err=True)
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+def carbon_cmd(
+    system: str = typer.Argument(..., help="Chip, node or cluster, e.g. DGX_H100"),
+    days: Optional[float] = typer.Option(None, "--days", help="Job length (default: the "
+                                         "--train run's time to train for --tokens)."),
+    mfu: Optional[float] = typer.Option(None, "--mfu", help="Compute activity, 0-1 (or "
+                                        "--train)."),
+    datacenter: Optional[str] = typer.Option(None, "--datacenter", help="Zoo datacenter, "
+                                             "e.g. Hyperscale (PUE, WUE)."),
+    grid: Optional[str] = typer.Option(None, "--grid", "--region", help="Zoo grid, e.g. "
+                                       "Quebec (default: the datacenter's)."),
+    utilization: float = typer.Option(1.0, "--utilization", help="Busy share of the days."),
+    nodes: Optional[int] = typer.Option(None, "--nodes", help="Repeat the node N times."),
+    train: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
+                                             help="--train: global batch, sequences."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="--train: tokens per "
+                                          "sequence."),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="--train: token budget."),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p"),
+    tp: int = typer.Option(1, "--tp"), pp: int = typer.Option(1, "--pp"),
+    zero: int = typer.Option(0, "--zero", help="--train: ZeRO stage 0-3."),
+    explain: bool = typer.Option(False, "--explain"),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+):
+    """Energy, carbon (operational and embodied) and water of a job on a system."""
+    from ..solvers.sustainability import SustainabilityModel
+    from .app import run_guarded
+    from .train_cmd import _system
+
+    def go():
+        fleet = _system(system, nodes)
+        run = _train_run(train, fleet, batch_size, seq_len, precision, tokens, tp, pp, zero,
+                         "mlsysim carbon")
+        return run, SustainabilityModel().solve(fleet, duration_days=days,
+                                                datacenter=datacenter, mfu=mfu, grid=grid,
+                                                run=run, utilization=utilization)
+
+    run, result = run_guarded(as_json, go)
+    _emit(result, run, as_json, explain)
+
+
+def cost_cmd(
+    system: str = typer.Argument(..., help="Chip, node or cluster, e.g. DGX_H100"),
+    days: Optional[float] = typer.Option(None, "--days", help="Job length (default: the "
+                                         "--train run's time to train for --tokens)."),
+    mfu: Optional[float] = typer.Option(None, "--mfu", help="Compute activity, 0-1 (or "
+                                        "--train)."),
+    datacenter: Optional[str] = typer.Option(None, "--datacenter", help="Zoo datacenter, "
+                                             "e.g. Hyperscale (PUE, WUE)."),
+    grid: Optional[str] = typer.Option(None, "--grid", "--region", help="Zoo grid, e.g. PJM "
+                                       "(default: the datacenter's)."),
+    purchase_price: Optional[float] = typer.Option(None, "--purchase-price",
+                                                   help="USD per accelerator."),
+    cloud_price: Optional[float] = typer.Option(None, "--cloud-price",
+                                                help="USD per accelerator-hour."),
+    kwh_price: Optional[float] = typer.Option(None, "--kwh-price", help="USD per kWh."),
+    utilization: float = typer.Option(1.0, "--utilization", help="Busy share of the days."),
+    nodes: Optional[int] = typer.Option(None, "--nodes", help="Repeat the node N times."),
+    train: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
+                                             help="--train: global batch, sequences."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="--train: tokens per "
+                                          "sequence."),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="--train: token budget."),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p"),
+    tp: int = typer.Option(1, "--tp"), pp: int = typer.Option(1, "--pp"),
+    zero: int = typer.Option(0, "--zero", help="--train: ZeRO stage 0-3."),
+    explain: bool = typer.Option(False, "--explain"),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+):
+    """Cost of a job: capital share, energy and TCO, against renting the accelerators."""
+    from ..solvers.economics import EconomicsModel
+    from .app import run_guarded
+    from .train_cmd import _system
+
+    def go():
+        fleet = _system(system, nodes)
+        run = _train_run(train, fleet, batch_size, seq_len, precision, tokens, tp, pp, zero,
+                         "mlsysim cost")
+        return run, EconomicsModel().solve(fleet, duration_days=days, kwh_price=kwh_price,
+                                           datacenter=datacenter, grid=grid, mfu=mfu,
+                                           run=run, utilization=utilization,
+                                           purchase_price=purchase_price,
+                                           cloud_price=cloud_price)
+
+    run, result = run_guarded(as_json, go)
+    _emit(result, run, as_json, explain)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("carbon")(carbon_cmd)
+    app.command("cost")(cost_cmd)

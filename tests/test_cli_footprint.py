@@ -1,0 +1,96 @@
+"""``mlsysim carbon`` and ``mlsysim cost``: JSON that agrees with the solvers, one line and exit
+2 on bad input, exit 3 when infeasible, and a chained training run setting the duration."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import mlsysim
+
+BASE = ["--datacenter", "Hyperscale"]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "mlsysim", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_carbon_json_matches_the_solver_and_region_is_grid():
+    out = run("carbon", "DGX_H100", "--days", "30", "--mfu", "0.4", *BASE, "--grid", "Quebec",
+              "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    r = mlsysim.SustainabilityModel().solve("DGX_H100", duration_days=30, mfu=0.4,
+                                            datacenter="Hyperscale", grid="Quebec")
+    assert d["total_energy_kwh"] == pytest.approx(r.total_energy_kwh, rel=1e-12)
+    assert d["carbon_footprint_kg"] == pytest.approx(r.carbon_footprint_kg, rel=1e-12)
+    assert d["total_energy_kwh"] == pytest.approx(d["it_energy_kwh"] * d["pue"], rel=1e-12)
+    alias = run("carbon", "DGX_H100", "--days", "30", "--mfu", "0.4", *BASE, "--region",
+                "Quebec", "--json")
+    assert alias.returncode == 0 and json.loads(alias.stdout) == d
+
+
+def test_cost_with_given_prices_by_hand():
+    """8 accelerators x 30 days x 24 h x $2.50 = $14,400 to rent; energy = facility kWh x
+    $0.10; capex share = 8 x $25,000 x (30 / 365.25) / 6 years."""
+    out = run("cost", "DGX_H100", "--days", "30", "--mfu", "0.4", *BASE, "--grid", "PJM",
+              "--purchase-price", "25000", "--cloud-price", "2.5", "--kwh-price", "0.10",
+              "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["cloud_usd"] == pytest.approx(8 * 30 * 24 * 2.5)
+    assert d["opex_energy_usd"] == pytest.approx(d["total_energy_kwh"] * 0.10)
+    assert d["capex_usd"] == pytest.approx(8 * 25_000 * (30 / 365.25) / 6)
+    assert d["tco_usd"] == pytest.approx(d["capex_usd"] + d["opex_energy_usd"])
+
+
+def test_a_chained_training_run_sets_activity_and_duration():
+    out = run("carbon", "DGX_H100", "--train", "Llama3_8B", "--batch-size", "64", "--seq-len",
+              "2048", "--tokens", "1e9", "--zero", "1", *BASE, "--grid", "Quebec", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    hours = d["training"]["time_to_train"]["value"]
+    assert d["training"]["time_to_train"]["unit"] == "h"
+    assert d["duration"]["value"] * 24 == pytest.approx(hours, rel=1e-9)
+    run_ = mlsysim.DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64,
+                                            seq_len=2048, zero_stage=1, token_budget=1e9)
+    r = mlsysim.SustainabilityModel().solve("DGX_H100", datacenter="Hyperscale",
+                                            grid="Quebec", run=run_)
+    assert d["total_energy_kwh"] == pytest.approx(r.total_energy_kwh, rel=1e-12)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["carbon", "DGX_H100", "--days", "30", "--mfu", "1.4", *BASE, "--grid", "Quebec"], "mfu"),
+    (["carbon", "DGX_H100", "--days", "30", "--mfu", "0.4", *BASE, "--grid", "Quebek"],
+     "Did you mean"),
+    (["carbon", "DGX_H100", "--days", "30", "--mfu", "0.4", *BASE, "--grid", "Quebec",
+      "--batch-size", "8"], "--train"),
+    (["cost", "DGX_H100", "--days", "30", *BASE, "--grid", "PJM", "--mfu", "0.4", "--train",
+      "Llama3_8B"], "--batch-size"),
+    (["cost", "DGX_H100", "--days", "30", *BASE, "--grid", "PJM", "--mfu", "0.4",
+      "--kwh-price", "-1"], "kwh_price"),
+    (["carbon", "DGX_H100", "--days", "30", "--grid", "Quebec"], "mfu"),
+])
+def test_bad_input_exits_2_with_one_line(args, needle):
+    out = run(*args)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert needle in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_bad_input_with_json_is_an_error_object():
+    out = run("carbon", "DGX_H100", "--days", "30", "--mfu", "0.4", *BASE, "--grid",
+              "Quebek", "--json")
+    assert out.returncode == 2 and json.loads(out.stdout)["error"] == "UnknownNameError"
+
+
+def test_infeasible_exits_3():
+    # MI300X has neither a published purchase nor cloud price in the zoo.
+    out = run("cost", "MI300X", "--days", "30", "--mfu", "0.4", *BASE, "--grid", "PJM")
+    assert out.returncode == 3 and "purchase price" in out.stderr
+    # GPT-3 175B unsharded does not fit on a DGX H100: the job cannot run.
+    out = run("carbon", "DGX_H100", "--train", "GPT3_175B", "--batch-size", "8", "--seq-len",
+              "2048", "--days", "3", *BASE, "--grid", "Quebec", "--json")
+    assert out.returncode == 3 and json.loads(out.stdout)["feasible"] is False
