@@ -29,6 +29,10 @@ The built-in adapters cover the inference categories and transformer training:
   ``DistributedModel().solve`` with the parallelism the source published, read from
   ``reference/training_setups.yaml`` by row id; flop rates are converted to the source's own
   flop convention (:func:`predict_training`).
+- **training runs' energy, carbon and GPU-hours** (category ``energy``): the same
+  ``DistributedModel().solve`` with the run's token budget (``time_to_train``, ``gpu_hours``),
+  then ``SustainabilityModel().solve`` with the published PUE and grid intensity, read from
+  ``reference/energy_setups.yaml`` by the row's ``scenario`` (:func:`predict_energy`).
 
 Left out: reading the reference file (``reference``), statistics (``stats``) and the report
 (``report``).
@@ -58,7 +62,9 @@ __all__ = ["Prediction", "Skip", "Adapter", "adapter", "register_adapter", "unre
            "ENGINE_METRICS", "SERVING_METRICS", "MAX_ENGINE_BATCH", "MAX_TP",
            "DEFAULT_OUTPUT_LEN", "BENCHMARK_SEQ_LEN", "SAMPLE_MISMATCH", "TrainingSetup",
            "training_setups", "training_flops", "predict_training", "TRAINING_SETUPS",
-           "TRAINING_METRICS", "FLOPS_CONVENTIONS"]
+           "TRAINING_METRICS", "FLOPS_CONVENTIONS", "EnergySetup", "EnergySetups",
+           "energy_setups", "energy_run", "EnergyRun", "predict_energy", "ENERGY_SETUPS",
+           "ENERGY_METRICS", "ENERGY_SCOPES"]
 
 # --- documented rules (no per-row settings) ------------------------------------------------
 MAX_ENGINE_BATCH = 256      # batch "chosen by the engine": largest power of two <= this that fits
@@ -77,7 +83,8 @@ SKIP_CODES = {
     "no-training-solver": "training metric without a training adapter (the adapters "
                           "predict one optimizer step of a published transformer run; time to "
                           "train needs the steps to converge)",
-    "no-energy-model": "energy metric: no energy model yet",
+    "no-energy-model": "energy per inference: no adapter predicts it yet (training runs' "
+                       "energy is the energy category)",
     "ambiguous-metric": "the source leaves the metric ambiguous (output-only vs input+output "
                         "tokens, or per GPU vs all GPUs)",
     "no-adapter": "no adapter is registered for the row's (category, metric)",
@@ -90,6 +97,10 @@ SKIP_CODES = {
     "solver-refused": "the solver rejects the configuration",
     "missing-setup": "training row without a published parallelism setup in "
                      "training_setups.yaml",
+    "missing-site": "energy row whose source publishes neither the PUE nor the grid "
+                    "intensity (nor how its figure was computed)",
+    "unknown-node": "the run's servers are not in the zoo (no node or cluster to build the "
+                    "fleet from)",
 }
 
 INFERENCE_CATEGORIES = ("vision_inference", "llm_inference", "llm_serving", "recsys_inference")
@@ -723,8 +734,9 @@ class TrainingSetup(Spec):
         return Fleet(name=f"{self.nodes} x {self.node}", node=Nodes.get(self.node),
                      count=self.nodes, **extra)
 
-    def solve(self, model):
-        """DistributedModel's step for ``model`` with exactly this setup."""
+    def solve(self, model, **extra):
+        """DistributedModel's step for ``model`` with exactly this setup (``extra``: further
+        DistributedModel options no setup field sets, e.g. ``token_budget``)."""
         from ..solvers.distributed import DistributedModel
         return DistributedModel().solve(
             model, self.fleet(), batch_size=self.global_batch, seq_len=self.seq_len,
@@ -733,7 +745,7 @@ class TrainingSetup(Spec):
             v_stages=self.virtual_stages, sequence_parallel=self.sequence_parallel,
             zero_stage=self.zero_stage, activation_recomputation=self.recomputation,
             overlap_comm=self.overlap_comm, rank_order=self.rank_order,
-            attention_kernel=self.attention_kernel)
+            attention_kernel=self.attention_kernel, **extra)
 
 
 @lru_cache(maxsize=4)
@@ -883,3 +895,269 @@ def predict_training(row: ReferenceRow, notes: list[str]) -> Prediction:
 
 
 register_adapter("training", TRAINING_METRICS, predict_training)
+
+
+# --- training runs' energy, carbon and GPU-hours: DistributedModel + SustainabilityModel ---
+ENERGY_SETUPS = Path(__file__).parent / "reference" / "energy_setups.yaml"
+# The metrics predict_energy serves (units in the reference schema's METRIC_UNITS).
+ENERGY_METRICS = ("energy_mwh", "co2e_t", "gpu_hours")
+# What a source's energy figure counts: the facility (accelerators + hosts, x PUE), the
+# accelerators alone x PUE (Meta's GPU-hours x TDP x PUE), or the accelerators alone (no PUE:
+# Luccioni et al.'s "dynamic" consumption).
+ENERGY_SCOPES = ("facility", "accelerators_pue", "accelerators")
+
+
+class EnergySetup(TrainingSetup):
+    """One published training run whose energy, carbon or GPU-hours is reported: a
+    :class:`TrainingSetup` (how the run was parallelised) plus what it trained on and where
+    (one entry under ``runs:`` of ``energy_setups.yaml``; the file's header lists the fields).
+
+    ``model`` is the run's zoo model, ``token_budget`` the tokens it trained on, ``site``,
+    ``pue``, ``grid`` and ``carbon_intensity_g_kwh`` the datacenter and grid as the source
+    reports (or, marked under ``assumed:``, as stated there), ``energy_scope`` what the
+    source's energy figure counts (:data:`ENERGY_SCOPES`)."""
+
+    model: str
+    token_budget: float = Field(gt=0, allow_inf_nan=False)
+    site: str
+    pue: float = Field(ge=1.0, allow_inf_nan=False)
+    grid: str
+    carbon_intensity_g_kwh: float = Field(ge=0.0, allow_inf_nan=False)
+    energy_scope: Literal["facility", "accelerators_pue", "accelerators"]
+
+    def datacenter(self):
+        """The run's site as a Datacenter with its PUE on a grid of the stated intensity."""
+        from ..specs.infra import Datacenter, GridSpec
+        grid = GridSpec(name=self.grid,
+                        carbon_intensity=f"{self.carbon_intensity_g_kwh} gCO2e/kWh")
+        return Datacenter(name=self.site, grid=grid, pue=self.pue)
+
+    def solve(self, model, **extra):
+        """DistributedModel's run of ``model``: this setup's step with its token budget."""
+        return super().solve(model, token_budget=self.token_budget, **extra)
+
+
+class _NotPredicted(Spec):
+    code: str
+    reason: str
+
+    @field_validator("code")
+    @classmethod
+    def _known_code(cls, v: str) -> str:
+        if v not in SKIP_CODES:
+            raise ValueError(f"unknown skip code {v!r}; known: {', '.join(SKIP_CODES)}")
+        return v
+
+
+@dataclass(frozen=True)
+class EnergySetups:
+    """``energy_setups.yaml``: the predicted runs and, for each run that is not predicted,
+    its skip code and reason (both keyed by the rows' ``scenario``)."""
+
+    runs: Mapping[str, EnergySetup]
+    not_predicted: Mapping[str, tuple[str, str]]
+
+
+@lru_cache(maxsize=4)
+def energy_setups(path: str | Path | None = None) -> EnergySetups:
+    """Every run of ``energy_setups.yaml``, validated.
+
+    Raises
+    ------
+    DataFileError
+        Naming the file and the entry for unreadable YAML or a bad entry.
+
+    Examples
+    --------
+    >>> s = energy_setups().runs["bloom-176b"]
+    >>> (s.tp, s.pp, s.dp, s.token_budget, s.pue, s.energy_scope)
+    (4, 12, 8, 366000000000.0, 1.2, 'accelerators')
+    """
+    import yaml
+
+    from ..core.datafile import open_text
+
+    path = Path(path) if path is not None else ENERGY_SETUPS
+    with open_text(path) as fh:
+        try:
+            data = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            raise DataFileError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict) or set(data) - {"runs", "not_predicted"}:
+        raise DataFileError(f"{path}: expected a mapping with 'runs' (and 'not_predicted')")
+    out: dict[str, EnergySetup] = {}
+    skip: dict[str, tuple[str, str]] = {}
+    for section, kind in (("runs", EnergySetup), ("not_predicted", _NotPredicted)):
+        entries = data.get(section) or {}
+        if not isinstance(entries, dict):
+            raise DataFileError(f"{path}, {section}: expected a mapping of run name to fields")
+        for key, raw in entries.items():
+            if not isinstance(raw, dict):
+                raise DataFileError(f"{path}, {section}.{key}: expected a mapping of fields")
+            if str(key) in out or str(key) in skip:
+                raise DataFileError(f"{path}, {section}.{key}: the run is listed twice")
+            try:
+                try:
+                    entry = kind(**raw)
+                except pydantic.ValidationError as exc:
+                    raise_spec_error(exc, f"energy setup {key}")
+            except SpecError as exc:
+                raise DataFileError(f"{path}, {section}.{key}: {exc}") from None
+            if section == "runs":
+                out[str(key)] = entry
+            else:
+                skip[str(key)] = (entry.code, entry.reason)
+    return EnergySetups(runs=out, not_predicted=skip)
+
+
+@dataclass(frozen=True)
+class EnergyRun:
+    """One run predicted end to end (SI floats, except ``result``).
+
+    ``result`` is the DistributedResult (with ``time_to_train`` and ``gpu_hours``);
+    ``accelerator_w`` the predicted draw of one accelerator over the run (from the step's
+    activity, :mod:`mlsysim.core.power`), ``accelerator_kwh`` all accelerators' energy over
+    the predicted time (no hosts, no PUE), ``facility_kwh`` SustainabilityModel's total
+    (hosts included, x PUE) or ``None`` with ``facility_reason`` where the node publishes no
+    host power."""
+
+    result: Any
+    seconds: float
+    devices: int
+    accelerator_w: float
+    accelerator_kwh: float
+    pue: float
+    carbon_intensity_g_kwh: float
+    facility_kwh: float | None
+    facility_reason: str | None
+
+    def energy_kwh(self, scope: str) -> float:
+        """Energy in a source's scope (:data:`ENERGY_SCOPES`)."""
+        if scope == "accelerators":
+            return self.accelerator_kwh
+        if scope == "accelerators_pue":
+            return self.accelerator_kwh * self.pue
+        if self.facility_kwh is None:
+            raise Skip("solver-refused", f"facility energy needs the hosts' power: "
+                       f"{self.facility_reason}")
+        return self.facility_kwh
+
+    def co2e_t(self, scope: str) -> float:
+        """Operational carbon of the energy in ``scope``, tonnes CO2e."""
+        return self.energy_kwh(scope) * self.carbon_intensity_g_kwh / 1e6
+
+
+@lru_cache(maxsize=64)
+def energy_run(setup: EnergySetup) -> EnergyRun:
+    """Predict one run: DistributedModel with the token budget, then SustainabilityModel at
+    the run's site over the *predicted* time to train (never a reported duration).
+
+    The accelerators' energy is SustainabilityModel on one accelerator (``fleet`` = the
+    chip, ``run`` = the prediction: its power from the step's activity over the predicted
+    time) times the devices; the facility energy is SustainabilityModel on the fleet.
+
+    Examples
+    --------
+    >>> run = energy_run(energy_setups().runs["bloom-176b"])
+    >>> run.devices, round(run.accelerator_kwh / run.result.gpu_hours.magnitude, 6) == \\
+    ...     round(run.accelerator_w / 1000, 6)
+    (384, True)
+    """
+    from ..solvers.sustainability import SustainabilityModel
+    from ..zoo import Models
+
+    model = Models.get(setup.model)
+    r = setup.solve(model)
+    fleet = setup.fleet()
+    dc = setup.datacenter()
+    chip = SustainabilityModel().solve(fleet.accelerator, run=r, datacenter=dc)
+    seconds = float(r.time_to_train.to("s").magnitude)
+    facility, why = None, None
+    try:
+        facility = SustainabilityModel().solve(fleet, run=r, datacenter=dc).total_energy_kwh
+    except ValidationError as exc:
+        why = str(exc)
+    return EnergyRun(result=r, seconds=seconds, devices=r.devices,
+                     accelerator_w=chip.fp.accelerator_w,
+                     accelerator_kwh=chip.it_energy_kwh * r.devices, pue=chip.pue,
+                     carbon_intensity_g_kwh=chip.fp.grid_g_kwh, facility_kwh=facility,
+                     facility_reason=why)
+
+
+def predict_energy(row: ReferenceRow, notes: list[str]) -> Prediction:
+    """A reported training run's ``gpu_hours``, ``energy_mwh`` or ``co2e_t``: the row's
+    ``scenario`` names its run in ``energy_setups.yaml`` (:func:`energy_run`).
+
+    - ``gpu_hours`` = predicted ``time_to_train`` (token budget / predicted tokens per second)
+      x devices: DistributedModel's ``gpu_hours``.
+    - ``energy_mwh`` = the predicted energy in the scope the source counted (the run's
+      ``energy_scope``): ``accelerators`` = devices x P x T, ``accelerators_pue`` = that x PUE,
+      ``facility`` = SustainabilityModel's total energy (hosts included, x PUE), with P the
+      predicted accelerator power (from the step's activity, never TDP) and T the predicted
+      time to train. Where the source multiplied TDP by its GPU-hours, the error is (P / TDP) x
+      (predicted / reported GPU-hours) - 1; the row's notes say so.
+    - ``co2e_t`` = that energy x the grid intensity the source used.
+
+    A run listed under ``not_predicted`` is skipped with its code and reason; a row whose
+    run is missing is ``missing-setup``; a setup that disagrees with its row (model, devices,
+    batch) is a data error. DistributedModel reports no band yet: the band is the value.
+    """
+    setups = energy_setups()
+    key = row.scenario
+    if key in setups.not_predicted:
+        code, reason = setups.not_predicted[key]
+        raise Skip(code, reason)
+    setup = setups.runs.get(key)
+    if setup is None:
+        raise Skip("missing-setup", f"no run {key!r} in energy_setups.yaml (the row's scenario "
+                   "names its run; its parallelism, token budget and site are needed)")
+    where = f"{ENERGY_SETUPS}, runs.{key}"
+    if setup.model != row.model:
+        raise DataFileError(f"{where}: model {setup.model}, but row {row.id} has {row.model}")
+    if setup.devices != row.num_devices:
+        raise DataFileError(f"{where}: tp x pp x cp x dp = {setup.devices}, but row {row.id} "
+                            f"has num_devices={row.num_devices}")
+    if row.batch_size is not None and row.batch_size != setup.global_batch:
+        raise DataFileError(f"{where}: global_batch = {setup.global_batch}, but row {row.id} "
+                            f"has batch_size={row.batch_size}")
+    from ..zoo import Models
+    try:
+        Models.get(row.model)
+    except UnknownNameError as exc:
+        raise Skip("unknown-model", str(exc)) from None
+    notes.extend(setup.assumed)
+    run = energy_run(setup)
+    r = run.result
+    days = run.seconds / 86400.0
+    call = (f"DistributedModel(tp={setup.tp}, pp={setup.pp}, cp={setup.cp}, dp={setup.dp}, "
+            f"mbs={setup.microbatch_size}, batch={setup.global_batch} x {setup.seq_len}, "
+            f"{r.precision}, recompute={setup.recomputation}, zero={setup.zero_stage}, "
+            f"token_budget={setup.token_budget:.4g})")
+    notes.append(f"predicted: {days:,.1f} days on {run.devices} devices "
+                 f"({r.gpu_hours.magnitude:,.0f} GPU-h), {run.accelerator_w:.0f} W per "
+                 f"accelerator from the step's activity (u_c {r.activity[0]:.2f}, u_m "
+                 f"{r.activity[1]:.2f})")
+    if run.facility_kwh is not None:
+        notes.append(f"facility energy (hosts included, x PUE {run.pue:g}): "
+                     f"{run.facility_kwh / 1e3:,.4g} MWh")
+    else:
+        notes.append("facility energy not computed: the node publishes no host power")
+    scope = setup.energy_scope
+    what = {"accelerators": f"{run.devices} x {run.accelerator_w:.0f} W x T",
+            "accelerators_pue": f"{run.devices} x {run.accelerator_w:.0f} W x T x PUE "
+                                f"{run.pue:g}",
+            "facility": f"SustainabilityModel total (hosts, x PUE {run.pue:g})"}[scope]
+    if row.metric == "gpu_hours":
+        value, method = float(r.gpu_hours.magnitude), f"{call}.gpu_hours"
+    elif row.metric == "energy_mwh":
+        value = run.energy_kwh(scope) / 1e3
+        method = f"{what} with T = {call}.time_to_train, in MWh ({scope})"
+    else:
+        value = run.co2e_t(scope)
+        method = (f"({what}) x {run.carbon_intensity_g_kwh:g} gCO2e/kWh with T = "
+                  f"{call}.time_to_train, in t ({scope})")
+    notes.append("no calibration band: DistributedModel does not report one yet")
+    return predicted(value, value, value, r.feasible, r.reason, method, notes)
+
+
+register_adapter("energy", ENERGY_METRICS, predict_energy)

@@ -42,7 +42,7 @@ COLUMNS = ("id", "category", "model", "hardware", "num_devices", "precision", "b
            "prompt_len", "output_len", "scenario", "metric", "value", "unit", "framework",
            "source_key", "notes")
 CATEGORIES = ("vision_inference", "llm_inference", "llm_serving", "training",
-              "recsys_inference")
+              "recsys_inference", "energy")
 # Each metric and the units its values may be published in (as spelled in the file). A
 # throughput in samples/s is also published as images, inferences or queries per second.
 METRIC_UNITS: Mapping[str, tuple[str, ...]] = MappingProxyType({
@@ -62,6 +62,12 @@ METRIC_UNITS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "tflops_per_gpu": ("TFLOP/s/GPU",),           # achieved flop rate per GPU
     "tokens_per_s_per_gpu": ("tokens/s/GPU",),    # training tokens per second per GPU
     "step_time_s": ("s",),                        # one optimizer step (iteration)
+    # Whole training runs as their sources report them (mlsysim.validation.adapters.
+    # predict_energy): energy in the scope the source counted (the run's energy_scope),
+    # operational carbon, and accelerator-hours.
+    "energy_mwh": ("MWh",),                       # training energy
+    "co2e_t": ("tCO2e",),                         # operational carbon, metric tonnes CO2e
+    "gpu_hours": ("GPU-h",),                      # accelerator-hours of the run
 })
 METRICS = tuple(METRIC_UNITS)
 
