@@ -131,3 +131,12 @@ def test_bad_infra_specs_are_refused():
     with pytest.raises(ValidationError, match="kwh_price"):
         EconomicsModel().solve("H100", duration_days=1, datacenter=DC, mfu=0.4,
                                kwh_price=math.nan)
+
+
+def test_nodes_without_published_host_power_count_accelerators_and_say_so():
+    node = mlsysim.Systems.Nodes.HGX_H100
+    assert node.host_power is None and node.system_power is None
+    r = S.solve(node, duration_days=1, datacenter=DC, mfu=0.4)
+    assert r.fp.host_w == 0.0 and any("lower bound" in n for n in r.fp.notes)
+    assert r.accelerator_energy_kwh == pytest.approx(8 * device_power("H100", 0.4, 0.0) * 24
+                                                     / 1000, rel=1e-12)

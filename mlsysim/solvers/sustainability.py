@@ -142,6 +142,11 @@ class Footprint:
         return self.it_kwh * self.pue
 
     @property
+    def accelerator_kwh(self) -> float:
+        """The accelerators' own energy (no hosts, no facility overhead)."""
+        return self.accelerators * self.accelerator_w * self.seconds / 3.6e6
+
+    @property
     def carbon_kg(self) -> float:
         return self.facility_kwh * self.grid_g_kwh / 1000.0
 
@@ -176,10 +181,16 @@ def footprint(system, seconds: float, *, run=None, mfu=None, datacenter=None, gr
     else:
         node = system.node if isinstance(system, Fleet) else system
         nodes = system.count if isinstance(system, Fleet) else 1
-        np_ = node_power(node, acc_w)
-        n_acc, host = nodes * node.accelerators_per_node, nodes * np_.host_w
-        if np_.estimated:
-            notes.append(np_.reason)
+        n_acc = nodes * node.accelerators_per_node
+        if node.host_power is None and node.system_power is None:
+            host = 0.0
+            notes.append(f"{node.name} publishes neither host_power nor system_power: hosts "
+                         "are left out, so energy is the accelerators' (a lower bound)")
+        else:
+            np_ = node_power(node, acc_w)
+            host = nodes * np_.host_w
+            if np_.estimated:
+                notes.append(np_.reason)
     intensity = g.carbon_intensity_g_kwh
     if month is not None:
         m = check.positive_int("month", month, owner)
@@ -259,6 +270,11 @@ class SustainabilityResult(Result):
         return self.fp.pue
 
     @property
+    def accelerator_energy_kwh(self) -> float:
+        """The accelerators alone: what TDP-based estimates count (at activity, not TDP)."""
+        return self.fp.accelerator_kwh
+
+    @property
     def carbon_footprint_kg(self) -> float:
         """Operational carbon (facility energy x grid intensity)."""
         return self.fp.carbon_kg
@@ -324,6 +340,7 @@ class SustainabilityResult(Result):
         return {"system": getattr(self.system, "name", str(self.system)),
                 "region": self.region_name, "datacenter": self.datacenter_name,
                 "duration": Q_(self.fp.seconds, "s").to("day"), "power": self.power,
+                "accelerator_energy_kwh": self.accelerator_energy_kwh,
                 "it_energy_kwh": self.it_energy_kwh, "total_energy_kwh": self.total_energy_kwh,
                 "pue": self.pue, "carbon_footprint_kg": self.carbon_footprint_kg,
                 "embodied_carbon_kg": self.embodied_carbon_kg,
