@@ -57,6 +57,9 @@ _LAZY = {
     "ResponsibleEngineeringModel": ("mlsysim.solvers.responsible", "ResponsibleEngineeringModel"),
     "ParallelismOptimizer": ("mlsysim.optimize.parallelism", "ParallelismOptimizer"),
     "ContinuousBatchingConfig": ("mlsysim.specs.configs", "ContinuousBatchingConfig"),
+    "Scenario": ("mlsysim.specs.scenario", "Scenario"),
+    "load_scenario": ("mlsysim.scenarios", "load_scenario"),
+    "evaluate_scenario": ("mlsysim.scenarios", "evaluate_scenario"),
 }
 
 __all__ = sorted(_LAZY)

@@ -241,6 +241,7 @@ def _register_commands() -> None:
     validate_cmd.register(app)
     train_cmd.register(app)
     footprint_cmd.register(app)
+    __import__(f"{__package__}.audit_cmd", fromlist=["register"]).register(app)
 
 
 _register_commands()
