@@ -60,6 +60,10 @@ _LAZY = {
     "Scenario": ("mlsysim.specs.scenario", "Scenario"),
     "load_scenario": ("mlsysim.scenarios", "load_scenario"),
     "evaluate_scenario": ("mlsysim.scenarios", "evaluate_scenario"),
+    "SensitivitySolver": ("mlsysim.solvers.sensitivity", "SensitivitySolver"),
+    "SynthesisSolver": ("mlsysim.solvers.sensitivity", "SynthesisSolver"),
+    "DifferentialExplainer": ("mlsysim.solvers.compare", "DifferentialExplainer"),
+    "compare": ("mlsysim.solvers.compare", "compare"),
 }
 
 __all__ = sorted(_LAZY)

@@ -486,7 +486,46 @@ def _roof_responsible(r, kw):
         assert g.total_samples * g.fraction >= g.subgroup_samples * (1 - 1e-12)
 
 
+def _roof_sensitivity(r, kw):
+    """More of a resource never slows a pass, and no latency falls faster than 1 / x: every
+    spec's elasticity of the latency lies in [-1, 0] (t = sum max(F/P, Q/B, t_k), each term at
+    most inversely proportional to its resource), t_kernel's in [0, 1]; capacity never enters
+    the time (elasticity exactly 0)."""
+    e = r.elasticities
+    for name, v in e.items():
+        lo, hi = (0.0, 1.0) if name == "kernel_overhead" else (-1.0, 0.0)
+        assert lo - 1e-6 <= v <= hi + 1e-9, f"{name}: {v}"
+    assert e["memory_capacity"] == 0.0
+
+
+def _roof_synthesis(r, kw):
+    """The inverse roofline is the roofline inverted: BW x T x eta = bytes and P x T x eta =
+    flops; a dense pass reads every weight it holds but the embedding table once (norm gains,
+    under 0.01 % of the weights, are charged with their activations); the balance factor
+    sum_i max(F_i/F, Q_i/Q) lies between 1 (one resource binds every operator) and 2."""
+    assert r.required_bandwidth_bps * r.target_s * r.eta_memory == pytest.approx(r.bytes)
+    assert r.required_flops_per_s * r.target_s * r.eta_compute == pytest.approx(r.flops)
+    m = r.model
+    assert r.bytes >= r.weights_read_bytes >= (r.weights_bytes - m.vocab * m.hidden *
+                                               BYTES_PER_ELEMENT[r.precision]) * (1 - 1e-4)
+    assert 1.0 - 1e-12 <= r.balance <= 2.0 + 1e-12 and 0.0 <= r.memory_share <= 1.0
+
+
+def _roof_difference(r, kw):
+    """The attribution has no remainder: operator rows and term rows each sum to T_b - T_a,
+    and each side's terms sum to its own time; operator times are never negative."""
+    d = r.difference_s
+    assert math.fsum(r.operators.values()) == pytest.approx(d, rel=1e-12, abs=1e-15)
+    assert math.fsum(r.terms.values()) == pytest.approx(d, rel=1e-12, abs=1e-15)
+    assert math.fsum(a for _, a, _ in r.term_rows) == pytest.approx(r.total_a_s, rel=1e-12)
+    assert math.fsum(b for _, _, b in r.term_rows) == pytest.approx(r.total_b_s, rel=1e-12)
+    assert all(a >= 0 and b >= 0 for n, a, b in r.operator_rows if n != "communication")
+
+
 ROOFS = {
+    "SensitivitySolver": _roof_sensitivity,
+    "SynthesisSolver": _roof_synthesis,
+    "DifferentialExplainer": _roof_difference,
     "EfficiencyModel": _roof_efficiency,
     "ResponsibleEngineeringModel": _roof_responsible,
     "SustainabilityModel": _roof_sustainability,
