@@ -98,7 +98,8 @@ def test_prefill_is_compute_bound_and_costs_two_flops_per_param_per_token():
 def test_infeasible_when_weights_do_not_fit():
     p = Engine.solve(mlsysim.Models.Llama3_70B, A100, batch_size=1)
     assert not p.feasible
-    assert "needs" in p.reason and "80 GB" in p.reason
+    # The A100 80GB holds 81920 MiB (nvidia-smi) = 81920 x 2^20 B = 85.9e9 B, printed "85.9 GB".
+    assert "needs" in p.reason and "has 85.9 GB" in p.reason
     assert p.memory_footprint.to("GB").magnitude > 140  # 70.6e9 params * 2 B
 
 

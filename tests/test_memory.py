@@ -34,9 +34,10 @@ def test_serving_engine_and_optimizer_share_the_budget():
     m = r.memory
     assert r.max_concurrent_sequences == m.max_batch()
     assert r.memory_per_device_bytes == pytest.approx(m.total(1))
-    # Llama-3-8B fp16 on one H100: weights 2 B x 8.03e9 params = 16.06 GB of 0.9 x 80 GB.
+    # Llama-3-8B fp16 on one H100: weights 2 B x 8.03e9 params = 16.06 GB of the usable
+    # 0.9 x 81559 MiB = 0.9 x 81559 x 2^20 B = 76.97e9 B (nvidia-smi's total for the H100 SXM).
     assert m.weights == pytest.approx(2 * mlsysim.Models.Llama3_8B.parameter_count)
-    assert m.usable == pytest.approx(0.9 * 80e9)
+    assert m.usable == pytest.approx(0.9 * 81559 * 2**20)
     top = mlsysim.ServingModel().solve("Llama3_8B", "H100", seq_len=2048, output_len=256,
                                        batch_size="max")
     assert top.batch_size == m.max_batch() and top.feasible
@@ -54,5 +55,6 @@ def test_serving_engine_and_optimizer_share_the_budget():
 def test_single_pass_budget_grows_with_the_batch():
     p = mlsysim.Engine.solve("ResNet50", "A100", batch_size=4)
     m = p.memory
-    assert m.usable == pytest.approx(80e9)                   # a bare pass: whole capacity
+    # a bare pass: the whole capacity, 81920 MiB = 81920 x 2^20 B = 85.9e9 B on the A100 80GB
+    assert m.usable == pytest.approx(81920 * 2**20)
     assert m.total(4) == pytest.approx(p.weights_bytes + p.state_bytes + p.activation_bytes)

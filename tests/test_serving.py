@@ -67,8 +67,9 @@ def test_paged_allocation_rounds_up_to_pages():
 def test_weights_and_capacity():
     r = S.solve("Llama3_8B", "H100", seq_len=1024, output_len=1024)
     assert r.weights_bytes == pytest.approx(16.06e9, rel=1e-3)   # 8.03e9 params * 2 B
-    # usable = 80 GB * 0.9 = 72 GB; KV per sequence 2048 tokens * 131,072 B = 268 MB.
-    free = 72e9 - r.weights_bytes - r.activation_bytes
+    # usable = 0.9 x 81559 MiB = 0.9 x 81559 x 2^20 B = 76.97e9 B (nvidia-smi's H100 total);
+    # KV per sequence 2048 tokens * 131,072 B = 268 MB, so (76.97 - 16.06 - act) GB / 268 MB = 226.
+    free = 0.9 * 81559 * 2**20 - r.weights_bytes - r.activation_bytes
     assert r.max_concurrent_sequences == int(free // (2048 * 131_072))
 
 

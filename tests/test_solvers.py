@@ -126,7 +126,8 @@ def test_weight_streaming_compute_never_grows_with_memory_bandwidth():
 
 
 def test_weight_streaming_needs_room_for_two_layers_and_the_cache():
-    # 64 sequences x 8192 tokens x 320 KiB of KV per token = 172 GB > the H100's 80 GB.
+    # 64 sequences x 8192 tokens x 320 KiB of KV per token = 172 GB > the H100's
+    # 81559 MiB = 81559 x 2^20 B = 85.5 GB.
     r = WeightStreamingModel().solve("Llama3_70B", "H100", batch_size=64, seq_len=8192)
     assert not r.feasible and "172 GB" in r.reason and r.binding == "memory capacity"
     assert r.memory_bytes == pytest.approx(2 * r.layer_bytes + r.state_bytes +

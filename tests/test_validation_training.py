@@ -30,9 +30,6 @@ FALSE_OOM = {
                "activation checkpointing'; DistributedModel charges 82 GB of activations",
     "REF-207": "Llama 3 405B, TP8 PP16 DP128 at 8K tokens (same layout, no checkpointing)",
     "REF-208": "Llama 3 405B, TP8 CP16 PP16 DP8 at 131K tokens (8K tokens per CP rank)",
-    "REF-209": "Llama 3 70B, TP4 PP8 VP5 on DGX H100 (Megatron-Bridge 26.02): 77.7 GB vs 76 GB "
-               "usable at memory_utilization 0.95",
-    "REF-213": "Llama 3 70B, TP4 PP8 VP5 on DGX H100 (Megatron-Bridge 25.11), same layout",
 }
 
 

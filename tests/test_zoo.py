@@ -46,7 +46,8 @@ def test_a100_tutorial_figures():
     hw = mlsysim.Hardware.Cloud.A100
     assert hw.compute.peak_flops.to("TFLOPs/s").magnitude == pytest.approx(312)
     assert hw.memory.bandwidth.to("TB/s").magnitude == pytest.approx(2.039)
-    assert hw.memory.capacity.to("GB").magnitude == pytest.approx(80)
+    # "80 GB" is 80 GiB: nvidia-smi reports 81920 MiB = 80 x 2^30 B (85.9 GB decimal).
+    assert hw.memory.capacity.to("GiB").magnitude == pytest.approx(80)
 
 
 def test_h100_ridge_right_of_a100():
