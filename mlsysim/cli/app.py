@@ -237,11 +237,9 @@ def _pretty(data: dict, indent: int = 0) -> str:
 
 
 def _register_commands() -> None:
-    from . import footprint_cmd, train_cmd, validate_cmd
-    validate_cmd.register(app)
-    train_cmd.register(app)
-    footprint_cmd.register(app)
-    __import__(f"{__package__}.audit_cmd", fromlist=["register"]).register(app)
+    from . import audit_cmd, footprint_cmd, train_cmd, validate_cmd
+    for module in (validate_cmd, train_cmd, footprint_cmd, audit_cmd):
+        module.register(app)
 
 
 _register_commands()
