@@ -502,7 +502,7 @@ class ServingModel(ForwardModel):
     @classmethod
     def example(cls, feasible: bool = True) -> dict[str, Any]:
         """Llama-3-8B, batch 8 on an H100; Llama-3-70B's 141 GB of fp16 weights on one
-        H100 (72 GB usable) does not fit."""
+        H100 (77 GB usable: 0.9 x 81,559 MiB) does not fit."""
         from ..zoo import Hardware, Models
         if feasible:
             return dict(model=Models.Llama3_8B, hardware=Hardware.H100, seq_len=1024,
