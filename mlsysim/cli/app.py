@@ -237,8 +237,8 @@ def _pretty(data: dict, indent: int = 0) -> str:
 
 
 def _register_commands() -> None:
-    from . import audit_cmd, footprint_cmd, train_cmd, validate_cmd
-    for module in (validate_cmd, train_cmd, footprint_cmd, audit_cmd):
+    from . import audit_cmd, footprint_cmd, inspect_cmd, train_cmd, validate_cmd
+    for module in (validate_cmd, train_cmd, footprint_cmd, audit_cmd, inspect_cmd):
         module.register(app)
 
 

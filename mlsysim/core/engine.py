@@ -19,6 +19,7 @@ from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
 from ..specs.model import ModelSpec, SSMSpec, TransformerSpec
 from ..units import Q_, Rate
 from ..workloads import default_phase, lower
+from ..workloads.imported import ImportedWorkload
 from ..workloads.operators import OpKind
 from . import validate as check
 from .calibration import OWN_MEMORY_SPREAD, Efficiency, calibration
@@ -31,7 +32,8 @@ __all__ = ["Engine", "SingleNodeModel", "PerformanceProfile", "ForwardModel", "r
 
 
 def resolve(model, hardware) -> tuple[ModelSpec, HardwareSpec]:
-    """Accept specs or zoo names for model and hardware."""
+    """Accept specs or zoo names for model and hardware; an imported workload
+    (:class:`~mlsysim.workloads.imported.ImportedWorkload`) stands in for a model spec."""
     from ..errors import ValidationError
     from ..zoo import Hardware, Models
 
@@ -39,8 +41,9 @@ def resolve(model, hardware) -> tuple[ModelSpec, HardwareSpec]:
         model = Models.get(model)
     if isinstance(hardware, str):
         hardware = Hardware.get(hardware)
-    if not isinstance(model, ModelSpec):
-        raise ValidationError("model", f"must be a model spec or zoo name. Got {model!r} instead.")
+    if not isinstance(model, (ModelSpec, ImportedWorkload)):
+        raise ValidationError("model", "must be a model spec, imported workload or zoo name. "
+                              f"Got {model!r} instead.")
     if not isinstance(hardware, HardwareSpec):
         raise ValidationError("hardware", "must be a hardware spec or zoo name. "
                               f"Got {hardware!r} instead.")
@@ -483,6 +486,10 @@ class SingleNodeModel(ForwardModel):
 
     @staticmethod
     def _seq_len(model: ModelSpec, seq_len, owner: str) -> int | None:
+        if isinstance(model, ImportedWorkload) and model.seq_axis:
+            if seq_len is None:
+                return model.default_seq_len
+            return check.positive_int("seq_len", seq_len, owner)
         limit = model.max_context if isinstance(model, (TransformerSpec, SSMSpec)) else None
         if limit is None:  # layered models have no sequence
             if seq_len is not None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from ..cache import ContentCache
 from ..errors import ValidationError
 from ..specs.model import LayeredSpec, ModelSpec, SSMSpec, TransformerSpec
+from .imported import ImportedWorkload
 from .layered import lower_layered
 from .operators import OperatorTable, OpKind
 from .ssm import lower_ssm, ssm_state_bytes
 from .transformer import kv_bytes_per_token, kv_cache_bytes, lower_transformer
 
 __all__ = ["lower", "default_phase", "OperatorTable", "OpKind", "kv_bytes_per_token",
-           "kv_cache_bytes", "ssm_state_bytes", "PHASES"]
+           "kv_cache_bytes", "ssm_state_bytes", "PHASES", "ImportedWorkload"]
 
 PHASES = ("prefill", "decode", "forward")
 _CACHE = ContentCache("lowering")
@@ -31,6 +32,8 @@ def default_phase(model: ModelSpec) -> str:
 
 
 def allowed_phases(model: ModelSpec) -> tuple[str, ...]:
+    if isinstance(model, ImportedWorkload):
+        return model.phases
     if isinstance(model, LayeredSpec) or (isinstance(model, TransformerSpec)
                                           and model.kind == "encoder"):
         return ("forward",)
@@ -43,7 +46,8 @@ def lower(model: ModelSpec, *, phase: str, seq_len: int, e: float,
     """Lower one pass of ``model`` (per sample). ``e``/``kv_e``/``we``: bytes per activation,
     KV-cache and weight element; ``tp``: tensor-parallel degree (transformers);
     ``prefix_len``: prompt tokens already cached (prefill); ``pp``: pipeline stages (their
-    activation hand-offs become collective rows)."""
+    activation hand-offs become collective rows). An :class:`ImportedWorkload` builds its own
+    table (one forward pass; ``seq_len`` feeds its symbolic sequence axis, if any)."""
     key = ("lower", model, phase, seq_len, e, kv_e, we, tp, prefix_len, pp)
     hit = _CACHE.get(key)
     if hit is not None:
@@ -51,7 +55,13 @@ def lower(model: ModelSpec, *, phase: str, seq_len: int, e: float,
     if phase not in allowed_phases(model):
         raise ValidationError("phase", f"must be one of {', '.join(allowed_phases(model))} for "
                               f"{model.name} ({model.architecture}). Got {phase!r} instead.")
-    if isinstance(model, TransformerSpec):
+    if isinstance(model, ImportedWorkload):
+        if tp != 1 or pp != 1 or (we is not None and we != e):
+            raise ValidationError("model", f"{model.name} is an imported graph: it lowers to "
+                                  "one device at one precision (tp=1, pp=1, weights at the "
+                                  "compute precision).")
+        table = model.table(seq_len=seq_len, e=e)
+    elif isinstance(model, TransformerSpec):
         table = lower_transformer(model, phase=phase, seq_len=seq_len, e=e, kv_e=kv_e, we=we,
                                   tp=tp, pp=pp, prefix_len=prefix_len)
     elif isinstance(model, SSMSpec):

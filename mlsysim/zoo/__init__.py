@@ -231,8 +231,15 @@ class ModelRegistry(Registry):
         from .hf import from_hf_config
         return from_hf_config(config, **kwargs)
 
+    @staticmethod
+    def from_onnx(path, **kwargs):
+        """Import an ONNX graph (a ``.onnx`` path) as a workload ``Engine.solve`` accepts
+        (extra ``onnx``); see :func:`mlsysim.importers.onnx_import.from_onnx`."""
+        from ..importers.onnx_import import from_onnx
+        return from_onnx(path, **kwargs)
+
     def __dir__(self):
-        return [*super().__dir__(), "from_hf_config"]
+        return [*super().__dir__(), "from_hf_config", "from_onnx"]
 
 
 def _load_dir(sub: str, build) -> list:

@@ -1,0 +1,313 @@
+"""ONNX graphs onto the operator table: ``Models.from_onnx(path)`` (extra ``onnx``).
+
+The file is read once: ``onnx.shape_inference.infer_shapes`` gives every tensor's shape, and
+each node is kept as plain data (operator type, the shapes of its inputs and outputs, which
+inputs are initializers). :class:`~mlsysim.workloads.imported.ImportedWorkload` then builds the
+table per solve input without touching the file again.
+
+Axes. Axis 0 of the graph inputs is the batch: symbolic (``dim_param``) or fixed. Every other
+symbolic axis of a graph input (``'seq'``, ``'tokens'``, ...) is the sequence axis and takes the
+solve's ``seq_len`` (all such names take the same value). A graph fixed at batch ``B > 1`` is
+divided by ``B`` to give per-sample work. Axes shape inference cannot resolve count as 1 and
+are reported in the workload's ``notes``.
+
+Cost rules, per sample (``numel`` counts a tensor's elements, batch axis excluded):
+
+- ``Conv``: ``2 * Cout * Cin/groups * prod(k) * prod(out spatial)`` flop, i.e. two flop per
+  weight element per output position (``2 * Cin/groups * prod(k)`` per output element);
+  ``ConvTranspose``: two flop per weight element per *input* position.
+- ``Gemm`` / ``MatMul``: ``2 * M * N * K`` = ``2 * numel(Y) * K``; the bias add runs in the
+  epilogue (not counted, as in the zoo's layered lowering).
+- elementwise and activations: one flop per output element; reductions: one per input element;
+  pooling: ``prod(kernel_shape)`` per output element (global pools: one per input element).
+- ``BatchNormalization``, ``LayerNormalization``, ``InstanceNormalization``,
+  ``GroupNormalization``: 8 flop per element (the zoo's norm rule).
+- ``Gather`` from an initializer: an embedding lookup (one flop and one read per output element).
+- copies (``Transpose``, ``Concat``, ``Split``, ``Slice``, ``Expand``, ``Pad``, ``Tile``,
+  ``Cast``, a ``Gather`` of activations): no flops, their activation traffic.
+- views (``Reshape``, ``Flatten``, ``Squeeze``, ``Unsqueeze``, ``Identity``, ``Dropout``,
+  ``Shape``, ``Constant``...): free, no kernel.
+
+Bytes: every initializer input of a node is read once per kernel (weight bytes); every other
+input and every output is read or written per sample. All at the solve precision's element
+size. The parameter count is the number of floating-point initializer elements, less the
+BatchNormalization running statistics (buffers, as the zoo counts them).
+
+Anything else (``LSTM``, ``Loop``, ``If``, ``NonMaxSuppression``, custom domains, ...) is
+*unmodeled*: listed with its node count in ``ImportedWorkload.unmodeled``, with the activation
+bytes it touches available through ``unmodeled_bytes``, never costed as time 0 in silence.
+Left out: kernel fusion (each modelled node is its own kernel), subgraphs of control flow,
+quantized operators (QLinearConv, MatMulInteger: unmodeled).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+
+from ..errors import SpecError, ValidationError
+from ..workloads.imported import ImportedWorkload
+from ..workloads.operators import OperatorBuilder, OperatorTable, OpKind
+
+__all__ = ["from_onnx", "ELEMENTWISE_OPS", "NORM_OPS", "POOL_OPS", "COPY_OPS", "VIEW_OPS"]
+
+ELEMENTWISE_OPS = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Neg", "Abs",
+    "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu", "Sigmoid", "HardSigmoid",
+    "HardSwish", "Tanh", "Erf", "Softplus", "Softsign", "Mish", "Clip", "Softmax",
+    "LogSoftmax", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "Not",
+    "And", "Or", "Floor", "Ceil", "Round", "Sin", "Cos", "Resize", "Upsample",
+})
+REDUCE_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
+                        "ReduceL2", "ReduceSumSquare", "ArgMax", "ArgMin"})
+NORM_OPS = frozenset({"BatchNormalization", "LayerNormalization", "InstanceNormalization",
+                      "GroupNormalization", "RMSNormalization", "LpNormalization"})
+POOL_OPS = frozenset({"MaxPool", "AveragePool", "LpPool"})
+GLOBAL_POOL_OPS = frozenset({"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"})
+COPY_OPS = frozenset({"Transpose", "Concat", "Split", "Slice", "Expand", "Pad", "Tile", "Cast",
+                      "Gather", "GatherElements", "ScatterND", "DepthToSpace", "SpaceToDepth"})
+VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout",
+                      "Shape", "Size", "Constant", "ConstantOfShape", "Range"})
+_FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16 (onnx.TensorProto codes)
+_UNKNOWN = "?"                   # an axis shape inference left unresolved
+
+
+def _load(path):
+    """The ModelProto of ``path`` (a file path or an in-memory ModelProto), shapes inferred."""
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise SpecError("Models.from_onnx needs the 'onnx' package: pip install "
+                        "'mlsysim[onnx]'") from exc
+    if isinstance(path, onnx.ModelProto):
+        model, where = path, "<ModelProto>"
+    else:
+        where = os.fspath(path)
+        if not os.path.isfile(where):
+            raise ValidationError("path", f"must be an ONNX file. Got {where!r}, which does not "
+                                  "exist.", owner="Models.from_onnx")
+        try:
+            model = onnx.load(where)
+        except Exception as exc:  # protobuf raises DecodeError, truncated files others
+            raise SpecError(f"{where}: not a readable ONNX model "
+                            f"({type(exc).__name__}: {exc})") from None
+    if not model.graph.node:
+        raise SpecError(f"{where}: the ONNX graph has no nodes")
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception as exc:
+        raise SpecError(f"{where}: ONNX shape inference failed "
+                        f"({type(exc).__name__}: {exc})") from None
+    return model, where
+
+
+def _dims(type_proto) -> tuple | None:
+    t = type_proto.tensor_type
+    if not t.HasField("shape"):
+        return None
+    out = []
+    for d in t.shape.dim:
+        if d.HasField("dim_value"):
+            out.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            out.append(d.dim_param)
+        else:
+            out.append(_UNKNOWN)
+    return tuple(out)
+
+
+def _attr(node, name: str, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            if a.ints:
+                return tuple(a.ints)
+            return a.i if a.type == 2 else a.f if a.type == 1 else default
+    return default
+
+
+def _node_record(node, shapes: dict, inits: dict) -> tuple:
+    """(op_type, name, input shapes, input-is-initializer flags, output shapes, extra)."""
+    ins = tuple(shapes.get(n) if n not in inits else inits[n][0] for n in node.input if n)
+    is_init = tuple(n in inits for n in node.input if n)
+    outs = tuple(shapes.get(n) for n in node.output if n)
+    extra = ()
+    if node.op_type == "Gemm":
+        extra = (_attr(node, "transA", 0), _attr(node, "transB", 0))
+    elif node.op_type in POOL_OPS:
+        extra = (_attr(node, "kernel_shape", ()),)
+    return (node.op_type, node.name or node.op_type, ins, is_init, outs, extra)
+
+
+class _Graph:
+    """The imported graph as plain data; ``build(seq_len, e)`` makes the table."""
+
+    def __init__(self, name: str, nodes: list, batch: str | int, seq_names: frozenset,
+                 weight_elems: int):
+        self.name, self.nodes, self.batch, self.seq_names = name, nodes, batch, seq_names
+        self.weight_elems = weight_elems
+        self.per_sample = 1.0 / batch if isinstance(batch, int) and batch > 1 else 1.0
+
+    def _dim(self, d, seq: int | None) -> float:
+        if isinstance(d, int):
+            return float(d)
+        if d == self.batch:
+            return 1.0
+        if d in self.seq_names:
+            return float(seq or 1)
+        return 1.0  # unresolved: counted as 1 (reported in the notes)
+
+    def numel(self, shape, seq) -> float:
+        if shape is None:
+            return 0.0
+        n = 1.0
+        for d in shape:
+            n *= self._dim(d, seq)
+        return n
+
+    def cost(self, rec, seq) -> tuple[OpKind, float, float, float] | None:
+        """(kind, flops, weight elements, activation elements) per sample; None: free view."""
+        op, _, ins, is_init, outs, extra = rec
+        numel = self.numel
+        y = numel(outs[0], seq) if outs else 0.0
+        weights = sum(numel(s, seq) for s, w in zip(ins, is_init) if w)
+        act = sum(numel(s, seq) for s, w in zip(ins, is_init) if not w) + \
+            sum(numel(s, seq) for s in outs)
+        if op in VIEW_OPS:
+            return None
+        if op == "Conv":
+            # W = [Cout, Cin/groups, *k]: 2 * Cin/groups * prod(k) flop per output element.
+            w = ins[1]
+            cout = self._dim(w[0], seq) if w else 0.0
+            return OpKind.CONV, (2.0 * numel(w, seq) / cout * y if cout else 0.0), weights, act
+        if op == "ConvTranspose":
+            # W = [Cin, Cout/groups, *k]: 2 * Cout/groups * prod(k) flop per input element.
+            x, w = ins[0], ins[1]
+            cin = self._dim(w[0], seq) if w else 0.0
+            flops = 2.0 * numel(w, seq) / cin * numel(x, seq) if cin else 0.0
+            return OpKind.CONV, flops, weights, act
+        if op in ("Gemm", "MatMul"):
+            a = ins[0]
+            if a is None:
+                return OpKind.GEMM, 0.0, weights, act
+            trans_a = extra[0] if op == "Gemm" else 0
+            kdim = a[0] if (trans_a or len(a) == 1) else a[-1]
+            return OpKind.GEMM, 2.0 * y * self._dim(kdim, seq), weights, act
+        if op in NORM_OPS:
+            return OpKind.NORM, 8.0 * y, weights, act
+        if op == "Gather" and is_init and is_init[0]:
+            # An embedding: the gathered rows are read, not the whole table.
+            return OpKind.EMBEDDING, y, 0.0, 2 * y
+        if op in POOL_OPS:
+            window = math.prod(extra[0]) if extra and extra[0] else 1
+            return OpKind.ELEMENTWISE, window * y, weights, act
+        if op in GLOBAL_POOL_OPS or op in REDUCE_OPS:
+            return OpKind.ELEMENTWISE, numel(ins[0], seq) if ins else 0.0, weights, act
+        if op in ELEMENTWISE_OPS:
+            return OpKind.ELEMENTWISE, y, weights, act
+        if op in COPY_OPS:
+            return OpKind.ELEMENTWISE, 0.0, weights, act
+        return ()  # unmodeled
+
+    def build(self, seq: int | None, e: float) -> OperatorTable:
+        s = self.per_sample
+        rows: dict[tuple, list] = {}
+        for rec in self.nodes:
+            c = self.cost(rec, seq)
+            if not c:
+                continue
+            kind, flops, weights, act = c
+            key = (rec[0], int(kind), flops, weights, act)
+            if key in rows:
+                rows[key][1] += 1
+            else:
+                rows[key] = [rec[1], 1]
+        b = OperatorBuilder()
+        for (op, kind, flops, weights, act), (name, count) in rows.items():
+            b.add(f"{op} {name}", OpKind(kind), flops=flops * s, weight_bytes=weights * e,
+                  act_bytes=act * s * e, count=count)
+        if not b.rows:
+            b.add("no modelled operators", OpKind.ELEMENTWISE, flops=0.0, count=1)
+        return b.build(weight_total_bytes=self.weight_elems * e)
+
+    def unmodeled_bytes(self, seq: int | None, e: float) -> float:
+        total = 0.0
+        for rec in self.nodes:
+            if self.cost(rec, seq) == ():
+                _, _, ins, is_init, outs, _ = rec
+                total += sum(self.numel(x, seq) for x, w in zip(ins, is_init) if not w)
+                total += sum(self.numel(x, seq) for x in outs)
+        return total * self.per_sample * e
+
+
+def from_onnx(path, *, name: str | None = None, default_seq_len: int = 128) -> ImportedWorkload:
+    """Import an ONNX graph as a workload ``Engine.solve`` accepts.
+
+    Parameters
+    ----------
+    path : str or os.PathLike (or an ``onnx.ModelProto``), the ``.onnx`` file
+    name : str, shown to users; default: the graph's name, else the file's stem
+    default_seq_len : int, the sequence length of a solve that gives none (graphs with a
+        symbolic sequence axis only)
+
+    Returns
+    -------
+    ImportedWorkload, with the parameter count, the unmodeled operator types and their node
+    counts. Raises ``SpecError`` for a file that is not a readable ONNX model.
+
+    Examples
+    --------
+    >>> import mlsysim                                       # doctest: +SKIP
+    >>> w = mlsysim.Models.from_onnx("resnet50.onnx")          # doctest: +SKIP
+    >>> mlsysim.Engine.solve(w, "A100", batch_size=8).latency  # doctest: +SKIP
+    """
+    model, where = _load(path)
+    graph = model.graph
+    inits = {t.name: (tuple(int(d) for d in t.dims), t.data_type) for t in graph.initializer}
+    shapes: dict[str, tuple | None] = {}
+    for vi in (*graph.input, *graph.value_info, *graph.output):
+        shapes[vi.name] = _dims(vi.type)
+
+    # Axis 0 of the graph inputs is the batch; other symbolic input axes are the sequence.
+    batch: str | int = 1
+    seq_names: set[str] = set()
+    for vi in graph.input:
+        if vi.name in inits:
+            continue
+        dims = shapes.get(vi.name) or ()
+        for i, d in enumerate(dims):
+            if i == 0:
+                batch = d if d != _UNKNOWN else 1
+            elif isinstance(d, str) and d != _UNKNOWN and d != batch:
+                seq_names.add(d)
+
+    buffers = set()
+    for node in graph.node:
+        if node.op_type == "BatchNormalization":
+            buffers.update(n for n in node.input[3:5] if n)
+    floats = {n: math.prod(s) for n, (s, t) in inits.items() if t in _FLOAT_TYPES}
+    params = sum(v for n, v in floats.items() if n not in buffers)
+
+    nodes = [_node_record(node, shapes, inits) for node in graph.node]
+    g = _Graph(name or graph.name or os.path.splitext(os.path.basename(where))[0], nodes,
+               batch, frozenset(seq_names), sum(floats.values()))
+    unmodeled = Counter(rec[0] for rec in nodes if g.cost(rec, None) == ())
+    known = {batch, *seq_names}
+    unresolved = {d for rec in nodes for s in (*rec[2], *rec[4]) if s for d in s
+                  if isinstance(d, str) and d not in known}
+    notes = []
+    if unresolved:
+        notes.append(f"axes shape inference left unresolved, counted as 1: "
+                     f"{', '.join(sorted(unresolved))}")
+    if isinstance(batch, int) and batch > 1:
+        notes.append(f"exported at a fixed batch of {batch}: work divided by {batch} per sample")
+    if len(seq_names) > 1:
+        notes.append(f"symbolic axes {', '.join(sorted(seq_names))} all take seq_len")
+    key = "".join(c if c.isalnum() else "_" for c in g.name) or "onnx_graph"
+    if key[0].isdigit():
+        key = "_" + key
+    return ImportedWorkload(
+        name=g.name, key=key, parameter_count=int(params), build=g.build,
+        unmodeled=tuple(sorted(unmodeled.items())), seq_axis=bool(seq_names),
+        default_seq_len=default_seq_len, unmodeled_bytes=g.unmodeled_bytes, source=where,
+        notes=tuple(notes))
