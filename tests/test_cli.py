@@ -97,3 +97,13 @@ def test_train_and_optimize_commands():
     out = run("zoo", "clusters", "--json")
     assert out.returncode == 0 and any(r["accelerators"] >= 100_000
                                        for r in json.loads(out.stdout))
+
+
+def test_eval_takes_paths(tmp_path):
+    # A Hugging Face config.json from the tests' fixtures and a missing ONNX file.
+    cfg = __import__("pathlib").Path(__file__).parent / "data" / "hf_configs" / "llama3_8b.json"
+    out = run("eval", str(cfg), "H100", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["bottleneck"] == "Memory"
+    out = run("eval", str(tmp_path / "missing.onnx"), "H100")
+    assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -28,6 +28,29 @@ def run_guarded(as_json: bool, fn):
         raise typer.Exit(EXIT_USAGE) from None
 
 
+def workload_arg(text: str):
+    """A zoo model name, or a path: an ONNX graph, a Hugging Face config.json, a model YAML."""
+    from pathlib import Path
+    path = Path(text)
+    if path.suffix.lower() in (".onnx", ".json", ".yaml", ".yml"):
+        from ..zoo import Models, load_model
+        if path.suffix.lower() == ".onnx":
+            return Models.from_onnx(path)
+        if path.suffix.lower() == ".json":
+            return Models.from_hf_config(path)
+        return load_model(path)
+    return text
+
+
+def hardware_arg(text: str):
+    """A zoo hardware name, or a hardware YAML (e.g. a calibrated device profile)."""
+    from pathlib import Path
+    if Path(text).suffix.lower() in (".yaml", ".yml"):
+        from ..zoo import load_hardware
+        return load_hardware(text)
+    return text
+
+
 def print_result(result, as_json: bool, explain: bool = False, trace: bool = False) -> None:
     if as_json:
         out = result.to_dict()
@@ -62,8 +85,8 @@ def eval_cmd(
     from ..core.engine import Engine
 
     profile = run_guarded(as_json, lambda: Engine.solve(
-        model, hardware, batch_size=batch_size, precision=precision, seq_len=seq_len,
-        phase=phase))
+        workload_arg(model), hardware_arg(hardware), batch_size=batch_size,
+        precision=precision, seq_len=seq_len, phase=phase))
     print_result(profile, as_json, explain, trace)
     if not profile.feasible:
         if not as_json:
