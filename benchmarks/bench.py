@@ -90,6 +90,56 @@ def sweep_rate(n: int = 1_000_000) -> float:
     return n / (time.perf_counter() - t)
 
 
+def grid_sweep_rates(total: int = 1_000_000) -> dict[str, float]:
+    """configs/s of full-grid sweeps (mlsysim.sweep, mlsysim.serving_sweep) of >= ``total``
+    evaluated configs: cold (plans validated, lowered and prepared in the call) and warm
+    (plans cached), plus the share of the warm time spent in the cost model's evaluate."""
+    import cProfile
+    import math
+    import pstats
+
+    import numpy as np
+
+    import mlsysim
+    models = ["Llama3_8B", "Llama3_70B", "Mistral_7B"]
+    devices = ["A100", "H100", "H200", "MI300X"]
+    # A100 has no fp8: 3 models x 7 (device, precision) pairs x 2 seq_lens = 42 plans.
+    plans = 3 * 7 * 2
+    grid = dict(precisions=["fp16", "fp8"], seq_lens=[1024, 4096])
+    batches = np.arange(1, math.ceil(total / plans) + 1)
+    out = {}
+    t = time.perf_counter()
+    r = mlsysim.sweep(models, devices, batches, progress=False, **grid)
+    out["engine_cold"] = len(r) / (time.perf_counter() - t)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        r = mlsysim.sweep(models, devices, batches, progress=False, **grid)
+        best = min(best, time.perf_counter() - t)
+    out["engine_warm"], out["engine_n"] = len(r) / best, len(r)
+    prof = cProfile.Profile()
+    prof.runcall(mlsysim.sweep, models, devices, batches, progress=False, **grid)
+    st = pstats.Stats(prof).stats
+    whole = max(v[3] for v in st.values())
+    ev = sum(v[3] for k, v in st.items() if k[2] == "evaluate" and "costmodel" in k[0])
+    out["engine_eval_share"] = ev / whole
+
+    node = mlsysim.Systems.Nodes.DGX_H100
+    axes = dict(seq_lens=[256, 512, 1024, 2048], output_lens=[64, 128, 256, 512],
+                tp_sizes=(1, 2, 4, 8))
+    sb = np.arange(1, math.ceil(total / 64) + 1)
+    t = time.perf_counter()
+    r = mlsysim.serving_sweep("Llama3_8B", node, batch_sizes=sb, progress=False, **axes)
+    out["serving_cold"] = len(r) / (time.perf_counter() - t)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        r = mlsysim.serving_sweep("Llama3_8B", node, batch_sizes=sb, progress=False, **axes)
+        best = min(best, time.perf_counter() - t)
+    out["serving_warm"], out["serving_n"] = len(r) / best, len(r)
+    return out
+
+
 def serving_timings(n: int = 5000) -> tuple[float, float]:
     """(seconds per ServingModel.solve, seconds per BatchingOptimizer over 256 batches)."""
     import mlsysim
@@ -172,6 +222,12 @@ def main() -> None:
     print(f"BatchingOptimizer, 256 batches {optimize * 1e3:8.2f} ms   (target <= 5 ms)")
     rate = sweep_rate()
     print(f"Engine.sweep (1M batch sizes)  {rate / 1e6:8.2f} M configs/s")
+    g = grid_sweep_rates()
+    print(f"mlsysim.sweep grid ({g['engine_n']:,} configs) {g['engine_warm'] / 1e6:6.2f} M "
+          f"configs/s (target >= 10; first call {g['engine_cold'] / 1e6:.2f} M/s; "
+          f"{g['engine_eval_share']:.0%} in evaluate)")
+    print(f"mlsysim.serving_sweep ({g['serving_n']:,})  {g['serving_warm'] / 1e6:6.2f} M "
+          f"configs/s (target >= 1; first call {g['serving_cold'] / 1e6:.2f} M/s)")
     cached, fresh, grid_rate, search = training_timings()
     print(f"DistributedModel.solve 175B/4096 {cached * 1e6:6.1f} us   (target <= 50 us; "
           f"a new config {fresh * 1e3:.1f} ms)")

@@ -64,6 +64,9 @@ _LAZY = {
     "SynthesisSolver": ("mlsysim.solvers.sensitivity", "SynthesisSolver"),
     "DifferentialExplainer": ("mlsysim.solvers.compare", "DifferentialExplainer"),
     "compare": ("mlsysim.solvers.compare", "compare"),
+    "sweep": ("mlsysim.optimize.sweep", "sweep"),
+    "serving_sweep": ("mlsysim.optimize.sweep", "serving_sweep"),
+    "pareto_front": ("mlsysim.optimize.sweep", "pareto_front"),
 }
 
 __all__ = sorted(_LAZY)

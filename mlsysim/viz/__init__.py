@@ -1,6 +1,7 @@
 """Plots (matplotlib, imported when a plot is made)."""
 
 from .footprint import footprint_parts, plot_footprint
+from .pareto import plot_pareto
 from .plots import plot_roofline
 
-__all__ = ["footprint_parts", "plot_footprint", "plot_roofline"]
+__all__ = ["footprint_parts", "plot_footprint", "plot_pareto", "plot_roofline"]
