@@ -106,47 +106,298 @@ def serve_cmd(
     kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
     tp_size: int = typer.Option(1, "--tp", help="Tensor-parallel devices."),
     pp_size: int = typer.Option(1, "--pp", help="Pipeline stages."),
-    qps: Optional[float] = typer.Option(None, "--qps", help="Arrival rate for tail latency."),
+    qps: Optional[float] = typer.Option(None, "--qps", help="Arrival rate (requests/s): "
+                                        "latency under load with the continuous-batching "
+                                        "model, replicas needed."),
+    engine: str = typer.Option("vllm", "--engine",
+                               help="Serving engine under --qps: vllm | sglang | "
+                                    "tensorrt_llm | static."),
     slo_p99_ms: Optional[float] = typer.Option(None, "--slo-p99-ms",
-                                               help="Check p99 latency against this SLO."),
+                                               help="Check the p99 end-to-end latency under "
+                                                    "--qps against this SLO (ms)."),
+    draft_model: Optional[str] = typer.Option(None, "--draft-model",
+                                              help="Speculative decoding: the draft model."),
+    draft_acceptance: Optional[float] = typer.Option(None, "--draft-acceptance",
+                                                     help="Probability a draft token is "
+                                                          "accepted (with --draft-model)."),
+    draft_len: Optional[int] = typer.Option(None, "--draft-len",
+                                            help="Draft tokens per verification step "
+                                                 "(default 4)."),
+    prefix_len: int = typer.Option(0, "--prefix-len",
+                                   help="Prompt tokens already in the KV cache (prefix cache)."),
+    compression: Optional[str] = typer.Option(None, "--compression",
+                                              help="Serve a compressed configuration: a "
+                                                   "CompressionModel method, e.g. "
+                                                   "int4_weight_only, w8a8_fp8, fp8_kv."),
+    memory_utilization: Optional[float] = typer.Option(
+        None, "--memory-utilization", help="Fraction of device memory the engine may use "
+                                           "(default 0.9)."),
     explain: bool = typer.Option(False, "--explain"),
     trace: bool = TRACE_OPT,
     as_json: bool = JSON_OPT,
 ):
-    """Serve a generative model: TTFT, ITL, tokens/s, KV capacity (and p99 under --qps)."""
+    """Serve a generative model: TTFT, ITL, tokens/s, KV capacity; under --qps the latency at
+    that load (mean and p99), the replicas needed and the --slo-p99-ms verdict."""
+    import math
+
     from ..solvers.serving import ServingModel
 
+    def usage(message: str):
+        emit_error(MLSysimError(message), as_json)
+        raise typer.Exit(EXIT_USAGE)
+
+    if slo_p99_ms is not None:
+        if qps is None:
+            usage("--slo-p99-ms needs --qps: the p99 latency is a latency under load")
+        if not math.isfinite(slo_p99_ms) or slo_p99_ms <= 0:
+            usage(f"--slo-p99-ms must be a positive, finite number of ms; got {slo_p99_ms}")
+    if qps is not None and (not math.isfinite(qps) or qps <= 0):
+        usage(f"--qps must be a positive, finite number of requests/s; got {qps}")
+    if draft_model is None and (draft_acceptance is not None or draft_len is not None):
+        usage("--draft-acceptance and --draft-len need --draft-model")
+    if qps is not None and pp_size != 1:
+        usage("--pp with --qps: the continuous-batching model serves one tensor-parallel "
+              "group (use --tp)")
     batch = batch_size if batch_size == "max" else _int_or_error(batch_size, as_json)
-    result = run_guarded(as_json, lambda: ServingModel().solve(
-        model, hardware, seq_len=prompt_len, output_len=output_len, batch_size=batch,
-        precision=precision, weight_precision=weight_precision, kv_precision=kv_precision,
-        tp_size=tp_size, pp_size=pp_size))
-    tail = None
+    opts = {k: v for k, v in dict(
+        weight_precision=weight_precision, kv_precision=kv_precision, tp_size=tp_size,
+        pp_size=pp_size, cached_prefix_len=prefix_len, draft_model=draft_model,
+        draft_acceptance_rate=draft_acceptance, draft_len=draft_len,
+        memory_utilization=memory_utilization).items() if v is not None}
+    comp = None
+    if compression is not None:
+        from ..solvers.compression import CompressionModel
+        comp = _serve_guarded(as_json, lambda: CompressionModel().solve(
+            model, hardware, compression, seq_len=prompt_len, output_len=output_len,
+            batch_size=batch, precision=precision, serving=opts))
+        result = comp.compressed
+    else:
+        result = _serve_guarded(as_json, lambda: ServingModel().solve(
+            model, hardware, seq_len=prompt_len, output_len=output_len, batch_size=batch,
+            precision=precision, **opts))
+    load = None
     if qps is not None:
-        from ..solvers.queueing import TailLatencyModel
-        tail = run_guarded(as_json, lambda: TailLatencyModel().solve(
-            arrival_rate_qps=qps / result.batch_size,
-            service_latency_ms=result.e2e_latency.to("ms").magnitude))
+        sparsity = None
+        if compression is not None:
+            from ..solvers.compression import METHODS
+            sparsity = METHODS[compression].get("sparsity")
+        load = _serve_guarded(as_json, lambda: _serve_under_load(
+            model, hardware, result, qps, engine, opts, sparsity))
+    slo = None
+    if slo_p99_ms is not None:
+        value = load["p99"]["e2e_ms"]
+        slo = {"target_ms": slo_p99_ms, "value_ms": value,
+               "pass": value is not None and value <= slo_p99_ms,
+               "metric": "p99 end-to-end latency under --qps"}
     if as_json:
         out = result.to_dict()
-        if tail is not None:
-            out["tail_latency"] = tail.to_dict()
+        if comp is not None:
+            out["compression"] = {k: v for k, v in comp.to_dict().items()
+                                  if k in ("method", "weights_baseline", "weights_compressed",
+                                           "weight_memory_ratio", "itl_speedup",
+                                           "ttft_speedup", "max_sequences_baseline",
+                                           "max_sequences_compressed")}
+        if load is not None:
+            out["load"] = load
+        if slo is not None:
+            out["slo"] = slo
         if trace:
             out["trace"] = result.trace()
         typer.echo(json.dumps(out, indent=2, sort_keys=trace))
     else:
         print_result(result, False, explain, trace)
-        if tail is not None:
-            print_result(tail, False, explain)
-    slo_missed = slo_p99_ms is not None and tail is not None and \
-        (not tail.feasible or tail.p99.to("ms").magnitude > slo_p99_ms)
-    if not result.feasible or (tail is not None and not tail.feasible) or slo_missed:
+        if not trace:
+            typer.echo("(the table above: one batch served alone, no queueing)")
+            if comp is not None:
+                typer.echo(f"compression {comp.method}: weights x{comp.weight_memory_ratio:.3g}"
+                           f", ITL x{comp.itl_speedup:.3g} faster, TTFT "
+                           f"x{comp.ttft_speedup:.3g} faster than uncompressed")
+            if load is not None:
+                typer.echo(_format_load(load))
+            if slo is not None:
+                shown = "inf" if slo["value_ms"] is None else f"{slo['value_ms']:.4g} ms"
+                typer.echo(f"SLO p99 <= {slo_p99_ms:g} ms: "
+                           f"{'PASS' if slo['pass'] else 'FAIL'} ({shown})")
+    load_failed = load is not None and not load["feasible"]
+    if not result.feasible or load_failed or (slo is not None and not slo["pass"]):
         if not as_json:
-            why = result.reason or (tail.reason if tail is not None and not tail.feasible
-                                    else f"p99 {tail.p99.to('ms').magnitude:.4g} ms exceeds "
-                                         f"the SLO of {slo_p99_ms:g} ms")
+            if not result.feasible:
+                why = result.reason
+            elif load_failed:
+                why = load["reason"]
+            else:
+                why = (f"p99 end-to-end latency {slo['value_ms']:.4g} ms exceeds the SLO of "
+                       f"{slo_p99_ms:g} ms" if slo["value_ms"] is not None else
+                       f"p99 end-to-end latency is unbounded; the SLO is {slo_p99_ms:g} ms")
             typer.echo(f"infeasible: {why}", err=True)
         raise typer.Exit(EXIT_INFEASIBLE)
+
+
+# API parameter -> serve's flag, for error messages.
+_SERVE_FLAGS = {
+    "seq_len": "--prompt-len", "prompt_len": "--prompt-len", "output_len": "--output-len",
+    "batch_size": "--batch-size", "precision": "--precision",
+    "weight_precision": "--weight-precision", "kv_precision": "--kv-precision",
+    "tp_size": "--tp", "pp_size": "--pp", "arrival_rate_qps": "--qps", "engine": "--engine",
+    "cached_prefix_len": "--prefix-len", "draft_model": "--draft-model",
+    "draft_acceptance_rate": "--draft-acceptance", "draft_len": "--draft-len",
+    "memory_utilization": "--memory-utilization", "method": "--compression",
+    "sparsity": "--compression",
+}
+
+
+def _serve_guarded(as_json: bool, fn):
+    """run_guarded, with ValidationError messages naming serve's flags, not API parameters."""
+    import re
+
+    from ..errors import ValidationError
+    try:
+        return fn()
+    except ValidationError as exc:
+        msg = str(exc)
+        head = f"The '{exc.field}' parameter" + (f" of {exc.owner}" if exc.owner else "")
+        if exc.field in _SERVE_FLAGS and msg.startswith(head):
+            msg = _SERVE_FLAGS[exc.field] + msg[len(head):]
+        msg = re.sub(r"is set by CompressionModel itself \(by the method '(\w+)'\); leave it "
+                     r"out of serving\.", r"is set by --compression \1; leave it out.", msg)
+        msg = re.sub(r"'(\w+)'|\b(\w+_\w+)\b", lambda m: _SERVE_FLAGS.get(
+            m.group(1) or m.group(2), m.group(0)), msg)
+        exc.args = (msg,)
+        emit_error(exc, as_json)
+        raise typer.Exit(EXIT_USAGE) from None
+    except MLSysimError as exc:
+        emit_error(exc, as_json)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _finite_or_none(x: float):
+    import math
+    return x if math.isfinite(x) else None
+
+
+def _serve_under_load(model, hardware, single, qps: float, engine: str, opts: dict,
+                      sparsity) -> dict:
+    """Latency at ``qps`` requests/s through ``engine`` (ContinuousBatchingModel), split over
+    the fewest replicas (tensor-parallel groups) that carry it.
+
+    Means come from the continuous-batching steady state: TTFT = mean wait for prefill slots +
+    the prompt's chunked prefill steps, ITL = one engine step at the loaded concurrency. The
+    only queue is the prefill admission (M/D/1 over the step's spare token budget, the same
+    queue whose mean the continuous-batching model uses); TailLatencyModel with cv 0 gives its
+    p50 and p99 wait (Allen-Cunneen). Prompt and output lengths are fixed, so prefill and decode
+    are deterministic and ITL's p99 equals its mean. Speculative decoding, a cached prefix and
+    2:4 sparsity, which the continuous-batching model does not take, scale the loaded ITL and
+    prefill by ServingModel's ratio with and without them (ITL at the loaded concurrency,
+    prefill at one prompt)."""
+    import math
+
+    from ..solvers.continuous_batching import ContinuousBatchingModel
+    from ..solvers.queueing import TailLatencyModel
+    from ..solvers.serving import ServingModel
+
+    cbm = ContinuousBatchingModel()
+    kw = dict(prompt_len=single.seq_len, output_len=single.output_len, engine=engine,
+              precision=single.precision, weight_precision=single.weight_precision,
+              kv_precision=single.kv_precision, tp_size=single.tp_size,
+              memory_utilization=opts.get("memory_utilization", 0.9))
+    saturated = cbm.solve(model, hardware, **kw)
+    max_rate = float(saturated.requests_per_s)
+    notes = []
+    if not saturated.feasible:
+        return {"engine": saturated.engine.name, "qps": qps, "feasible": False,
+                "reason": saturated.reason, "replicas": None,
+                "max_qps_per_replica": None, "mean": None, "p50": None,
+                "p99": {"ttft_ms": None, "itl_ms": None, "e2e_ms": None}}
+    replicas = max(1, math.ceil(qps / max_rate))
+    for _ in range(64):   # the prefill budget may bind a little below max_rate
+        cb = cbm.solve(model, hardware, arrival_rate_qps=qps / replicas, **kw)
+        if cb.feasible:
+            break
+        replicas += 1
+    extras = {k: opts[k] for k in ("cached_prefix_len", "draft_model",
+                                   "draft_acceptance_rate", "draft_len") if opts.get(k)}
+    if sparsity:
+        extras["sparsity"] = sparsity
+    itl_ratio = prefill_ratio = 1.0
+    if extras:
+        sm = ServingModel()
+        base = dict(seq_len=single.seq_len, output_len=single.output_len,
+                    precision=single.precision, weight_precision=single.weight_precision,
+                    kv_precision=single.kv_precision, tp_size=single.tp_size,
+                    memory_utilization=kw["memory_utilization"],
+                    cuda_graphs=cb.engine.cuda_graphs)
+        n = max(1, round(cb.concurrency))
+        itl_ratio = (sm.solve(model, hardware, batch_size=n, **base, **extras).itl_s
+                     / sm.solve(model, hardware, batch_size=n, **base).itl_s)
+        prefill_ratio = (sm.solve(model, hardware, **base, **extras).prefill_s
+                         / sm.solve(model, hardware, **base).prefill_s)
+        flags = sorted({_SERVE_FLAGS[k] for k in extras})
+        notes.append(f"{', '.join(flags)}: ITL x{itl_ratio:.3g} and prefill "
+                     f"x{prefill_ratio:.3g} (ServingModel's ratio with and without); replicas "
+                     "from the continuous-batching capacity without them")
+    lam = qps / replicas
+    tpot = cb.step_s * itl_ratio
+    service = cb.ttft_service_s * prefill_ratio
+    preset = cb.engine
+    free = max(preset.max_num_batched_tokens - cb.concurrency, 1) if preset.chunked_prefill \
+        else cb.prompt_len
+    occupancy = (cb.prompt_len * cb.step_s / free if preset.chunked_prefill
+                 else cb.ttft_service_s) * prefill_ratio
+    queue = TailLatencyModel().solve(arrival_rate_qps=lam, service_latency_ms=occupancy * 1e3,
+                                     service_time_cv=0.0)
+    decode = (single.output_len - 1) * tpot
+    if cb.feasible and queue.feasible:
+        waits = {"mean": queue.mean_wait_s, "p50": queue.wait_quantile(0.5).to("s").magnitude,
+                 "p99": queue.p99_wait_s}
+    else:
+        waits = dict.fromkeys(("mean", "p50", "p99"), math.inf)
+
+    def row(wait: float) -> dict:
+        return {"ttft_ms": _finite_or_none((wait + service) * 1e3), "itl_ms": tpot * 1e3,
+                "e2e_ms": _finite_or_none((wait + service + decode) * 1e3)}
+
+    return {
+        "engine": preset.name, "qps": qps, "replicas": replicas,
+        "qps_per_replica": lam, "max_qps_per_replica": max_rate,
+        "devices": replicas * single.tp_size, "concurrency_per_replica": cb.concurrency,
+        "binding": cb.binding, "feasible": bool(cb.feasible and queue.feasible),
+        "reason": cb.reason or queue.reason,
+        "mean": row(waits["mean"]), "p50": row(waits["p50"]), "p99": row(waits["p99"]),
+        "definitions": {
+            "mean": "the engine's steady state (ContinuousBatchingModel)",
+            "p50/p99": "prefill-admission wait quantiles (TailLatencyModel, M/D/1, "
+                       "Allen-Cunneen) + deterministic prefill and decode; ITL p99 = mean "
+                       "(fixed prompt and output lengths)",
+            "ttft": "wait for prefill slots + chunked prefill steps",
+            "itl": "one engine step at the loaded concurrency (other requests' prefill "
+                   "chunks included)",
+            "e2e": "ttft + (output_len - 1) * itl"},
+        "notes": notes,
+    }
+
+
+def _format_load(load: dict) -> str:
+    if load["replicas"] is None:
+        return f"under load ({load['engine']}): infeasible: {load['reason']}"
+
+    def ms(x):
+        return "inf" if x is None else f"{x:.4g} ms"
+
+    lines = [f"under load: {load['qps']:g} req/s through {load['engine']} on "
+             f"{load['replicas']} replica(s) ({load['devices']} device(s); up to "
+             f"{load['max_qps_per_replica']:.4g} req/s each, "
+             f"{load['concurrency_per_replica']:.0f} sequences in flight each)",
+             f"  {'':12}{'mean':>12}{'p50':>12}{'p99':>12}"]
+    for key, label in (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("e2e_ms", "end-to-end")):
+        lines.append(f"  {label:12}" + "".join(f"{ms(load[q][key]):>12}"
+                                               for q in ("mean", "p50", "p99")))
+    lines.append("  mean: the engine's steady state (ContinuousBatchingModel); p50/p99: "
+                 "prefill-admission queue (M/D/1) + deterministic prefill and decode (fixed "
+                 "lengths)")
+    lines += [f"  note: {n}" for n in load["notes"]]
+    if not load["feasible"]:
+        lines.append(f"  infeasible: {load['reason']}")
+    return "\n".join(lines)
 
 
 def _int_or_error(text: str, as_json: bool) -> int:

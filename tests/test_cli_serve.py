@@ -1,0 +1,95 @@
+"""mlsysim serve under load: the continuous-batching model at --qps, one SLO verdict (table,
+--json and exit code), and the flags that reach the solvers."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+README = ("serve", "Llama3_8B", "H100", "--prompt-len", "1024", "--output-len", "256",
+          "--qps", "2")
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "mlsysim", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def load(*extra):
+    out = run(*README, *extra, "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout)
+
+
+def test_readme_example_passes_with_one_verdict():
+    out = run(*README, "--slo-p99-ms", "3000")
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("SLO p99 <= 3000 ms"))
+    assert "PASS" in line
+    d = load("--slo-p99-ms", "3000")
+    slo = d["slo"]
+    assert slo["target_ms"] == 3000 and slo["pass"] is True
+    assert slo["value_ms"] == pytest.approx(d["load"]["p99"]["e2e_ms"])
+    assert f"({slo['value_ms']:.4g} ms)" in line          # the table shows the same value
+    # vLLM preset, one H100 carries 2 req/s: means and p99 from the same steady state.
+    lo = d["load"]
+    assert lo["replicas"] == 1 and lo["engine"].startswith("vLLM")
+    assert lo["mean"]["itl_ms"] == lo["p99"]["itl_ms"]
+    assert lo["p99"]["e2e_ms"] >= lo["p50"]["e2e_ms"]
+    assert lo["mean"]["e2e_ms"] == pytest.approx(
+        lo["mean"]["ttft_ms"] + 255 * lo["mean"]["itl_ms"])
+
+
+def test_tight_slo_fails_with_exit_3():
+    out = run(*README, "--slo-p99-ms", "100")
+    assert out.returncode == 3
+    assert "SLO p99 <= 100 ms: FAIL" in out.stdout and "SLO" in out.stderr
+    out = run(*README, "--slo-p99-ms", "100", "--json")
+    assert out.returncode == 3 and json.loads(out.stdout)["slo"]["pass"] is False
+
+
+def test_replicas_when_one_group_cannot_carry_the_load():
+    d = load()["load"]
+    out = run("serve", "Llama3_8B", "H100", "--qps", "200", "--json")
+    assert out.returncode == 0, out.stderr
+    lo = json.loads(out.stdout)["load"]
+    assert lo["replicas"] >= -(-200 // d["max_qps_per_replica"])
+    assert lo["qps_per_replica"] * lo["replicas"] == pytest.approx(200)
+
+
+@pytest.mark.parametrize("args, flag", [
+    (("--slo-p99-ms", "100"), "--slo-p99-ms"),                   # without --qps
+    (("--qps", "2", "--slo-p99-ms", "nan"), "--slo-p99-ms"),
+    (("--qps", "2", "--slo-p99-ms", "0"), "--slo-p99-ms"),
+    (("--qps", "2", "--slo-p99-ms", "-5"), "--slo-p99-ms"),
+    (("--prompt-len", "-3"), "--prompt-len"),                     # not seq_len
+    (("--qps", "2", "--draft-model", "Llama3_2_1B"), "--draft-acceptance"),
+    (("--memory-utilization", "2"), "--memory-utilization"),
+])
+def test_bad_input_exits_2_naming_the_flag(args, flag):
+    out = run("serve", "Llama3_8B", "H100", *args)
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and "Traceback" not in out.stderr
+    assert "seq_len" not in lines[0] and "_rate" not in lines[0]
+
+
+def test_draft_prefix_and_compression_reach_the_result():
+    plain = load()
+    draft = load("--draft-model", "Llama3_2_1B", "--draft-acceptance", "0.8")
+    assert draft["itl"]["value"] < plain["itl"]["value"]
+    assert draft["load"]["mean"]["itl_ms"] < plain["load"]["mean"]["itl_ms"]
+    prefix = load("--prefix-len", "768")
+    assert prefix["ttft"]["value"] < plain["ttft"]["value"]
+    assert prefix["load"]["mean"]["ttft_ms"] < plain["load"]["mean"]["ttft_ms"]
+    comp = load("--compression", "int4_weight_only")
+    assert comp["weight_precision"] == "int4" and comp["compression"]["weight_memory_ratio"] < 0.3
+    assert comp["load"]["mean"]["itl_ms"] < plain["load"]["mean"]["itl_ms"]
+
+
+def test_engine_choice_changes_the_loaded_numbers():
+    vllm, static = load()["load"], load("--engine", "static")["load"]
+    assert static["engine"].startswith("Static")
+    assert static["max_qps_per_replica"] < vllm["max_qps_per_replica"]
+    assert static["mean"]["itl_ms"] > vllm["mean"]["itl_ms"]
