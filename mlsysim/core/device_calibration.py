@@ -26,7 +26,7 @@ from statistics import median
 from ..errors import DataFileError
 from ..specs.hardware import PRECISIONS, HardwareSpec
 from .calibration import calibration, canonical_precision, fit_gemm, gemm_rows
-from .datafile import open_text
+from .datafile import as_path, open_text
 
 __all__ = ["calibrate_device", "DeviceCalibration", "read_measurements"]
 
@@ -35,37 +35,75 @@ _UNITS = {"gemm": "TFLOP/s", "attention": "TFLOP/s", "memcpy": "GB/s", "launch":
 
 def read_measurements(path: str | Path, hardware_key: str) -> list[dict]:
     """Parse the user's CSV; errors name the file and line."""
-    path = Path(path)
-    rows = []
+    path = as_path(path, "calibrate_device", field="measurements")
     with open_text(path) as fh:
         reader = csv.DictReader(fh)
-        need = {"kind", "value", "unit"}
-        if not need <= set(reader.fieldnames or []):
-            raise DataFileError(f"{path}, line 1: the header needs kind, value and unit "
-                                "(and precision, m, n, k for gemm rows)")
-        for row in reader:
-            line = reader.line_num
-            kind = (row.get("kind") or "").strip().lower()
-            if kind not in _UNITS:
-                raise DataFileError(f"{path}, line {line}: kind {kind!r} is not one of "
-                                    f"{', '.join(_UNITS)}")
-            if (row.get("unit") or "").strip() != _UNITS[kind]:
-                raise DataFileError(f"{path}, line {line}: a {kind} row is in {_UNITS[kind]}, "
-                                    f"got {row.get('unit')!r}")
-            try:
-                value = float(row["value"])
-                dims = [float(row[c]) if (row.get(c) or "").strip() else None
-                        for c in ("m", "n", "k")]
-            except ValueError as exc:
-                raise DataFileError(f"{path}, line {line}: {exc}") from None
-            if not math.isfinite(value) or value <= 0:
-                raise DataFileError(f"{path}, line {line}: value must be a positive number")
-            rows.append({"id": f"{path.name}:{line}", "hardware": hardware_key, "kind": kind,
-                         "precision": (row.get("precision") or "fp16").strip() or "fp16",
-                         "m": dims[0], "n": dims[1], "k": dims[2], "value": value})
+        try:
+            return _parse(reader, path, hardware_key)
+        except csv.Error as exc:
+            raise DataFileError(f"{path}, line {reader.line_num}: not a CSV row ({exc})") from None
+
+
+def _parse(reader: csv.DictReader, path: Path, hardware_key: str) -> list[dict]:
+    rows = []
+    need = {"kind", "value", "unit"}
+    if not need <= set(reader.fieldnames or []):
+        raise DataFileError(f"{path}, line 1: the header needs kind, value and unit "
+                            "(and precision, m, n, k for gemm rows)")
+    for row in reader:
+        line = reader.line_num
+        kind = (row.get("kind") or "").strip().lower()
+        if kind not in _UNITS:
+            raise DataFileError(f"{path}, line {line}: kind {kind!r} is not one of "
+                                f"{', '.join(_UNITS)}")
+        if (row.get("unit") or "").strip() != _UNITS[kind]:
+            raise DataFileError(f"{path}, line {line}: a {kind} row is in {_UNITS[kind]}, "
+                                f"got {row.get('unit')!r}")
+        try:
+            value = float(row["value"])
+            dims = [float(row[c]) if (row.get(c) or "").strip() else None
+                    for c in ("m", "n", "k")]
+        except ValueError as exc:
+            raise DataFileError(f"{path}, line {line}: {exc}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise DataFileError(f"{path}, line {line}: value must be a positive number")
+        for c, d in zip("mnk", dims):
+            # A GEMM size is a positive whole number; a negative or zero one would make
+            # the fit's flop count meaningless (or complex).
+            if d is not None and (not math.isfinite(d) or d <= 0 or not d.is_integer()):
+                raise DataFileError(f"{path}, line {line}: GEMM size {c} must be a positive "
+                                    f"whole number, got {row[c].strip()!r}")
+        if kind == "gemm" and any(d is not None for d in dims) and None in dims:
+            raise DataFileError(f"{path}, line {line}: give all of m, n and k for a gemm "
+                                "row, or none (a shape-less row counts as large)")
+        rows.append({"id": f"{path.name}:{line}", "hardware": hardware_key, "kind": kind,
+                     "precision": (row.get("precision") or "fp16").strip() or "fp16",
+                     "m": dims[0], "n": dims[1], "k": dims[2], "value": value})
     if not rows:
         raise DataFileError(f"{path}: no measurements")
     return rows
+
+
+def _check_below_peaks(rows: list[dict], path, hardware: HardwareSpec, peaks: dict,
+                       bandwidth: float) -> None:
+    """A measurement above the datasheet peak is a unit slip (GFLOP/s written as TFLOP/s,
+    bidirectional GB/s) or a wrong device: refuse it naming the peak rather than cap the
+    efficiency at 1.0, which would hide the slip in a plausible-looking fit."""
+    for r in rows:
+        line = r["id"].rsplit(":", 1)[1]
+        if r["kind"] in ("gemm", "attention"):
+            prec = canonical_precision(r["precision"])
+            peak = peaks.get((hardware.key, prec))
+            if peak and r["value"] * 1e12 > peak:
+                raise DataFileError(
+                    f"{path}, line {line}: {r['kind']} {r['value']:g} TFLOP/s exceeds "
+                    f"{hardware.name}'s {prec} datasheet peak of {peak / 1e12:g} TFLOP/s "
+                    "(a unit slip? the column is TFLOP/s)")
+        elif r["kind"] == "memcpy" and r["value"] * 1e9 > bandwidth:
+            raise DataFileError(
+                f"{path}, line {line}: memcpy {r['value']:g} GB/s exceeds {hardware.name}'s "
+                f"datasheet memory bandwidth of {bandwidth / 1e9:g} GB/s (a unit slip, or "
+                "read + write bytes counted twice?)")
 
 
 @dataclass(frozen=True)
@@ -107,6 +145,7 @@ def calibrate_device(measurements: str | Path, hardware: HardwareSpec) -> Device
         raise DataFileError(
             f"{', '.join(unusable)}: precision not published for {hardware.name}; it has "
             f"peaks for {', '.join(hardware.compute.precisions)}")
+    _check_below_peaks(rows, Path(measurements), hardware, peaks, base["bandwidth"])
     gemm = gemm_rows(rows, peaks)
     residuals: dict[str, float] = {}
     tau, alpha, gemm_max = pkg.gemm_tau_s, pkg.gemm_alpha, pkg.gemm_max

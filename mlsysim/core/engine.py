@@ -510,14 +510,28 @@ class SingleNodeModel(ForwardModel):
         """Latency and throughput for many batch sizes at once (vectorized, same equations)."""
         owner = "Engine.sweep"
         from ..errors import ValidationError
-        try:
-            batches = np.asarray(batch_sizes, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
+        # Numbers only: numpy would read "8" as 8 and True as 1, and a Python int past float
+        # range raises OverflowError. Whole numbers up to 2**53, the largest float64 counts
+        # exactly.
+        batches = None
+        if not isinstance(batch_sizes, (str, bytes, bool, np.bool_)) and not (
+                isinstance(batch_sizes, (list, tuple)) and any(
+                    isinstance(b, (str, bytes, bool, np.bool_)) for b in batch_sizes)):
+            try:
+                arr = np.asarray(batch_sizes)
+                if arr.dtype.kind in "iuf":
+                    batches = arr.astype(np.float64, copy=False).reshape(-1)
+            except (TypeError, ValueError, OverflowError):
+                pass
+        if batches is None:
             batches = np.array([np.nan])
         if batches.size == 0 or not np.all(np.isfinite(batches)) or np.any(batches < 1) or \
-                np.any(batches != np.floor(batches)):
-            raise ValidationError("batch_sizes", "must be positive whole numbers. Got "
-                                  f"{batch_sizes!r} instead.", owner=owner)
+                np.any(batches > 2.0**53) or np.any(batches != np.floor(batches)):
+            shown = repr(batch_sizes)
+            shown = shown if len(shown) <= 80 else shown[:76] + " ..."
+            raise ValidationError("batch_sizes", "must be positive whole numbers (ints or "
+                                  "floats, not strings or booleans) up to 2**53. Got "
+                                  f"{shown} instead.", owner=owner)
         *_, hardware, precision, phase, seq, prepared = self._plan(
             model, hardware, precision, seq_len, phase, owner)
         table = prepared.table

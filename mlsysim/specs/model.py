@@ -30,9 +30,27 @@ __all__ = ["LayerSpec", "BlockSpec", "MoESpec", "MLASpec", "ModelSpec", "Transfo
 
 ModelGroup = Literal["Vision", "Language", "StateSpace", "Recommendation", "GenerativeVision",
                      "Speech", "Tiny"]
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-Dims = Union[PosInt, list[PosInt]]
+# Bounds on structural sizes: far above any published model, low enough that per-layer work
+# stays interactive and no product of sizes overflows a float.
+# - layers (a stack's depth): 10,000. The deepest published stacks have ~200 layers; parameter
+#   counts and lowering still walk the layers in Python (~1 us a layer), so 10^9 layers would
+#   hang for an hour, 10^4 takes milliseconds.
+# - widths (hidden, ffn, heads, head and state dims, channels, experts): 10^6, ten times the
+#   widest published (Megatron 1T: ffn 102,400).
+# - other counts (vocabulary, context, tokens, embedding rows, repeats, runs, spatial sizes,
+#   extra parameters): 10^15, so products of a few of them stay far inside float range.
+# Integers are strict: ``true`` or ``"32"`` where a count is expected is an error, not 1 or 32.
+MAX_LAYERS = 10_000
+MAX_WIDTH = 1_000_000
+MAX_COUNT = 10**15
+PosInt = Annotated[int, Field(gt=0, le=MAX_COUNT, strict=True)]
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
+Width = Annotated[int, Field(gt=0, le=MAX_WIDTH, strict=True)]
+NonNegWidth = Annotated[int, Field(ge=0, le=MAX_WIDTH, strict=True)]
+Depth = Annotated[int, Field(gt=0, le=MAX_LAYERS, strict=True)]
+NonNegDepth = Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)]
+# Spatial sizes: an int, or one per dimension (1-D audio to 3-D video; 4 leaves room).
+Dims = Union[PosInt, Annotated[list[PosInt], Field(min_length=1, max_length=4)]]
 
 
 def _prod(x: int | list[int]) -> int:
@@ -57,22 +75,22 @@ class LayerSpec(Spec):
                 "embedding"]
     name: str | None = None
     repeat: PosInt = 1
-    cin: PosInt | None = None
-    cout: PosInt | None = None
-    c: PosInt | None = None
+    cin: Width | None = None
+    cout: Width | None = None
+    c: Width | None = None
     k: Dims | None = None
     out: Dims | None = None
     stride: PosInt = 1
-    groups: PosInt = 1
+    groups: Width = 1
     bias: bool = False
     bn: bool = False
     affine: bool = True
     tokens: PosInt | None = None
     kv_tokens: PosInt | None = None
-    heads: PosInt | None = None
-    head_dim: PosInt | None = None
+    heads: Width | None = None
+    head_dim: Width | None = None
     rows: PosInt | None = None
-    dim: PosInt | None = None
+    dim: Width | None = None
     lookups: PosInt | None = None
 
     @model_validator(mode="after")
@@ -152,11 +170,11 @@ class BlockSpec(Spec):
 
 # ------------------------------------------------------------------------- transformer parts
 class MoESpec(Spec):
-    experts: PosInt
-    active: PosInt
-    expert_ffn: PosInt
-    shared_experts: NonNegInt = 0
-    dense_layers: NonNegInt = 0          # leading layers with a dense FFN (DeepSeek-V3: 3)
+    experts: Width
+    active: Width
+    expert_ffn: Width
+    shared_experts: NonNegWidth = 0
+    dense_layers: NonNegDepth = 0          # leading layers with a dense FFN (DeepSeek-V3: 3)
 
     @model_validator(mode="after")
     def _active_le_experts(self):
@@ -169,11 +187,11 @@ class MLASpec(Spec):
     """Multi-head latent attention (DeepSeek-V2/V3): K and V are cached as one compressed
     latent of ``kv_lora_rank`` plus a shared RoPE key of ``qk_rope_head_dim`` per token."""
 
-    kv_lora_rank: PosInt
-    qk_rope_head_dim: PosInt
-    qk_nope_head_dim: PosInt
-    v_head_dim: PosInt
-    q_lora_rank: PosInt | None = None
+    kv_lora_rank: Width
+    qk_rope_head_dim: Width
+    qk_nope_head_dim: Width
+    v_head_dim: Width
+    q_lora_rank: Width | None = None
 
 
 class ModelSpec(Sourced):
@@ -221,14 +239,14 @@ class TransformerSpec(ModelSpec):
 
     family: Literal["transformer"] = "transformer"
     kind: Literal["decoder", "encoder", "encoder_decoder"]
-    layers: PosInt
-    encoder_layers: NonNegInt = 0
+    layers: Depth
+    encoder_layers: NonNegDepth = 0
     encoder_tokens: PosInt | None = None
-    hidden: PosInt
-    heads: PosInt
-    kv_heads: PosInt | None = None
-    head_dim: PosInt | None = None
-    ffn: PosInt
+    hidden: Width
+    heads: Width
+    kv_heads: Width | None = None
+    head_dim: Width | None = None
+    ffn: Width
     ffn_gated: bool = False
     activation: Literal["gelu", "gelu_tanh", "relu", "silu", "geglu", "swiglu"] = "gelu"
     vocab: PosInt
@@ -408,12 +426,12 @@ class SSMSpec(ModelSpec):
     selective scan over a (d_inner x d_state) state, and out_proj."""
 
     family: Literal["ssm"] = "ssm"
-    layers: PosInt
-    d_model: PosInt
-    d_state: PosInt = 16
-    expand: PosInt = 2
-    d_conv: PosInt = 4
-    dt_rank: PosInt | None = None
+    layers: Depth
+    d_model: Width
+    d_state: Width = 16
+    expand: Width = 2
+    d_conv: Width = 4
+    dt_rank: Width | None = None
     vocab: PosInt
     max_context: PosInt = 1_000_000
     tied_embeddings: bool = True

@@ -47,7 +47,13 @@ Provenance: ``source`` is ``"Hugging Face config.json: <path>"`` (``"...: dict"`
 A config.json carries no date, so ``as_of`` is ``"transformers <transformers_version>"`` when
 the file records the library version that wrote it, else ``"unspecified"``; pass ``as_of`` to
 give a real date. ``published_parameters`` defaults to the derived count (``notes`` says so):
-a config.json holds no published figure, so pass one to have it checked against the structure.
+a config.json holds no published figure, so pass one to have it checked against the structure
+(within 10 %, :data:`mlsysim.zoo.PUBLISHED_PARAMETERS_TOLERANCE`).
+
+Bad input is a typed error naming the file: DataFileError for an unreadable, non-UTF-8 or
+binary file, invalid or too deeply nested JSON and a repeated key; SpecError for a missing,
+ill-typed (``true`` as a count) or out-of-bound field (more than 10,000 layers, see
+:mod:`mlsysim.specs.model`); ValidationError for a ``config`` that is neither a path nor a dict.
 
 Weights the schema cannot express are put in ``extra_parameters`` so the derived count matches
 the checkpoint: Gemma-2's post-attention and post-feedforward RMSNorms (2 x hidden per layer),
@@ -60,12 +66,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataFileError, SpecError
-from ..specs.model import TransformerSpec
+from ..core.datafile import read_text
+from ..errors import DataFileError, SpecError, ValidationError
+from ..specs.model import MAX_LAYERS, TransformerSpec
+from . import check_published_parameters
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config"]
 
@@ -110,25 +119,52 @@ _CONFIG_NAME = {f: keys[0] for f, (keys, _) in _KEYS.items()} | {
 _MISSING = object()
 
 
+class ConfigArgumentError(ValidationError, SpecError):
+    """A ``config`` that is neither a path nor a dict: a ValidationError naming the argument,
+    and a SpecError as this function's other input errors are (callers catch either)."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    """json object hook: a repeated key is an error (json's default keeps the last one)."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
 def _load(config: Any) -> tuple[dict, str, Path | None]:
     """(parsed config, description for messages, path or None)."""
     if isinstance(config, dict):
         return config, "Hugging Face config (dict)", None
-    if not isinstance(config, (str, Path)):
-        raise SpecError("from_hf_config: config must be a path to a config.json or a parsed "
-                        f"dict, got {type(config).__name__}")
+    if not isinstance(config, (str, os.PathLike)) or isinstance(config, bytes):
+        raise ConfigArgumentError(
+            "config", f"must be a path to a config.json or a parsed dict, got "
+            f"{type(config).__name__} {config!r}", owner="from_hf_config")
     path = Path(config)
     if path.is_dir():
         path = path / "config.json"
+    text = read_text(path, "Hugging Face config ")
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise DataFileError(f"cannot read Hugging Face config {path}: "
-                            f"{exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise DataFileError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataFileError(f"{path}: not a config.json (nested too deeply to read)") from None
+    except _DuplicateKey as exc:
+        key = exc.args[0]
+        lines = [text.count("\n", 0, m.start()) + 1
+                 for m in re.finditer(rf'"{re.escape(json.dumps(key)[1:-1])}"\s*:', text)]
+        lines = sorted(set(lines))
+        at = f", line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}" \
+            if lines else ""
+        raise DataFileError(f"{path}{at}: duplicate key '{key}' (JSON keeps only the last "
+                            "value; give it once)") from None
     if not isinstance(data, dict):
         raise DataFileError(f"{path}: expected a JSON object of config fields, "
                             f"got {type(data).__name__}")
@@ -199,6 +235,22 @@ def _layer_kinds(cfg: dict, model_type: str, layers: int, where: str) -> list[st
     return kinds if "local" in kinds else None
 
 
+def _period(seq: list) -> int:
+    """Length of the shortest prefix p with seq[i] == seq[i % p] for every i: n minus the
+    longest proper border (KMP failure function), linear in the layer count where trying every
+    period was quadratic."""
+    n = len(seq)
+    fail = [0] * n
+    k = 0
+    for i in range(1, n):
+        while k and seq[i] != seq[k]:
+            k = fail[k - 1]
+        if seq[i] == seq[k]:
+            k += 1
+        fail[i] = k
+    return n - fail[-1] if n else 0
+
+
 def from_hf_config(config: str | Path | dict, *, name: str | None = None,
                    key: str | None = None, published_parameters: float | None = None,
                    as_of: str | None = None) -> TransformerSpec:
@@ -211,8 +263,9 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
         folder's name for a file called config.json), else the model_type
     key : identifier for the spec; default derived from ``name`` (last path component,
         non-identifier characters replaced by ``_``)
-    published_parameters : the published parameter count to check the structure against;
-        default the derived count
+    published_parameters : the published parameter count to check the structure against
+        (a SpecError naming both numbers when they differ by more than
+        ``PUBLISHED_PARAMETERS_TOLERANCE``, 10 %); default the derived count
     as_of : date of the information; default ``"transformers <version>"`` from the config's
         ``transformers_version``, else ``"unspecified"``
 
@@ -231,6 +284,10 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
     notes = [f"Imported from a Hugging Face config.json (model_type {model_type})."]
 
     layers = _required(cfg, "layers", where, model_type)
+    if layers > MAX_LAYERS:                   # before any per-layer list is built
+        key_used = _lookup(cfg, _KEYS["layers"][0])[0]
+        raise SpecError(f"{where}: field '{key_used}' = {layers:,} exceeds the schema's bound "
+                        f"of {MAX_LAYERS:,} layers (the deepest published stacks have ~200)")
     hidden = _required(cfg, "hidden", where, model_type)
     heads = _required(cfg, "heads", where, model_type)
     vocab = _required(cfg, "vocab", where, model_type)
@@ -308,8 +365,7 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
             fields["sliding_window"] = window
         else:
             # The shortest repeating prefix; a list of every layer's kind if nothing repeats.
-            period = next(p for p in range(1, layers + 1)
-                          if all(kinds[i] == kinds[i % p] for i in range(layers)))
+            period = _period(kinds)
             fields["sliding_window"] = window
             fields["layer_pattern"] = kinds[:period]
 
@@ -357,8 +413,9 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
         as_of=as_of,
     )
 
+    derived = published_parameters is None
     try:
-        if published_parameters is None:
+        if derived:
             probe = TransformerSpec(**fields, published_parameters=1.0,
                                     notes=" ".join(notes))
             published_parameters = float(probe.parameter_count)
@@ -368,10 +425,13 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
                 not math.isfinite(published_parameters) or published_parameters <= 0:
             raise SpecError(f"published_parameters must be a positive number, got "
                             f"{published_parameters!r}")
-        return TransformerSpec(**fields, published_parameters=float(published_parameters),
+        spec = TransformerSpec(**fields, published_parameters=float(published_parameters),
                                notes=" ".join(notes))
     except SpecError as exc:
         msg = str(exc)
         named = [f"{f} <- {k}" for f, k in _CONFIG_NAME.items() if re.search(rf"\b{f}\b", msg)]
         hint = f"\n  (schema field <- config key: {'; '.join(named)})" if named else ""
         raise type(exc)(f"{where}: {msg}{hint}") from None
+    if not derived:
+        check_published_parameters(spec, where)
+    return spec
