@@ -67,6 +67,10 @@ _LAZY = {
     "sweep": ("mlsysim.optimize.sweep", "sweep"),
     "serving_sweep": ("mlsysim.optimize.sweep", "serving_sweep"),
     "pareto_front": ("mlsysim.optimize.sweep", "pareto_front"),
+    "SystemEvaluator": ("mlsysim.evaluation", "SystemEvaluator"),
+    "Scorecard": ("mlsysim.evaluation", "Scorecard"),
+    "Scenarios": ("mlsysim.evaluation", "Scenarios"),
+    "Pipeline": ("mlsysim.evaluation", "Pipeline"),
 }
 
 __all__ = sorted(_LAZY)
