@@ -23,12 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     from .app import app
 
     args = sys.argv[1:] if argv is None else list(argv)
+    if not args:  # `mlsysim` alone: the help text, once
+        args = ["--help"]
     try:
         # Without standalone mode click returns a command's exit code instead of exiting.
         code = app(args=args, prog_name="mlsysim", standalone_mode=False)
     except Exception as exc:
-        if _is(exc, "NoArgsIsHelpError"):  # `mlsysim` alone: the help text
-            print(exc.ctx.get_help())
+        if _is(exc, "NoArgsIsHelpError"):  # a group without a command: its help text
+            # typer's rich help prints while the error is built; plain click's is the message.
+            text = exc.format_message()
+            if text.strip():
+                print(text)
             return 0
         if _is(exc, "UsageError"):  # bad option value, unknown command: one line, exit 2
             ctx = getattr(exc, "ctx", None)

@@ -12,7 +12,22 @@ from ..errors import MLSysimError
 from . import EXIT_INFEASIBLE, EXIT_USAGE, emit_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="MLSys·im: predict ML workload performance from first principles.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+        typer.echo(f"mlsysim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", "-V", is_eager=True,
+                                       callback=_print_version,
+                                       help="Print the version and exit.")) -> None:
+    pass
 
 JSON_OPT = typer.Option(False, "--json", help="Print machine-readable JSON.")
 TRACE_OPT = typer.Option(False, "--trace", help="Add the provenance trace: formula, constants "
@@ -70,28 +85,216 @@ def print_result(result, as_json: bool, explain: bool = False, trace: bool = Fal
 
 @app.command("eval")
 def eval_cmd(
-    model: str = typer.Argument(..., help="Model zoo name, e.g. Llama3_70B"),
-    hardware: str = typer.Argument(..., help="Hardware zoo name, e.g. H100"),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", help="Samples per pass."),
+    model: str = typer.Argument(..., help="Model zoo name or file, e.g. Llama3_70B; a comma "
+                                          "list sweeps, e.g. ResNet50,Llama3_8B"),
+    hardware: str = typer.Argument(..., help="Hardware zoo name or YAML, e.g. H100; a comma "
+                                             "list sweeps, e.g. A100,H100"),
+    batch_size: str = typer.Option("1", "--batch-size", "-b",
+                                   help="Samples per pass; a comma list sweeps (1,8,64)."),
     precision: Optional[str] = typer.Option(None, "--precision", "-p",
-                                            help="Default: the device's (fp16 on GPUs)."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens (context or prompt)."),
+                                            help="Default: the device's (fp16 on GPUs); a "
+                                                 "comma list sweeps (fp16,bf16)."),
+    seq_len: Optional[str] = typer.Option(None, "--seq-len", help="Tokens (context or "
+                                          "prompt); a comma list sweeps."),
     phase: Optional[str] = typer.Option(None, "--phase", help="decode | prefill | forward"),
     explain: bool = typer.Option(False, "--explain", help="Show the equations and numbers."),
     trace: bool = TRACE_OPT,
+    as_csv: bool = typer.Option(False, "--csv", help="Print the table as CSV (one row per "
+                                "configuration)."),
     as_json: bool = JSON_OPT,
 ):
-    """One model on one device: latency, throughput, bottleneck, memory."""
+    """One model on one device: latency, throughput, bottleneck, memory. Comma lists in MODEL,
+    HARDWARE, --batch-size, --precision or --seq-len evaluate the whole grid (mlsysim.sweep)
+    into one table, or --csv / --json rows."""
     from ..core.engine import Engine
 
+    models = _items(model, "MODEL", as_json, path_ok=True)
+    devices = _items(hardware, "HARDWARE", as_json, path_ok=True)
+    batches = [_whole(b, "--batch-size", as_json)
+               for b in _items(batch_size, "--batch-size", as_json)]
+    precisions = None if precision is None else [
+        p.lower() for p in _items(precision, "--precision", as_json)]
+    seqs = None if seq_len is None else [_whole(s, "--seq-len", as_json)
+                                         for s in _items(seq_len, "--seq-len", as_json)]
+    phase = None if phase is None else phase.strip().lower()
+    grid = (models, devices, batches, precisions or [None], seqs or [None])
+    if as_csv or any(len(axis) > 1 for axis in grid):
+        _eval_sweep(models, devices, batches, precisions, seqs, phase, explain, trace,
+                    as_csv, as_json)
+        return
     profile = run_guarded(as_json, lambda: Engine.solve(
-        workload_arg(model), hardware_arg(hardware), batch_size=batch_size,
-        precision=precision, seq_len=seq_len, phase=phase))
+        workload_arg(models[0]), hardware_arg(devices[0]), batch_size=batches[0],
+        precision=None if precisions is None else precisions[0],
+        seq_len=None if seqs is None else seqs[0], phase=phase))
     print_result(profile, as_json, explain, trace)
     if not profile.feasible:
         if not as_json:
             typer.echo(f"infeasible: {profile.reason}", err=True)
         raise typer.Exit(EXIT_INFEASIBLE)
+
+
+def _usage(message: str, as_json: bool, command: str = "eval"):
+    from . import _Usage
+    emit_error(_Usage(f"{message} (see: mlsysim {command} --help)"), as_json)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _items(text: str, flag: str, as_json: bool, path_ok: bool = False) -> list[str]:
+    """The items of a comma list (one item: a plain value); an empty item is a usage error.
+    A path that exists is one item even if its name holds a comma."""
+    if path_ok and "," in text:
+        from pathlib import Path
+        if Path(text).exists():
+            return [text]
+    items = [t.strip() for t in text.split(",")]
+    if any(not t for t in items):
+        _usage(f"{flag}: empty item in {text!r}", as_json)
+    return items
+
+
+def _whole(text: str, flag: str, as_json: bool) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        _usage(f"{flag}: {text!r} is not a whole number", as_json)
+
+
+# The sweep table: column -> (header, cell formatter).
+_SWEEP_TABLE = {
+    "model": ("model", str), "hardware": ("hardware", str), "precision": ("prec", str),
+    "seq_len": ("seq", lambda s: str(s) if s else "-"),
+    "batch_size": ("batch", str),
+    "latency_s": ("latency", lambda x: _si(x, "s")),
+    "throughput": ("samples/s", lambda x: _si(x, "")),
+    "bottleneck": ("bound", str),
+    "memory_bytes": ("memory", lambda x: _si(x, "B")),
+    "feasible": ("fits", lambda f: "yes" if f else "no"),
+}
+
+
+def _eval_sweep(models, devices, batches, precisions, seqs, phase, explain: bool,
+                trace: bool, as_csv: bool, as_json: bool) -> None:
+    """``eval`` over comma lists: the grid through :func:`mlsysim.sweep`, one row a config."""
+    from ..core.engine import resolve
+    from ..optimize.sweep import PHASES, sweep
+    from ..specs.hardware import BYTES_PER_ELEMENT
+    from ..zoo import Hardware, Models
+
+    if as_csv and as_json:
+        _usage("--csv and --json: choose one", as_json)
+    if explain or trace:
+        _usage("--explain and --trace show one configuration; give single values, not comma "
+               "lists", as_json)
+    for b in batches:
+        if b < 1:
+            _usage(f"--batch-size: {b} is not a positive whole number", as_json)
+    for s in seqs or ():
+        if s < 1:
+            _usage(f"--seq-len: {s} is not a positive whole number", as_json)
+    for p in precisions or ():
+        if p not in BYTES_PER_ELEMENT:
+            _usage(f"--precision: {p!r} is not a precision; choose from "
+                   f"{', '.join(BYTES_PER_ELEMENT)}", as_json)
+    if phase is not None and phase not in PHASES:
+        _usage(f"--phase: {phase!r} is not one of {', '.join(PHASES)}", as_json)
+
+    def named(arg: str, fn):
+        try:
+            return fn()
+        except MLSysimError as exc:
+            exc.args = (f"{arg}: {exc}",)
+            emit_error(exc, as_json)
+            raise typer.Exit(EXIT_USAGE) from None
+
+    def model_spec(m):
+        spec = workload_arg(m)
+        return Models.get(spec) if isinstance(spec, str) else resolve(spec, "H100")[0]
+
+    def device_spec(h):
+        spec = hardware_arg(h)
+        return Hardware.get(spec) if isinstance(spec, str) else spec
+
+    model_specs = [named("MODEL", lambda m=m: model_spec(m)) for m in models]
+    device_specs = [named("HARDWARE", lambda h=h: device_spec(h)) for h in devices]
+    result = run_guarded(as_json, lambda: sweep(model_specs, device_specs, batches,
+                                                precisions=precisions, seq_lens=seqs,
+                                                phase=phase))
+    cols = result.to_dict()["columns"]
+    rows = [dict(zip(cols, values)) for values in zip(*cols.values())]
+    skipped = _skipped_note(result)
+    if not rows:
+        emit_error(MLSysimError("nothing to evaluate: " + (skipped or "an empty grid")),
+                   as_json)
+        raise typer.Exit(EXIT_USAGE)
+    if as_json or as_csv:
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+        else:
+            import csv
+            import io
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerow(list(cols))
+            writer.writerows([list(r.values()) for r in rows])
+            typer.echo(buf.getvalue(), nl=False)
+        if skipped:
+            typer.echo(skipped, err=True)
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    # The table names models and devices by the keys the user types (JSON/CSV: full names).
+    keys = {spec.name: getattr(spec, "key", None) or spec.name
+            for spec in (*model_specs, *device_specs)}
+    shown = [k for k in _SWEEP_TABLE if k in cols and (k != "seq_len" or any(cols[k]))]
+    cells = [[keys.get(r[k], r[k]) if k in ("model", "hardware") else _SWEEP_TABLE[k][1](r[k])
+              for k in shown] for r in rows]
+    # One space between columns, so the usual grid fits an 80-column terminal.
+    t = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, padding=0)
+    for i, k in enumerate(shown):
+        text = k in ("model", "hardware")
+        t.add_column(_SWEEP_TABLE[k][0], justify="left" if text else "right", no_wrap=True,
+                     min_width=max(len(c[i]) for c in cells) if text else None)
+    for c in cells:
+        t.add_row(*c)
+    console = Console(highlight=False)
+    console.print(t)
+    fits = sum(r["feasible"] for r in rows)
+    typer.echo(f"{len(rows)} configurations, {fits} fit in memory" +
+               (f"; {skipped}" if skipped else ""))
+
+
+def _skipped_note(result) -> str:
+    """'skipped 3 configs: unsupported precision (Llama 3 8B on A100, fp8)', or ''."""
+    # A model without a sequence is evaluated once, not refused: no note for that.
+    counts = {r: n for r, n in result.skipped.items() if r != "no sequence"}
+    if not counts:
+        return ""
+    whats = [what for what, message in result.skipped_plans
+             if not message.endswith("evaluated once")]
+    listed = "; ".join(whats[:4]) + (f"; and {len(whats) - 4} more" if len(whats) > 4 else "")
+    reasons = ", ".join(f"{n} {reason}" for reason, n in counts.items())
+    return f"skipped {sum(counts.values())} configs ({reasons}): {listed}"
+
+
+_PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""),
+             (1e-3, "m"), (1e-6, "u"), (1e-9, "n"))
+
+
+def _si(x: float, unit: str, prefixes=_PREFIXES) -> str:
+    """Four significant digits with the largest prefix that keeps the number >= 1:
+    '80 GB', '3.35 TB/s', '1.979 PFLOP/s', '0.4636 ms' -> '463.6 us'."""
+    import math
+    x = float(x)
+    if math.isfinite(x) and x != 0:
+        for scale, prefix in prefixes:
+            if abs(float(f"{x / scale:.4g}")) >= 1:
+                return f"{x / scale:.4g} {prefix}{unit}".rstrip()
+    return f"{x:.4g} {unit}".rstrip()
+
+
+_COUNT_PREFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, ""))
 
 
 @app.command("serve")
@@ -146,6 +349,13 @@ def serve_cmd(
         emit_error(MLSysimError(message), as_json)
         raise typer.Exit(EXIT_USAGE)
 
+    # Choices are case-insensitive, like names: lowercased here, at the CLI boundary.
+    precision, weight_precision, kv_precision, compression = (
+        None if v is None else v.strip().lower()
+        for v in (precision, weight_precision, kv_precision, compression))
+    engine = engine.strip().lower()
+    if batch_size.strip().lower() == "max":
+        batch_size = "max"
     if slo_p99_ms is not None:
         if qps is None:
             usage("--slo-p99-ms needs --qps: the p99 latency is a latency under load")
@@ -411,13 +621,32 @@ def _int_or_error(text: str, as_json: bool) -> int:
 
 @app.command("calibrate")
 def calibrate_cmd(
-    measurements: str = typer.Argument(..., help="CSV: kind,precision,m,n,k,value,unit"),
+    measurements: str = typer.Argument(..., help="CSV with the header "
+                                       "kind,precision,m,n,k,value,unit (see above)."),
     hardware: str = typer.Option(..., "--hardware", help="Zoo device the runs were made on."),
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write the device profile YAML here."),
     as_json: bool = JSON_OPT,
 ):
-    """Fit the efficiency terms to your own measurements; write a device profile YAML."""
+    """Fit the efficiency terms to your own measurements; write a device profile YAML.
+
+    MEASUREMENTS is a CSV file with a header row and one measurement per row. Columns:
+    kind (gemm | attention | memcpy | launch), precision (gemm and attention rows; default
+    fp16), m, n, k (GEMM sizes: all three or none, none counting as a large GEMM), value
+    (a positive number) and unit, which must match the kind: gemm and attention in TFLOP/s
+    (achieved dense throughput), memcpy in GB/s (device-to-device copy bandwidth), launch
+    in us (per-kernel launch time). Example:
+
+    \b
+    kind,precision,m,n,k,value,unit
+    gemm,bf16,4096,4096,4096,612.3,TFLOP/s
+    memcpy,,,,,2850,GB/s
+    attention,bf16,,,,410,TFLOP/s
+    launch,,,,,4.5,us
+
+    Three or more GEMM shapes fit the ramp (eta_max, tau, alpha); fewer fit eta_max only.
+    Terms without rows keep the package's calibration.
+    """
     from ..core.device_calibration import calibrate_device
     from ..zoo import Hardware
 
@@ -464,7 +693,7 @@ def zoo_cmd(
             data["derived_parameters"] = spec.parameter_count
         typer.echo(json.dumps(data, indent=2) if as_json else _pretty(data))
         return
-    rows = []
+    rows, cells = [], []   # rows: the --json objects; cells: the table, with SI prefixes
     for spec in reg:
         if reg is Models:
             rows.append({"key": spec.key, "name": spec.name, "group": spec.group,
@@ -492,11 +721,60 @@ def zoo_cmd(
                                  f"({spec.compute.default_precision})",
                          "bandwidth": f"{spec.memory.bandwidth.to('GB/s').magnitude:.4g} GB/s",
                          "memory": f"{spec.memory.capacity.to('GB').magnitude:.4g} GB"})
+        cells.append(_zoo_cells(reg, spec, rows[-1]))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from ..show import table
-    table(list(rows[0]), [list(r.values()) for r in rows])
+    _zoo_table(list(rows[0]), cells)
+
+
+def _zoo_cells(reg, spec, row: dict) -> list[str]:
+    """A zoo listing's table cells: the --json row with sizes in sensible prefixes."""
+    from ..zoo import Fabrics, Hardware, Models
+
+    cells = dict(row)
+    if reg is Models:
+        cells["parameters"] = _si(spec.parameter_count, "", _COUNT_PREFIXES)
+    elif reg is Fabrics:
+        cells["per device"] = _si(spec.device_bandwidth.to("B/s").magnitude, "B/s")
+    elif reg is Hardware:
+        cells["peak"] = (f"{_si(spec.compute.peak_flops.to('FLOP/s').magnitude, 'FLOP/s')} "
+                         f"({spec.compute.default_precision})")
+        cells["bandwidth"] = _si(spec.memory.bandwidth.to("B/s").magnitude, "B/s")
+        cells["memory"] = _si(spec.memory.capacity.to("B").magnitude, "B")
+    return ["-" if v is None else str(v) for v in cells.values()]
+
+
+_ZOO_KEY_COLUMNS = ("key", "accelerators", "nodes", "scale-out", "fabric")
+
+
+def _zoo_table(headers: list[str], cells: list[list[str]]) -> None:
+    """The zoo table: the key column (what a user types) is never wrapped or cut; keys in
+    other columns ("8 x <key>") stay whole too when the terminal is wide enough."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def build(whole_refs: bool) -> Table:
+        t = Table(header_style="bold")
+        for i, h in enumerate(headers):
+            left = h in ("key", "name", "group", "architecture", "scope")
+            # A column holding keys ("8 x A100"), not only numbers, is kept on one line.
+            refs = h in _ZOO_KEY_COLUMNS and not all(c[i].isdigit() for c in cells)
+            t.add_column(h, style="cyan" if i == 0 else None,
+                         justify="left" if left else "right", overflow="fold",
+                         no_wrap=i == 0 or (whole_refs and refs))
+        for c in cells:
+            t.add_row(*c)
+        return t
+
+    def needed(i: int, h: str) -> int:   # width of a column kept on one line, else ~8
+        longest = max(len(x) for x in [h, *(c[i] for c in cells)])
+        refs = h in _ZOO_KEY_COLUMNS and not all(c[i].isdigit() for c in cells)
+        return longest if i == 0 or refs else min(longest, 8)
+
+    console = Console(highlight=False)
+    whole = sum(needed(i, h) + 3 for i, h in enumerate(headers)) + 1 <= console.width
+    console.print(build(whole))
 
 
 def _pretty(data: dict, indent: int = 0) -> str:

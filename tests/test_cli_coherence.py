@@ -1,0 +1,160 @@
+"""CLI coherence (issue #11 item 6): --version and -h, bare `mlsysim`, comma-list sweeps from
+`eval`, case-insensitive choices, zoo tables with whole keys, the calibrate CSV format."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "mlsysim", *args], capture_output=True,
+                          text=True, timeout=120, env=None if env is None else
+                          {**os.environ, **env})
+
+
+def test_version_and_short_help():
+    import mlsysim
+    for flag in ("--version", "-V"):
+        out = run(flag)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == f"mlsysim {mlsysim.__version__}"
+    out = run("-h")
+    assert out.returncode == 0 and "Usage: mlsysim" in out.stdout
+    out = run("eval", "-h")
+    assert out.returncode == 0 and "Usage: mlsysim eval" in out.stdout
+
+
+def test_bare_mlsysim_prints_help_once():
+    out = run()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("Usage: mlsysim") == 1 and "eval" in out.stdout
+    assert "Traceback" not in out.stderr
+
+
+SWEEP = ("eval", "ResNet50,Llama3_8B", "A100,H100", "-b", "1,8,64",
+         "--precision", "fp16,bf16")
+
+
+def test_comma_sweep_json_rows_equal_engine_solve():
+    from mlsysim.core.engine import Engine
+
+    out = run(*SWEEP, "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert isinstance(rows, list) and len(rows) == 2 * 2 * 3 * 2
+    assert {r["batch_size"] for r in rows} == {1, 8, 64}
+    by_key = {(r["model"], r["hardware"], r["precision"], r["batch_size"]): r for r in rows}
+    for model, hw, name_m, name_h, prec, b in (
+            ("ResNet50", "H100", "ResNet-50", "NVIDIA H100 SXM5 80GB", "bf16", 8),
+            ("Llama3_8B", "A100", "Llama-3-8B", "NVIDIA A100 80GB SXM", "fp16", 64)):
+        row = by_key[(name_m, name_h, prec, b)]
+        p = Engine.solve(model, hw, batch_size=b, precision=prec)
+        assert row["latency_s"] == pytest.approx(p.latency_s, rel=1e-9)
+        assert row["throughput"] == pytest.approx(b / p.latency_s, rel=1e-9)
+        assert row["bottleneck"] == p.bottleneck
+        assert row["memory_bytes"] == pytest.approx(p.memory_footprint.to("B").magnitude,
+                                                    rel=1e-9)
+        assert row["feasible"] is bool(p.feasible)
+
+
+def test_comma_sweep_csv_and_table():
+    out = run(*SWEEP, "--csv")
+    assert out.returncode == 0, out.stderr
+    table = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert len(table) == 24
+    assert {"model", "hardware", "precision", "batch_size", "latency_s", "throughput",
+            "bottleneck", "memory_bytes", "feasible"} <= set(table[0])
+    out = run(*SWEEP, env={"COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    assert "24 configurations" in out.stdout
+    assert "Llama3_8B" in out.stdout and "bound" in out.stdout
+
+
+def test_sweep_skips_precisions_a_device_lacks():
+    out = run("eval", "Llama3_8B", "A100,H100", "-p", "fp16,fp8", "--json")
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)) == 3      # A100 has no fp8 peak
+    assert "skipped 1 configs" in out.stderr and "unsupported precision" in out.stderr
+    out = run("eval", "Llama3_8B", "A100,H100", "-p", "fp16,fp8")
+    assert out.returncode == 0 and "skipped 1 configs" in out.stdout
+
+
+@pytest.mark.parametrize("args, flag, value", [
+    (("ResNet50", "A100", "-b", "1,x"), "--batch-size", "'x'"),
+    (("ResNet50", "A100", "-b", "1,0"), "--batch-size", " 0 "),
+    (("ResNet50", "A100,H100", "-p", "fp17"), "--precision", "'fp17'"),
+    (("ResNet50", "A100", "-b", "1,,8"), "--batch-size", "'1,,8'"),
+    (("ResNet50,Resnet5O", "A100"), "MODEL", "'Resnet5O'"),
+    (("ResNet50", "A100,A10O"), "HARDWARE", "'A10O'"),
+])
+def test_sweep_bad_items_name_flag_and_value(args, flag, value):
+    out = run("eval", *args)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert flag in out.stderr and value in out.stderr
+    out = run("eval", *args, "--json")
+    assert out.returncode == 2 and flag in json.loads(out.stdout)["message"]
+
+
+def test_choices_are_case_insensitive():
+    lower = run("eval", "Llama3_8B", "H100", "--precision", "fp16", "--phase", "decode",
+                "--json")
+    upper = run("eval", "Llama3_8B", "H100", "--precision", "FP16", "--phase", "Decode",
+                "--json")
+    assert upper.returncode == 0, upper.stderr
+    assert json.loads(upper.stdout) == json.loads(lower.stdout)
+    out = run("eval", "ResNet50", "A100,H100", "-p", "FP16,Bf16", "--json")
+    assert out.returncode == 0 and {r["precision"] for r in json.loads(out.stdout)} == \
+        {"fp16", "bf16"}
+    out = run("serve", "Llama3_8B", "H100", "--precision", "FP16", "--engine", "VLLM",
+              "--qps", "1", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["precision"] == "fp16" and d["load"]["engine"].lower().startswith("vllm")
+
+
+def test_single_config_output_unchanged():
+    out = run("eval", "ResNet50", "A100", "--json")
+    assert out.returncode == 0
+    d = json.loads(out.stdout)
+    assert isinstance(d, dict) and d["bottleneck"] == "Memory"
+    out = run("eval", "ResNet50", "A100")
+    assert out.returncode == 0 and "PerformanceProfile" in out.stdout
+
+
+def test_zoo_hardware_json_unchanged_and_table_keeps_keys():
+    from mlsysim.zoo import Hardware
+
+    out = run("zoo", "hardware", "--json")
+    assert out.returncode == 0
+    rows = json.loads(out.stdout)
+    a100 = next(r for r in rows if r["key"] == "A100")
+    spec = Hardware.get("A100")
+    assert a100["peak"] == (f"{spec.compute.peak_flops.to('TFLOP/s').magnitude:.4g} TFLOP/s "
+                            f"({spec.compute.default_precision})")
+    assert a100["memory"] == f"{spec.memory.capacity.to('GB').magnitude:.4g} GB"
+    assert a100["bandwidth"] == f"{spec.memory.bandwidth.to('GB/s').magnitude:.4g} GB/s"
+    out = run("zoo", "hardware", env={"COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    assert "JetsonOrinNano" in out.stdout
+    for r in rows:
+        assert r["key"] in out.stdout
+    assert "TB/s" in out.stdout and "TFLOP/s" in out.stdout
+    for kind in ("models", "nodes", "clusters", "fabrics"):
+        listed = json.loads(run("zoo", kind, "--json").stdout)
+        out = run("zoo", kind, env={"COLUMNS": "80"})
+        assert out.returncode == 0, out.stderr
+        assert all(r["key"] in out.stdout for r in listed), kind
+
+
+def test_calibrate_help_documents_the_csv():
+    out = run("calibrate", "--help", env={"COLUMNS": "100"})
+    assert out.returncode == 0
+    for word in ("kind,precision,m,n,k,value,unit", "gemm", "memcpy", "attention", "launch",
+                 "TFLOP/s", "GB/s", "us"):
+        assert word in out.stdout, word
