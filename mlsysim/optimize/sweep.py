@@ -33,6 +33,9 @@ PROGRESS_AFTER_S = 1.0
 # ~0.3 ms for an Engine plan with warm caches, ~5 ms for a serving plan), and per config.
 ENGINE_PLAN_S, SERVING_PLAN_S = 1e-3, 5e-3
 CONFIG_COST_S = 1e-7
+# A Dask sweep cuts its grid into this many slices per worker, so a slow slice (a large
+# model's lowering) does not leave the other workers idle at the end.
+DASK_SLICES_PER_WORKER = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +98,22 @@ class SweepResult:
     def from_dict(cls, d: dict[str, Any]) -> SweepResult:
         return cls({k: np.asarray(v) for k, v in d["columns"].items()}, dict(d["skipped"]),
                    tuple(tuple(p) for p in d.get("skipped_plans", ())))
+
+    @classmethod
+    def concat(cls, parts) -> SweepResult:
+        """One table of ``parts`` in order: rows appended, skip counts added, refusals kept."""
+        parts = list(parts)
+        tables = [p.columns for p in parts if p.columns]
+        skipped: dict[str, int] = {}
+        for p in parts:
+            for reason, n in p.skipped.items():
+                skipped[reason] = skipped.get(reason, 0) + n
+        if len(tables) == 1:         # the local sweep: keep its arrays, copy nothing
+            columns = dict(tables[0])
+        else:
+            columns = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]} \
+                if tables else {}
+        return cls(columns, skipped, tuple(r for p in parts for r in p.skipped_plans))
 
     def to_frame(self):
         """A pandas DataFrame (pandas is optional: ``pip install pandas``); text columns
@@ -187,7 +206,7 @@ def _engine_plan(model, hardware, precision, seq_len, phase, owner: str):
 
 
 def sweep(models, hardware, batch_sizes, precisions=None, seq_lens=None, phase=None, *,
-          progress: bool | None = None) -> SweepResult:
+          progress: bool | None = None, client=None) -> SweepResult:
     """Every (model, device, precision, seq_len, batch) of the grid, as ``Engine.solve``
     predicts it.
 
@@ -201,6 +220,8 @@ def sweep(models, hardware, batch_sizes, precisions=None, seq_lens=None, phase=N
     phase : one phase for every model, or None for each model's default
     progress : show a progress bar (True/False); None: only for sweeps estimated to take
         over a second
+    client : a ``dask.distributed.Client`` to spread the grid's plans over its workers
+        (extra ``distributed``); None sweeps in this process. The table is the same.
 
     Combinations the solver refuses are counted in ``skipped`` by reason ("unsupported
     precision", "seq_len beyond context", "phase not applicable", "no sequence"); invalid
@@ -208,8 +229,7 @@ def sweep(models, hardware, batch_sizes, precisions=None, seq_lens=None, phase=N
     Columns: model, hardware, precision, seq_len, batch_size, latency_s, throughput
     (samples/s), bottleneck, memory_bytes, feasible.
     """
-    from ..core.costmodel import evaluate
-    from ..core.engine import pass_memory, resolve
+    from ..core.engine import resolve
     from ..specs.hardware import BYTES_PER_ELEMENT
     from ..specs.model import SSMSpec, TransformerSpec
 
@@ -256,62 +276,114 @@ def sweep(models, hardware, batch_sizes, precisions=None, seq_lens=None, phase=N
                              "evaluated once")
                         continue
                     grid.append((m, h, p, s if sequenced else None, what))
+    if client is not None:
+        return _sweep_on_dask(client, grid, batches, phase, skipped, refused, progress)
     show = _show_progress(progress, len(grid), len(grid) * nb, ENGINE_PLAN_S)
     bar = _Progress(show, len(grid), f"sweep: {len(grid)} plans x {nb} batch sizes")
-    plans = []
     try:
-        for m, h, p, s, what in grid:
-            try:
-                plans.append(_engine_plan(m, h, p, s, phase, owner))
-            except UnsupportedPrecisionError as e:
-                skip("unsupported precision", what, str(e))
-            except ValidationError as e:
-                if e.field == "seq_len":
-                    skip("seq_len beyond context", what, str(e))
-                elif e.field == "phase":
-                    skip("phase not applicable", what, str(e))
-                else:
-                    raise
-            bar.advance()
+        part = _evaluate_grid(grid, batches, phase, bar.advance)
+    finally:
+        bar.close()
+    return SweepResult.concat([SweepResult({}, skipped, tuple(refused)), part])
 
-        n = len(plans) * nb
-        cols = {
-            "model": np.empty(n, dtype=f"U{max([len(m.name) for m in models_] + [1])}"),
-            "hardware": np.empty(n, dtype=f"U{max(len(h.name) for h in devices)}"),
-            "precision": np.empty(n, dtype="U8"),
-            "seq_len": np.empty(n, dtype=np.int64),
-            "batch_size": np.tile(batches.astype(np.int64), len(plans)),
-            "latency_s": np.empty(n), "throughput": np.empty(n),
-            "bottleneck": np.empty(n, dtype="U7"),
-            "memory_bytes": np.empty(n), "feasible": np.empty(n, dtype=bool),
-        }
-        col = batches[:, None]
-        for k, plan in enumerate(plans):
-            _, _, model, device, precision, _, seq, prepared = plan
-            lo = k * nb
-            rows = slice(lo, lo + nb)
-            cols["model"][rows] = model.name
-            cols["hardware"][rows] = device.name
-            cols["precision"][rows] = precision
-            cols["seq_len"][rows] = seq or 0
-            latency, compute = cols["latency_s"], np.empty(nb, dtype=bool)
-            for c in range(0, nb, CHUNK):
-                e = min(c + CHUNK, nb)
-                ev = evaluate(prepared, col[c:e])
-                latency[lo + c:lo + e] = ev.latency
-                compute[c:e] = ev.compute_bound_time > ev.memory_bound_time
-            bottleneck = cols["bottleneck"][rows]      # a view: fill, then mark (no temp)
-            bottleneck[...] = "Memory"
-            bottleneck[compute] = "Compute"
-            np.divide(batches, latency[rows], out=cols["throughput"][rows])
-            memory = pass_memory(prepared.table, device)
-            foot = memory.total(batches)
-            cols["memory_bytes"][rows] = foot
-            cols["feasible"][rows] = foot <= memory.usable
+
+def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None) -> SweepResult:
+    """Plan and evaluate each (model, device, precision, seq_len) of ``grid`` at every batch;
+    a module-level function so a Dask worker can run a slice of the grid."""
+    from ..core.costmodel import evaluate
+    from ..core.engine import pass_memory
+
+    owner = "sweep"
+    nb = batches.size
+    skipped: dict[str, int] = {}
+    refused: list[tuple[str, str]] = []
+
+    def skip(reason: str, what: str, message: str) -> None:
+        skipped[reason] = skipped.get(reason, 0) + nb
+        refused.append((what, message))
+
+    plans = []
+    for m, h, p, s, what in grid:
+        try:
+            plans.append(_engine_plan(m, h, p, s, phase, owner))
+        except UnsupportedPrecisionError as e:
+            skip("unsupported precision", what, str(e))
+        except ValidationError as e:
+            if e.field == "seq_len":
+                skip("seq_len beyond context", what, str(e))
+            elif e.field == "phase":
+                skip("phase not applicable", what, str(e))
+            else:
+                raise
+        advance()
+
+    n = len(plans) * nb
+    cols = {
+        "model": np.empty(n, dtype=f"U{max([len(g[0].name) for g in grid] + [1])}"),
+        "hardware": np.empty(n, dtype=f"U{max([len(g[1].name) for g in grid] + [1])}"),
+        "precision": np.empty(n, dtype="U8"),
+        "seq_len": np.empty(n, dtype=np.int64),
+        "batch_size": np.tile(batches.astype(np.int64), len(plans)),
+        "latency_s": np.empty(n), "throughput": np.empty(n),
+        "bottleneck": np.empty(n, dtype="U7"),
+        "memory_bytes": np.empty(n), "feasible": np.empty(n, dtype=bool),
+    }
+    col = batches[:, None]
+    for k, plan in enumerate(plans):
+        _, _, model, device, precision, _, seq, prepared = plan
+        lo = k * nb
+        rows = slice(lo, lo + nb)
+        cols["model"][rows] = model.name
+        cols["hardware"][rows] = device.name
+        cols["precision"][rows] = precision
+        cols["seq_len"][rows] = seq or 0
+        latency, compute = cols["latency_s"], np.empty(nb, dtype=bool)
+        for c in range(0, nb, CHUNK):
+            e = min(c + CHUNK, nb)
+            ev = evaluate(prepared, col[c:e])
+            latency[lo + c:lo + e] = ev.latency
+            compute[c:e] = ev.compute_bound_time > ev.memory_bound_time
+        bottleneck = cols["bottleneck"][rows]      # a view: fill, then mark (no temp)
+        bottleneck[...] = "Memory"
+        bottleneck[compute] = "Compute"
+        np.divide(batches, latency[rows], out=cols["throughput"][rows])
+        memory = pass_memory(prepared.table, device)
+        foot = memory.total(batches)
+        cols["memory_bytes"][rows] = foot
+        cols["feasible"][rows] = foot <= memory.usable
+        advance()
+    return SweepResult(cols, skipped, tuple(refused))
+
+
+def _sweep_on_dask(client, grid, batches, phase, skipped, refused, progress) -> SweepResult:
+    """Split ``grid`` into contiguous slices, a few per worker, evaluate each on ``client``
+    (a ``dask.distributed.Client``) and join them in grid order: the same table as a local
+    sweep, row for row."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise MLSysimError("sweep(client=...) needs Dask's distributed scheduler, which is "
+                           "not installed: pip install 'mlsysim[distributed]'") from None
+    if not isinstance(client, Client):
+        raise ValidationError("client", "must be a dask.distributed.Client (or None to sweep "
+                              f"in this process). Got {type(client).__name__} instead.",
+                              owner="sweep")
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    size = max(1, -(-len(grid) // (DASK_SLICES_PER_WORKER * workers)))
+    slices = [grid[i:i + size] for i in range(0, len(grid), size)]
+    # Scattered once to every worker rather than embedded in each task.
+    shared = client.scatter(batches, broadcast=True, hash=False)
+    futures = client.map(_evaluate_grid, slices, batches=shared, phase=phase, pure=False)
+    bar = _Progress(_show_progress(progress, len(grid), len(grid) * batches.size,
+                                   ENGINE_PLAN_S), len(slices),
+                    f"sweep on Dask: {len(slices)} slices of {size} plans")
+    try:
+        for _ in as_completed(futures):
             bar.advance()
     finally:
         bar.close()
-    return SweepResult(cols, skipped, tuple(refused))
+    parts = client.gather(futures)
+    return SweepResult.concat([SweepResult({}, skipped, tuple(refused)), *parts])
 
 
 # --- serving -----------------------------------------------------------------------------
