@@ -630,12 +630,13 @@ def calibrate_cmd(
 ):
     """Fit the efficiency terms to your own measurements; write a device profile YAML.
 
-    MEASUREMENTS is a CSV file with a header row and one measurement per row. Columns:
-    kind (gemm | attention | memcpy | launch), precision (gemm and attention rows; default
-    fp16), m, n, k (GEMM sizes: all three or none, none counting as a large GEMM), value
-    (a positive number) and unit, which must match the kind: gemm and attention in TFLOP/s
-    (achieved dense throughput), memcpy in GB/s (device-to-device copy bandwidth), launch
-    in us (per-kernel launch time). Example:
+    MEASUREMENTS is a CSV file with a header row and one measurement per
+    row. Columns: kind (gemm | attention | memcpy | launch), precision
+    (gemm and attention rows; default fp16), m, n, k (GEMM sizes: all
+    three or none, none counting as a large GEMM), value (a positive
+    number) and unit, which must match the kind: gemm and attention in
+    TFLOP/s (achieved dense throughput), memcpy in GB/s (device-to-device
+    copy bandwidth), launch in us (per-kernel launch time). Example:
 
     \b
     kind,precision,m,n,k,value,unit
@@ -644,8 +645,9 @@ def calibrate_cmd(
     attention,bf16,,,,410,TFLOP/s
     launch,,,,,4.5,us
 
-    Three or more GEMM shapes fit the ramp (eta_max, tau, alpha); fewer fit eta_max only.
-    Terms without rows keep the package's calibration.
+    Three or more GEMM shapes fit the ramp (eta_max, tau, alpha); fewer
+    fit eta_max only. Terms without rows keep the package's calibration.
+    The format is also in docs/calibration.md.
     """
     from ..core.device_calibration import calibrate_device
     from ..zoo import Hardware
