@@ -93,3 +93,15 @@ def test_engine_choice_changes_the_loaded_numbers():
     assert static["engine"].startswith("Static")
     assert static["max_qps_per_replica"] < vllm["max_qps_per_replica"]
     assert static["mean"]["itl_ms"] > vllm["mean"]["itl_ms"]
+
+
+def test_serve_table_names_its_bottleneck():
+    """The table shows the same binding resource as --json: Llama-3-8B decode at batch 1 on
+    an H100 streams 16 GB of weights per token (memory bandwidth); 70B in fp16 needs 141 GB
+    of weights on an 80 GB device (memory capacity)."""
+    for args, binding in [(("Llama3_8B", "H100"), "memory bandwidth"),
+                          (("Llama3_70B", "H100"), "memory capacity")]:
+        table = run("serve", *args)
+        row = next(x for x in table.stdout.splitlines() if x.startswith("binding"))
+        assert row.split(None, 1)[1].strip() == binding
+        assert json.loads(run("serve", *args, "--json").stdout)["binding"] == binding

@@ -238,7 +238,18 @@ class Result:
 
     def __rich__(self):
         from ..show import fields_table
-        return fields_table(type(self).__name__, self.headline())
+        fields = self.headline()
+        if not {"bottleneck", "binding"} & fields.keys():
+            # Every table names what binds (the ``to_dict`` key), next to the verdict.
+            try:
+                binding = self.binding
+            except NotImplementedError:
+                binding = None
+            if binding is not None:
+                at = list(fields).index("feasible") if "feasible" in fields else len(fields)
+                items = list(fields.items())
+                fields = dict(items[:at] + [("binding", binding)] + items[at:])
+        return fields_table(type(self).__name__, fields)
 
     def __repr__(self) -> str:
         inputs = ", ".join(_summary_item(self, e) for e in self.summary_inputs)
