@@ -14,7 +14,9 @@ def plot_roofline(hardware, workloads: Iterable[Any] = (), *, precision: str | N
     ``workloads`` holds models (solved with ``Engine.solve`` at ``batch_size``) or
     PerformanceProfiles (a profile from another device is re-solved on this one, so every
     point sits under these roofs). The ceilings use the same peak and bandwidth as the engine;
-    the ridge point is labelled. Returns ``(fig, ax)``.
+    the ridge point is labelled. Each point's legend entry names its phase and bottleneck;
+    a pass that does not fit in the device's memory is hollow and labelled "does not fit".
+    Returns ``(fig, ax)``.
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -62,10 +64,16 @@ def plot_roofline(hardware, workloads: Iterable[Any] = (), *, precision: str | N
     ax.axvline(ridge, color="grey", ls=":", lw=1)
     ax.annotate(f"ridge {ridge:.0f} flop/byte", (ridge, peak), textcoords="offset points",
                 xytext=(6, -14), fontsize=9)
-    for p, ai in zip(profiles, intensities):
-        achieved = p.flops_total / p.latency_s / 1e12
-        ax.scatter([ai], [achieved], zorder=3, s=40,
-                   label=f"{p.model.name} (batch {p.batch_size}): {p.bottleneck}")
+    achieved = [p.flops_total / p.latency_s / 1e12 for p in profiles]
+    for p, ai, perf in zip(profiles, intensities, achieved):
+        # A pass that does not fit in memory is drawn hollow and says so.
+        fits = p.feasible
+        ax.scatter([ai], [perf], zorder=3, s=40, **({} if fits else {"facecolors": "none",
+                                                                    "edgecolors": "tab:red"}),
+                   label=f"{p.model.name} ({p.phase}, batch {p.batch_size}): {p.bottleneck}"
+                   + ("" if fits else ", does not fit"))
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(min([bw * lo, *[a / 3 for a in achieved]]), peak * 3)
     ax.set_xlabel("arithmetic intensity (flop/byte)")
     ax.set_ylabel("performance (TFLOP/s)")
     ax.set_title(f"Roofline: {hardware.name}")
