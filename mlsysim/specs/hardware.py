@@ -83,8 +83,9 @@ class InterconnectSpec(Spec):
     @model_validator(mode="after")
     def _known_fabric(self):
         if self.fabric is not None:
-            from ..zoo import Fabrics
-            Fabrics.get(self.fabric)      # unknown names raise, suggesting the closest
+            from ..zoo import Fabrics, is_fabric_name
+            if not is_fabric_name(self.fabric):
+                Fabrics.get(self.fabric)  # raises, suggesting the closest names
         return self
 
 

@@ -11,17 +11,17 @@ import hashlib
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import yaml
 
 from ..core.datafile import as_path, read_text
 from ..errors import DataFileError, SpecError, UnknownNameError
 from ..specs.hardware import HardwareSpec
-from ..specs.infra import CloudPrice, Datacenter, GridSpec, NoPublishedPriceError, PurchasePrice
 from ..specs.model import FAMILIES, ModelSpec
-from ..specs.serving import ServingEngineSpec
-from ..specs.system import Fleet, NetworkFabric, Node
+
+if TYPE_CHECKING:  # imported where used: a first Engine.solve needs neither (start-up time)
+    from ..specs.infra import CloudPrice, PurchasePrice
 
 __all__ = ["Registry", "Hardware", "Models", "ServingEngines", "Systems", "Fabrics", "Nodes",
            "Clusters", "load_hardware", "load_model", "DATA"]
@@ -318,11 +318,16 @@ Hardware = Registry("hardware", lambda: _load_dir("hardware", _hardware_from),
                     ("Cloud", "Edge", "Mobile", "Tiny"))
 ServingEngines = Registry(
     "serving engine",
-    lambda: [ServingEngineSpec.from_dict(raw, f"serving_engines.yaml entry {_entry_name(raw, i)}")
-             for i, raw in enumerate(_read_yaml(DATA / "serving_engines.yaml"))])
+    lambda: _serving_engines())
 Models = ModelRegistry("model", lambda: _load_dir("models", _model_from),
                   ("Vision", "Language", "StateSpace", "Recommendation", "GenerativeVision",
                    "Speech", "Tiny"))
+
+
+def _serving_engines() -> list:
+    from ..specs.serving import ServingEngineSpec
+    return [ServingEngineSpec.from_dict(raw, f"serving_engines.yaml entry {_entry_name(raw, i)}")
+            for i, raw in enumerate(_read_yaml(DATA / "serving_engines.yaml"))]
 
 
 def _sourced_entries(folder: str, name: str, cls) -> list:
@@ -339,13 +344,25 @@ def _sourced_entries(folder: str, name: str, cls) -> list:
     return specs
 
 
-def _system_entries(name: str, cls) -> list:
-    return _sourced_entries("systems", name, cls)
+def _system_entries(name: str, cls: str) -> list:
+    from ..specs import system
+    return _sourced_entries("systems", name, getattr(system, cls))
 
 
-Fabrics = Registry("fabric", lambda: _system_entries("fabrics.yaml", NetworkFabric))
-Nodes = Registry("node", lambda: _system_entries("nodes.yaml", Node))
-Clusters = Registry("cluster", lambda: _system_entries("clusters.yaml", Fleet))
+Fabrics = Registry("fabric", lambda: _system_entries("fabrics.yaml", "NetworkFabric"))
+
+
+def is_fabric_name(name: str) -> bool:
+    """Whether ``name`` is a zoo fabric's key, name or alias, read from the raw entries: a
+    device's ``interconnect.fabric`` is checked without building every fabric spec (which
+    would put the systems module on every first ``Engine.solve``)."""
+    if Fabrics._entries is not None:
+        return _norm(name) in Fabrics._index
+    raw = _read_yaml(DATA / "systems" / "fabrics.yaml")
+    return _norm(name) in {_norm(n) for r in raw if isinstance(r, dict)
+                           for n in (r.get("key", ""), r.get("name", ""), *r.get("aliases", ()))}
+Nodes = Registry("node", lambda: _system_entries("nodes.yaml", "Node"))
+Clusters = Registry("cluster", lambda: _system_entries("clusters.yaml", "Fleet"))
 
 
 class _Systems:
@@ -378,15 +395,16 @@ Systems = _Systems()
 __all__ += ["Grids", "Datacenters", "CloudPrices", "PurchasePrices", "Infra"]
 
 
-def _infra_entries(name: str, cls) -> list:
-    return _sourced_entries("infra", name, cls)
+def _infra_entries(name: str, cls: str) -> list:
+    from ..specs import infra
+    return _sourced_entries("infra", name, getattr(infra, cls))
 
 
-Grids = Registry("grid", lambda: _infra_entries("grids.yaml", GridSpec))
-Datacenters = Registry("datacenter", lambda: _infra_entries("datacenters.yaml", Datacenter))
-CloudPrices = Registry("cloud price", lambda: _infra_entries("cloud_prices.yaml", CloudPrice))
+Grids = Registry("grid", lambda: _infra_entries("grids.yaml", "GridSpec"))
+Datacenters = Registry("datacenter", lambda: _infra_entries("datacenters.yaml", "Datacenter"))
+CloudPrices = Registry("cloud price", lambda: _infra_entries("cloud_prices.yaml", "CloudPrice"))
 PurchasePrices = Registry("purchase price",
-                          lambda: _infra_entries("purchase_prices.yaml", PurchasePrice))
+                          lambda: _infra_entries("purchase_prices.yaml", "PurchasePrice"))
 
 
 def _priced(registry: Registry, accelerator) -> tuple[str, list]:
@@ -410,6 +428,7 @@ class _Infra:
         Raises :class:`~mlsysim.specs.infra.NoPublishedPriceError` naming what is known when
         nothing is published; there is no default price.
         """
+        from ..specs.infra import NoPublishedPriceError
         key, entries = _priced(CloudPrices, accelerator)
         if provider is not None:
             offered = sorted({p.provider for p in entries})
@@ -429,6 +448,7 @@ class _Infra:
     def purchase_price(self, accelerator) -> PurchasePrice:
         """The lowest reported purchase price of ``accelerator`` (a point or the middle of a
         reported range; check ``.estimate``). Raises when none is published."""
+        from ..specs.infra import NoPublishedPriceError
         key, entries = _priced(PurchasePrices, accelerator)
         if not entries:
             known = sorted({p.accelerator for p in PurchasePrices})
