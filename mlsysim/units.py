@@ -8,9 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
-import pint
+# pint imports dask.base at import time whenever dask is installed (the `distributed` extra),
+# which adds ~0.1 s to every start. mlsysim never puts dask arrays inside quantities, so hide
+# dask from pint's one-time probe (a None entry makes find_spec report it absent) and
+# restore it at once: dask itself imports normally afterwards.
+_hide_dask = "dask" not in sys.modules
+if _hide_dask:
+    sys.modules["dask"] = None  # type: ignore[assignment]
+try:
+    import pint
+finally:
+    if _hide_dask:
+        del sys.modules["dask"]
 
 __all__ = ["ureg", "Q_", "Quantity", "Unit", "DimensionalityError", "Rate"]
 

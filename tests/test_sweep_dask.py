@@ -79,3 +79,16 @@ def test_slices_pickle():
     back = pickle.loads(pickle.dumps(part))
     assert len(back) == 2
     np.testing.assert_array_equal(back["latency_s"], part["latency_s"])
+
+
+def test_installing_dask_does_not_slow_the_start():
+    """pint imports dask.base whenever dask is installed (~0.1 s); mlsysim hides it from that
+    probe, so a first solve leaves dask unimported, and dask still imports afterwards."""
+    import subprocess
+    import sys
+    code = ("import sys, mlsysim; mlsysim.Engine.solve('ResNet50', 'A100'); "
+            "assert 'dask' not in sys.modules, 'dask imported at start-up'; "
+            "import dask.base; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
