@@ -31,7 +31,7 @@ def test_unknown_name_exits_2_with_one_line():
 
 def test_bad_batch_exits_2():
     out = run("eval", "ResNet50", "A100", "--batch-size", "0")
-    assert out.returncode == 2 and "batch_size" in out.stderr
+    assert out.returncode == 2 and "--batch-size must be a positive whole number" in out.stderr
 
 
 def test_infeasible_exits_3():

@@ -158,3 +158,26 @@ def test_calibrate_help_documents_the_csv():
     for word in ("kind,precision,m,n,k,value,unit", "gemm", "memcpy", "attention", "launch",
                  "TFLOP/s", "GB/s", "us"):
         assert word in out.stdout, word
+
+
+@pytest.mark.parametrize("args, line", [
+    (("eval", "Llama3_8B", "H100", "--seq-len", "99999"),
+     "error: --seq-len must not exceed Llama-3-8B's context of 8192 tokens"),
+    (("train", "Llama3_70B", "DGX_H100", "-b", "8", "--tp", "3"),
+     "error: --tp must divide the number of attention heads (=64). Got 3 instead."),
+    (("train", "Llama3_70B", "DGX_H100", "-b", "8", "--zero", "5"), "error: --zero "),
+    (("carbon", "DGX_H100", "--days", "-1", "--mfu", "0.4"),
+     "error: --days must be a finite positive number. Got -1.0 instead."),
+    (("cost", "DGX_H100", "--days", "3", "--mfu", "1.4"),
+     "error: --mfu must be a number between 0 and 1. Got 1.4 instead."),
+    (("optimize", "Llama3_70B", "DGX_H100", "-b", "8", "--top", "0"),
+     "error: --top must be a positive whole number. Got 0 instead."),
+])
+def test_errors_name_the_flag_not_the_api_parameter(args, line):
+    """Every command's ValidationError names the option the user typed (tp_size -> --tp,
+    duration_days -> --days, top_k -> --top), exit 2, one line."""
+    out = run(*args)
+    assert out.returncode == 2, out.stdout + out.stderr
+    err = out.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(line), err
+    assert "parameter of" not in err[0]

@@ -70,7 +70,7 @@ def test_a_chained_training_run_sets_activity_and_duration():
     (["cost", "DGX_H100", "--days", "30", *BASE, "--grid", "PJM", "--mfu", "0.4", "--train",
       "Llama3_8B"], "--batch-size"),
     (["cost", "DGX_H100", "--days", "30", *BASE, "--grid", "PJM", "--mfu", "0.4",
-      "--kwh-price", "-1"], "kwh_price"),
+      "--kwh-price", "-1"], "--kwh-price"),
     (["carbon", "DGX_H100", "--days", "30", "--grid", "Quebec"], "mfu"),
 ])
 def test_bad_input_exits_2_with_one_line(args, needle):

@@ -34,10 +34,55 @@ TRACE_OPT = typer.Option(False, "--trace", help="Add the provenance trace: formu
                          "with sources, per-operator terms (stable, diffable).")
 
 
-def run_guarded(as_json: bool, fn):
-    """Run ``fn``; map our errors to one line and exit 2, never a traceback."""
+# API parameter -> the CLI option that sets it, where the names differ.
+_API_TO_OPTION = {
+    "tp_size": "tp", "pp_size": "pp", "cp_size": "cp", "ep_size": "ep", "dp_size": "dp",
+    "microbatch_size": "mbs", "activation_recomputation": "recompute", "zero_stage": "zero",
+    "token_budget": "tokens", "duration_days": "days", "top_k": "top",
+}
+
+
+def _command_flags() -> dict[str, str]:
+    """API parameter -> flag (``--tp``) for the running command's options."""
+    import importlib
+    ctx = None
+    for where in ("typer._click.globals", "click.globals"):  # typer >= 0.2x vendors click
+        try:
+            ctx = importlib.import_module(where).get_current_context(silent=True)
+        except ImportError:
+            continue
+        if ctx is not None:
+            break
+    if ctx is None:
+        return {}
+    flags = {p.name: max(p.opts, key=len) for p in ctx.command.params
+             if getattr(p, "param_type_name", "") == "option" and p.name and p.opts}
+    flags.update({api: flags[opt] for api, opt in _API_TO_OPTION.items() if opt in flags})
+    return flags
+
+
+def _name_flags(exc, flags: dict[str, str]) -> None:
+    """Rewrite a ValidationError's "The 'seq_len' parameter of X" as the flag that sets it."""
+    import re
+    msg = str(exc)
+    head = f"The '{exc.field}' parameter" + (f" of {exc.owner}" if exc.owner else "")
+    if exc.field in flags and msg.startswith(head):
+        msg = flags[exc.field] + msg[len(head):]
+    msg = re.sub(r"'(\w+)'|\b(\w+_\w+)\b",
+                 lambda m: flags.get(m.group(1) or m.group(2), m.group(0)), msg)
+    exc.args = (msg,)
+
+
+def run_guarded(as_json: bool, fn, flags: dict[str, str] | None = None):
+    """Run ``fn``; map our errors to one line and exit 2, never a traceback. A parameter the
+    error names is shown as the command's flag (``--seq-len``, ``--tp``), or by ``flags``."""
+    from ..errors import ValidationError
     try:
         return fn()
+    except ValidationError as exc:
+        _name_flags(exc, {**_command_flags(), **(flags or {})})
+        emit_error(exc, as_json)
+        raise typer.Exit(EXIT_USAGE) from None
     except MLSysimError as exc:
         emit_error(exc, as_json)
         raise typer.Exit(EXIT_USAGE) from None
@@ -457,27 +502,20 @@ _SERVE_FLAGS = {
 
 
 def _serve_guarded(as_json: bool, fn):
-    """run_guarded, with ValidationError messages naming serve's flags, not API parameters."""
+    """run_guarded, with serve's flags (``--prompt-len`` for ``seq_len``, ...)."""
     import re
 
     from ..errors import ValidationError
-    try:
-        return fn()
-    except ValidationError as exc:
-        msg = str(exc)
-        head = f"The '{exc.field}' parameter" + (f" of {exc.owner}" if exc.owner else "")
-        if exc.field in _SERVE_FLAGS and msg.startswith(head):
-            msg = _SERVE_FLAGS[exc.field] + msg[len(head):]
-        msg = re.sub(r"is set by CompressionModel itself \(by the method '(\w+)'\); leave it "
-                     r"out of serving\.", r"is set by --compression \1; leave it out.", msg)
-        msg = re.sub(r"'(\w+)'|\b(\w+_\w+)\b", lambda m: _SERVE_FLAGS.get(
-            m.group(1) or m.group(2), m.group(0)), msg)
-        exc.args = (msg,)
-        emit_error(exc, as_json)
-        raise typer.Exit(EXIT_USAGE) from None
-    except MLSysimError as exc:
-        emit_error(exc, as_json)
-        raise typer.Exit(EXIT_USAGE) from None
+
+    def go():
+        try:
+            return fn()
+        except ValidationError as exc:
+            exc.args = (re.sub(r"is set by CompressionModel itself \(by the method '(\w+)'\); "
+                               r"leave it out of serving\.",
+                               r"is set by --compression \1; leave it out.", str(exc)),)
+            raise
+    return run_guarded(as_json, go, _SERVE_FLAGS)
 
 
 def _finite_or_none(x: float):
