@@ -22,6 +22,7 @@ ZOO = {
     "qwen2_5_7b": "Qwen2_5_7B",
     "gemma2_9b": "Gemma2_9B",
     "gpt2": "GPT2",
+    "deepseek_v3": "DeepSeek_V3",
 }
 # Provenance and identity differ by construction; everything else is structure.
 NOT_STRUCTURE = {"key", "name", "aliases", "source", "as_of", "notes", "estimate",
@@ -225,9 +226,9 @@ def test_no_network(monkeypatch):
 # ------------------------------------------------------------------ errors
 def test_unsupported_model_type_lists_supported():
     with pytest.raises(SpecError) as e:
-        from_hf_config({**raw("gpt2"), "model_type": "bert"})
+        from_hf_config({**raw("gpt2"), "model_type": "t5"})
     msg = str(e.value)
-    assert "'bert' is not supported" in msg
+    assert "'t5' is not supported" in msg
     assert all(t in msg for t in SUPPORTED_MODEL_TYPES)
     with pytest.raises(SpecError, match="missing required field 'model_type'"):
         from_hf_config({"hidden_size": 8})
@@ -290,3 +291,219 @@ def test_engine_solves_imported_spec(stem):
     z = Engine.solve(mlsysim.Models.get(ZOO[stem]), "H100")
     assert p.latency_s == pytest.approx(z.latency_s, rel=1e-12)
     assert (p.weights_bytes, p.state_bytes) == (z.weights_bytes, z.state_bytes)
+
+
+# ------------------------------------------------------------------ more families (issue #13)
+# Fixtures are the checkpoints' published config.json files; ``_name_or_path`` (which
+# transformers writes when it saves a config it loaded from the Hub) is set to the Hub repo so the
+# imported name comes from the config itself. Families without a zoo entry are checked against
+# the checkpoint's published count, derived by hand in each test.
+
+def test_qwen3_8b_gqa_qk_norm_and_published_count():
+    # Qwen/Qwen3-8B config.json. Per layer: q 4096x4096 + k, v 2 x 4096x1024 + o 4096x4096
+    # = 41,943,040; SwiGLU 3 x 4096x12288 = 150,994,944; two RMSNorms 2 x 4096; q_norm, k_norm
+    # 2 x 128. 36 layers + final norm 4,096 + untied embeddings 2 x 151936x4096.
+    s = load("qwen3_8b")
+    assert (s.name, s.key) == ("Qwen/Qwen3-8B", "Qwen3_8B")          # from _name_or_path
+    assert (s.layers, s.hidden, s.heads, s.kv_heads, s.head_dim) == (36, 4096, 32, 8, 128)
+    assert (s.ffn, s.ffn_gated, s.activation, s.tied_embeddings) == (12288, True, "silu", False)
+    assert s.sliding_window is None and not s.qkv_bias and not s.bias     # use_sliding_window false
+    assert s.extra_parameters == 36 * 2 * 128 == 9216
+    per_layer = 41_943_040 + 150_994_944 + 2 * 4096 + 2 * 128
+    assert s.parameter_count == 36 * per_layer + 4096 + 2 * 151936 * 4096 == 8_190_735_360
+    # Hugging Face page: 8.19B; Qwen3 technical report (arXiv:2505.09388, Table 1): 8.2B,
+    # 6.95B without embeddings.
+    assert s.parameter_count == pytest.approx(8.19e9, rel=0.001)
+    assert s.parameter_count - 2 * 151936 * 4096 == pytest.approx(6.95e9, rel=0.001)
+    with pytest.raises(SpecError) as e:
+        from_hf_config({**raw("qwen3_8b"), "num_attention_heads": 31})
+    assert "kv_heads (=8) must divide heads (=31)" in str(e.value)
+
+
+def test_qwen3_attention_bias_adds_qkvo_biases():
+    cfg = raw("qwen3_8b")
+    s = from_hf_config({**cfg, "attention_bias": True})
+    assert s.qkv_bias
+    assert s.parameter_count - load("qwen3_8b").parameter_count == 36 * (4096 + 2 * 1024 + 4096)
+
+
+def test_phi3_mini_fused_qkv_counts_as_llama():
+    # microsoft/Phi-3-mini-4k-instruct config.json. Fused qkv_proj (3 x 3072 rows) and
+    # gate_up_proj hold the same weights as separate projections: per layer 4 x 3072^2 +
+    # 3 x 3072x8192 + 2 x 3072; 32 layers + final norm + untied 2 x 32064x3072.
+    s = load("phi3_mini_4k")
+    assert (s.name, s.key) == ("microsoft/Phi-3-mini-4k-instruct", "Phi_3_mini_4k_instruct")
+    assert (s.layers, s.hidden, s.heads, s.kv_heads, s.ffn) == (32, 3072, 32, 32, 8192)
+    assert s.sliding_window == 2047 and s.layer_pattern is None         # every layer
+    assert not s.bias and not s.qkv_bias and s.extra_parameters == 0
+    per_layer = 4 * 3072**2 + 3 * 3072 * 8192 + 2 * 3072
+    assert s.parameter_count == 32 * per_layer + 3072 + 2 * 32064 * 3072 == 3_821_079_552
+    assert s.parameter_count == pytest.approx(3.82e9, rel=0.001)      # HF page: 3.82B
+    # The same structure written as llama gives the same count (no window there).
+    llama = from_hf_config({**raw("phi3_mini_4k"), "model_type": "llama"})
+    assert llama.parameter_count == s.parameter_count
+    assert from_hf_config({**raw("phi3_mini_4k"), "sliding_window": None}).sliding_window is None
+
+
+def test_deepseek_v3_mla_moe_matches_zoo_and_paper():
+    # deepseek-ai/DeepSeek-V3 config.json; structure identical to the zoo entry (see
+    # test_structure_identical_to_zoo), so the counts agree exactly.
+    s, zoo = load("deepseek_v3"), mlsysim.Models.DeepSeek_V3
+    assert (s.name, s.key) == ("deepseek-ai/DeepSeek-V3", "DeepSeek_V3")
+    assert s.architecture == "MoE Transformer" and s.kv_heads is None
+    assert (s.mla.q_lora_rank, s.mla.kv_lora_rank, s.mla.qk_nope_head_dim,
+            s.mla.qk_rope_head_dim, s.mla.v_head_dim) == (1536, 512, 128, 64, 128)
+    assert (s.moe.experts, s.moe.active, s.moe.shared_experts, s.moe.expert_ffn,
+            s.moe.dense_layers) == (256, 8, 1, 2048, 3)
+    assert s.extra_parameters == 58 * 256 == 14_848     # e_score_correction_bias
+    assert s.parameter_count == zoo.parameter_count == 671_026_419_200
+    assert s.active_parameter_count == zoo.active_parameter_count
+    # arXiv:2412.19437 (abstract): 671B total, 37B activated per token.
+    assert s.parameter_count == pytest.approx(671e9, rel=0.001)
+    assert s.active_parameter_count == pytest.approx(37e9, rel=0.02)
+    assert "multi-token-prediction" in s.notes
+
+
+DEEPSEEK_V2 = {
+    # deepseek-ai/DeepSeek-V2 config.json (structural fields)
+    "_name_or_path": "deepseek-ai/DeepSeek-V2", "model_type": "deepseek_v2",
+    "architectures": ["DeepseekV2ForCausalLM"], "attention_bias": False, "hidden_act": "silu",
+    "hidden_size": 5120, "intermediate_size": 12288, "num_hidden_layers": 60,
+    "num_attention_heads": 128, "num_key_value_heads": 128, "q_lora_rank": 1536,
+    "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
+    "n_routed_experts": 160, "n_shared_experts": 2, "num_experts_per_tok": 6,
+    "moe_intermediate_size": 1536, "first_k_dense_replace": 1, "moe_layer_freq": 1,
+    "max_position_embeddings": 163840, "vocab_size": 102400, "tie_word_embeddings": False,
+}
+
+
+def test_deepseek_v2_and_lite():
+    s = from_hf_config(DEEPSEEK_V2)
+    assert (s.name, s.moe.dense_layers, s.moe.shared_experts) == ("deepseek-ai/DeepSeek-V2", 1, 2)
+    assert s.extra_parameters == 0                # V2's router has no correction bias
+    # arXiv:2405.04434 (abstract): 236B total, 21B activated (rounded).
+    assert s.parameter_count == pytest.approx(236e9, rel=0.01)       # 235.74B
+    assert s.active_parameter_count == pytest.approx(21e9, rel=0.02)  # 21.38B
+    # deepseek-ai/DeepSeek-V2-Lite config.json: no query latent (q_lora_rank null). 15.7B.
+    lite = from_hf_config({**DEEPSEEK_V2, "_name_or_path": "deepseek-ai/DeepSeek-V2-Lite",
+                           "hidden_size": 2048, "intermediate_size": 10944,
+                           "num_hidden_layers": 27, "num_attention_heads": 16,
+                           "num_key_value_heads": 16, "q_lora_rank": None,
+                           "n_routed_experts": 64, "moe_intermediate_size": 1408})
+    assert lite.mla.q_lora_rank is None
+    assert lite.parameter_count == pytest.approx(15.7e9, rel=0.01)   # 15.71B
+
+
+def test_qwen2_moe_shared_expert():
+    # Qwen/Qwen1.5-MoE-A2.7B config.json: 60 routed experts (top-4) of 1408 and a shared expert
+    # of 5632 = 4 x 1408, written as 4 shared experts of the routed width (same weights).
+    s = load("qwen1_5_moe_a2_7b")
+    assert s.name == "Qwen/Qwen1.5-MoE-A2.7B" and s.qkv_bias
+    assert (s.moe.experts, s.moe.active, s.moe.expert_ffn, s.moe.shared_experts,
+            s.moe.dense_layers) == (60, 4, 1408, 4, 0)
+    assert s.extra_parameters == 24 * 2048                     # shared_expert_gate per layer
+    expert = 3 * 2048 * 1408
+    attn = 4 * 2048**2 + 3 * 2048                              # q/k/v biases
+    per_layer = attn + (60 + 4) * expert + 2048 * 60 + 2048 + 2 * 2048
+    emb = 2 * 151936 * 2048
+    assert s.parameter_count == 24 * per_layer + 2048 + emb == 14_315_784_192
+    active = 24 * (attn + (4 + 4) * expert + 2048 * 60 + 2048 + 2 * 2048) + 2048 + emb
+    assert s.active_parameter_count == active == 2_689_173_504
+    # HF page 14.3B; the name's A2.7B is the activated count.
+    assert s.parameter_count == pytest.approx(14.3e9, rel=0.01)
+    assert s.active_parameter_count == pytest.approx(2.7e9, rel=0.01)
+    with pytest.raises(SpecError, match="'shared_expert_intermediate_size'.*multiple"):
+        from_hf_config({**raw("qwen1_5_moe_a2_7b"), "shared_expert_intermediate_size": 5000})
+    with pytest.raises(SpecError, match="'mlp_only_layers'"):
+        from_hf_config({**raw("qwen1_5_moe_a2_7b"), "mlp_only_layers": [3]})
+    lead = from_hf_config({**raw("qwen1_5_moe_a2_7b"), "mlp_only_layers": [0, 1]})
+    assert lead.moe.dense_layers == 2 and lead.extra_parameters == 22 * 2048
+
+
+def test_qwen3_moe():
+    # Qwen/Qwen3-30B-A3B config.json (structural fields): 128 experts of 768, top-8, no shared
+    # expert; q_norm/k_norm as Qwen3. Model card: 30.5B total, 3.3B activated.
+    cfg = {"_name_or_path": "Qwen/Qwen3-30B-A3B", "model_type": "qwen3_moe",
+           "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 48,
+           "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
+           "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8,
+           "decoder_sparse_step": 1, "mlp_only_layers": [], "max_position_embeddings": 40960,
+           "vocab_size": 151936, "tie_word_embeddings": False, "use_sliding_window": False,
+           "hidden_act": "silu"}
+    s = from_hf_config(cfg)
+    assert (s.moe.experts, s.moe.active, s.moe.shared_experts) == (128, 8, 0)
+    assert not s.qkv_bias and s.extra_parameters == 48 * 2 * 128
+    assert s.parameter_count == pytest.approx(30.5e9, rel=0.01)      # 30.53B
+    assert s.active_parameter_count == pytest.approx(3.3e9, rel=0.02)  # 3.35B
+
+
+def test_bert_encoder_matches_zoo():
+    # google-bert/bert-base-uncased config.json, counted as BertModel (encoder + pooler) like
+    # the zoo entry: 109,482,240 weights.
+    s, zoo = load("bert_base_uncased"), mlsysim.Models.BERT_Base
+    assert s.name == "google-bert/bert-base-uncased" and s.kind == "encoder"
+    assert (s.position, s.norm, s.bias, s.ffn_gated, s.activation) == \
+        ("learned", "layernorm", True, False, "gelu")
+    assert s.extra_parameters == zoo.extra_parameters == 2 * 768 + 768 * 768 + 768
+    assert s.parameter_count == zoo.parameter_count == 109_482_240
+    assert s.macs_per_sample == zoo.macs_per_sample
+    a, b = s.model_dump(), zoo.model_dump()
+    # BertConfig ties the MLM decoder to the embeddings; the zoo leaves the default. An encoder
+    # has no LM head in the count either way.
+    assert {k: (a[k], b[k]) for k in a if k not in NOT_STRUCTURE and a[k] != b[k]} == \
+        {"tied_embeddings": (True, False)}
+    # google-bert/bert-large-uncased config.json differs only in these fields.
+    large = from_hf_config({**raw("bert_base_uncased"), "hidden_size": 1024,
+                            "intermediate_size": 4096, "num_attention_heads": 16,
+                            "num_hidden_layers": 24,
+                            "_name_or_path": "google-bert/bert-large-uncased"})
+    assert large.parameter_count == mlsysim.Models.BERT_Large.parameter_count == 335_141_888
+    with pytest.raises(SpecError, match="'position_embedding_type'"):
+        from_hf_config({**raw("bert_base_uncased"), "position_embedding_type": "relative_key"})
+
+
+@pytest.mark.parametrize("stem, field", [
+    ("qwen3_8b", "intermediate_size"), ("phi3_mini_4k", "num_attention_heads"),
+    ("deepseek_v3", "kv_lora_rank"), ("deepseek_v3", "n_routed_experts"),
+    ("deepseek_v3", "q_lora_rank"), ("deepseek_v3", "n_shared_experts"),
+    ("qwen1_5_moe_a2_7b", "num_experts"), ("qwen1_5_moe_a2_7b", "moe_intermediate_size"),
+    ("bert_base_uncased", "vocab_size"),
+])
+def test_new_families_missing_field_names_field_and_model_type(stem, field):
+    cfg = {k: v for k, v in raw(stem).items() if k != field}
+    with pytest.raises(SpecError) as e:
+        from_hf_config(cfg)
+    msg = str(e.value)
+    assert f"missing required field '{field}'" in msg and f"'{cfg['model_type']}'" in msg
+
+
+def test_deepseek_unexpressible_fields_are_errors():
+    with pytest.raises(SpecError, match="'moe_layer_freq'"):
+        from_hf_config({**raw("deepseek_v3"), "moe_layer_freq": 2})
+    with pytest.raises(SpecError, match="'attention_bias'"):
+        from_hf_config({**raw("deepseek_v3"), "attention_bias": True})
+
+
+def test_supported_model_types_listed_in_docstring():
+    import mlsysim.zoo.hf as hf
+    assert set(SUPPORTED_MODEL_TYPES) >= {"qwen3", "qwen3_moe", "phi3", "deepseek_v2",
+                                          "deepseek_v3", "qwen2_moe", "bert"}
+    assert all(t in hf.__doc__ for t in SUPPORTED_MODEL_TYPES)
+
+
+@pytest.mark.parametrize("stem", ["qwen3_8b", "phi3_mini_4k", "qwen1_5_moe_a2_7b",
+                                  "bert_base_uncased"])
+def test_engine_solves_new_families(stem, write):
+    spec = load(stem)
+    p = Engine.solve(spec, "H100")
+    assert p.latency_s > 0 and p.bottleneck in ("Compute", "Memory")
+    # A config.json in a folder of another name is still named from the config's own field.
+    d = write(raw(stem)).parent
+    assert from_hf_config(d).name == raw(stem)["_name_or_path"] != d.name
+
+
+def test_bert_solves_as_the_zoo_entry():
+    p, z = Engine.solve(load("bert_base_uncased"), "H100"), Engine.solve(
+        mlsysim.Models.BERT_Base, "H100")
+    assert p.latency_s == pytest.approx(z.latency_s, rel=1e-12)
+    assert p.weights_bytes == z.weights_bytes

@@ -1,12 +1,15 @@
-"""Import a decoder's structure from a Hugging Face ``config.json``.
+"""Import a transformer's structure from a Hugging Face ``config.json``.
 
 >>> from mlsysim.zoo.hf import from_hf_config
 >>> spec = from_hf_config("path/to/config.json")            # doctest: +SKIP
 >>> mlsysim.Engine.solve(spec, "H100")                      # doctest: +SKIP
 
 The file (or an already-parsed dict) is read locally; nothing is ever fetched from the network.
-Supported ``model_type`` values: gemma, gemma2, gpt2, llama, mistral, mixtral, qwen2. Anything else
-raises :class:`~mlsysim.errors.SpecError` listing them.
+Supported ``model_type`` values: bert, deepseek_v2, deepseek_v3, gemma, gemma2, gpt2, llama,
+mistral, mixtral, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe. Anything else raises
+:class:`~mlsysim.errors.SpecError` listing them. Not supported: encoder-decoders such as T5 (no
+zoo entry to check them against), Phi-3-small (``phi3small``), BERT's relative position
+embeddings.
 
 How config fields map onto :class:`~mlsysim.specs.model.TransformerSpec`:
 
@@ -16,31 +19,49 @@ TransformerSpec             config.json
 layers                      num_hidden_layers (GPT-2: n_layer)
 hidden                      hidden_size (n_embd)
 heads                       num_attention_heads (n_head)
-kv_heads                    num_key_value_heads (default: heads)
-head_dim                    head_dim (default: hidden / heads)
-ffn                         intermediate_size (n_inner; GPT-2 default 4 x n_embd)
+kind                        ``encoder`` for bert, else ``decoder``
+kv_heads                    num_key_value_heads (default: heads; none for bert and deepseek)
+head_dim                    head_dim (default: hidden / heads; qwen3, qwen3_moe: 128)
+ffn                         intermediate_size (n_inner; GPT-2 default 4 x n_embd); for MoE
+                            families the width of the dense layers
+mla                         deepseek_v2/v3: q_lora_rank (null: no query latent), kv_lora_rank,
+                            qk_nope_head_dim, qk_rope_head_dim, v_head_dim
 vocab                       vocab_size
 max_context                 max_position_embeddings (n_positions, n_ctx)
 tied_embeddings             tie_word_embeddings (default per family, as in ``transformers``:
-                            gemma, gemma2 and gpt2 tie; llama, mistral, mixtral, qwen2 do not)
+                            bert, gemma, gemma2 and gpt2 tie; the others do not)
 activation, ffn_gated       hidden_act / hidden_activation / activation_function: the gated
-                            families (llama, mistral, mixtral, qwen2: SiLU; gemma, gemma2: tanh
+                            families (all but gpt2 and bert: SiLU; gemma, gemma2: tanh
                             GELU) get ``ffn_gated=True`` and the elementwise function as
                             ``activation`` -- the zoo's convention (Gemma-2 is ``gelu_tanh`` +
-                            gated, i.e. GeGLU); GPT-2's MLP is not gated (``gelu_new`` is
-                            ``gelu_tanh``)
-position, norm, bias        RoPE + RMSNorm for all but GPT-2 (learned positions, LayerNorm,
-                            biases on every linear layer). qwen2: ``qkv_bias``. llama, gemma,
-                            gemma2: ``attention_bias`` / ``mlp_bias`` when set
+                            gated, i.e. GeGLU); GPT-2's and BERT's MLPs are not gated
+                            (``gelu_new`` is ``gelu_tanh``)
+position, norm, bias        RoPE + RMSNorm for all but gpt2 and bert (learned positions,
+                            LayerNorm, biases on every linear layer). qwen2, qwen2_moe:
+                            ``qkv_bias``. llama, gemma, gemma2, qwen3, qwen3_moe:
+                            ``attention_bias`` / ``mlp_bias`` (llama) when set. phi3 (fused
+                            qkv_proj and gate_up_proj, the same weights as separate ones) and
+                            deepseek: none (deepseek ``attention_bias: true`` is an error)
 sliding_window              mistral: every layer (MistralConfig's default 4,096 when the key
                             is absent; ``null`` means none). mixtral: every layer when set.
+                            phi3: every layer when set (Phi-3-mini: 2,047).
                             gemma2: ``layer_pattern [local, global]`` (layer 0 is local).
-                            qwen2: only with ``use_sliding_window: true``, and then for layers
+                            qwen2, qwen2_moe, qwen3, qwen3_moe: only with
+                            ``use_sliding_window: true``, and then for layers
                             from ``max_window_layers`` on. ``use_sliding_window: false``
                             disables the window for every family. A ``layer_types`` list (newer
                             ``transformers``) is used as written when present.
 moe                         mixtral: num_local_experts, num_experts_per_tok, expert_ffn =
-                            intermediate_size
+                            intermediate_size.
+                            qwen2_moe, qwen3_moe: num_experts, num_experts_per_tok,
+                            moe_intermediate_size; dense_layers from a leading
+                            ``mlp_only_layers`` (``decoder_sparse_step`` must be 1); qwen2_moe's
+                            shared expert (shared_expert_intermediate_size, a multiple of
+                            moe_intermediate_size) as that many shared experts of the routed
+                            width (same weights and MACs).
+                            deepseek_v2/v3: n_routed_experts, num_experts_per_tok,
+                            n_shared_experts, moe_intermediate_size, dense_layers =
+                            first_k_dense_replace (``moe_layer_freq`` must be 1)
 ==========================  ===============================================================
 
 Provenance: ``source`` is ``"Hugging Face config.json: <path>"`` (``"...: dict"`` for a dict).
@@ -57,9 +78,14 @@ ill-typed (``true`` as a count) or out-of-bound field (more than 10,000 layers, 
 
 Weights the schema cannot express are put in ``extra_parameters`` so the derived count matches
 the checkpoint: Gemma-2's post-attention and post-feedforward RMSNorms (2 x hidden per layer),
-the ``o_proj`` bias (llama, gemma, gemma2) when only ``attention_bias`` is set and Llama's MLP
-biases when only ``mlp_bias`` is. Elementwise details (logit soft-capping, RoPE scaling,
-embedding scaling) do not change weights or matmul work and are not modelled.
+the ``o_proj`` bias (llama, gemma, gemma2, qwen3) when only ``attention_bias`` is set, Llama's
+MLP biases when only ``mlp_bias`` is, Qwen3's per-head q_norm and k_norm (2 x head_dim per
+layer), Qwen2-MoE's shared-expert gate (hidden per MoE layer), DeepSeek-V3's router
+score-correction bias (n_routed_experts per MoE layer; its multi-token-prediction layers are not
+counted, as transformers does not load them) and BERT's token-type embeddings and pooler
+(counted as ``BertModel``, like the zoo's BERT entries). Elementwise details (logit
+soft-capping, RoPE scaling, embedding scaling) do not change weights or matmul work and are not
+modelled.
 """
 
 from __future__ import annotations
@@ -85,10 +111,22 @@ _FAMILIES: dict[str, dict[str, Any]] = {
     "mistral": {"tied": False, "act": "silu", "gated": True, "window": 4096},
     "mixtral": {"tied": False, "act": "silu", "gated": True, "window": None},
     "qwen2":   {"tied": False, "act": "silu", "gated": True, "window": None},
+    "qwen2_moe": {"tied": False, "act": "silu", "gated": True, "window": None},
+    "qwen3":   {"tied": False, "act": "silu", "gated": True, "window": None},
+    "qwen3_moe": {"tied": False, "act": "silu", "gated": True, "window": None},
+    "phi3":    {"tied": False, "act": "silu", "gated": True, "window": None},
     "gemma":   {"tied": True, "act": "gelu_pytorch_tanh", "gated": True, "window": None},
     "gemma2":  {"tied": True, "act": "gelu_pytorch_tanh", "gated": True, "window": 4096},
     "gpt2":    {"tied": True, "act": "gelu_new", "gated": False, "window": None},
+    "deepseek_v2": {"tied": False, "act": "silu", "gated": True, "window": None},
+    "deepseek_v3": {"tied": False, "act": "silu", "gated": True, "window": None},
+    "bert":    {"tied": True, "act": "gelu", "gated": False, "window": None},
 }
+_DEEPSEEK = ("deepseek_v2", "deepseek_v3")
+# Families whose sliding window is switched on by use_sliding_window and applies from layer
+# max_window_layers on (transformers' Qwen2/Qwen2-MoE/Qwen3 configs build layer_types so).
+_QWEN_WINDOW = ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe")
+_QWEN3 = ("qwen3", "qwen3_moe")           # q_norm/k_norm per head; attention_bias on q/k/v/o
 SUPPORTED_MODEL_TYPES = tuple(sorted(_FAMILIES))
 
 # transformers' ACT2FN names -> the schema's elementwise activation.
@@ -206,6 +244,24 @@ def _required(cfg: dict, field: str, where: str, model_type: str) -> int:
     return _pos_int(value, key, where)
 
 
+def _required_key(cfg: dict, key: str, meaning: str, where: str, model_type: str) -> int:
+    """A family-specific required count (MoE, MLA fields): positive integer or SpecError."""
+    if cfg.get(key) is None:
+        raise SpecError(f"{where}: missing required field '{key}' ({meaning}) for model_type "
+                        f"'{model_type}'")
+    return _pos_int(cfg[key], key, where)
+
+
+def _count(cfg: dict, key: str, default: int, where: str) -> int:
+    """A non-negative count with the transformers config class's default when absent."""
+    value = cfg.get(key)
+    if value is None:
+        return default
+    if value == 0 and not isinstance(value, bool):
+        return 0
+    return _pos_int(value, key, where)
+
+
 def _key_from(name: str) -> str:
     key = re.sub(r"[^A-Za-z0-9_]+", "_", name.rstrip("/").split("/")[-1])
     key = re.sub(r"_+", "_", key).strip("_")
@@ -225,7 +281,7 @@ def _layer_kinds(cfg: dict, model_type: str, layers: int, where: str) -> list[st
         kinds = ["local" if t == "sliding_attention" else "global" for t in types]
     elif model_type == "gemma2":
         kinds = ["local" if i % 2 == 0 else "global" for i in range(layers)]
-    elif model_type == "qwen2":
+    elif model_type in _QWEN_WINDOW:
         # transformers: sliding attention from layer max_window_layers on (when enabled).
         first = cfg.get("max_window_layers", 28)
         first = _pos_int(first, "max_window_layers", where) if first else 0
@@ -296,11 +352,16 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
         ffn_key, ffn = _lookup(cfg, _KEYS["ffn"][0])
         ffn = 4 * hidden if ffn is _MISSING else _pos_int(ffn, ffn_key, where)
         kv_heads, head_dim = None, None
+    elif model_type == "bert" or model_type in _DEEPSEEK:
+        # BERT: plain multi-head attention. DeepSeek: MLA sets the head shapes (config.json's
+        # num_key_value_heads equals the heads and names no cached K/V; the latent is cached).
+        ffn = _required(cfg, "ffn", where, model_type)
+        kv_heads, head_dim = None, None
     else:
         ffn = _required(cfg, "ffn", where, model_type)
         kv = cfg.get("num_key_value_heads")
         kv_heads = heads if kv is None else _pos_int(kv, "num_key_value_heads", where)
-        hd = cfg.get("head_dim")
+        hd = cfg.get("head_dim", 128 if model_type in _QWEN3 else None)   # Qwen3Config: 128
         head_dim = None if hd is None else _pos_int(hd, "head_dim", where)
 
     # Activation: gemma reads hidden_activation first (transformers' Gemma/Gemma-2 MLP does);
@@ -319,22 +380,24 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
         raise SpecError(f"{where}: field '{act_key}' = {act!r} is not a supported activation; "
                         f"supported: {', '.join(sorted(_ACTIVATIONS))}")
 
+    learned = model_type in ("gpt2", "bert")
     fields: dict[str, Any] = {
-        "kind": "decoder", "layers": layers, "hidden": hidden, "heads": heads,
+        "kind": "encoder" if model_type == "bert" else "decoder",
+        "layers": layers, "hidden": hidden, "heads": heads,
         "kv_heads": kv_heads, "head_dim": head_dim, "ffn": ffn, "ffn_gated": fam["gated"],
         "activation": _ACTIVATIONS[act], "vocab": vocab, "max_context": max_context,
         "tied_embeddings": _bool(cfg, "tie_word_embeddings", fam["tied"], where),
-        "position": "learned" if model_type == "gpt2" else "rope",
-        "norm": "layernorm" if model_type == "gpt2" else "rmsnorm",
+        "position": "learned" if learned else "rope",
+        "norm": "layernorm" if learned else "rmsnorm",
     }
     extra = 0
 
     # Biases.
-    if model_type == "gpt2":
+    if model_type in ("gpt2", "bert"):
         fields["bias"] = True
-    elif model_type == "qwen2":
+    elif model_type in ("qwen2", "qwen2_moe"):
         fields["qkv_bias"] = True      # Qwen2Attention: q/k/v with bias, o_proj without
-    elif model_type in ("llama", "gemma", "gemma2"):
+    elif model_type in ("llama", "gemma", "gemma2", *_QWEN3):
         attn_bias = _bool(cfg, "attention_bias", False, where)
         mlp_bias = model_type == "llama" and _bool(cfg, "mlp_bias", False, where)
         if attn_bias and mlp_bias:
@@ -347,12 +410,16 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
             extra += layers * (2 * ffn + hidden)
             notes.append(f"extra_parameters includes the MLP biases ({layers} x (2 x {ffn} + "
                          f"{hidden})).")
+    elif model_type in _DEEPSEEK and _bool(cfg, "attention_bias", False, where):
+        raise SpecError(f"{where}: field 'attention_bias' = true is not supported for "
+                        f"model_type '{model_type}' (the schema's MLA has no biases)")
+    # phi3: Phi3Attention's fused qkv_proj and o_proj and the MLP have no biases.
 
     # Sliding-window attention.
     # Only these families' attention honours the key (transformers ignores it elsewhere).
     window = cfg.get("sliding_window", fam["window"]) \
-        if model_type in ("mistral", "mixtral", "qwen2", "gemma2") else None
-    if model_type == "qwen2" and not _bool(cfg, "use_sliding_window", False, where):
+        if model_type in ("mistral", "mixtral", "gemma2", "phi3", *_QWEN_WINDOW) else None
+    if model_type in _QWEN_WINDOW and not _bool(cfg, "use_sliding_window", False, where):
         window = None
     if cfg.get("use_sliding_window") is False:
         window = None
@@ -372,14 +439,98 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
     # Mixture of experts.
     architecture = "Transformer"
     if model_type == "mixtral":
-        moe = {}
-        for field, k in (("experts", "num_local_experts"), ("active", "num_experts_per_tok")):
-            if cfg.get(k) is None:
-                raise SpecError(f"{where}: missing required field '{k}' for model_type "
-                                f"'mixtral'")
-            moe[field] = _pos_int(cfg[k], k, where)
-        moe["expert_ffn"] = ffn
-        fields["moe"] = moe
+        fields["moe"] = {
+            "experts": _required_key(cfg, "num_local_experts", "experts per layer", where,
+                                     model_type),
+            "active": _required_key(cfg, "num_experts_per_tok", "experts per token", where,
+                                    model_type),
+            "expert_ffn": ffn,
+        }
+    elif model_type in ("qwen2_moe", "qwen3_moe"):
+        # Qwen2MoeSparseMoeBlock: routed experts of moe_intermediate_size plus one shared expert
+        # of shared_expert_intermediate_size behind a sigmoid gate (Linear(hidden, 1)); Qwen3's
+        # block has routed experts only, whatever the config says of a shared one. The
+        # schema counts shared experts of the routed width, so the shared expert is written as
+        # shared_expert_intermediate_size / moe_intermediate_size of them (same weights and
+        # MACs: a gated MLP's weights are linear in its width).
+        expert_ffn = _required_key(cfg, "moe_intermediate_size", "routed expert MLP width",
+                                   where, model_type)
+        shared = _count(cfg, "shared_expert_intermediate_size", 0, where) \
+            if model_type == "qwen2_moe" else 0
+        if shared % expert_ffn:
+            raise SpecError(f"{where}: field 'shared_expert_intermediate_size' (={shared}) must "
+                            f"be a multiple of 'moe_intermediate_size' (={expert_ffn}) for "
+                            f"model_type '{model_type}' (the schema's shared experts have the "
+                            f"routed width)")
+        step = _count(cfg, "decoder_sparse_step", 1, where)
+        dense = cfg.get("mlp_only_layers") or []
+        if not isinstance(dense, list) or dense != list(range(len(dense))) or step != 1:
+            raise SpecError(f"{where}: fields 'decoder_sparse_step' (={step}) and "
+                            f"'mlp_only_layers' (={dense!r}) are not supported for model_type "
+                            f"'{model_type}' unless the dense layers are the leading ones (step 1, "
+                            f"mlp_only_layers 0..k-1)")
+        fields["moe"] = {
+            "experts": _required_key(cfg, "num_experts", "routed experts per layer", where,
+                                     model_type),
+            "active": _required_key(cfg, "num_experts_per_tok", "experts per token", where,
+                                    model_type),
+            "expert_ffn": expert_ffn, "shared_experts": shared // expert_ffn,
+            "dense_layers": len(dense),
+        }
+        if shared:
+            moe_layers = layers - len(dense)
+            extra += moe_layers * hidden
+            notes.append(f"The shared expert (width {shared}) is counted as "
+                         f"{shared // expert_ffn} shared experts of width {expert_ffn}; "
+                         f"extra_parameters includes its gate ({moe_layers} x {hidden}).")
+    elif model_type in _DEEPSEEK:
+        # DeepseekV2/V3MoE: n_routed_experts routed experts and n_shared_experts shared ones,
+        # all of moe_intermediate_size, in every layer from first_k_dense_replace on; the first
+        # layers are dense with intermediate_size (arXiv:2405.04434 Sec. 2.2, 2412.19437 Sec. 2.1).
+        freq = _count(cfg, "moe_layer_freq", 1, where)
+        if freq != 1:
+            raise SpecError(f"{where}: field 'moe_layer_freq' = {freq} is not supported for "
+                            f"model_type '{model_type}' (the schema's MoE layers follow the "
+                            f"dense ones, i.e. moe_layer_freq 1)")
+        experts = _required_key(cfg, "n_routed_experts", "routed experts per layer", where,
+                                model_type)
+        if "n_shared_experts" not in cfg:
+            raise SpecError(f"{where}: missing required field 'n_shared_experts' (shared "
+                            f"experts per layer; null for none) for model_type '{model_type}'")
+        dense_layers = _count(cfg, "first_k_dense_replace", 0, where)
+        fields["moe"] = {
+            "experts": experts,
+            "active": _required_key(cfg, "num_experts_per_tok", "experts per token", where,
+                                    model_type),
+            "expert_ffn": _required_key(cfg, "moe_intermediate_size", "expert MLP width",
+                                        where, model_type),
+            "shared_experts": _count(cfg, "n_shared_experts", 0, where),
+            "dense_layers": dense_layers,
+        }
+        # Multi-head latent attention (arXiv:2405.04434 Sec. 2.1). q_lora_rank null: queries
+        # are projected directly (DeepSeek-V2-Lite).
+        if "q_lora_rank" not in cfg:
+            raise SpecError(f"{where}: missing required field 'q_lora_rank' (query latent "
+                            f"rank; null for none) for model_type '{model_type}'")
+        q_rank = cfg["q_lora_rank"]
+        fields["mla"] = {
+            "q_lora_rank": None if q_rank is None else _pos_int(q_rank, "q_lora_rank", where),
+            **{k: _required_key(cfg, k, meaning, where, model_type) for k, meaning in (
+                ("kv_lora_rank", "key/value latent rank"),
+                ("qk_rope_head_dim", "RoPE part of each query/key head"),
+                ("qk_nope_head_dim", "non-RoPE part of each query/key head"),
+                ("v_head_dim", "value head width"))},
+        }
+        if model_type == "deepseek_v3" and dense_layers < layers:
+            # DeepseekV3TopkRouter's e_score_correction_bias (auxiliary-loss-free balancing).
+            n = (layers - dense_layers) * experts
+            extra += n
+            notes.append(f"extra_parameters includes the routers' score-correction biases "
+                         f"({layers - dense_layers} x {experts} = {n:,}).")
+        if cfg.get("num_nextn_predict_layers"):
+            notes.append("The multi-token-prediction layers (num_nextn_predict_layers) are "
+                         "not counted; transformers does not load them.")
+    if "moe" in fields:
         architecture = "MoE Transformer"
 
     if model_type == "gemma2":
@@ -388,6 +539,27 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
                      f"RMSNorms, which the schema's two norms per layer leave out: "
                      f"{layers} x 2 x {hidden} = {layers * 2 * hidden:,}. Logit soft-capping "
                      "is elementwise and not modelled.")
+    elif model_type in _QWEN3:
+        d = head_dim or hidden // heads
+        extra += layers * 2 * d
+        notes.append(f"extra_parameters includes Qwen3's per-head q_norm and k_norm RMSNorms "
+                     f"({layers} x 2 x {d} = {layers * 2 * d:,}).")
+    elif model_type == "bert":
+        pos_type = cfg.get("position_embedding_type", "absolute")
+        if pos_type != "absolute":
+            raise SpecError(f"{where}: field 'position_embedding_type' = {pos_type!r} is not "
+                            f"supported for model_type 'bert' (only 'absolute')")
+        if _bool(cfg, "is_decoder", False, where) or \
+                _bool(cfg, "add_cross_attention", False, where):
+            raise SpecError(f"{where}: fields 'is_decoder' / 'add_cross_attention' are not "
+                            f"supported for model_type 'bert' (encoder only)")
+        types = _count(cfg, "type_vocab_size", 2, where)          # BertConfig's default: 2
+        extra += types * hidden + hidden * hidden + hidden
+        notes.append(f"Counted as BertModel (encoder + pooler, no task head), as the zoo's BERT "
+                     f"entries are. extra_parameters = token-type embeddings ({types} x "
+                     f"{hidden}) + pooler ({hidden} x {hidden} + {hidden}). BERT is post-LN "
+                     f"with no final LayerNorm; the schema's final norm stands for the "
+                     f"embedding LayerNorm (same size).")
     fields["extra_parameters"] = extra
 
     # Identity and provenance.
