@@ -105,3 +105,35 @@ def test_serve_table_names_its_bottleneck():
         row = next(x for x in table.stdout.splitlines() if x.startswith("binding"))
         assert row.split(None, 1)[1].strip() == binding
         assert json.loads(run("serve", *args, "--json").stdout)["binding"] == binding
+
+
+def test_comma_lists_sweep_into_one_table():
+    """-b 1,8 --tp 1,2 --prompt-len 512,2048: 2 x 2 x 2 = 8 rows, each equal to
+    ServingModel().solve for the same configuration (the sweep's one code path)."""
+    from mlsysim import ServingModel
+    out = run("serve", "Llama3_8B", "H100", "-b", "1,8", "--tp", "1,2", "--prompt-len",
+              "512,2048", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert len(rows) == 8
+    assert {(r["seq_len"], r["tp_size"], r["batch_size"]) for r in rows} == {
+        (s, t, b) for s in (512, 2048) for t in (1, 2) for b in (1, 8)}
+    for r in (rows[0], rows[-1]):
+        p = ServingModel().solve("Llama3_8B", "H100", seq_len=r["seq_len"], output_len=256,
+                                 batch_size=r["batch_size"], tp_size=r["tp_size"])
+        assert r["ttft_s"] == pytest.approx(p.ttft.to("s").magnitude, rel=1e-9)
+        assert r["itl_s"] == pytest.approx(p.itl.to("s").magnitude, rel=1e-9)
+        assert r["feasible"] == p.feasible
+    csv_out = run("serve", "Llama3_8B", "H100", "-b", "1,8", "--csv")
+    lines = csv_out.stdout.strip().splitlines()
+    assert lines[0].startswith("seq_len,output_len,tp_size,batch_size,ttft_s") and \
+        len(lines) == 3
+
+
+@pytest.mark.parametrize("extra, flag", [(("--qps", "2"), "--qps"),
+                                         (("--pp", "2"), "--pp"),
+                                         (("--draft-model", "Llama3_2_1B"), "--draft-model")])
+def test_load_options_refuse_comma_lists(extra, flag):
+    out = run("serve", "Llama3_8B", "H100", "-b", "1,8", *extra)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith(f"error: {flag}: not with comma lists")

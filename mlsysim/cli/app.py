@@ -184,7 +184,8 @@ def _usage(message: str, as_json: bool, command: str = "eval"):
     raise typer.Exit(EXIT_USAGE)
 
 
-def _items(text: str, flag: str, as_json: bool, path_ok: bool = False) -> list[str]:
+def _items(text: str, flag: str, as_json: bool, path_ok: bool = False,
+           command: str = "eval") -> list[str]:
     """The items of a comma list (one item: a plain value); an empty item is a usage error.
     A path that exists is one item even if its name holds a comma."""
     if path_ok and "," in text:
@@ -193,15 +194,15 @@ def _items(text: str, flag: str, as_json: bool, path_ok: bool = False) -> list[s
             return [text]
     items = [t.strip() for t in text.split(",")]
     if any(not t for t in items):
-        _usage(f"{flag}: empty item in {text!r}", as_json)
+        _usage(f"{flag}: empty item in {text!r}", as_json, command)
     return items
 
 
-def _whole(text: str, flag: str, as_json: bool) -> int:
+def _whole(text: str, flag: str, as_json: bool, command: str = "eval") -> int:
     try:
         return int(text)
     except ValueError:
-        _usage(f"{flag}: {text!r} is not a whole number", as_json)
+        _usage(f"{flag}: {text!r} is not a whole number", as_json, command)
 
 
 # The sweep table: column -> (header, cell formatter).
@@ -264,6 +265,16 @@ def _eval_sweep(models, devices, batches, precisions, seqs, phase, explain: bool
     result = run_guarded(as_json, lambda: sweep(model_specs, device_specs, batches,
                                                 precisions=precisions, seq_lens=seqs,
                                                 phase=phase))
+    # The table names models and devices by the keys the user types (JSON/CSV: full names).
+    keys = {spec.name: getattr(spec, "key", None) or spec.name
+            for spec in (*model_specs, *device_specs)}
+    _print_sweep(result, _SWEEP_TABLE, keys, as_csv, as_json)
+
+
+def _print_sweep(result, layout: dict, keys: dict[str, str], as_csv: bool,
+                 as_json: bool) -> None:
+    """A SweepResult as one rich table (columns and formats from ``layout``; model and device
+    names shown by ``keys``), or --json rows / --csv, with the skipped configs as a footer."""
     cols = result.to_dict()["columns"]
     rows = [dict(zip(cols, values)) for values in zip(*cols.values())]
     skipped = _skipped_note(result)
@@ -289,17 +300,14 @@ def _eval_sweep(models, devices, batches, precisions, seqs, phase, explain: bool
     from rich.console import Console
     from rich.table import Table
 
-    # The table names models and devices by the keys the user types (JSON/CSV: full names).
-    keys = {spec.name: getattr(spec, "key", None) or spec.name
-            for spec in (*model_specs, *device_specs)}
-    shown = [k for k in _SWEEP_TABLE if k in cols and (k != "seq_len" or any(cols[k]))]
-    cells = [[keys.get(r[k], r[k]) if k in ("model", "hardware") else _SWEEP_TABLE[k][1](r[k])
+    shown = [k for k in layout if k in cols and (k != "seq_len" or any(cols[k]))]
+    cells = [[keys.get(r[k], r[k]) if k in ("model", "hardware") else layout[k][1](r[k])
               for k in shown] for r in rows]
     # One space between columns, so the usual grid fits an 80-column terminal.
     t = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, padding=0)
     for i, k in enumerate(shown):
         text = k in ("model", "hardware")
-        t.add_column(_SWEEP_TABLE[k][0], justify="left" if text else "right", no_wrap=True,
+        t.add_column(layout[k][0], justify="left" if text else "right", no_wrap=True,
                      min_width=max(len(c[i]) for c in cells) if text else None)
     for c in cells:
         t.add_row(*c)
@@ -346,13 +354,17 @@ _COUNT_PREFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, ""))
 def serve_cmd(
     model: str = typer.Argument(..., help="Generative model, e.g. Llama3_70B"),
     hardware: str = typer.Argument(..., help="Device, e.g. H100"),
-    prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens."),
-    output_len: int = typer.Option(256, "--output-len", help="Generated tokens."),
-    batch_size: str = typer.Option("1", "--batch-size", "-b", help="A number, or 'max'."),
+    prompt_len: str = typer.Option("1024", "--prompt-len", help="Prompt tokens; a comma list "
+                                   "sweeps."),
+    output_len: str = typer.Option("256", "--output-len", help="Generated tokens; a comma "
+                                   "list sweeps."),
+    batch_size: str = typer.Option("1", "--batch-size", "-b", help="A number, or 'max'; a "
+                                   "comma list sweeps (1,8,64)."),
     precision: Optional[str] = typer.Option(None, "--precision", "-p"),
     weight_precision: Optional[str] = typer.Option(None, "--weight-precision"),
     kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
-    tp_size: int = typer.Option(1, "--tp", help="Tensor-parallel devices."),
+    tp_size: str = typer.Option("1", "--tp", help="Tensor-parallel devices; a comma list "
+                                "sweeps (1,2,4,8)."),
     pp_size: int = typer.Option(1, "--pp", help="Pipeline stages."),
     qps: Optional[float] = typer.Option(None, "--qps", help="Arrival rate (requests/s): "
                                         "latency under load with the continuous-batching "
@@ -382,10 +394,13 @@ def serve_cmd(
                                            "(default 0.9)."),
     explain: bool = typer.Option(False, "--explain"),
     trace: bool = TRACE_OPT,
+    as_csv: bool = typer.Option(False, "--csv", help="Print the sweep table as CSV."),
     as_json: bool = JSON_OPT,
 ):
     """Serve a generative model: TTFT, ITL, tokens/s, KV capacity; under --qps the latency at
-    that load (mean and p99), the replicas needed and the --slo-p99-ms verdict."""
+    that load (mean and p99), the replicas needed and the --slo-p99-ms verdict. Comma lists
+    in --batch-size, --prompt-len, --output-len or --tp sweep the grid (mlsysim.serving_sweep)
+    into one table, or --csv / --json rows."""
     import math
 
     from ..solvers.serving import ServingModel
@@ -399,6 +414,24 @@ def serve_cmd(
         None if v is None else v.strip().lower()
         for v in (precision, weight_precision, kv_precision, compression))
     engine = engine.strip().lower()
+    axes = {flag: _items(text, flag, as_json, command="serve") for flag, text in (
+        ("--prompt-len", prompt_len), ("--output-len", output_len),
+        ("--batch-size", batch_size), ("--tp", tp_size))}
+    if as_csv or any(len(items) > 1 for items in axes.values()):
+        unswept = {"--qps": qps, "--slo-p99-ms": slo_p99_ms, "--draft-model": draft_model,
+                   "--compression": compression, "--weight-precision": weight_precision,
+                   "--kv-precision": kv_precision, "--memory-utilization": memory_utilization,
+                   "--pp": None if pp_size == 1 else pp_size,
+                   "--prefix-len": prefix_len or None, "--explain": explain or None,
+                   "--trace": trace or None}
+        for flag, value in unswept.items():
+            if value is not None:
+                _usage(f"{flag}: not with comma lists (the sweep serves each configuration "
+                       "alone); give single values", as_json, "serve")
+        _serve_sweep(model, hardware, axes, precision, as_csv, as_json)
+        return
+    prompt_len, output_len, tp_size = (_whole(v, flag, as_json, "serve") for v, flag in (
+        (prompt_len, "--prompt-len"), (output_len, "--output-len"), (tp_size, "--tp")))
     if batch_size.strip().lower() == "max":
         batch_size = "max"
     if slo_p99_ms is not None:
@@ -488,6 +521,41 @@ def serve_cmd(
         raise typer.Exit(EXIT_INFEASIBLE)
 
 
+# The serving sweep table: column -> (header, cell formatter).
+_SERVE_SWEEP_TABLE = {
+    "seq_len": ("prompt", str), "output_len": ("output", str), "tp_size": ("tp", str),
+    "batch_size": ("batch", str), "ttft_s": ("ttft", lambda x: _si(x, "s")),
+    "itl_s": ("itl", lambda x: _si(x, "s")), "e2e_s": ("e2e", lambda x: _si(x, "s")),
+    "tokens_per_s": ("tokens/s", lambda x: _si(x, "")),
+    "memory_bytes": ("mem/device", lambda x: _si(x, "B")),
+    "feasible": ("fits", lambda f: "yes" if f else "no"),
+}
+
+
+def _serve_sweep(model: str, hardware: str, axes: dict[str, list[str]], precision,
+                 as_csv: bool, as_json: bool) -> None:
+    """``serve`` over comma lists: the grid through :func:`mlsysim.serving_sweep`."""
+    from ..optimize.sweep import serving_sweep
+
+    if as_csv and as_json:
+        _usage("--csv and --json: choose one", as_json, "serve")
+    values = {}
+    for flag, items in axes.items():
+        values[flag] = [_whole(v, flag, as_json, "serve") for v in items]
+        for v in values[flag]:
+            if v < 1:
+                _usage(f"{flag}: {v} is not a positive whole number", as_json, "serve")
+    workload = run_guarded(as_json, lambda: workload_arg(model))
+    system = run_guarded(as_json, lambda: hardware_arg(hardware))
+    result = _serve_guarded(as_json, lambda: serving_sweep(
+        workload, system, seq_lens=values["--prompt-len"], output_lens=values["--output-len"],
+        batch_sizes=values["--batch-size"], tp_sizes=values["--tp"], precision=precision))
+    if not (as_csv or as_json):
+        typer.echo(f"{model} on {hardware}" + (f", {precision}" if precision else "") +
+                   ": one batch served alone per row (no queueing)")
+    _print_sweep(result, _SERVE_SWEEP_TABLE, {}, as_csv, as_json)
+
+
 # API parameter -> serve's flag, for error messages.
 _SERVE_FLAGS = {
     "seq_len": "--prompt-len", "prompt_len": "--prompt-len", "output_len": "--output-len",
@@ -497,7 +565,8 @@ _SERVE_FLAGS = {
     "cached_prefix_len": "--prefix-len", "draft_model": "--draft-model",
     "draft_acceptance_rate": "--draft-acceptance", "draft_len": "--draft-len",
     "memory_utilization": "--memory-utilization", "method": "--compression",
-    "sparsity": "--compression",
+    "sparsity": "--compression", "seq_lens": "--prompt-len", "output_lens": "--output-len",
+    "batch_sizes": "--batch-size", "tp_sizes": "--tp",
 }
 
 
