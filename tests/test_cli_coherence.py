@@ -79,9 +79,9 @@ def test_sweep_skips_precisions_a_device_lacks():
     out = run("eval", "Llama3_8B", "A100,H100", "-p", "fp16,fp8", "--json")
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)) == 3      # A100 has no fp8 peak
-    assert "skipped 1 configs" in out.stderr and "unsupported precision" in out.stderr
+    assert "skipped 1 config (" in out.stderr and "unsupported precision" in out.stderr
     out = run("eval", "Llama3_8B", "A100,H100", "-p", "fp16,fp8")
-    assert out.returncode == 0 and "skipped 1 configs" in out.stdout
+    assert out.returncode == 0 and "skipped 1 config (" in out.stdout
 
 
 @pytest.mark.parametrize("args, flag, value", [

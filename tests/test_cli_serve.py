@@ -137,3 +137,13 @@ def test_load_options_refuse_comma_lists(extra, flag):
     out = run("serve", "Llama3_8B", "H100", "-b", "1,8", *extra)
     assert out.returncode == 2
     assert out.stderr.strip().startswith(f"error: {flag}: not with comma lists")
+
+
+def test_sweep_footer_names_refused_tp_by_flag():
+    """Llama-3-8B has 32 heads: --tp 3 does not divide them, so that plan is refused and
+    the footer (stderr under --json) names it by serve's flags."""
+    out = run("serve", "Llama3_8B", "H100", "--tp", "1,3", "--json")
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)) == 1
+    assert out.stderr.strip() == ("skipped 1 config (1 --tp not applicable): "
+                                  "--prompt-len 1024, --output-len 256, --tp 3")

@@ -272,12 +272,12 @@ def _eval_sweep(models, devices, batches, precisions, seqs, phase, explain: bool
 
 
 def _print_sweep(result, layout: dict, keys: dict[str, str], as_csv: bool,
-                 as_json: bool) -> None:
+                 as_json: bool, flags: dict[str, str] | None = None) -> None:
     """A SweepResult as one rich table (columns and formats from ``layout``; model and device
     names shown by ``keys``), or --json rows / --csv, with the skipped configs as a footer."""
     cols = result.to_dict()["columns"]
     rows = [dict(zip(cols, values)) for values in zip(*cols.values())]
-    skipped = _skipped_note(result)
+    skipped = _skipped_note(result, flags or {})
     if not rows:
         emit_error(MLSysimError("nothing to evaluate: " + (skipped or "an empty grid")),
                    as_json)
@@ -318,8 +318,10 @@ def _print_sweep(result, layout: dict, keys: dict[str, str], as_csv: bool,
                (f"; {skipped}" if skipped else ""))
 
 
-def _skipped_note(result) -> str:
-    """'skipped 3 configs: unsupported precision (Llama 3 8B on A100, fp8)', or ''."""
+def _skipped_note(result, flags: dict[str, str]) -> str:
+    """'skipped 3 configs: unsupported precision (Llama 3 8B on A100, fp8)', or ''; the
+    sweep's axis names shown as ``flags`` (seq_len -> --prompt-len)."""
+    import re
     # A model without a sequence is evaluated once, not refused: no note for that.
     counts = {r: n for r, n in result.skipped.items() if r != "no sequence"}
     if not counts:
@@ -328,7 +330,9 @@ def _skipped_note(result) -> str:
              if not message.endswith("evaluated once")]
     listed = "; ".join(whats[:4]) + (f"; and {len(whats) - 4} more" if len(whats) > 4 else "")
     reasons = ", ".join(f"{n} {reason}" for reason, n in counts.items())
-    return f"skipped {sum(counts.values())} configs ({reasons}): {listed}"
+    n = sum(counts.values())
+    note = f"skipped {n} config{'' if n == 1 else 's'} ({reasons}): {listed}"
+    return re.sub(r"\b(\w+_\w+)\b", lambda m: flags.get(m.group(1), m.group(1)), note)
 
 
 _PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""),
@@ -553,7 +557,8 @@ def _serve_sweep(model: str, hardware: str, axes: dict[str, list[str]], precisio
     if not (as_csv or as_json):
         typer.echo(f"{model} on {hardware}" + (f", {precision}" if precision else "") +
                    ": one batch served alone per row (no queueing)")
-    _print_sweep(result, _SERVE_SWEEP_TABLE, {}, as_csv, as_json)
+    _print_sweep(result, _SERVE_SWEEP_TABLE, {}, as_csv, as_json,
+                 {"seq_len": "--prompt-len", "output_len": "--output-len", "tp_size": "--tp"})
 
 
 # API parameter -> serve's flag, for error messages.
