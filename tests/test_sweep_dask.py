@@ -92,3 +92,19 @@ def test_installing_dask_does_not_slow_the_start():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_dask_serving_sweep_equals_local(client):
+    """serving_sweep over 3 prompts x 2 outputs x TP {1, 2, 3} x 4 batches: TP 3 does not
+    divide Llama-3-8B's 32 heads (6 plans refused) and 8,000 + 512 - 1 passes its 8,192
+    context (3 more); the Dask table equals the local one row for row."""
+    from mlsysim.optimize.sweep import serving_sweep
+    axes = dict(seq_lens=[512, 2048, 8000], output_lens=[128, 512], batch_sizes=[1, 4, 16, 64],
+                tp_sizes=[1, 2, 3])
+    local = serving_sweep("Llama3_8B", "DGX_H100", progress=False, **axes)
+    remote = serving_sweep("Llama3_8B", "DGX_H100", progress=False, client=client, **axes)
+    assert len(local) == len(remote) > 0
+    for name, col in local.columns.items():
+        np.testing.assert_array_equal(remote[name], col, err_msg=name)
+    assert remote.skipped == local.skipped
+    assert remote.skipped_plans == local.skipped_plans

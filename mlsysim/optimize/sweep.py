@@ -276,15 +276,17 @@ def sweep(models, hardware, batch_sizes, precisions=None, seq_lens=None, phase=N
                              "evaluated once")
                         continue
                     grid.append((m, h, p, s if sequenced else None, what))
+    head = SweepResult({}, skipped, tuple(refused))
     if client is not None:
-        return _sweep_on_dask(client, grid, batches, phase, skipped, refused, progress)
+        return _on_dask(owner, client, _evaluate_grid, grid, batches, {"phase": phase},
+                        ENGINE_PLAN_S, progress, head)
     show = _show_progress(progress, len(grid), len(grid) * nb, ENGINE_PLAN_S)
     bar = _Progress(show, len(grid), f"sweep: {len(grid)} plans x {nb} batch sizes")
     try:
         part = _evaluate_grid(grid, batches, phase, bar.advance)
     finally:
         bar.close()
-    return SweepResult.concat([SweepResult({}, skipped, tuple(refused)), part])
+    return SweepResult.concat([head, part])
 
 
 def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None) -> SweepResult:
@@ -355,106 +357,117 @@ def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None) -> Sw
     return SweepResult(cols, skipped, tuple(refused))
 
 
-def _sweep_on_dask(client, grid, batches, phase, skipped, refused, progress) -> SweepResult:
-    """Split ``grid`` into contiguous slices, a few per worker, evaluate each on ``client``
-    (a ``dask.distributed.Client``) and join them in grid order: the same table as a local
-    sweep, row for row."""
+def _on_dask(owner: str, client, evaluate, grid, batches, kwargs, plan_s, progress,
+             head: SweepResult | None = None) -> SweepResult:
+    """Split ``grid`` into contiguous slices, a few per worker, run ``evaluate`` on each on
+    ``client`` (a ``dask.distributed.Client``) and join them in grid order after ``head``
+    (skips counted before planning): the same table as in this process, row for row."""
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise MLSysimError("sweep(client=...) needs Dask's distributed scheduler, which is "
-                           "not installed: pip install 'mlsysim[distributed]'") from None
+        raise MLSysimError("client=... needs Dask's distributed scheduler, which is not "
+                           "installed: pip install 'mlsysim[distributed]'") from None
     if not isinstance(client, Client):
         raise ValidationError("client", "must be a dask.distributed.Client (or None to sweep "
                               f"in this process). Got {type(client).__name__} instead.",
-                              owner="sweep")
+                              owner=owner)
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     size = max(1, -(-len(grid) // (DASK_SLICES_PER_WORKER * workers)))
     slices = [grid[i:i + size] for i in range(0, len(grid), size)]
     # Scattered once to every worker rather than embedded in each task.
     shared = client.scatter(batches, broadcast=True, hash=False)
-    futures = client.map(_evaluate_grid, slices, batches=shared, phase=phase, pure=False)
-    bar = _Progress(_show_progress(progress, len(grid), len(grid) * batches.size,
-                                   ENGINE_PLAN_S), len(slices),
-                    f"sweep on Dask: {len(slices)} slices of {size} plans")
+    futures = client.map(evaluate, slices, batches=shared, pure=False, **kwargs)
+    bar = _Progress(_show_progress(progress, len(grid), len(grid) * batches.size, plan_s),
+                    len(slices), f"sweep on Dask: {len(slices)} slices of {size} plans")
     try:
         for _ in as_completed(futures):
             bar.advance()
     finally:
         bar.close()
     parts = client.gather(futures)
-    return SweepResult.concat([SweepResult({}, skipped, tuple(refused)), *parts])
+    return SweepResult.concat([SweepResult({}) if head is None else head, *parts])
 
 
 # --- serving -----------------------------------------------------------------------------
 def serving_sweep(model, hardware, seq_lens, output_lens, batch_sizes, tp_sizes=(1,),
-                  precision: str | None = None, *, progress: bool | None = None) -> SweepResult:
+                  precision: str | None = None, *, progress: bool | None = None,
+                  client=None) -> SweepResult:
     """Every (seq_len, output_len, tp_size, batch) of serving ``model`` on ``hardware`` (a
     chip, node or fleet), as ``ServingModel().solve`` predicts it: one plan per
-    (seq_len, output_len, tp_size), all batch sizes at once.
+    (seq_len, output_len, tp_size), all batch sizes at once; ``client`` (a
+    ``dask.distributed.Client``) spreads the plans over its workers, as in :func:`sweep`.
 
     Combinations the solver refuses are counted in ``skipped`` ("context exceeded" when
     seq_len + output_len - 1 passes the model's context, "tp_size not applicable" when it
     does not divide the heads or the system); columns: seq_len, output_len, tp_size,
     batch_size, ttft_s, itl_s, e2e_s, tokens_per_s, memory_bytes (per device), feasible.
     """
-    from ..solvers.serving import ServingModel, serving_times
-
     owner = "serving_sweep"
     batches = _batches(batch_sizes, owner)
     nb = batches.size
     seqs = _ints("seq_lens", seq_lens, owner)
     outs = _ints("output_lens", output_lens, owner)
     tps = _ints("tp_sizes", tp_sizes, owner)
-    solver = ServingModel()
-    grid = [(s, o, t) for s in seqs for o in outs for t in tps]
+    grid = [(model, hardware, precision, s, o, t) for s in seqs for o in outs for t in tps]
+    if client is not None:
+        return _on_dask(owner, client, _evaluate_serving_grid, grid, batches, {}, SERVING_PLAN_S,
+                        progress)
     bar = _Progress(_show_progress(progress, len(grid), len(grid) * nb, SERVING_PLAN_S),
-                    len(grid),
-                    f"serving sweep: {len(grid)} plans x {nb} batch sizes")
+                    len(grid), f"serving sweep: {len(grid)} plans x {nb} batch sizes")
+    try:
+        return _evaluate_serving_grid(grid, batches, bar.advance)
+    finally:
+        bar.close()
+
+
+def _evaluate_serving_grid(grid, batches: np.ndarray, advance=lambda: None) -> SweepResult:
+    """Plan and evaluate each (model, hardware, precision, seq_len, output_len, tp_size) of
+    ``grid`` at every batch (module level, so a Dask worker can run a slice)."""
+    from ..solvers.serving import ServingModel, serving_times
+
+    nb = batches.size
+    solver = ServingModel()
     skipped: dict[str, int] = {}
     refused: list[tuple[str, str]] = []
     plans = []
-    try:
-        for s, o, t in grid:
-            try:
-                plans.append(solver.prepare(model, hardware, seq_len=s, output_len=o,
-                                            tp_size=t, precision=precision))
-            except ValidationError as e:
-                if e.field == "seq_len":
-                    reason = "context exceeded"
-                elif e.field == "tp_size":
-                    reason = "tp_size not applicable"
-                else:
-                    raise
-                skipped[reason] = skipped.get(reason, 0) + nb
-                refused.append((f"seq_len {s}, output_len {o}, tp_size {t}", str(e)))
-            bar.advance()
-        n = len(plans) * nb
-        cols = {k: np.empty(n, dtype=np.int64) for k in ("seq_len", "output_len", "tp_size")}
-        cols["batch_size"] = np.tile(batches.astype(np.int64), len(plans))
-        cols.update({k: np.empty(n) for k in ("ttft_s", "itl_s", "e2e_s", "tokens_per_s",
-                                              "memory_bytes")})
-        cols["feasible"] = np.empty(n, dtype=bool)
-        col = batches[:, None]
-        for k, plan in enumerate(plans):
-            lo = k * nb
-            rows = slice(lo, lo + nb)
-            cols["seq_len"][rows], cols["output_len"][rows] = plan.prompt, plan.out
-            cols["tp_size"][rows] = plan.tp
-            for c in range(0, nb, CHUNK):
-                part = slice(lo + c, lo + min(c + CHUNK, nb))
-                prefill, comm_p, _, _, itl, kv = serving_times(plan, col[c:c + CHUNK])
-                cols["ttft_s"][part] = prefill + comm_p + kv
-                cols["itl_s"][part] = itl
-            ttft, itl = cols["ttft_s"][rows], cols["itl_s"][rows]
-            cols["e2e_s"][rows] = ttft + (plan.out - 1) * itl
-            cols["tokens_per_s"][rows] = plan.pp * batches / itl
-            foot = plan.memory.total(batches)
-            cols["memory_bytes"][rows] = foot
-            cols["feasible"][rows] = foot <= plan.memory.usable
-            bar.advance()
-    finally:
-        bar.close()
+    for model, hardware, precision, s, o, t in grid:
+        try:
+            plans.append(solver.prepare(model, hardware, seq_len=s, output_len=o, tp_size=t,
+                                        precision=precision))
+        except ValidationError as e:
+            if e.field == "seq_len":
+                reason = "context exceeded"
+            elif e.field == "tp_size":
+                reason = "tp_size not applicable"
+            else:
+                raise
+            skipped[reason] = skipped.get(reason, 0) + nb
+            refused.append((f"seq_len {s}, output_len {o}, tp_size {t}", str(e)))
+        advance()
+    n = len(plans) * nb
+    cols = {k: np.empty(n, dtype=np.int64) for k in ("seq_len", "output_len", "tp_size")}
+    cols["batch_size"] = np.tile(batches.astype(np.int64), len(plans))
+    cols.update({k: np.empty(n) for k in ("ttft_s", "itl_s", "e2e_s", "tokens_per_s",
+                                          "memory_bytes")})
+    cols["feasible"] = np.empty(n, dtype=bool)
+    col = batches[:, None]
+    for k, plan in enumerate(plans):
+        lo = k * nb
+        rows = slice(lo, lo + nb)
+        cols["seq_len"][rows], cols["output_len"][rows] = plan.prompt, plan.out
+        cols["tp_size"][rows] = plan.tp
+        for c in range(0, nb, CHUNK):
+            part = slice(lo + c, lo + min(c + CHUNK, nb))
+            prefill, comm_p, _, _, itl, kv = serving_times(plan, col[c:c + CHUNK])
+            cols["ttft_s"][part] = prefill + comm_p + kv
+            cols["itl_s"][part] = itl
+        ttft, itl = cols["ttft_s"][rows], cols["itl_s"][rows]
+        cols["e2e_s"][rows] = ttft + (plan.out - 1) * itl
+        cols["tokens_per_s"][rows] = plan.pp * batches / itl
+        foot = plan.memory.total(batches)
+        cols["memory_bytes"][rows] = foot
+        cols["feasible"][rows] = foot <= plan.memory.usable
+        advance()
     return SweepResult(cols, skipped, tuple(refused))
 
 
