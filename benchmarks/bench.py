@@ -204,10 +204,38 @@ def training_timings() -> tuple[float, float, float, float]:
     return cached, fresh, rate, search
 
 
+def dask_sweep_rates(workers: int = 2) -> tuple[int, float, float]:
+    """(configs, local configs/s, Dask configs/s) of one warm grid of 144 plans x 20,000
+    batches, in this process and on a ``workers``-process LocalCluster (extra
+    ``distributed``). The split pays when plans are many and machines are several: here the
+    result columns travel back to this process."""
+    import numpy as np
+    from distributed import Client, LocalCluster
+
+    import mlsysim
+    grid = dict(models=["Llama3_8B", "Llama3_70B", "Mamba_2_8B", "GPT3_175B"],
+                hardware=["A100", "H100", "H200", "MI300X"],
+                precisions=["fp16", "fp8", "int8"], seq_lens=[512, 2048, 8192], progress=False)
+    batches = np.arange(1, 20_001)
+    mlsysim.sweep(batch_sizes=batches[:2], **grid)
+    t = time.perf_counter()
+    n = len(mlsysim.sweep(batch_sizes=batches, **grid))
+    local = n / (time.perf_counter() - t)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as c, \
+            Client(c) as client:
+        mlsysim.sweep(batch_sizes=batches[:2], client=client, **grid)
+        t = time.perf_counter()
+        mlsysim.sweep(batch_sizes=batches, client=client, **grid)
+        remote = n / (time.perf_counter() - t)
+    return n, local, remote
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--incumbent", help="python of a venv with the PyPI mlsysim installed")
     ap.add_argument("-n", type=int, default=2000, help="solves per timing loop")
+    ap.add_argument("--dask", action="store_true", help="also time a sweep on a 2-process "
+                    "Dask LocalCluster (extra distributed)")
     args = ap.parse_args()
 
     ours = run(sys.executable, args.n, cwd=ROOT)
@@ -233,6 +261,10 @@ def main() -> None:
           f"a new config {fresh * 1e3:.1f} ms)")
     print(f"ParallelismOptimizer grid      {grid_rate / 1e6:8.2f} M configs/s (target >= 1)")
     print(f"ParallelismOptimizer 175B/4096 {search:8.2f} s    (target <= 1 s, full search)")
+    if args.dask:
+        n, local, remote = dask_sweep_rates()
+        print(f"mlsysim.sweep {n:,} configs   {local / 1e6:6.2f} M configs/s here, "
+              f"{remote / 1e6:.2f} M/s on 2 Dask workers (ratio {remote / local:.2f})")
 
     if args.incumbent:
         # Run the incumbent from a neutral folder so it cannot import our checkout.
