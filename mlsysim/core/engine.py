@@ -261,7 +261,9 @@ class PerformanceProfile(Result):
                                     "fits to published microbenchmarks"),
             *((f"estimated from other devices: {', '.join(eff.estimated)}",)
               if eff.estimated else ()),
-            "memory = weights + per-sample state + the largest activation set",
+            "memory = weights + per-sample state + the largest activation set, against the "
+            "whole device capacity (no runtime reserve; ServingModel keeps memory_utilization "
+            "0.9 for the engine)",
         )
 
     main_latency = "latency_s"
