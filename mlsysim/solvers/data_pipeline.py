@@ -197,9 +197,34 @@ def _ceil(x: float) -> int:
     return math.ceil(x * (1.0 - 1e-12))
 
 
+# --- demand against supply, shared by both results ----------------------------------------
+class _SupplyAgainstDemand:
+    """Views of a result with ``demand_per_s`` (D) and ``supply`` (R), both samples/s."""
+
+    demand_per_s: float
+    supply: float
+
+    @property
+    def samples_per_s_required(self) -> Rate:
+        return Rate(self.demand_per_s, "sample/s")
+
+    @property
+    def supply_samples_per_s(self) -> Rate:
+        return Rate(self.supply, "sample/s")
+
+    @property
+    def effective_throughput(self) -> Rate:
+        """``min(D, R)``: samples/s the step actually gets."""
+        return Rate(min(self.demand_per_s, self.supply), "sample/s")
+
+    @property
+    def stall_fraction(self) -> float:
+        return stall_fraction(self.supply, self.demand_per_s)
+
+
 # --- DataModel ----------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False, repr=False)
-class DataPipelineResult(Result):
+class DataPipelineResult(_SupplyAgainstDemand, Result):
     """Storage and CPU stages of an input pipeline against the step's demand. Floats are SI
     inside (samples/s, bytes, byte/s, seconds); the properties give quantities."""
 
@@ -231,29 +256,12 @@ class DataPipelineResult(Result):
         return min(self.storage_rate, self.cpu_rate)
 
     @property
-    def samples_per_s_required(self) -> Rate:
-        return Rate(self.demand_per_s, "sample/s")
-
-    @property
     def storage_samples_per_s(self) -> Rate:
         return Rate(self.storage_rate, "sample/s")
 
     @property
     def decode_samples_per_s(self) -> Rate | None:
         return None if self.cpu_cost_s is None else Rate(self.cpu_rate, "sample/s")
-
-    @property
-    def supply_samples_per_s(self) -> Rate:
-        return Rate(self.supply, "sample/s")
-
-    @property
-    def effective_throughput(self) -> Rate:
-        """``min(D, R)``: samples/s the step actually gets."""
-        return Rate(min(self.demand_per_s, self.supply), "sample/s")
-
-    @property
-    def stall_fraction(self) -> float:
-        return stall_fraction(self.supply, self.demand_per_s)
 
     @property
     def required_storage_bandwidth(self):
@@ -414,7 +422,7 @@ class DataModel(ForwardModel):
 
 # --- TransformationModel --------------------------------------------------------------------
 @dataclass(frozen=True, eq=False, repr=False)
-class TransformationResult(Result):
+class TransformationResult(_SupplyAgainstDemand, Result):
     """CPU cost of preprocessing (decode, augmentation, tokenization) against the demand."""
 
     demand_per_s: float                         # D
@@ -449,22 +457,6 @@ class TransformationResult(Result):
             return self.demand_per_s
         return self.cpu_cores / self.cost_s_per_sample if self.cost_s_per_sample > 0 \
             else math.inf
-
-    @property
-    def samples_per_s_required(self) -> Rate:
-        return Rate(self.demand_per_s, "sample/s")
-
-    @property
-    def supply_samples_per_s(self) -> Rate:
-        return Rate(self.supply, "sample/s")
-
-    @property
-    def effective_throughput(self) -> Rate:
-        return Rate(min(self.demand_per_s, self.supply), "sample/s")
-
-    @property
-    def stall_fraction(self) -> float:
-        return stall_fraction(self.supply, self.demand_per_s)
 
     @property
     def feasible(self) -> bool:
