@@ -188,3 +188,26 @@ def test_materialized_attention_costs_more_at_long_prompts():
     assert 262e9 / 3.35e12 - 1.68e13 / (989.5e12 * 0.331) < extra < 262e9 / (3.35e12 * 0.86)
     with pytest.raises(ValidationError, match="attention_kernel"):
         S.solve("Llama3_8B", "H100", seq_len=128, attention_kernel="paged")
+
+
+def test_tp_and_pp_messages_stay_16_bit_under_fp8_compute():
+    """Engines quantize GEMM inputs to fp8 but all-reduce and hand off the 16-bit GEMM outputs.
+
+    Llama-3-8B decode, one token per sample, hidden 4096: each of the 2 x 32 = 64 all-reduces
+    and each pipeline hand-off carries 4096 elements x 2 B = 8192 B at fp8 (e = 1 B) as at
+    fp16; fp32 activations (e = 4 B) send 16384 B."""
+    from mlsysim.workloads.transformer import lower_transformer
+
+    spec = mlsysim.Models.get("Llama3_8B")
+    for e, want in ((1.0, 8192.0), (2.0, 8192.0), (4.0, 16384.0)):
+        t = lower_transformer(spec, phase="decode", seq_len=128, e=e, tp=2, pp=2)
+        names = list(t.names)
+        ar, pp = names.index("tp_allreduce"), names.index("pp_send")
+        assert t.act_bytes_per_sample[ar] == want and t.count[ar] == 64
+        assert t.act_bytes_per_sample[pp] == want
+    # End to end: the TP communication of a step is the same at fp8 and fp16 compute.
+    kw = dict(model="Llama3_70B", hardware="H100", seq_len=128, output_len=16, batch_size=1,
+              tp_size=8)
+    fp8, fp16 = (ServingModel().solve(precision=p, **kw) for p in ("fp8", "fp16"))
+    assert fp8.comm_decode_s == pytest.approx(fp16.comm_decode_s, rel=1e-12)
+    assert fp8.comm_decode_s > 0

@@ -24,7 +24,7 @@ from ..specs.model import TransformerSpec
 from .layered import add_layer_rows
 from .operators import OperatorBuilder, OperatorTable, OpKind, Section
 
-__all__ = ["lower_transformer", "lower_segments", "Segment", "kv_bytes_per_token",
+__all__ = ["lower_transformer", "lower_segments", "comm_bytes", "Segment", "kv_bytes_per_token",
            "kv_cache_bytes", "kv_bytes_per_token_layer"]
 
 
@@ -184,6 +184,15 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
             _mlp_rows(b, spec, spec.ffn / tp, tokens, e, we, n, f"{tag}.mlp")
 
 
+def comm_bytes(e: float) -> float:
+    """Bytes per activation element on the wire: at least 2. FP8 and INT8 engines quantize the
+    inputs of GEMMs, but GEMMs write 16-bit outputs and the tensor-parallel all-reduce and
+    pipeline hand-offs carry those (TensorRT-LLM's all-reduce runs on the fp16/bf16 activation
+    type; vLLM's custom all-reduce takes fp16, bf16 and fp32 only), so an fp8 run sends as many
+    bytes as an fp16 one."""
+    return max(e, 2.0)
+
+
 def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
                    kv_e: float | None = None, we: float | None = None, tp: int = 1,
                    pp: int = 1, encoder: bool = False, flash: bool = True,
@@ -194,11 +203,13 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
 
     Communication [Shoeybi et al. 2019, Megatron-LM sec. 3]: tensor parallelism all-reduces the
     layer activations twice per layer (after attention and after the MLP), ``tokens x hidden``
-    elements at the activation precision each; a pipeline hands the activations of the pass
-    from stage to stage, ``pp - 1`` sends within the ``tp x pp`` group. ``all_logits``: the
+    elements each; a pipeline hands the activations of the pass from stage to stage, ``pp - 1``
+    sends within the ``tp x pp`` group. Messages are at least 16-bit (:func:`comm_bytes`).
+    ``all_logits``: the
     LM head runs on every token (training), not only each sequence's last (generation)."""
     kv_e = e if kv_e is None else kv_e
     we = e if we is None else we
+    ce = comm_bytes(e)
     b = OperatorBuilder()
     h = spec.hidden
     span = tp * pp
@@ -212,7 +223,7 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
         b.section = Section.STACK
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
                     prefix="encoder", flash=flash)
-        b.collective("encoder.tp_allreduce", "allreduce", message_bytes=tokens * h * e,
+        b.collective("encoder.tp_allreduce", "allreduce", message_bytes=tokens * h * ce,
                      group=tp, count=2 * spec.layers)
         b.section = Section.POST
         b.add("final_norm", OpKind.NORM, flops=8 * tokens * h, act_bytes=2 * tokens * h * e)
@@ -221,7 +232,7 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
         if encoder and spec.kind == "encoder_decoder":
             _stack_rows(b, spec, [Segment(enc_tokens, causal=False)], e=e, we=we, kv_e=kv_e,
                         layers=spec.encoder_layers, tp=tp, prefix="encoder", flash=flash)
-            b.collective("encoder.tp_allreduce", "allreduce", message_bytes=enc_tokens * h * e,
+            b.collective("encoder.tp_allreduce", "allreduce", message_bytes=enc_tokens * h * ce,
                          group=tp, count=2 * spec.encoder_layers)
             cross_kv = 2 * spec.n_kv_heads * spec.d_head * h / tp
             b.add("decoder.cross_kv", OpKind.GEMM, flops=2 * enc_tokens * cross_kv,
@@ -231,7 +242,7 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
         b.section = Section.STACK
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
                     cross_tokens=enc_tokens, flash=flash)
-        b.collective("tp_allreduce", "allreduce", message_bytes=tokens * h * e, group=tp,
+        b.collective("tp_allreduce", "allreduce", message_bytes=tokens * h * ce, group=tp,
                      count=2 * spec.layers)
         b.section = Section.POST
         # Logits for each sequence's last position only: what generation needs (every
@@ -253,7 +264,7 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
     act_peak = max(tokens, enc_tokens) * (h + width) * e + \
         (spec.vocab / tp * e if spec.lm_head else 0)
     b.section = Section.STACK     # one hand-off per stage boundary
-    b.collective("pp_send", "p2p", message_bytes=tokens * h * e, group=2, count=pp - 1,
+    b.collective("pp_send", "p2p", message_bytes=tokens * h * ce, group=2, count=pp - 1,
                  span=span)
     return b.build(weight_total_bytes=spec.parameter_count * we / tp,
                    state_bytes_per_sample=state, act_peak_bytes_per_sample=act_peak)
