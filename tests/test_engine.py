@@ -150,3 +150,71 @@ def test_every_device_runs_resnet(hw):
     precision = hw.compute.default_precision
     p = Engine.solve(RESNET, hw, batch_size=1, precision=precision)
     assert np.isfinite(p.latency_s) and p.latency_s > 0
+
+
+# --- a pass split over devices: tp_size, pp_size, memory_utilization ----------------------
+@pytest.mark.parametrize("tp, pp", [(1, 1), (8, 1), (4, 2)])
+def test_split_pass_is_the_serving_decode_step(tp, pp):
+    """One decode step of Llama-3-8B over 1024 cached tokens at batch 8: Engine.solve with
+    tp/pp lowers the same table as ServingModel's decode pass (output_len=1 puts its ITL at
+    the same context; cuda_graphs=False gives both the eager launch floor), so the two agree
+    to the last bit. A broken TP lowering or collective path in either would split them."""
+    p = Engine.solve(LLAMA, H100, batch_size=8, seq_len=1024, tp_size=tp, pp_size=pp)
+    s = mlsysim.ServingModel().solve(model=LLAMA, hardware=H100, seq_len=1024, output_len=1,
+                                     batch_size=8, tp_size=tp, pp_size=pp, cuda_graphs=False)
+    assert p.latency_s == pytest.approx(s.itl_s, rel=1e-12)
+    assert (p.tp_size, p.pp_size) == (tp, pp)
+
+
+def test_split_pass_memory_is_per_device():
+    """Llama-3-70B fp16 decode at batch 8, 1024 cached tokens on tp=4 x pp=2:
+    weights 70,553,706,496 params x 2 B / 8 = 17.64 GB per device; KV 1024 tokens x
+    (2 x 80 layers x 8 heads x 128 x 2 B = 327,680 B) x 8 sequences = 2.684 GB, split by
+    tp=4 (8 KV heads over 4 ranks: 2 each) and pp=2 -> 0.3355 GB per device."""
+    p = Engine.solve("Llama3_70B", H100, batch_size=8, seq_len=1024, tp_size=4, pp_size=2)
+    assert p.weights_bytes == pytest.approx(70_553_706_496 * 2 / 8, rel=1e-3)
+    assert p.state_bytes == pytest.approx(1024 * 327_680 * 8 / 8, rel=0.01)
+    assert p.memory.weights == p.weights_bytes and p.memory.per_sample * 8 == p.state_bytes
+    assert p.feasible
+    # A pipeline keeps one pass per stage in flight: twice the samples per second.
+    assert float(p.throughput) == pytest.approx(2 * 8 / p.latency_s, rel=1e-12)
+    # The unsplit pass does not fit an 80 GB part: 141 GB of weights.
+    whole = Engine.solve("Llama3_70B", H100, batch_size=8, seq_len=1024)
+    assert not whole.feasible and "weights" in whole.reason
+
+
+def test_memory_utilization_sets_the_usable_bytes():
+    """Llama-3-8B fp16 on an 80 GiB A100: 16.06 GB of weights fit in 0.9 x 85.9 GB but not in
+    0.15 x 85.9 = 12.9 GB; the usable bytes are capacity x memory_utilization exactly."""
+    cap = A100.memory.capacity.to("byte").magnitude
+    p = Engine.solve(LLAMA, A100, seq_len=128, memory_utilization=0.9)
+    assert p.memory.usable == pytest.approx(0.9 * cap, rel=1e-12) and p.feasible
+    q = Engine.solve(LLAMA, A100, seq_len=128, memory_utilization=0.15)
+    assert not q.feasible and "12.9 GB" in q.reason
+    assert Engine.solve(LLAMA, A100, seq_len=128).memory.usable == cap
+
+
+@pytest.mark.parametrize("kw, field", [
+    (dict(model="Llama3_70B", tp_size=3), "tp_size"),           # 64 heads
+    (dict(model="Llama3_70B", tp_size=16), "tp_size"),          # beyond the NVLink domain
+    (dict(model="Llama3_70B", pp_size=81), "pp_size"),          # 80 layers
+    (dict(model="ResNet50", tp_size=2), "tp_size"),             # a CNN is not split
+    (dict(model="Llama3_8B", tp_size=True), "tp_size"),
+    (dict(model="Llama3_8B", memory_utilization=0.0), "memory_utilization"),
+    (dict(model="Llama3_8B", memory_utilization=float("nan")), "memory_utilization"),
+    (dict(model="Llama3_8B", memory_utilization=1.5), "memory_utilization"),
+])
+def test_split_pass_bad_input_names_the_field(kw, field):
+    with pytest.raises(mlsysim.errors.ValidationError) as err:
+        Engine.solve(hardware=H100, **kw)
+    assert err.value.field == field
+
+
+def test_split_pass_on_a_node_uses_its_fabric_and_repr_shows_the_split():
+    """A DGX H100 is 8 H100s on NVLink 4: the chip's own scale-up link, so tp=8 on the node
+    and on the bare chip give the same pass; an unsplit profile's repr hides tp and pp."""
+    node = Engine.solve("Llama3_70B", "DGX_H100", batch_size=8, seq_len=1024, tp_size=8)
+    chip = Engine.solve("Llama3_70B", H100, batch_size=8, seq_len=1024, tp_size=8)
+    assert node.latency_s == pytest.approx(chip.latency_s, rel=1e-9)
+    assert "tp=8" in repr(chip) and "pp=" not in repr(chip)
+    assert "tp=" not in repr(Engine.solve(LLAMA, H100))

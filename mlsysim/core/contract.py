@@ -196,7 +196,7 @@ class Result:
         or array, or a time quantity); the battery checks faster hardware never increases it
     summary_inputs, summary_numbers : tuple[str, ...], attributes shown by ``repr``, each
         "attr" (shown attr=value) or "attr:label" (label=value; the value alone if empty);
-        specs show their key
+        specs show their key; a trailing "?" omits the item while its value is 1 (``tp_size?``)
     """
 
     feasible = True
@@ -252,7 +252,9 @@ class Result:
         return fields_table(type(self).__name__, fields)
 
     def __repr__(self) -> str:
-        inputs = ", ".join(_summary_item(self, e) for e in self.summary_inputs)
+        shown = [e.rstrip("?") for e in self.summary_inputs if not (
+            e.endswith("?") and attrgetter(e.rstrip("?").split(":")[0])(self) == 1)]
+        inputs = ", ".join(_summary_item(self, e) for e in shown)
         numbers = ", ".join(_summary_item(self, e) for e in self.summary_numbers)
         text = f"{type(self).__name__}({inputs}: {numbers})" if inputs else \
             f"{type(self).__name__}({numbers})"

@@ -75,11 +75,21 @@ def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
     return _EFF.put((hardware, precision), eff)
 
 
-def pass_memory(table, hardware: HardwareSpec) -> MemoryBudget:
-    """One pass on one device: weights, per-sample state and activations against the whole
-    capacity (no runtime reserve)."""
-    return MemoryBudget(weights=table.weight_total_bytes, usable=hardware._base["capacity"],
-                        per_sample=table.state_bytes_per_sample,
+def _is_hardware_name(name: str) -> bool:
+    from ..zoo import Hardware
+    return name in Hardware
+
+
+def pass_memory(table, hardware: HardwareSpec, pp: int = 1,
+                memory_utilization: float = 1.0) -> MemoryBudget:
+    """One pass on one device: weights, per-sample state and activations against the device
+    capacity times ``memory_utilization`` (1: the whole device, no runtime reserve). The
+    table is one tensor-parallel rank's (weights and KV already split by TP); a ``pp``-stage
+    pipeline holds 1/pp of the layers, their weights and their KV per device, while the
+    largest activation set (one layer's) stays whole."""
+    return MemoryBudget(weights=table.weight_total_bytes / pp,
+                        usable=hardware._base["capacity"] * memory_utilization,
+                        per_sample=table.state_bytes_per_sample / pp,
                         activations_per_sample=table.act_peak_bytes_per_sample,
                         per_sample_label="state")
 
@@ -174,6 +184,9 @@ class PerformanceProfile(Result):
     state_bytes: float
     activation_bytes: float
     _prepared: Prepared = field(repr=False)
+    tp_size: int = 1
+    pp_size: int = 1
+    memory_utilization: float = 1.0
 
     # --- headline quantities ---------------------------------------------------------
     @property
@@ -187,16 +200,17 @@ class PerformanceProfile(Result):
 
     @property
     def throughput(self) -> Rate:
-        """Samples per second (= batch / latency). A decode step yields one token per
-        sequence, so for decode this is also tokens/s."""
-        return Rate(self.batch_size / self.latency_s, "sample/s")
+        """Samples per second: batch / latency, times ``pp_size`` (a pipeline keeps one pass
+        per stage in flight). A decode step yields one token per sequence, so for decode this
+        is also tokens/s."""
+        return Rate(self.pp_size * self.batch_size / self.latency_s, "sample/s")
 
     @property
     def tokens_per_second(self) -> Rate | None:
         if not isinstance(self.model, TransformerSpec) and self.phase == "forward":
             return None
         per_sample = 1 if self.phase == "decode" else (self.seq_len or 1)
-        return Rate(self.batch_size * per_sample / self.latency_s, "token/s")
+        return Rate(self.pp_size * self.batch_size * per_sample / self.latency_s, "token/s")
 
     @property
     def arithmetic_intensity(self):
@@ -221,7 +235,8 @@ class PerformanceProfile(Result):
     @property
     def memory(self) -> MemoryBudget:
         """Bytes on the device: weights, per-sample state and activations, its capacity."""
-        return pass_memory(self._prepared.table, self.hardware)
+        return pass_memory(self._prepared.table, self.hardware, self.pp_size,
+                           self.memory_utilization)
 
     @property
     def memory_footprint(self):
@@ -254,20 +269,33 @@ class PerformanceProfile(Result):
     def assumptions(self) -> tuple[str, ...]:
         eff = self._prepared.efficiency
         own = self.hardware.efficiency is not None
+        tp, pp = self.tp_size, self.pp_size
+        if tp * pp == 1:
+            where = ("one device; kernels run back to back, none overlap",)
+        else:
+            where = (f"{tp * pp} devices (tp={tp}, pp={pp}); kernels of a rank run back to "
+                     "back, none overlap"
+                     + ("; two all-reduces of the activations per layer (16-bit)"
+                        if tp > 1 else "")
+                     + (f"; one hand-off per stage boundary, {pp} passes in flight "
+                        "(throughput x pp)" if pp > 1 else ""),)
+        util = self.memory_utilization
         return (
-            "one device; kernels run back to back, none overlap",
+            *where,
             "each operator takes max(compute, memory, launch) time",
             "efficiencies from " + ("the user's calibration" if own else
                                     "fits to published microbenchmarks"),
             *((f"estimated from other devices: {', '.join(eff.estimated)}",)
               if eff.estimated else ()),
-            "memory = weights + per-sample state + the largest activation set, against the "
-            "whole device capacity (no runtime reserve; ServingModel keeps memory_utilization "
-            "0.9 for the engine)",
+            "memory = weights + per-sample state + the largest activation set, against "
+            + ("the whole device capacity (memory_utilization 1: no runtime reserve; "
+               "ServingModel keeps 0.9 for the engine)" if util == 1.0 else
+               f"{util:g} of the device capacity (memory_utilization)"),
         )
 
     main_latency = "latency_s"
-    summary_inputs = ("model", "hardware", "batch_size:batch", "precision:", "phase:")
+    summary_inputs = ("model", "hardware", "batch_size:batch", "precision:", "phase:",
+                      "tp_size:tp?", "pp_size:pp?")
     summary_numbers = ("bottleneck:", "latency:", "throughput:")
 
     @property
@@ -365,8 +393,11 @@ class PerformanceProfile(Result):
                                                  if self.seq_len else "")}[self.phase]
         lo, hi = self.band
         lines = [
-            f"{self.model.name} on {self.hardware.name}: {what}, batch {self.batch_size}, "
-            f"{self.precision}",
+            f"{self.model.name} on "
+            + (f"{self.tp_size * self.pp_size} x {self.hardware.name} (tp={self.tp_size}, "
+               f"pp={self.pp_size}; time is one rank's kernels and collectives)"
+               if self.tp_size * self.pp_size > 1 else self.hardware.name)
+            + f": {what}, batch {self.batch_size}, {self.precision}",
             f"  roofs: peak {self.peak_flops.magnitude:.4g} TFLOP/s ({self.precision} dense; "
             f"{self.hardware.source}), bandwidth {p.bandwidth / 1e9:.4g} GB/s -> ridge point "
             f"{ridge:.1f} flop/byte",
@@ -390,8 +421,9 @@ class PerformanceProfile(Result):
                else "") + ")",
             f"  memory: weights {self.weights_bytes / 1e9:.4g} GB + state "
             f"{self.state_bytes / 1e9:.4g} GB + activations {self.activation_bytes / 1e9:.4g} GB"
-            f" = {self.memory_footprint.magnitude:.4g} GB of "
-            f"{self.memory_capacity.magnitude:.4g} GB -> "
+            f" = {self.memory_footprint.magnitude:.4g} GB per device of "
+            f"{self.memory.usable / 1e9:.4g} GB usable ({self.memory_utilization:g} x "
+            f"{self.memory_capacity.magnitude:.4g} GB) -> "
             + ("fits" if self.feasible else f"DOES NOT FIT ({self.reason})"),
             "  top operators:",
         ]
@@ -413,6 +445,9 @@ class SingleNodeModel(ForwardModel):
         Option("seq_len", None, "tokens: cached context (decode), prompt (prefill) or "
                "sequence (encoders); default: the model's"),
         Option("phase", None, '"decode" | "prefill" | "forward"; default: by model family'),
+        Option("tp_size", 1, "tensor-parallel devices (transformers)"),
+        Option("pp_size", 1, "pipeline stages (transformers and SSMs)"),
+        Option("memory_utilization", 1.0, "fraction of device memory the pass may use"),
     )
 
     @classmethod
@@ -426,12 +461,16 @@ class SingleNodeModel(ForwardModel):
         return dict(model=Models.Llama3_70B, hardware=Hardware.A100, batch_size=1)
 
     def solve(self, model, hardware, batch_size: int = 1, precision: str | None = None,
-              seq_len: int | None = None, phase: str | None = None) -> PerformanceProfile:
+              seq_len: int | None = None, phase: str | None = None, tp_size: int = 1,
+              pp_size: int = 1, memory_utilization: float = 1.0) -> PerformanceProfile:
         """Predict one pass of ``model`` on ``hardware``.
 
         Parameters
         ----------
-        model, hardware : spec or zoo name
+        model : spec or zoo name
+        hardware : spec or zoo name; with ``tp_size * pp_size > 1`` also a node or fleet
+            (``mlsysim.Systems``), whose fabrics carry the collectives (a bare chip uses its
+            own scale-up interconnect)
         batch_size : int >= 1, samples (images, sequences) per pass
         precision : str, one the device has a published peak for ("fp16", "bf16", "fp8", ...);
             default: the device's ``compute.default_precision`` (fp16 on GPUs)
@@ -439,6 +478,11 @@ class SingleNodeModel(ForwardModel):
             default phase), prompt length for ``phase="prefill"``. Encoders: sequence length.
             Default: the model's ``default_seq_len`` or min(max_context, 2048).
         phase : "decode" | "prefill" for decoders and SSMs, "forward" for everything else.
+        tp_size, pp_size : tensor-parallel devices and pipeline stages (default 1 each). The
+            pass is one TP rank's operators plus its all-reduces, through every stage in turn;
+            memory is per device (weights and KV split by tp x pp).
+        memory_utilization : fraction of the capacity the pass may use, in (0, 1]; default 1
+            (``ServingModel`` keeps 0.9 for the serving engine's runtime).
 
         Examples
         --------
@@ -449,12 +493,14 @@ class SingleNodeModel(ForwardModel):
         """
         # Types are part of the key, so seq_len=True never reuses the plan of seq_len=1.
         # An unhashable argument is never cached; the plan's validation names it.
-        key = (model, hardware, precision, seq_len, phase, type(seq_len), type(precision))
+        key = (model, hardware, precision, seq_len, phase, type(seq_len), type(precision),
+               tp_size, pp_size, memory_utilization, type(tp_size), type(pp_size))
         plan = _PLANS.get(key)
         if plan is None:
             plan = _PLANS.put(key, self._plan(model, hardware, precision, seq_len, phase,
-                                              "Engine.solve"))
-        _, _, model, hardware, precision, phase, seq, prepared = plan
+                                              "Engine.solve", tp_size, pp_size,
+                                              memory_utilization))
+        _, _, model, hardware, precision, phase, seq, prepared, split = plan
         batch = batch_size if type(batch_size) is int and batch_size > 0 else \
             check.positive_int("batch_size", batch_size, "Engine.solve")
         ev = evaluate(prepared, batch)
@@ -465,14 +511,29 @@ class SingleNodeModel(ForwardModel):
             compute_bound_s=float(ev.compute_bound_time),
             memory_bound_s=float(ev.memory_bound_time),
             flops_total=float(ev.flops), bytes_total=float(ev.bytes),
-            weights_bytes=table.weight_total_bytes,
-            state_bytes=table.state_bytes_per_sample * batch,
+            weights_bytes=table.weight_total_bytes / split[1],
+            state_bytes=table.state_bytes_per_sample * batch / split[1],
             activation_bytes=table.act_peak_bytes_per_sample * batch, _prepared=prepared,
+            tp_size=split[0], pp_size=split[1], memory_utilization=split[2],
         )
 
-    def _plan(self, model, hardware, precision, seq_len, phase, owner: str) -> tuple:
+    def _plan(self, model, hardware, precision, seq_len, phase, owner: str, tp=1, pp=1,
+              memory_utilization=1.0) -> tuple:
         """Validate everything but the batch, lower the workload, and prepare the costs."""
+        from ..specs.system import Fleet, Node
         raw_model, raw_hardware = model, hardware
+        tp = check.positive_int("tp_size", tp, owner)
+        pp = check.positive_int("pp_size", pp, owner)
+        util = check.fraction("memory_utilization", memory_utilization, owner)
+        if util == 0.0:
+            from ..errors import ValidationError
+            raise ValidationError("memory_utilization", "must be above 0 (a fraction of the "
+                                  "device in (0, 1]). Got 0 instead.", owner=owner)
+        path = None
+        if isinstance(hardware, (Node, Fleet)) or (isinstance(hardware, str)
+                                                   and not _is_hardware_name(hardware)):
+            from .collectives import resolve_system
+            hardware, path = resolve_system(hardware)
         model, hardware = resolve(model, hardware)
         if precision is None:
             precision = hardware.compute.default_precision
@@ -483,9 +544,22 @@ class SingleNodeModel(ForwardModel):
             raise ValidationError("phase", f"must be a string. Got {phase!r} instead.",
                                   owner=owner)
         seq = self._seq_len(model, seq_len, owner)
-        table = lower(model, phase=phase, seq_len=seq or 1, e=BYTES_PER_ELEMENT[precision])
-        prepared = prepare(table, hardware, precision, efficiency_for(hardware, precision))
-        return (raw_model, raw_hardware, model, hardware, precision, phase, seq, prepared)
+        if tp * pp > 1:
+            if not isinstance(model, (TransformerSpec, SSMSpec)):
+                from ..errors import ValidationError
+                raise ValidationError("tp_size", f"times pp_size must be 1 for {model.name} "
+                                      f"({model.architecture}): only transformers and "
+                                      "state-space models are split over devices. Got "
+                                      f"tp_size={tp}, pp_size={pp} instead.", owner=owner)
+            from .collectives import comm_path
+            path = path or comm_path(hardware)
+            check.parallel_split(model, tp, pp, (path,), owner)
+        table = lower(model, phase=phase, seq_len=seq or 1, e=BYTES_PER_ELEMENT[precision],
+                      tp=tp, pp=pp)
+        prepared = prepare(table, hardware, precision, efficiency_for(hardware, precision),
+                           path=path)
+        return (raw_model, raw_hardware, model, hardware, precision, phase, seq, prepared,
+                (tp, pp, util))
 
     @staticmethod
     def _seq_len(model: ModelSpec, seq_len, owner: str) -> int | None:
@@ -534,7 +608,7 @@ class SingleNodeModel(ForwardModel):
             raise ValidationError("batch_sizes", "must be positive whole numbers (ints or "
                                   "floats, not strings or booleans) up to 2**53. Got "
                                   f"{shown} instead.", owner=owner)
-        *_, hardware, precision, phase, seq, prepared = self._plan(
+        *_, hardware, precision, phase, seq, prepared, _ = self._plan(
             model, hardware, precision, seq_len, phase, owner)
         table = prepared.table
         # The same equations in chunks that stay in cache: one (n x operators) array per
@@ -563,9 +637,12 @@ class Engine:
 
     @staticmethod
     def solve(model, hardware, batch_size: int = 1, precision: str | None = None,
-              seq_len: int | None = None, phase: str | None = None) -> PerformanceProfile:
+              seq_len: int | None = None, phase: str | None = None, tp_size: int = 1,
+              pp_size: int = 1, memory_utilization: float = 1.0) -> PerformanceProfile:
         return Engine._solver.solve(model, hardware, batch_size=batch_size,
-                                    precision=precision, seq_len=seq_len, phase=phase)
+                                    precision=precision, seq_len=seq_len, phase=phase,
+                                    tp_size=tp_size, pp_size=pp_size,
+                                    memory_utilization=memory_utilization)
 
     @staticmethod
     def sweep(model, hardware, batch_sizes, precision: str | None = None,

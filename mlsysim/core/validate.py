@@ -12,7 +12,7 @@ from ..errors import UnsupportedPrecisionError, ValidationError
 from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
 
 __all__ = ["positive_int", "positive_float", "fraction", "precision_of", "non_negative_int",
-           "bandwidth"]
+           "bandwidth", "parallel_split"]
 
 
 def positive_int(name: str, value, owner: str) -> int:
@@ -77,3 +77,32 @@ def bandwidth(name: str, value, owner: str) -> float:
         raise ValidationError(name, f"must be positive and finite. Got {value!r} instead.",
                               owner=owner)
     return bw
+
+
+def parallel_split(model, tp: int, pp: int, paths, owner: str) -> None:
+    """``tp`` x ``pp`` devices for ``model`` on the systems whose communication ``paths`` carry
+    it: tensor parallelism splits attention heads (none for state-space models), a pipeline
+    at most one layer per stage, and the group fits the scale-up domain unless a scale-out
+    fabric joins domains, and never more accelerators than the system has."""
+    from ..specs.model import SSMSpec, TransformerSpec
+
+    if isinstance(model, SSMSpec) and tp > 1:
+        raise ValidationError("tp_size", "must be 1 for state-space models.", owner=owner)
+    if isinstance(model, TransformerSpec):
+        if model.heads % tp:
+            raise ValidationError("tp_size", f"must divide the number of attention heads "
+                                  f"(={model.heads}). Got {tp} instead.", owner=owner)
+        if pp > model.layers:
+            raise ValidationError("pp_size", f"must not exceed the layers "
+                                  f"(={model.layers}). Got {pp} instead.", owner=owner)
+    group = tp * pp
+    for path in paths:
+        if group > path.domain and path.out_bw is None:
+            raise ValidationError(
+                "tp_size", f"times pp_size (={group}) exceeds the scale-up domain of "
+                f"{path.name} ({path.domain} devices) and it has no scale-out fabric; "
+                "use at most that many, or a node or fleet (mlsysim.Systems).", owner=owner)
+        if group > path.total:
+            raise ValidationError(
+                "tp_size", f"times pp_size (={group}) exceeds the {path.total} "
+                f"accelerators of {path.name}.", owner=owner)

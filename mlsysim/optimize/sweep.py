@@ -197,7 +197,8 @@ def _show_progress(progress, plans: int, configs: int, plan_s: float) -> bool:
 def _engine_plan(model, hardware, precision, seq_len, phase, owner: str):
     """The plan ``Engine.solve`` would use (its cache, its validation)."""
     from ..core.engine import _PLANS, Engine
-    key = (model, hardware, precision, seq_len, phase, type(seq_len), type(precision))
+    key = (model, hardware, precision, seq_len, phase, type(seq_len), type(precision),
+           1, 1, 1.0, int, int)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _PLANS.put(key, Engine._solver._plan(model, hardware, precision, seq_len,
@@ -332,7 +333,7 @@ def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None) -> Sw
     }
     col = batches[:, None]
     for k, plan in enumerate(plans):
-        _, _, model, device, precision, _, seq, prepared = plan
+        _, _, model, device, precision, _, seq, prepared, _ = plan
         lo = k * nb
         rows = slice(lo, lo + nb)
         cols["model"][rows] = model.name

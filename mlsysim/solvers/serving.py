@@ -658,26 +658,8 @@ class ServingModel(ForwardModel):
             raise ValidationError("seq_len", f"plus output_len - 1 ({prompt} + {out} - 1) "
                                   f"exceeds {model.name}'s context of {model.max_context} "
                                   "tokens.", owner=OWNER)
-        if isinstance(model, SSMSpec) and tp > 1:
-            raise ValidationError("tp_size", "must be 1 for state-space models.", owner=OWNER)
-        if isinstance(model, TransformerSpec):
-            if model.heads % tp:
-                raise ValidationError("tp_size", f"must divide the number of attention heads "
-                                      f"(={model.heads}). Got {tp} instead.", owner=OWNER)
-            if pp > model.layers:
-                raise ValidationError("pp_size", f"must not exceed the layers "
-                                      f"(={model.layers}). Got {pp} instead.", owner=OWNER)
-        for path in {id(path_p): path_p, id(path_d): path_d}.values():
-            group = tp * pp
-            if group > path.domain and path.out_bw is None:
-                raise ValidationError(
-                    "tp_size", f"times pp_size (={group}) exceeds the scale-up domain of "
-                    f"{path.name} ({path.domain} devices) and it has no scale-out fabric; "
-                    "use at most that many, or a node or fleet (mlsysim.Systems).", owner=OWNER)
-            if group > path.total:
-                raise ValidationError(
-                    "tp_size", f"times pp_size (={group}) exceeds the {path.total} "
-                    f"accelerators of {path.name}.", owner=OWNER)
+        check.parallel_split(model, tp, pp, {id(path_p): path_p, id(path_d): path_d}.values(),
+                             OWNER)
         util, page = a["memory_utilization"], a["page_size"]
         transformer = isinstance(model, TransformerSpec)
         mid = prompt + (out - 1) // 2
