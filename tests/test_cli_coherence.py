@@ -166,6 +166,11 @@ def test_calibrate_help_documents_the_csv():
     (("train", "Llama3_70B", "DGX_H100", "-b", "8", "--tp", "3"),
      "error: --tp must divide the number of attention heads (=64). Got 3 instead."),
     (("train", "Llama3_70B", "DGX_H100", "-b", "8", "--zero", "5"), "error: --zero "),
+    (("eval", "Llama3_70B", "H100", "--tp", "3"),
+     "error: --tp must divide the number of attention heads (=64). Got 3 instead."),
+    (("eval", "Llama3_8B", "H100", "--memory-utilization", "1.5"),
+     "error: --memory-utilization must be a number between 0 and 1. Got 1.5 instead."),
+    (("eval", "Llama3_8B", "H100,A100", "--pp", "2"), "error: --pp: give one configuration"),
     (("carbon", "DGX_H100", "--days", "-1", "--mfu", "0.4"),
      "error: --days must be a finite positive number. Got -1.0 instead."),
     (("cost", "DGX_H100", "--days", "3", "--mfu", "1.4"),
@@ -181,3 +186,25 @@ def test_errors_name_the_flag_not_the_api_parameter(args, line):
     err = out.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(line), err
     assert "parameter of" not in err[0]
+
+
+def test_eval_splits_a_pass_and_shares_the_memory_rule():
+    """`eval --tp/--pp` is Engine.solve's split pass; `--memory-utilization` is the usable
+    fraction, as in `serve` (whose default is 0.9). Llama-3-70B fp16: 141 GB of weights do
+    not fit one 85.5 GB H100, fit at tp=8 (17.6 GB per device); a comma list of --tp sweeps."""
+    from mlsysim.core.engine import Engine
+
+    out = run("eval", "Llama3_70B", "H100", "-b", "8", "--seq-len", "1024", "--tp", "4",
+              "--pp", "2", "--memory-utilization", "0.9", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    p = Engine.solve("Llama3_70B", "H100", batch_size=8, seq_len=1024, tp_size=4, pp_size=2,
+                     memory_utilization=0.9)
+    assert (d["tp_size"], d["pp_size"], d["memory_utilization"]) == (4, 2, 0.9)
+    assert d["latency"]["value"] == pytest.approx(p.latency.to("ms").magnitude, rel=1e-9)
+    assert d["feasible"] is True
+    out = run("eval", "Llama3_70B", "H100", "--seq-len", "1024", "--tp", "1,8", "--json")
+    rows = json.loads(out.stdout)
+    assert [(r["tp_size"], r["feasible"]) for r in rows] == [(1, False), (8, True)]
+    out = run("eval", "Llama3_70B", "H100", "--seq-len", "1024")
+    assert out.returncode == 3 and "weights" in out.stderr

@@ -62,10 +62,11 @@ def test_every_grid_point_is_counted_once(grid):
 def test_layout_is_the_declared_grid(grid):
     nb = len(BATCHES)
     assert (grid["batch_size"].reshape(-1, nb) == BATCHES).all()
-    for name in ("model", "hardware", "precision", "seq_len"):
+    for name in ("model", "hardware", "precision", "seq_len", "tp_size"):
         block = grid[name].reshape(-1, nb)
         assert (block == block[:, :1]).all()
-    assert set(grid.columns) == {"model", "hardware", "precision", "seq_len", "batch_size",
+    assert set(grid.columns) == {"model", "hardware", "precision", "seq_len", "tp_size",
+                                 "batch_size",
                                  "latency_s", "throughput", "bottleneck", "memory_bytes",
                                  "feasible"}
 
@@ -76,6 +77,29 @@ def test_defaults_and_single_names():
     assert len(r) == 2 and r.skipped == {}
     assert r["precision"][0] == p.precision and r["seq_len"][0] == p.seq_len
     assert r["latency_s"][1] == pytest.approx(p.latency_s, rel=1e-12)
+
+
+def test_tp_axis_and_memory_utilization_equal_scalar_solves():
+    """tp_sizes 1, 2, 3, 8 over Llama-3-70B (64 heads: tp=3 refused) and ResNet-50 (one device
+    only: tp > 1 refused) on H100 at memory_utilization 0.9: each row is the Engine.solve of
+    the same split, and the skips count 1 + 3 plans x 3 batches."""
+    r = sweep(["Llama3_70B", "ResNet50"], ["H100"], [1, 8, 64], seq_lens=[1024],
+              tp_sizes=[1, 2, 3, 8], memory_utilization=0.9)
+    assert r.skipped == {"tp_size not applicable": (1 + 3) * 3}
+    assert sorted(set(r["tp_size"].tolist())) == [1, 2, 8]
+    for i in range(len(r)):
+        model = "Llama3_70B" if r["model"][i] == "Llama-3-70B" else "ResNet50"
+        p = Engine.solve(model, "H100", batch_size=int(r["batch_size"][i]),
+                         seq_len=int(r["seq_len"][i]) or None, tp_size=int(r["tp_size"][i]),
+                         memory_utilization=0.9)
+        assert r["latency_s"][i] == pytest.approx(p.latency_s, rel=1e-12)
+        assert r["memory_bytes"][i] == pytest.approx(p.memory.total(p.batch_size), rel=1e-12)
+        assert bool(r["feasible"][i]) == p.feasible
+    # 70B fp16 (141 GB of weights) fits 0.9 x 85.5 GB only split: tp=2 -> 70.6 GB per device.
+    fits = {int(t): bool(f) for m, t, f, b in zip(r["model"], r["tp_size"], r["feasible"],
+                                                  r["batch_size"]) if m == "Llama-3-70B"
+            and b == 1}
+    assert fits == {1: False, 2: True, 8: True}
 
 
 def test_phase_not_applicable_is_counted():
@@ -89,7 +113,9 @@ def test_phase_not_applicable_is_counted():
 @pytest.mark.parametrize("kw", [dict(batch_sizes=[0]), dict(batch_sizes=[1.5]),
                                 dict(batch_sizes=[]), dict(precisions=["fp17"]),
                                 dict(seq_lens=[-1]), dict(phase="decdoe"),
-                                dict(precisions=[])])
+                                dict(precisions=[]), dict(tp_sizes=[0]),
+                                dict(memory_utilization=0.0),
+                                dict(memory_utilization=1.2)])
 def test_bad_axes_raise(kw):
     args = {"models": "Llama3_8B", "hardware": "H100", "batch_sizes": [1], **kw}
     with pytest.raises(ValidationError):

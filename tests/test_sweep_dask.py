@@ -74,7 +74,7 @@ def test_slices_pickle():
     # What a worker receives and returns: a slice of the grid and its SweepResult.
     from mlsysim.core.engine import resolve
     m, h = resolve("Llama3_8B", "H100")
-    grid = pickle.loads(pickle.dumps([(m, h, "fp16", 512, "Llama-3-8B on H100")]))
+    grid = pickle.loads(pickle.dumps([(m, h, "fp16", 512, 1, "Llama-3-8B on H100")]))
     part = sweep_module._evaluate_grid(grid, np.array([1.0, 8.0]), None)
     back = pickle.loads(pickle.dumps(part))
     assert len(back) == 2

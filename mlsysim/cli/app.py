@@ -142,15 +142,22 @@ def eval_cmd(
     seq_len: Optional[str] = typer.Option(None, "--seq-len", help="Tokens (context or "
                                           "prompt); a comma list sweeps."),
     phase: Optional[str] = typer.Option(None, "--phase", help="decode | prefill | forward"),
+    tp_size: str = typer.Option("1", "--tp", help="Tensor-parallel devices (transformers); "
+                                "a comma list sweeps (1,2,4,8)."),
+    pp_size: int = typer.Option(1, "--pp", help="Pipeline stages (one configuration)."),
+    memory_utilization: float = typer.Option(
+        1.0, "--memory-utilization", help="Fraction of device memory the pass may use "
+        "(default 1, the whole device, as Engine.solve; serve keeps 0.9 for the engine)."),
     explain: bool = typer.Option(False, "--explain", help="Show the equations and numbers."),
     trace: bool = TRACE_OPT,
     as_csv: bool = typer.Option(False, "--csv", help="Print the table as CSV (one row per "
                                 "configuration)."),
     as_json: bool = JSON_OPT,
 ):
-    """One model on one device: latency, throughput, bottleneck, memory. Comma lists in MODEL,
-    HARDWARE, --batch-size, --precision or --seq-len evaluate the whole grid (mlsysim.sweep)
-    into one table, or --csv / --json rows."""
+    """One model on one device (or one pass split over --tp x --pp devices): latency,
+    throughput, bottleneck, memory per device. Comma lists in MODEL, HARDWARE, --batch-size,
+    --precision, --seq-len or --tp evaluate the whole grid (mlsysim.sweep) into one table, or
+    --csv / --json rows."""
     from ..core.engine import Engine
 
     models = _items(model, "MODEL", as_json, path_ok=True)
@@ -162,15 +169,20 @@ def eval_cmd(
     seqs = None if seq_len is None else [_whole(s, "--seq-len", as_json)
                                          for s in _items(seq_len, "--seq-len", as_json)]
     phase = None if phase is None else phase.strip().lower()
-    grid = (models, devices, batches, precisions or [None], seqs or [None])
+    tps = [_whole(t, "--tp", as_json) for t in _items(tp_size, "--tp", as_json)]
+    grid = (models, devices, batches, precisions or [None], seqs or [None], tps)
     if as_csv or any(len(axis) > 1 for axis in grid):
+        if pp_size != 1:
+            _usage("--pp: give one configuration to split into pipeline stages (comma lists "
+                   "sweep --tp only)", as_json)
         _eval_sweep(models, devices, batches, precisions, seqs, phase, explain, trace,
-                    as_csv, as_json)
+                    as_csv, as_json, tps, memory_utilization)
         return
     profile = run_guarded(as_json, lambda: Engine.solve(
         workload_arg(models[0]), hardware_arg(devices[0]), batch_size=batches[0],
         precision=None if precisions is None else precisions[0],
-        seq_len=None if seqs is None else seqs[0], phase=phase))
+        seq_len=None if seqs is None else seqs[0], phase=phase, tp_size=tps[0],
+        pp_size=pp_size, memory_utilization=memory_utilization))
     print_result(profile, as_json, explain, trace)
     if not profile.feasible:
         if not as_json:
@@ -209,6 +221,7 @@ def _whole(text: str, flag: str, as_json: bool, command: str = "eval") -> int:
 _SWEEP_TABLE = {
     "model": ("model", str), "hardware": ("hardware", str), "precision": ("prec", str),
     "seq_len": ("seq", lambda s: str(s) if s else "-"),
+    "tp_size": ("tp", str),
     "batch_size": ("batch", str),
     "latency_s": ("latency", lambda x: _si(x, "s")),
     "throughput": ("samples/s", lambda x: _si(x, "")),
@@ -219,7 +232,8 @@ _SWEEP_TABLE = {
 
 
 def _eval_sweep(models, devices, batches, precisions, seqs, phase, explain: bool,
-                trace: bool, as_csv: bool, as_json: bool) -> None:
+                trace: bool, as_csv: bool, as_json: bool, tps=(1,),
+                memory_utilization: float = 1.0) -> None:
     """``eval`` over comma lists: the grid through :func:`mlsysim.sweep`, one row a config."""
     from ..core.engine import resolve
     from ..optimize.sweep import PHASES, sweep
@@ -237,6 +251,9 @@ def _eval_sweep(models, devices, batches, precisions, seqs, phase, explain: bool
     for s in seqs or ():
         if s < 1:
             _usage(f"--seq-len: {s} is not a positive whole number", as_json)
+    for t in tps:
+        if t < 1:
+            _usage(f"--tp: {t} is not a positive whole number", as_json)
     for p in precisions or ():
         if p not in BYTES_PER_ELEMENT:
             _usage(f"--precision: {p!r} is not a precision; choose from "
@@ -264,7 +281,8 @@ def _eval_sweep(models, devices, batches, precisions, seqs, phase, explain: bool
     device_specs = [named("HARDWARE", lambda h=h: device_spec(h)) for h in devices]
     result = run_guarded(as_json, lambda: sweep(model_specs, device_specs, batches,
                                                 precisions=precisions, seq_lens=seqs,
-                                                phase=phase))
+                                                phase=phase, tp_sizes=tps,
+                                                memory_utilization=memory_utilization))
     # The table names models and devices by the keys the user types (JSON/CSV: full names).
     keys = {spec.name: getattr(spec, "key", None) or spec.name
             for spec in (*model_specs, *device_specs)}
@@ -300,7 +318,9 @@ def _print_sweep(result, layout: dict, keys: dict[str, str], as_csv: bool,
     from rich.console import Console
     from rich.table import Table
 
-    shown = [k for k in layout if k in cols and (k != "seq_len" or any(cols[k]))]
+    # Columns that say nothing are hidden: no sequence anywhere, no split anywhere.
+    shown = [k for k in layout if k in cols and (k != "seq_len" or any(cols[k]))
+             and (k != "tp_size" or any(t != 1 for t in cols[k]))]
     cells = [[keys.get(r[k], r[k]) if k in ("model", "hardware") else layout[k][1](r[k])
               for k in shown] for r in rows]
     # One space between columns, so the usual grid fits an 80-column terminal.

@@ -366,17 +366,21 @@ class PerformanceProfile(Result):
         d = {
             "model": self.model.name, "hardware": self.hardware.name,
             "batch_size": self.batch_size, "precision": self.precision, "phase": self.phase,
-            "seq_len": self.seq_len, "bottleneck": self.bottleneck, "latency": self.latency,
+            "seq_len": self.seq_len, "tp_size": self.tp_size, "pp_size": self.pp_size,
+            "bottleneck": self.bottleneck, "latency": self.latency,
             "latency_low": lo, "latency_high": hi, "throughput": self.throughput,
-            "throughput_low": Rate(self.batch_size / hi.to("s").magnitude, "sample/s"),
-            "throughput_high": Rate(self.batch_size / lo.to("s").magnitude, "sample/s"),
+            "throughput_low": Rate(self.pp_size * self.batch_size / hi.to("s").magnitude,
+                                   "sample/s"),
+            "throughput_high": Rate(self.pp_size * self.batch_size / lo.to("s").magnitude,
+                                    "sample/s"),
         }
         if self.tokens_per_second is not None:
             d["tokens_per_second"] = self.tokens_per_second
         d.update({
             "arithmetic_intensity": self.arithmetic_intensity, "ridge_point": self.ridge_point,
             "mfu": round(self.mfu, 4), "memory_footprint": self.memory_footprint,
-            "memory_capacity": self.memory_capacity, "feasible": self.feasible,
+            "memory_capacity": self.memory_capacity,
+            "memory_utilization": self.memory_utilization, "feasible": self.feasible,
             "reason": self.reason,
         })
         return d

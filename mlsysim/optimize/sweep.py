@@ -194,22 +194,24 @@ def _show_progress(progress, plans: int, configs: int, plan_s: float) -> bool:
 
 
 # --- the Engine grid ---------------------------------------------------------------------
-def _engine_plan(model, hardware, precision, seq_len, phase, owner: str):
-    """The plan ``Engine.solve`` would use (its cache, its validation)."""
+def _engine_plan(model, hardware, precision, seq_len, phase, owner: str, tp: int = 1,
+                 memory_utilization: float = 1.0):
+    """The plan ``Engine.solve`` would use (its cache key, its validation)."""
     from ..core.engine import _PLANS, Engine
     key = (model, hardware, precision, seq_len, phase, type(seq_len), type(precision),
-           1, 1, 1.0, int, int)
+           tp, 1, memory_utilization, type(tp), int)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _PLANS.put(key, Engine._solver._plan(model, hardware, precision, seq_len,
-                                                    phase, owner))
+                                                    phase, owner, tp, 1, memory_utilization))
     return plan
 
 
 def sweep(models, hardware, batch_sizes, precisions=None, seq_lens=None, phase=None, *,
-          progress: bool | None = None, client=None) -> SweepResult:
-    """Every (model, device, precision, seq_len, batch) of the grid, as ``Engine.solve``
-    predicts it.
+          tp_sizes=(1,), memory_utilization: float = 1.0, progress: bool | None = None,
+          client=None) -> SweepResult:
+    """Every (model, device, precision, seq_len, tp_size, batch) of the grid, as
+    ``Engine.solve`` predicts it.
 
     Parameters
     ----------
@@ -219,16 +221,19 @@ def sweep(models, hardware, batch_sizes, precisions=None, seq_lens=None, phase=N
     seq_lens : list of token counts; default: each model's default. Models without a
         sequence (CNNs) are evaluated once, with ``seq_len`` 0.
     phase : one phase for every model, or None for each model's default
+    tp_sizes : tensor-parallel degrees (each device's own scale-up domain carries the
+        all-reduces); a model or device a degree does not apply to is skipped for it
+    memory_utilization : fraction of each device's capacity a pass may use, in (0, 1]
     progress : show a progress bar (True/False); None: only for sweeps estimated to take
         over a second
     client : a ``dask.distributed.Client`` to spread the grid's plans over its workers
         (extra ``distributed``); None sweeps in this process. The table is the same.
 
     Combinations the solver refuses are counted in ``skipped`` by reason ("unsupported
-    precision", "seq_len beyond context", "phase not applicable", "no sequence"); invalid
-    axis values (a negative batch, an unknown precision name) raise.
-    Columns: model, hardware, precision, seq_len, batch_size, latency_s, throughput
-    (samples/s), bottleneck, memory_bytes, feasible.
+    precision", "seq_len beyond context", "phase not applicable", "tp_size not applicable",
+    "no sequence"); invalid axis values (a negative batch, an unknown precision name) raise.
+    Columns: model, hardware, precision, seq_len, tp_size, batch_size, latency_s, throughput
+    (samples/s), bottleneck, memory_bytes (per device), feasible.
     """
     from ..core.engine import resolve
     from ..specs.hardware import BYTES_PER_ELEMENT
@@ -254,6 +259,12 @@ def sweep(models, hardware, batch_sizes, precisions=None, seq_lens=None, phase=N
             raise ValidationError("precisions", "must hold at least one precision (or be "
                                   "None for each device's default).", owner=owner)
     seqs = None if seq_lens is None else _ints("seq_lens", seq_lens, owner)
+    tps = _ints("tp_sizes", tp_sizes, owner)
+    from ..core import validate as check
+    util = check.fraction("memory_utilization", memory_utilization, owner)
+    if util == 0.0:
+        raise ValidationError("memory_utilization", "must be above 0 (a fraction of the "
+                              "device in (0, 1]). Got 0 instead.", owner=owner)
     if phase is not None and phase not in PHASES:
         raise ValidationError("phase", f"must be one of {', '.join(PHASES)} or None. Got "
                               f"{phase!r} instead.", owner=owner)
@@ -271,28 +282,32 @@ def sweep(models, hardware, batch_sizes, precisions=None, seq_lens=None, phase=N
         for h in devices:
             for p in (precisions or [h.compute.default_precision]):
                 for i, s in enumerate(seqs or [None]):
-                    what = f"{m.name} on {h.name}, {p}" + (f", seq_len {s}" if s else "")
-                    if not sequenced and i > 0:
-                        skip("no sequence", what, f"{m.name} has no sequence length; "
-                             "evaluated once")
-                        continue
-                    grid.append((m, h, p, s if sequenced else None, what))
+                    for t in tps:
+                        what = (f"{m.name} on {h.name}, {p}" + (f", seq_len {s}" if s else "")
+                                + (f", tp_size {t}" if t > 1 else ""))
+                        if not sequenced and i > 0:
+                            skip("no sequence", what, f"{m.name} has no sequence length; "
+                                 "evaluated once")
+                            continue
+                        grid.append((m, h, p, s if sequenced else None, t, what))
     head = SweepResult({}, skipped, tuple(refused))
     if client is not None:
-        return _on_dask(owner, client, _evaluate_grid, grid, batches, {"phase": phase},
-                        ENGINE_PLAN_S, progress, head)
+        return _on_dask(owner, client, _evaluate_grid, grid, batches,
+                        {"phase": phase, "memory_utilization": util}, ENGINE_PLAN_S, progress,
+                        head)
     show = _show_progress(progress, len(grid), len(grid) * nb, ENGINE_PLAN_S)
     bar = _Progress(show, len(grid), f"sweep: {len(grid)} plans x {nb} batch sizes")
     try:
-        part = _evaluate_grid(grid, batches, phase, bar.advance)
+        part = _evaluate_grid(grid, batches, phase, bar.advance, memory_utilization=util)
     finally:
         bar.close()
     return SweepResult.concat([head, part])
 
 
-def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None) -> SweepResult:
-    """Plan and evaluate each (model, device, precision, seq_len) of ``grid`` at every batch;
-    a module-level function so a Dask worker can run a slice of the grid."""
+def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None,
+                   memory_utilization: float = 1.0) -> SweepResult:
+    """Plan and evaluate each (model, device, precision, seq_len, tp_size) of ``grid`` at
+    every batch; a module-level function so a Dask worker can run a slice of the grid."""
     from ..core.costmodel import evaluate
     from ..core.engine import pass_memory
 
@@ -306,9 +321,9 @@ def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None) -> Sw
         refused.append((what, message))
 
     plans = []
-    for m, h, p, s, what in grid:
+    for m, h, p, s, t, what in grid:
         try:
-            plans.append(_engine_plan(m, h, p, s, phase, owner))
+            plans.append(_engine_plan(m, h, p, s, phase, owner, t, memory_utilization))
         except UnsupportedPrecisionError as e:
             skip("unsupported precision", what, str(e))
         except ValidationError as e:
@@ -316,6 +331,8 @@ def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None) -> Sw
                 skip("seq_len beyond context", what, str(e))
             elif e.field == "phase":
                 skip("phase not applicable", what, str(e))
+            elif e.field == "tp_size":
+                skip("tp_size not applicable", what, str(e))
             else:
                 raise
         advance()
@@ -326,6 +343,7 @@ def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None) -> Sw
         "hardware": np.empty(n, dtype=f"U{max([len(g[1].name) for g in grid] + [1])}"),
         "precision": np.empty(n, dtype="U8"),
         "seq_len": np.empty(n, dtype=np.int64),
+        "tp_size": np.empty(n, dtype=np.int64),
         "batch_size": np.tile(batches.astype(np.int64), len(plans)),
         "latency_s": np.empty(n), "throughput": np.empty(n),
         "bottleneck": np.empty(n, dtype="U7"),
@@ -333,13 +351,14 @@ def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None) -> Sw
     }
     col = batches[:, None]
     for k, plan in enumerate(plans):
-        _, _, model, device, precision, _, seq, prepared, _ = plan
+        _, _, model, device, precision, _, seq, prepared, (tp, _, util) = plan
         lo = k * nb
         rows = slice(lo, lo + nb)
         cols["model"][rows] = model.name
         cols["hardware"][rows] = device.name
         cols["precision"][rows] = precision
         cols["seq_len"][rows] = seq or 0
+        cols["tp_size"][rows] = tp
         latency, compute = cols["latency_s"], np.empty(nb, dtype=bool)
         for c in range(0, nb, CHUNK):
             e = min(c + CHUNK, nb)
@@ -350,7 +369,7 @@ def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None) -> Sw
         bottleneck[...] = "Memory"
         bottleneck[compute] = "Compute"
         np.divide(batches, latency[rows], out=cols["throughput"][rows])
-        memory = pass_memory(prepared.table, device)
+        memory = pass_memory(prepared.table, device, 1, util)
         foot = memory.total(batches)
         cols["memory_bytes"][rows] = foot
         cols["feasible"][rows] = foot <= memory.usable
