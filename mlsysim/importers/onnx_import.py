@@ -11,7 +11,8 @@ solve's ``seq_len`` (all such names take the same value). A graph fixed at batch
 divided by ``B`` to give per-sample work. Axes shape inference cannot resolve count as 1 and
 are reported in the workload's ``notes``.
 
-Cost rules, per sample (``numel`` counts a tensor's elements, batch axis excluded):
+Cost rules, per sample (``numel`` counts a tensor's elements, batch axis excluded; the rules and
+the grouping of identical rows live in :mod:`.graph`, shared with the PyTorch importer):
 
 - ``Conv``: ``2 * Cout * Cin/groups * prod(k) * prod(out spatial)`` flop, i.e. two flop per
   weight element per output position (``2 * Cin/groups * prod(k)`` per output element);
@@ -44,33 +45,24 @@ from __future__ import annotations
 
 import math
 import os
-from collections import Counter
 
 from ..errors import SpecError, ValidationError
 from ..workloads.imported import ImportedWorkload
-from ..workloads.operators import OperatorBuilder, OperatorTable, OpKind
+from .graph import (
+    COPY_OPS,
+    ELEMENTWISE_OPS,
+    NORM_OPS,
+    POOL_OPS,
+    UNKNOWN,
+    VIEW_OPS,
+    Graph,
+    workload_key,
+)
 
 __all__ = ["from_onnx", "ELEMENTWISE_OPS", "NORM_OPS", "POOL_OPS", "COPY_OPS", "VIEW_OPS"]
 
-ELEMENTWISE_OPS = frozenset({
-    "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Neg", "Abs",
-    "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu", "Sigmoid", "HardSigmoid",
-    "HardSwish", "Tanh", "Erf", "Softplus", "Softsign", "Mish", "Clip", "Softmax",
-    "LogSoftmax", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "Not",
-    "And", "Or", "Floor", "Ceil", "Round", "Sin", "Cos", "Resize", "Upsample",
-})
-REDUCE_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
-                        "ReduceL2", "ReduceSumSquare", "ArgMax", "ArgMin"})
-NORM_OPS = frozenset({"BatchNormalization", "LayerNormalization", "InstanceNormalization",
-                      "GroupNormalization", "RMSNormalization", "LpNormalization"})
-POOL_OPS = frozenset({"MaxPool", "AveragePool", "LpPool"})
-GLOBAL_POOL_OPS = frozenset({"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"})
-COPY_OPS = frozenset({"Transpose", "Concat", "Split", "Slice", "Expand", "Pad", "Tile", "Cast",
-                      "Gather", "GatherElements", "ScatterND", "DepthToSpace", "SpaceToDepth"})
-VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout",
-                      "Shape", "Size", "Constant", "ConstantOfShape", "Range"})
 _FLOAT_TYPES = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16 (onnx.TensorProto codes)
-_UNKNOWN = "?"                   # an axis shape inference left unresolved
+_UNKNOWN = UNKNOWN               # an axis shape inference left unresolved
 
 
 def _load(path):
@@ -139,107 +131,6 @@ def _node_record(node, shapes: dict, inits: dict) -> tuple:
     return (node.op_type, node.name or node.op_type, ins, is_init, outs, extra)
 
 
-class _Graph:
-    """The imported graph as plain data; ``build(seq_len, e)`` makes the table."""
-
-    def __init__(self, name: str, nodes: list, batch: str | int, seq_names: frozenset,
-                 weight_elems: int):
-        self.name, self.nodes, self.batch, self.seq_names = name, nodes, batch, seq_names
-        self.weight_elems = weight_elems
-        self.per_sample = 1.0 / batch if isinstance(batch, int) and batch > 1 else 1.0
-
-    def _dim(self, d, seq: int | None) -> float:
-        if isinstance(d, int):
-            return float(d)
-        if d == self.batch:
-            return 1.0
-        if d in self.seq_names:
-            return float(seq or 1)
-        return 1.0  # unresolved: counted as 1 (reported in the notes)
-
-    def numel(self, shape, seq) -> float:
-        if shape is None:
-            return 0.0
-        n = 1.0
-        for d in shape:
-            n *= self._dim(d, seq)
-        return n
-
-    def cost(self, rec, seq) -> tuple[OpKind, float, float, float] | None:
-        """(kind, flops, weight elements, activation elements) per sample; None: free view."""
-        op, _, ins, is_init, outs, extra = rec
-        numel = self.numel
-        y = numel(outs[0], seq) if outs else 0.0
-        weights = sum(numel(s, seq) for s, w in zip(ins, is_init) if w)
-        act = sum(numel(s, seq) for s, w in zip(ins, is_init) if not w) + \
-            sum(numel(s, seq) for s in outs)
-        if op in VIEW_OPS:
-            return None
-        if op == "Conv":
-            # W = [Cout, Cin/groups, *k]: 2 * Cin/groups * prod(k) flop per output element.
-            w = ins[1]
-            cout = self._dim(w[0], seq) if w else 0.0
-            return OpKind.CONV, (2.0 * numel(w, seq) / cout * y if cout else 0.0), weights, act
-        if op == "ConvTranspose":
-            # W = [Cin, Cout/groups, *k]: 2 * Cout/groups * prod(k) flop per input element.
-            x, w = ins[0], ins[1]
-            cin = self._dim(w[0], seq) if w else 0.0
-            flops = 2.0 * numel(w, seq) / cin * numel(x, seq) if cin else 0.0
-            return OpKind.CONV, flops, weights, act
-        if op in ("Gemm", "MatMul"):
-            a = ins[0]
-            if a is None:
-                return OpKind.GEMM, 0.0, weights, act
-            trans_a = extra[0] if op == "Gemm" else 0
-            kdim = a[0] if (trans_a or len(a) == 1) else a[-1]
-            return OpKind.GEMM, 2.0 * y * self._dim(kdim, seq), weights, act
-        if op in NORM_OPS:
-            return OpKind.NORM, 8.0 * y, weights, act
-        if op == "Gather" and is_init and is_init[0]:
-            # An embedding: the gathered rows are read, not the whole table.
-            return OpKind.EMBEDDING, y, 0.0, 2 * y
-        if op in POOL_OPS:
-            window = math.prod(extra[0]) if extra and extra[0] else 1
-            return OpKind.ELEMENTWISE, window * y, weights, act
-        if op in GLOBAL_POOL_OPS or op in REDUCE_OPS:
-            return OpKind.ELEMENTWISE, numel(ins[0], seq) if ins else 0.0, weights, act
-        if op in ELEMENTWISE_OPS:
-            return OpKind.ELEMENTWISE, y, weights, act
-        if op in COPY_OPS:
-            return OpKind.ELEMENTWISE, 0.0, weights, act
-        return ()  # unmodeled
-
-    def build(self, seq: int | None, e: float) -> OperatorTable:
-        s = self.per_sample
-        rows: dict[tuple, list] = {}
-        for rec in self.nodes:
-            c = self.cost(rec, seq)
-            if not c:
-                continue
-            kind, flops, weights, act = c
-            key = (rec[0], int(kind), flops, weights, act)
-            if key in rows:
-                rows[key][1] += 1
-            else:
-                rows[key] = [rec[1], 1]
-        b = OperatorBuilder()
-        for (op, kind, flops, weights, act), (name, count) in rows.items():
-            b.add(f"{op} {name}", OpKind(kind), flops=flops * s, weight_bytes=weights * e,
-                  act_bytes=act * s * e, count=count)
-        if not b.rows:
-            b.add("no modelled operators", OpKind.ELEMENTWISE, flops=0.0, count=1)
-        return b.build(weight_total_bytes=self.weight_elems * e)
-
-    def unmodeled_bytes(self, seq: int | None, e: float) -> float:
-        total = 0.0
-        for rec in self.nodes:
-            if self.cost(rec, seq) == ():
-                _, _, ins, is_init, outs, _ = rec
-                total += sum(self.numel(x, seq) for x, w in zip(ins, is_init) if not w)
-                total += sum(self.numel(x, seq) for x in outs)
-        return total * self.per_sample * e
-
-
 def from_onnx(path, *, name: str | None = None, default_seq_len: int = 128) -> ImportedWorkload:
     """Import an ONNX graph as a workload ``Engine.solve`` accepts.
 
@@ -289,9 +180,8 @@ def from_onnx(path, *, name: str | None = None, default_seq_len: int = 128) -> I
     params = sum(v for n, v in floats.items() if n not in buffers)
 
     nodes = [_node_record(node, shapes, inits) for node in graph.node]
-    g = _Graph(name or graph.name or os.path.splitext(os.path.basename(where))[0], nodes,
-               batch, frozenset(seq_names), sum(floats.values()))
-    unmodeled = Counter(rec[0] for rec in nodes if g.cost(rec, None) == ())
+    g = Graph(name or graph.name or os.path.splitext(os.path.basename(where))[0], nodes,
+              batch, frozenset(seq_names), sum(floats.values()))
     known = {batch, *seq_names}
     unresolved = {d for rec in nodes for s in (*rec[2], *rec[4]) if s for d in s
                   if isinstance(d, str) and d not in known}
@@ -303,11 +193,8 @@ def from_onnx(path, *, name: str | None = None, default_seq_len: int = 128) -> I
         notes.append(f"exported at a fixed batch of {batch}: work divided by {batch} per sample")
     if len(seq_names) > 1:
         notes.append(f"symbolic axes {', '.join(sorted(seq_names))} all take seq_len")
-    key = "".join(c if c.isalnum() else "_" for c in g.name) or "onnx_graph"
-    if key[0].isdigit():
-        key = "_" + key
     return ImportedWorkload(
-        name=g.name, key=key, parameter_count=int(params), build=g.build,
-        unmodeled=tuple(sorted(unmodeled.items())), seq_axis=bool(seq_names),
+        name=g.name, key=workload_key(g.name, "onnx_graph"), parameter_count=int(params),
+        build=g.build, unmodeled=g.unmodeled(), seq_axis=bool(seq_names),
         default_seq_len=default_seq_len, unmodeled_bytes=g.unmodeled_bytes, source=where,
         notes=tuple(notes))

@@ -302,8 +302,16 @@ class ModelRegistry(Registry):
         from ..importers.onnx_import import from_onnx
         return from_onnx(path, **kwargs)
 
+    @staticmethod
+    def from_torch(module, example_inputs, **kwargs):
+        """Import a ``torch.nn.Module`` (traced by ``torch.export``, no weights read) as a
+        workload ``Engine.solve`` accepts (extra ``torch``); see
+        :func:`mlsysim.importers.torch_import.from_torch`."""
+        from ..importers.torch_import import from_torch
+        return from_torch(module, example_inputs, **kwargs)
+
     def __dir__(self):
-        return [*super().__dir__(), "from_hf_config", "from_onnx"]
+        return [*super().__dir__(), "from_hf_config", "from_onnx", "from_torch"]
 
 
 def _load_dir(sub: str, build) -> list:
