@@ -101,3 +101,34 @@ def test_layered_models_have_layers():
     for m in MODELS:
         if isinstance(m, LayeredSpec):
             assert m.all_blocks and m.macs_per_sample > 0
+
+
+def test_first_solve_validates_only_what_it_uses():
+    """Start-up: the zoo keeps entries as parsed data until asked for, and a parse cached from
+    an earlier process never imports yaml. A fresh interpreter's first solve builds the one
+    model it names, and of the ~50 devices only the one it names and the ones the shipped
+    microbenchmarks measure (the calibration reads their peaks); `in` finds names without
+    building; iterating builds them all, so every entry is still validated where listed."""
+    import subprocess
+    import sys
+    code = (
+        "import sys, mlsysim\n"
+        "from mlsysim.zoo import Hardware, Models, _Pending\n"
+        "mlsysim.Engine.solve('ResNet50', 'A100')\n"
+        "from mlsysim.core.calibration import load_microbench\n"
+        "pending = lambda r: sum(isinstance(e, _Pending) for e in r._entries.values())\n"
+        "built = {k for k, e in Hardware._entries.items() if not isinstance(e, _Pending)}\n"
+        "measured = {r['hardware'] for r in load_microbench()}\n"
+        "assert built == ({'A100'} | measured) & set(Hardware.names()), built\n"
+        "assert pending(Hardware) >= 20, pending(Hardware)\n"
+        "assert pending(Models) == len(Models._entries) - 1, pending(Models)\n"
+        "before = pending(Hardware)\n"
+        "assert 'L40S' in Hardware and 'l40-s' in Hardware and 'L4OS' not in Hardware\n"
+        "assert pending(Hardware) == before\n"
+        "print('yaml' in sys.modules, len(list(Hardware)), pending(Hardware))\n")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=60) for _ in range(2)]   # the first may fill the cache
+    for out in runs:
+        assert out.returncode == 0, out.stderr
+    yaml_loaded, listed, left = runs[1].stdout.split()
+    assert yaml_loaded == "False" and int(listed) >= 40 and left == "0"

@@ -524,7 +524,6 @@ class SingleNodeModel(ForwardModel):
     def _plan(self, model, hardware, precision, seq_len, phase, owner: str, tp=1, pp=1,
               memory_utilization=1.0) -> tuple:
         """Validate everything but the batch, lower the workload, and prepare the costs."""
-        from ..specs.system import Fleet, Node
         raw_model, raw_hardware = model, hardware
         tp = check.positive_int("tp_size", tp, owner)
         pp = check.positive_int("pp_size", pp, owner)
@@ -534,9 +533,9 @@ class SingleNodeModel(ForwardModel):
             raise ValidationError("memory_utilization", "must be above 0 (a fraction of the "
                                   "device in (0, 1]). Got 0 instead.", owner=owner)
         path = None
-        if isinstance(hardware, (Node, Fleet)) or (isinstance(hardware, str)
-                                                   and not _is_hardware_name(hardware)):
-            from .collectives import resolve_system
+        if not isinstance(hardware, HardwareSpec) and not (isinstance(hardware, str)
+                                                           and _is_hardware_name(hardware)):
+            from .collectives import resolve_system  # a node or fleet, or an error naming it
             hardware, path = resolve_system(hardware)
         model, hardware = resolve(model, hardware)
         if precision is None:

@@ -13,8 +13,6 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-import yaml
-
 from ..core.datafile import as_path, read_text
 from ..errors import DataFileError, SpecError, UnknownNameError
 from ..specs.hardware import HardwareSpec
@@ -29,43 +27,53 @@ __all__ = ["Registry", "Hardware", "Models", "ServingEngines", "Systems", "Fabri
 DATA = Path(__file__).with_name("data")
 
 
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster
+_LOADER = None
 
 
-class _Loader(_BaseLoader):
-    """The safe loader, refusing a mapping that repeats a key (YAML's "last one wins" would
-    silently drop the first value). libyaml still parses; only construction, which is Python
-    in either loader, does the check: a set per mapping, within noise of the plain loader
-    (~65 ms for the whole zoo either way)."""
+def _yaml_loader():
+    """The safe loader (libyaml when available: 10x faster), refusing a mapping that repeats a
+    key (YAML's "last one wins" would silently drop the first value). libyaml still parses;
+    only construction, which is Python in either loader, does the check: a set per mapping,
+    within noise of the plain loader (~65 ms for the whole zoo either way). Built on first
+    need: a zoo served from the parse cache never imports yaml (~20 ms of start-up)."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
 
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict = {}
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or \
-                        key_node.tag == "tag:yaml.org,2002:merge":
-                    continue              # "<<" merges may override; complex keys are rare
-                ident = (key_node.tag, key_node.value)
-                if ident in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping", node.start_mark,
-                        f"duplicate key '{key_node.value}' (first at line {seen[ident] + 1})",
-                        key_node.start_mark)
-                seen[ident] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
+    class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict = {}
+                for key_node, _ in node.value:
+                    if not isinstance(key_node, yaml.ScalarNode) or \
+                            key_node.tag == "tag:yaml.org,2002:merge":
+                        continue          # "<<" merges may override; complex keys are rare
+                    ident = (key_node.tag, key_node.value)
+                    if ident in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping", node.start_mark,
+                            f"duplicate key '{key_node.value}' (first at line "
+                            f"{seen[ident] + 1})", key_node.start_mark)
+                    seen[ident] = key_node.start_mark.line
+            return super().construct_mapping(node, deep=deep)
+
+    _LOADER = _Loader
+    return _LOADER
 
 
 # Bump when the parse of a given text changes (v2: duplicate keys refused), so a cached parse
-# made by an older loader is never returned for a text it would now reject.
-_PARSE_VERSION = "2"
+# made by an older loader is never returned for a text it would now reject. The key holds no
+# yaml version (reading it would import yaml): a safe load of plain mappings, lists and
+# scalars, pickled as builtins, is fixed by the YAML spec, not by the library release.
+_PARSE_VERSION = "3"
 
 
 def _parsed_cache(text: str) -> Path | None:
     """Where the parsed form of a data file's text is kept: YAML construction costs ~10 ms a
     file, unpickling well under 1 ms, so the zoo's first use pays it once per content."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlsysim"
-    digest = hashlib.sha1(f"{yaml.__version__}\n{_PARSE_VERSION}\n{text}".encode()
-                          ).hexdigest()[:20]
+    digest = hashlib.sha1(f"{_PARSE_VERSION}\n{text}".encode()).hexdigest()[:20]
     return base / "zoo" / f"{digest}.pickle"
 
 
@@ -77,8 +85,9 @@ def _read_yaml(path: Path) -> list[Any]:
             return pickle.load(fh)
     except (OSError, pickle.PickleError, EOFError, AttributeError):
         pass
+    import yaml
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_yaml_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark else ""
@@ -171,8 +180,26 @@ def _norm(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "").replace(".", "").replace(" ", "")
 
 
+class _Pending:
+    """A zoo entry read but not yet validated: its key, name and aliases are enough to find
+    it; the spec is built (pydantic validation, ~0.4 ms an entry) when first asked for, so a
+    first solve validates the two entries it uses, not all ~90."""
+
+    __slots__ = ("raw", "where", "build")
+
+    def __init__(self, raw: dict, where: str, build):
+        self.raw, self.where, self.build = raw, where, build
+
+    def names(self) -> tuple[str, ...]:
+        aliases = self.raw.get("aliases") or ()
+        return (self.raw["key"], *([self.raw["name"]] if isinstance(self.raw.get("name"), str)
+                                   else ()),
+                *(a for a in aliases if isinstance(a, str)))
+
+
 class Registry:
-    """A named collection of specs, possibly with groups (``Hardware.Cloud``)."""
+    """A named collection of specs, possibly with groups (``Hardware.Cloud``). A loader may
+    return :class:`_Pending` entries (built on first use) as well as specs."""
 
     def __init__(self, kind: str, loader, group_names: tuple[str, ...] = ()):
         self._kind = kind
@@ -182,19 +209,43 @@ class Registry:
         self._index: dict[str, Any] = {}
 
     def _load(self) -> dict[str, Any]:
+        """Key -> spec or :class:`_Pending` (use :meth:`_built` for specs only)."""
         if self._entries is None:
             entries: dict[str, Any] = {}
             for spec in self._loader():
-                if spec.key in entries:
-                    raise DataFileError(f"duplicate {self._kind} key '{spec.key}' in the zoo")
-                entries[spec.key] = spec
+                key = spec.raw["key"] if isinstance(spec, _Pending) else spec.key
+                if key in entries:
+                    raise DataFileError(f"duplicate {self._kind} key '{key}' in the zoo")
+                entries[key] = spec
             index = {}
             for spec in entries.values():
-                for n in (spec.key, spec.name, *spec.aliases):
+                names = spec.names() if isinstance(spec, _Pending) else \
+                    (spec.key, spec.name, *spec.aliases)
+                for n in names:
                     index.setdefault(_norm(n), spec)
             self._index = index
             self._entries = entries
         return self._entries
+
+    def _build(self, entry):
+        """The spec of an entry, validating a pending one once (every index name then points
+        at the spec)."""
+        if not isinstance(entry, _Pending):
+            return entry
+        spec = entry.build(entry.raw, entry.where)
+        self._entries[entry.raw["key"]] = spec
+        for n, e in self._index.items():
+            if e is entry:
+                self._index[n] = spec
+        return spec
+
+    def _built(self) -> dict[str, Any]:
+        """Key -> spec for every entry (validates the pending ones)."""
+        entries = self._load()
+        for entry in list(entries.values()):
+            if isinstance(entry, _Pending):
+                self._build(entry)
+        return entries
 
     def get(self, name: str):
         """Look up by key, display name or alias, ignoring case, '-', '_', '.' and spaces."""
@@ -204,11 +255,11 @@ class Registry:
             raise UnknownNameError(self._kind, repr(name), self.names())
         entries = self._load()
         if name in entries:
-            return entries[name]
+            return self._build(entries[name])
         hit = self._index.get(_norm(name))
         if hit is None:
             raise UnknownNameError(self._kind, name, self.names())
-        return hit
+        return self._build(hit)
 
     __getitem__ = get
 
@@ -225,17 +276,17 @@ class Registry:
     list = names  # the incumbent's spelling, so users' habits carry over
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._load().values())
+        return iter(self._built().values())
 
     def __len__(self) -> int:
         return len(self._load())
 
     def __contains__(self, name: str) -> bool:
-        try:
-            self.get(name)
-            return True
-        except UnknownNameError:
+        """Whether ``name`` finds an entry (without validating it)."""
+        if not isinstance(name, str):
             return False
+        entries = self._load()
+        return name in entries or _norm(name) in self._index
 
     def __dir__(self):
         return [*self._group_names, *self.names(), "get", "names", "list"]
@@ -251,7 +302,7 @@ class Group:
         self._registry, self._group = registry, group
 
     def _members(self) -> dict[str, Any]:
-        return {k: s for k, s in self._registry._load().items() if s.group == self._group}
+        return {k: s for k, s in self._registry._built().items() if s.group == self._group}
 
     def get(self, name: str):
         spec = self._registry.get(name)
@@ -315,10 +366,16 @@ class ModelRegistry(Registry):
 
 
 def _load_dir(sub: str, build) -> list:
+    """Every entry of the folder's files, pending (validated on first use) where it has a
+    string key; one without is built now, so its error is raised at once."""
     specs = []
     for path in sorted((DATA / sub).glob("*.yaml")):
         for i, raw in enumerate(_read_yaml(path)):
-            specs.append(build(raw, f"{path.name} entry {_entry_name(raw, i)}"))
+            where = f"{path.name} entry {_entry_name(raw, i)}"
+            if isinstance(raw, dict) and isinstance(raw.get("key"), str):
+                specs.append(_Pending(raw, where, build))
+            else:
+                specs.append(build(raw, where))
     return specs
 
 
