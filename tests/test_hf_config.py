@@ -9,7 +9,7 @@ import pytest
 import mlsysim
 from mlsysim import Engine
 from mlsysim.errors import DataFileError, SpecError
-from mlsysim.specs.model import TransformerSpec
+from mlsysim.specs.model import SSMSpec, TransformerSpec
 from mlsysim.zoo.hf import SUPPORTED_MODEL_TYPES, from_hf_config
 
 CONFIGS = Path(__file__).parent / "data" / "hf_configs"
@@ -23,6 +23,7 @@ ZOO = {
     "gemma2_9b": "Gemma2_9B",
     "gpt2": "GPT2",
     "deepseek_v3": "DeepSeek_V3",
+    "whisper_large_v3": "Whisper_Large_v3",
 }
 # Provenance and identity differ by construction; everything else is structure.
 NOT_STRUCTURE = {"key", "name", "aliases", "source", "as_of", "notes", "estimate",
@@ -468,6 +469,14 @@ def test_bert_encoder_matches_zoo():
     ("deepseek_v3", "q_lora_rank"), ("deepseek_v3", "n_shared_experts"),
     ("qwen1_5_moe_a2_7b", "num_experts"), ("qwen1_5_moe_a2_7b", "moe_intermediate_size"),
     ("bert_base_uncased", "vocab_size"),
+    ("whisper_large_v3", "d_model"), ("whisper_large_v3", "encoder_layers"),
+    ("whisper_large_v3", "decoder_layers"), ("whisper_large_v3", "encoder_attention_heads"),
+    ("whisper_large_v3", "decoder_ffn_dim"), ("whisper_large_v3", "max_source_positions"),
+    ("whisper_large_v3", "max_target_positions"), ("whisper_large_v3", "num_mel_bins"),
+    ("whisper_large_v3", "vocab_size"),
+    ("mamba_2_8b_hf", "hidden_size"), ("mamba_2_8b_hf", "num_hidden_layers"),
+    ("mamba_2_8b_hf", "state_size"), ("mamba_2_8b_hf", "expand"),
+    ("mamba_2_8b_hf", "conv_kernel"), ("mamba_2_8b_hf", "vocab_size"),
 ])
 def test_new_families_missing_field_names_field_and_model_type(stem, field):
     cfg = {k: v for k, v in raw(stem).items() if k != field}
@@ -487,12 +496,13 @@ def test_deepseek_unexpressible_fields_are_errors():
 def test_supported_model_types_listed_in_docstring():
     import mlsysim.zoo.hf as hf
     assert set(SUPPORTED_MODEL_TYPES) >= {"qwen3", "qwen3_moe", "phi3", "deepseek_v2",
-                                          "deepseek_v3", "qwen2_moe", "bert"}
+                                          "deepseek_v3", "qwen2_moe", "bert", "whisper",
+                                          "mamba"}
     assert all(t in hf.__doc__ for t in SUPPORTED_MODEL_TYPES)
 
 
 @pytest.mark.parametrize("stem", ["qwen3_8b", "phi3_mini_4k", "qwen1_5_moe_a2_7b",
-                                  "bert_base_uncased"])
+                                  "bert_base_uncased", "whisper_large_v3", "mamba_2_8b_hf"])
 def test_engine_solves_new_families(stem, write):
     spec = load(stem)
     p = Engine.solve(spec, "H100")
@@ -507,3 +517,169 @@ def test_bert_solves_as_the_zoo_entry():
         mlsysim.Models.BERT_Base, "H100")
     assert p.latency_s == pytest.approx(z.latency_s, rel=1e-12)
     assert p.weights_bytes == z.weights_bytes
+
+
+# ------------------------------------------------------------------ encoder-decoder and SSM
+# whisper_large_v3.json: https://huggingface.co/openai/whisper-large-v3/blob/main/config.json,
+# its fields as printed by WhisperConfig.from_pretrained("openai/whisper-large-v3") (snapshot
+# 06f233fe06e710322aca913c1bc4249a0d71fce1) in a public training script; the layout agrees with
+# the file (num_mel_bins is its line 42). transformers_version is left out: that copy shows the
+# printing environment's version, not the file's.
+# mamba_2_8b_hf.json: https://huggingface.co/state-spaces/mamba-2.8b-hf/blob/main/config.json,
+# as reproduced in a public fork of state-spaces/mamba (README, "models/mamba_2.8b_hf_config.json"),
+# with _name_or_path added as for the other fixtures.
+
+def test_whisper_large_v3_matches_zoo_exactly():
+    """openai/whisper-large-v3 (https://huggingface.co/openai/whisper-large-v3/blob/main/
+    config.json) imports to the zoo's Whisper_Large_v3 field for field.
+
+    Hand count, d = 1280, ffn = 5120, all linear layers with bias (as the zoo entry):
+    attention 4 d^2 + 4 d = 6,558,720; MLP 2 x d x ffn + ffn + d = 13,113,600; LayerNorm 2 d.
+    Encoder: 32 x (attn + MLP + 2 LN) + final LN + 1500 x d positions = 631,600,640.
+    Decoder: 32 x (2 attn + MLP + 3 LN) + final LN = 839,641,600.
+    Embeddings 51866 x d + 448 x d positions (proj_out tied) = 66,961,920.
+    Conv stem: 128 x d x 3 + d and d x d x 3 + d = 5,409,280."""
+    s, zoo = load("whisper_large_v3"), mlsysim.Models.Whisper_Large_v3
+    assert (s.name, s.key) == ("openai/whisper-large-v3", "whisper_large_v3")
+    assert (s.kind, s.architecture, s.group) == ("encoder_decoder", "Transformer", "Speech")
+    assert (s.layers, s.encoder_layers, s.encoder_tokens) == (32, 32, 1500)
+    assert (s.hidden, s.heads, s.kv_heads, s.ffn, s.ffn_gated, s.activation) == \
+        (1280, 20, None, 5120, False, "gelu")
+    assert (s.vocab, s.max_context, s.tied_embeddings) == (51866, 448, True)
+    assert (s.position, s.norm, s.bias) == ("learned", "layernorm", True)
+    conv1, _, conv2, _ = s.prefix_layers
+    assert (conv1.cin, conv1.cout, conv1.k, conv1.out, conv1.stride) == (128, 1280, [3], [3000], 1)
+    assert (conv2.cin, conv2.cout, conv2.k, conv2.out, conv2.stride) == (1280, 1280, [3], [1500], 2)
+    a, b = s.model_dump(), zoo.model_dump()
+    assert {k: (a[k], b[k]) for k in a if k not in NOT_STRUCTURE and a[k] != b[k]} == {}
+    enc = 32 * (6_558_720 + 13_113_600 + 2 * 2560) + 2560 + 1500 * 1280
+    dec = 32 * (2 * 6_558_720 + 13_113_600 + 3 * 2560) + 2560
+    emb = 51866 * 1280 + 448 * 1280
+    stem = 128 * 1280 * 3 + 1280 + 1280 * 1280 * 3 + 1280
+    assert (enc, dec, emb, stem) == (631_600_640, 839_641_600, 66_961_920, 5_409_280)
+    assert s.parameter_count == zoo.parameter_count == enc + dec + emb + stem == 1_543_613_440
+    assert s.macs_per_sample == zoo.macs_per_sample
+    # The checkpoint has 1,543,490,560: k_proj has no bias, 96 attention blocks x 1280 = 122,880
+    # fewer than `bias: true` counts (0.008 %). The zoo entry counts them too; so does the import.
+    assert s.parameter_count - 96 * 1280 == 1_543_490_560
+    assert "k_proj has no bias" in s.notes
+    # arXiv:2212.04356 Table 1: large, 1550M (rounded).
+    assert s.parameter_count == pytest.approx(1.55e9, rel=0.005)
+    assert load("whisper_large_v3", published_parameters=1.55e9).published_parameters == 1.55e9
+
+
+def test_whisper_decoder_depth_turbo_and_distil():
+    # openai/whisper-large-v3-turbo is large-v3 with 4 decoder layers (809M published);
+    # distil-whisper/distil-large-v3 keeps 2 (756M published, arXiv:2311.00430). The encoder
+    # and decoder depths are separate fields.
+    dec_layer = 2 * 6_558_720 + 13_113_600 + 3 * 2560        # 26,238,720 (see above)
+    turbo = from_hf_config({**raw("whisper_large_v3"), "decoder_layers": 4,
+                            "_name_or_path": "openai/whisper-large-v3-turbo"})
+    assert (turbo.layers, turbo.encoder_layers) == (4, 32)
+    assert turbo.parameter_count == 1_543_613_440 - 28 * dec_layer == 808_929_280
+    assert turbo.parameter_count == pytest.approx(809e6, rel=0.001)
+    distil = from_hf_config({**raw("whisper_large_v3"), "decoder_layers": 2})
+    assert distil.parameter_count == 1_543_613_440 - 30 * dec_layer == 756_451_840
+    assert distil.parameter_count == pytest.approx(756e6, rel=0.001)
+    # large-v2 layout: 80 mel bins into conv1, a 51,865-token vocabulary.
+    v2 = from_hf_config({**raw("whisper_large_v3"), "num_mel_bins": 80, "vocab_size": 51865})
+    assert v2.prefix_layers[0].cin == 80
+    assert load("whisper_large_v3").parameter_count - v2.parameter_count == \
+        48 * 1280 * 3 + 1280 == 185_600
+    # An untied proj_out adds vocab x d.
+    untied = from_hf_config({**raw("whisper_large_v3"), "tie_word_embeddings": False})
+    assert untied.parameter_count - 1_543_613_440 == 51866 * 1280
+
+
+@pytest.mark.parametrize("enc, dec, value", [
+    ("encoder_ffn_dim", "decoder_ffn_dim", 4096),
+    ("encoder_attention_heads", "decoder_attention_heads", 16),
+])
+def test_whisper_mismatched_encoder_decoder_is_refused(write, enc, dec, value):
+    # The schema has one attention shape and one MLP width for the encoder and the decoder.
+    path = write({**raw("whisper_large_v3"), dec: value}, "mismatch")
+    with pytest.raises(SpecError) as e:
+        from_hf_config(path)
+    msg = str(e.value)
+    assert f"'{enc}' (=" in msg and f"'{dec}' (={value})" in msg and str(path) in msg
+    assert "not supported for model_type 'whisper'" in msg
+
+
+def test_whisper_bad_values_name_the_config_key():
+    with pytest.raises(SpecError, match="'d_model' must be a positive integer"):
+        from_hf_config({**raw("whisper_large_v3"), "d_model": "1280"})
+    with pytest.raises(SpecError, match="'activation_function'"):
+        from_hf_config({**raw("whisper_large_v3"), "activation_function": "swiglu"})
+    with pytest.raises(SpecError, match="'encoder_layers' = 20,000 exceeds"):
+        from_hf_config({**raw("whisper_large_v3"), "encoder_layers": 20_000})
+    with pytest.raises(SpecError) as e:      # the schema's check, in the config's names
+        from_hf_config({**raw("whisper_large_v3"), "d_model": 1290})
+    msg = str(e.value)
+    assert "heads (=20) must divide hidden (=1290)" in msg
+    assert "hidden <- d_model" in msg and "heads <- decoder_attention_heads" in msg
+
+
+def test_mamba_2_8b_matches_zoo_exactly():
+    """state-spaces/mamba-2.8b-hf (https://huggingface.co/state-spaces/mamba-2.8b-hf/blob/main/
+    config.json) imports to the zoo's Mamba_2_8B field for field.
+
+    Hand count, d = 2560, d_inner = expand x d = 5120, N = 16, R = time_step_rank = 160, conv 4:
+    in_proj d x 2 d_inner = 26,214,400; conv1d 4 x d_inner + d_inner = 25,600; x_proj
+    d_inner x (R + 2N) = 983,040; dt_proj R x d_inner + d_inner = 824,320; A_log d_inner x N =
+    81,920; D 5,120; out_proj d_inner x d = 13,107,200; RMSNorm 2,560: 41,244,160 a layer.
+    64 layers + final norm 2,560 + embedding 50280 x d (lm_head tied) = 2,768,345,600."""
+    s, zoo = load("mamba_2_8b_hf"), mlsysim.Models.Mamba_2_8B
+    assert isinstance(s, SSMSpec)
+    assert (s.name, s.key) == ("state-spaces/mamba-2.8b-hf", "mamba_2_8b_hf")
+    assert (s.architecture, s.group) == ("SSM (Mamba)", "StateSpace")
+    assert (s.layers, s.d_model, s.d_state, s.expand, s.d_conv) == (64, 2560, 16, 2, 4)
+    assert (s.d_inner, s.rank, s.dt_rank) == (5120, 160, None)     # 160 = ceil(2560 / 16)
+    assert (s.vocab, s.tied_embeddings, s.extra_parameters) == (50280, True, 0)
+    a, b = s.model_dump(), zoo.model_dump()
+    assert {k: (a[k], b[k]) for k in a if k not in NOT_STRUCTURE and a[k] != b[k]} == {}
+    per_layer = (26_214_400 + 25_600 + 983_040 + 824_320 + 81_920 + 5_120 + 13_107_200
+                 + 2_560)
+    assert s.layer_params == per_layer == 41_244_160
+    assert s.parameter_count == zoo.parameter_count == \
+        64 * per_layer + 2560 + 50280 * 2560 == 2_768_345_600
+    assert s.macs_per_sample == zoo.macs_per_sample
+    # arXiv:2312.00752: 2.8B (rounded; the derived count is 1.1 % under).
+    assert s.parameter_count == pytest.approx(2.8e9, rel=0.012)
+    assert s.as_of == "transformers 4.39.0.dev0"
+
+
+def test_mamba_time_step_rank_biases_and_refusals():
+    cfg = raw("mamba_2_8b_hf")
+    base = load("mamba_2_8b_hf").parameter_count
+    assert from_hf_config({**cfg, "time_step_rank": "auto"}).dt_rank is None
+    narrow = from_hf_config({**cfg, "time_step_rank": 128})
+    assert narrow.dt_rank == 128
+    assert base - narrow.parameter_count == 64 * 32 * (5120 + 5120)     # x_proj and dt_proj
+    biased = from_hf_config({**cfg, "use_bias": True})
+    assert biased.extra_parameters == 64 * (2 * 5120 + 2560)            # in_proj, out_proj
+    assert biased.parameter_count - base == 64 * (2 * 5120 + 2560)
+    with pytest.raises(SpecError, match="'use_conv_bias' = false is not supported"):
+        from_hf_config({**cfg, "use_conv_bias": False})
+    with pytest.raises(SpecError, match=r"'intermediate_size' \(=4096\) must equal 'expand'"):
+        from_hf_config({**cfg, "intermediate_size": 4096})
+    with pytest.raises(SpecError, match="'expand' must be a positive integer"):
+        from_hf_config({**cfg, "expand": 1.5})
+    with pytest.raises(SpecError, match="'time_step_rank' must be a positive integer"):
+        from_hf_config({**cfg, "time_step_rank": "wide"})
+    # n_layer is a leftover key transformers ignores: num_hidden_layers is required.
+    with pytest.raises(SpecError, match="missing required field 'num_hidden_layers'"):
+        from_hf_config({k: v for k, v in cfg.items() if k != "num_hidden_layers"})
+
+
+@pytest.mark.parametrize("stem", ["whisper_large_v3", "mamba_2_8b_hf"])
+@pytest.mark.parametrize("phase", ["decode", "prefill"])
+def test_encoder_decoder_and_ssm_solve_as_the_zoo_entries(stem, phase):
+    # Decode is the natural (default) phase of both; prefill runs the prompt (and for Whisper
+    # the encoder's fixed 1,500 frames) too.
+    zoo = {"whisper_large_v3": "Whisper_Large_v3", "mamba_2_8b_hf": "Mamba_2_8B"}[stem]
+    p = Engine.solve(load(stem), "H100", phase=phase)
+    z = Engine.solve(mlsysim.Models.get(zoo), "H100", phase=phase)
+    assert p.latency_s > 0
+    assert p.latency_s == pytest.approx(z.latency_s, rel=1e-9)
+    assert (p.weights_bytes, p.state_bytes, p.bottleneck) == \
+        (z.weights_bytes, z.state_bytes, z.bottleneck)

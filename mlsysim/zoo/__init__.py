@@ -341,8 +341,9 @@ class ModelRegistry(Registry):
 
     @staticmethod
     def from_hf_config(config, **kwargs) -> ModelSpec:
-        """Build a transformer spec from a Hugging Face ``config.json`` path, folder or dict
-        (Llama, Mistral, Mixtral, Qwen2, Gemma, Gemma-2, GPT-2 families)."""
+        """Build a spec from a Hugging Face ``config.json`` path, folder or dict: every zoo
+        family (dense, GQA, MLA, sliding-window, MoE, encoder-only, Whisper's encoder-decoder,
+        Mamba); the list is :data:`mlsysim.zoo.hf.SUPPORTED_MODEL_TYPES`."""
         from .hf import from_hf_config
         return from_hf_config(config, **kwargs)
 

@@ -6,10 +6,11 @@
 
 The file (or an already-parsed dict) is read locally; nothing is ever fetched from the network.
 Supported ``model_type`` values: bert, deepseek_v2, deepseek_v3, gemma, gemma2, gpt2, llama,
-mistral, mixtral, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe. Anything else raises
-:class:`~mlsysim.errors.SpecError` listing them. Not supported: encoder-decoders such as T5 (no
-zoo entry to check them against), Phi-3-small (``phi3small``), BERT's relative position
-embeddings.
+mamba, mistral, mixtral, phi3, qwen2, qwen2_moe, qwen3, qwen3_moe, whisper. Anything else raises
+:class:`~mlsysim.errors.SpecError` listing them. ``whisper`` gives an encoder-decoder
+TransformerSpec and ``mamba`` an :class:`~mlsysim.specs.model.SSMSpec` (tables below). Not
+supported: other encoder-decoders such as T5 (no zoo entry to check them against), Mamba-2
+(``mamba2``), Phi-3-small (``phi3small``), BERT's relative position embeddings.
 
 How config fields map onto :class:`~mlsysim.specs.model.TransformerSpec`:
 
@@ -64,6 +65,49 @@ moe                         mixtral: num_local_experts, num_experts_per_tok, exp
                             first_k_dense_replace (``moe_layer_freq`` must be 1)
 ==========================  ===============================================================
 
+``whisper`` (WhisperConfig), built as the zoo's ``Whisper_Large_v3``:
+
+==========================  ===============================================================
+TransformerSpec             config.json
+==========================  ===============================================================
+kind                        ``encoder_decoder``; group ``Speech``
+layers, encoder_layers      decoder_layers, encoder_layers (separate depths: turbo, distil)
+hidden                      d_model
+heads                       decoder_attention_heads; must equal encoder_attention_heads
+ffn                         decoder_ffn_dim; must equal encoder_ffn_dim (the schema has one
+                            layer shape for both stacks; different values are a SpecError)
+encoder_tokens              max_source_positions (the encoder's frames and position table)
+max_context                 max_target_positions (the decoder's learned positions)
+vocab                       vocab_size
+prefix_layers               the conv stem: conv1 num_mel_bins -> d_model, kernel 3, over
+                            2 x max_source_positions frames, GELU; conv2 kernel 3 stride 2
+                            down to max_source_positions, GELU (both with bias)
+activation                  activation_function (default gelu), not gated
+tied_embeddings             tie_word_embeddings (default true: proj_out is embed_tokens)
+position, norm, bias        learned, LayerNorm, ``bias: true``. k_proj has no bias in the
+                            checkpoint: the count is (2 x decoder_layers + encoder_layers) x
+                            d_model over (large-v3: 122,880, 0.008 %), as in the zoo entry
+==========================  ===============================================================
+
+``mamba`` (MambaConfig), built as the zoo's ``Mamba_2_8B``:
+
+==========================  ===============================================================
+SSMSpec                     config.json
+==========================  ===============================================================
+layers                      num_hidden_layers (``n_layer``, which transformers ignores, is
+                            not read)
+d_model                     hidden_size
+d_state, expand, d_conv     state_size, expand (an integer), conv_kernel;
+                            intermediate_size, when present, must equal expand x hidden_size
+dt_rank                     time_step_rank (default ``"auto"``: ceil(hidden_size / 16), the
+                            schema's default, written as none)
+vocab                       vocab_size (the checkpoint's, already padded)
+tied_embeddings             tie_word_embeddings (default true)
+biases                      use_conv_bias must be true (the schema counts the conv1d bias);
+                            ``use_bias: true`` puts the in_proj and out_proj biases in
+                            extra_parameters. max_context: the schema's default (no limit)
+==========================  ===============================================================
+
 Provenance: ``source`` is ``"Hugging Face config.json: <path>"`` (``"...: dict"`` for a dict).
 A config.json carries no date, so ``as_of`` is ``"transformers <transformers_version>"`` when
 the file records the library version that wrote it, else ``"unspecified"``; pass ``as_of`` to
@@ -99,7 +143,7 @@ from typing import Any
 
 from ..core.datafile import read_text
 from ..errors import DataFileError, SpecError, ValidationError
-from ..specs.model import MAX_LAYERS, TransformerSpec
+from ..specs.model import MAX_LAYERS, ModelSpec, SSMSpec, TransformerSpec
 from . import check_published_parameters
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config"]
@@ -121,6 +165,10 @@ _FAMILIES: dict[str, dict[str, Any]] = {
     "deepseek_v2": {"tied": False, "act": "silu", "gated": True, "window": None},
     "deepseek_v3": {"tied": False, "act": "silu", "gated": True, "window": None},
     "bert":    {"tied": True, "act": "gelu", "gated": False, "window": None},
+    # Built by _whisper / _mamba (not the decoder path below): WhisperConfig and MambaConfig
+    # tie the output projection to the token embedding.
+    "whisper": {"tied": True, "act": "gelu", "gated": False, "window": None},
+    "mamba":   {"tied": True, "act": "silu", "gated": False, "window": None},
 }
 _DEEPSEEK = ("deepseek_v2", "deepseek_v3")
 # Families whose sliding window is switched on by use_sliding_window and applies from layer
@@ -309,8 +357,9 @@ def _period(seq: list) -> int:
 
 def from_hf_config(config: str | Path | dict, *, name: str | None = None,
                    key: str | None = None, published_parameters: float | None = None,
-                   as_of: str | None = None) -> TransformerSpec:
-    """Build a :class:`TransformerSpec` from a Hugging Face ``config.json``.
+                   as_of: str | None = None) -> TransformerSpec | SSMSpec:
+    """Build a :class:`TransformerSpec` (an :class:`SSMSpec` for ``mamba``) from a Hugging
+    Face ``config.json``.
 
     Parameters
     ----------
@@ -338,6 +387,12 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
                         f"{', '.join(SUPPORTED_MODEL_TYPES)}")
     fam = _FAMILIES[model_type]
     notes = [f"Imported from a Hugging Face config.json (model_type {model_type})."]
+    if model_type in _OTHER_BUILDERS:
+        cls, build, config_names = _OTHER_BUILDERS[model_type]
+        fields = build(cfg, where, notes)
+        return _build(cls, fields, notes, cfg, path, where, name=name, key=key, as_of=as_of,
+                      published_parameters=published_parameters, config_names=config_names,
+                      model_type=model_type)
 
     layers = _required(cfg, "layers", where, model_type)
     if layers > MAX_LAYERS:                   # before any per-layer list is built
@@ -561,8 +616,17 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
                      f"with no final LayerNorm; the schema's final norm stands for the "
                      f"embedding LayerNorm (same size).")
     fields["extra_parameters"] = extra
+    fields.update(architecture=architecture, group="Language")
+    return _build(TransformerSpec, fields, notes, cfg, path, where, name=name, key=key,
+                  as_of=as_of, published_parameters=published_parameters,
+                  config_names=_CONFIG_NAME, model_type=model_type)
 
-    # Identity and provenance.
+
+def _build(cls: type[ModelSpec], fields: dict[str, Any], notes: list[str], cfg: dict,
+           path: Path | None, where: str, *, name: str | None, key: str | None,
+           as_of: str | None, published_parameters: float | None,
+           config_names: dict[str, str], model_type: str) -> ModelSpec:
+    """Name, provenance and published count; build ``cls`` and translate its messages."""
     if name is None:
         n = cfg.get("_name_or_path")
         if isinstance(n, str) and n.strip():
@@ -580,7 +644,7 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
         as_of = f"transformers {version}" if isinstance(version, str) and version.strip() \
             else "unspecified"
     fields.update(
-        key=key, name=name, architecture=architecture, group="Language",
+        key=key, name=name,
         source=f"Hugging Face config.json: {path if path is not None else 'dict'}",
         as_of=as_of,
     )
@@ -588,8 +652,7 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
     derived = published_parameters is None
     try:
         if derived:
-            probe = TransformerSpec(**fields, published_parameters=1.0,
-                                    notes=" ".join(notes))
+            probe = cls(**fields, published_parameters=1.0, notes=" ".join(notes))
             published_parameters = float(probe.parameter_count)
             notes.append("published_parameters not given; set to the derived count.")
         elif isinstance(published_parameters, bool) or \
@@ -597,13 +660,143 @@ def from_hf_config(config: str | Path | dict, *, name: str | None = None,
                 not math.isfinite(published_parameters) or published_parameters <= 0:
             raise SpecError(f"published_parameters must be a positive number, got "
                             f"{published_parameters!r}")
-        spec = TransformerSpec(**fields, published_parameters=float(published_parameters),
-                               notes=" ".join(notes))
+        spec = cls(**fields, published_parameters=float(published_parameters),
+                   notes=" ".join(notes))
     except SpecError as exc:
         msg = str(exc)
-        named = [f"{f} <- {k}" for f, k in _CONFIG_NAME.items() if re.search(rf"\b{f}\b", msg)]
+        named = [f"{f} <- {k}" for f, k in config_names.items() if re.search(rf"\b{f}\b", msg)]
         hint = f"\n  (schema field <- config key: {'; '.join(named)})" if named else ""
         raise type(exc)(f"{where}: {msg}{hint}") from None
     if not derived:
         check_published_parameters(spec, where)
     return spec
+
+
+def _layer_count(cfg: dict, key: str, meaning: str, where: str, model_type: str) -> int:
+    """A required stack depth, bounded by the schema's MAX_LAYERS."""
+    n = _required_key(cfg, key, meaning, where, model_type)
+    if n > MAX_LAYERS:
+        raise SpecError(f"{where}: field '{key}' = {n:,} exceeds the schema's bound of "
+                        f"{MAX_LAYERS:,} layers (the deepest published stacks have ~200)")
+    return n
+
+
+def _whisper(cfg: dict, where: str, notes: list[str]) -> dict[str, Any]:
+    """WhisperConfig -> an encoder_decoder TransformerSpec, built as the zoo's Whisper entry.
+
+    WhisperModel (transformers ``modeling_whisper``): the encoder is conv1 (num_mel_bins ->
+    d_model, kernel 3) + GELU, conv2 (kernel 3, stride 2) + GELU over 2 x max_source_positions
+    mel frames, a max_source_positions x d_model position table, encoder_layers pre-LN layers and
+    a final LayerNorm; the decoder has token and learned position embeddings
+    (max_target_positions), decoder_layers layers with self- and cross-attention, a final
+    LayerNorm, and proj_out tied to the token embedding."""
+    mt = "whisper"
+    req = {k: _required_key(cfg, k, meaning, where, mt) for k, meaning in (
+        ("d_model", "model width"),
+        ("encoder_attention_heads", "encoder attention heads"),
+        ("decoder_attention_heads", "decoder attention heads"),
+        ("encoder_ffn_dim", "encoder MLP width"),
+        ("decoder_ffn_dim", "decoder MLP width"),
+        ("vocab_size", "vocabulary size"),
+        ("max_source_positions", "encoder length in frames after the conv stem"),
+        ("max_target_positions", "decoder context length"),
+        ("num_mel_bins", "mel channels into the conv stem"))}
+    decoder_layers = _layer_count(cfg, "decoder_layers", "decoder layers", where, mt)
+    encoder_layers = _layer_count(cfg, "encoder_layers", "encoder layers", where, mt)
+    # The schema has one attention shape and one MLP width for both stacks.
+    for enc, dec in (("encoder_attention_heads", "decoder_attention_heads"),
+                     ("encoder_ffn_dim", "decoder_ffn_dim")):
+        if req[enc] != req[dec]:
+            raise SpecError(f"{where}: fields '{enc}' (={req[enc]}) and '{dec}' (={req[dec]}) "
+                            f"differ; not supported for model_type 'whisper' (the schema's "
+                            f"encoder and decoder layers share one shape)")
+    act = cfg.get("activation_function", "gelu")                  # WhisperConfig's default
+    if not isinstance(act, str) or act not in _ACTIVATIONS:
+        raise SpecError(f"{where}: field 'activation_function' = {act!r} is not a supported "
+                        f"activation; supported: {', '.join(sorted(_ACTIVATIONS))}")
+    d, frames = req["d_model"], req["max_source_positions"]
+    mels = req["num_mel_bins"]
+    # Conv stem: conv1 keeps the 2 x max_source_positions frames (padding 1), conv2's stride 2
+    # halves them to max_source_positions (WhisperEncoder checks the input has that length).
+    prefix = [
+        {"op": "conv", "name": "encoder.conv1", "cin": mels, "cout": d, "k": [3],
+         "out": [2 * frames], "bias": True},
+        {"op": "act", "name": "encoder.conv1.gelu", "c": d, "out": [2 * frames]},
+        {"op": "conv", "name": "encoder.conv2", "cin": d, "cout": d, "k": [3], "stride": 2,
+         "out": [frames], "bias": True},
+        {"op": "act", "name": "encoder.conv2.gelu", "c": d, "out": [frames]},
+    ]
+    attn_blocks = 2 * decoder_layers + encoder_layers
+    notes.append(
+        f"Encoder: conv stem ({mels} mel bins x {2 * frames:,} frames -> {frames:,}), a "
+        f"{frames:,} x {d:,} position table (encoder_tokens), {encoder_layers} layers. Decoder: "
+        f"{decoder_layers} layers with self- and cross-attention, learned positions "
+        f"({req['max_target_positions']}). WhisperAttention's k_proj has no bias; the schema's "
+        f"`bias: true` counts one, {attn_blocks} attention blocks x {d:,} = "
+        f"{attn_blocks * d:,} weights more than the checkpoint (as the zoo entry does).")
+    return {
+        "kind": "encoder_decoder", "layers": decoder_layers, "encoder_layers": encoder_layers,
+        "encoder_tokens": frames, "hidden": d, "heads": req["decoder_attention_heads"],
+        "ffn": req["decoder_ffn_dim"], "ffn_gated": False, "activation": _ACTIVATIONS[act],
+        "vocab": req["vocab_size"], "max_context": req["max_target_positions"],
+        "tied_embeddings": _bool(cfg, "tie_word_embeddings", True, where),
+        "position": "learned", "norm": "layernorm", "bias": True, "prefix_layers": prefix,
+        "extra_parameters": 0, "architecture": "Transformer", "group": "Speech",
+    }
+
+
+def _mamba(cfg: dict, where: str, notes: list[str]) -> dict[str, Any]:
+    """MambaConfig -> SSMSpec, built as the zoo's Mamba entry.
+
+    MambaMixer (transformers ``modeling_mamba``) per layer: in_proj (hidden -> 2 x
+    intermediate, bias iff use_bias), conv1d (depthwise, conv_kernel, bias iff use_conv_bias),
+    x_proj (intermediate -> time_step_rank + 2 x state_size), dt_proj (with bias), A_log
+    (intermediate x state_size), D, out_proj (bias iff use_bias); one RMSNorm per layer, a final
+    one, and lm_head tied to the embedding (vocab_size is already the padded row count)."""
+    mt = "mamba"
+    layers = _layer_count(cfg, "num_hidden_layers", "number of layers", where, mt)
+    req = {k: _required_key(cfg, k, meaning, where, mt) for k, meaning in (
+        ("hidden_size", "model width"), ("state_size", "SSM state per channel"),
+        ("expand", "inner width / model width"), ("conv_kernel", "causal conv1d width"),
+        ("vocab_size", "vocabulary size"))}
+    d, expand = req["hidden_size"], req["expand"]
+    inner = cfg.get("intermediate_size")
+    if inner is not None and _pos_int(inner, "intermediate_size", where) != expand * d:
+        raise SpecError(f"{where}: field 'intermediate_size' (={inner}) must equal 'expand' x "
+                        f"'hidden_size' (={expand} x {d} = {expand * d}) for model_type 'mamba' "
+                        f"(the schema's inner width)")
+    rank = cfg.get("time_step_rank", "auto")                      # MambaConfig's default
+    auto = math.ceil(d / 16)
+    if rank != "auto":
+        rank = _pos_int(rank, "time_step_rank", where)
+    if not _bool(cfg, "use_conv_bias", True, where):
+        raise SpecError(f"{where}: field 'use_conv_bias' = false is not supported for "
+                        f"model_type 'mamba' (the schema counts the conv1d bias)")
+    extra = 0
+    if _bool(cfg, "use_bias", False, where):
+        extra = layers * (2 * expand * d + d)
+        notes.append(f"extra_parameters includes the in_proj and out_proj biases ({layers} x "
+                     f"(2 x {expand * d:,} + {d:,})).")
+    notes.append("No context limit in the config; max_context is the schema default.")
+    return {
+        "layers": layers, "d_model": d, "d_state": req["state_size"], "expand": expand,
+        "d_conv": req["conv_kernel"],
+        # "auto" (and its value written out) is the schema's default, ceil(hidden / 16).
+        "dt_rank": None if rank in ("auto", auto) else rank,
+        "vocab": req["vocab_size"],
+        "tied_embeddings": _bool(cfg, "tie_word_embeddings", True, where),
+        "extra_parameters": extra, "architecture": "SSM (Mamba)", "group": "StateSpace",
+    }
+
+
+# model_type -> (spec class, builder, schema field -> config key for the schema's messages).
+_OTHER_BUILDERS = {
+    "whisper": (TransformerSpec, _whisper, {
+        "layers": "decoder_layers", "encoder_layers": "encoder_layers", "hidden": "d_model",
+        "heads": "decoder_attention_heads", "ffn": "decoder_ffn_dim", "vocab": "vocab_size",
+        "max_context": "max_target_positions", "encoder_tokens": "max_source_positions"}),
+    "mamba": (SSMSpec, _mamba, {
+        "layers": "num_hidden_layers", "d_model": "hidden_size", "d_state": "state_size",
+        "expand": "expand", "d_conv": "conv_kernel", "dt_rank": "time_step_rank",
+        "vocab": "vocab_size"}),
+}
