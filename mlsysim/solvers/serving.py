@@ -258,7 +258,9 @@ class ServingResult(Result):
     @property
     def assumptions(self) -> tuple[str, ...]:
         return ("one batch served alone: no queueing, no preemption",
-                "ITL = decode step at the mean context, prompt + (output_len - 1) / 2",
+                "ITL = a pure decode step at the mean context, prompt + (output_len - 1) / 2: "
+                "other requests' prefills interleaved with it under load are not in it "
+                "(ContinuousBatchingModel, or `serve --qps`, gives the loaded ITL)",
                 f"paged KV cache reserved at full length (pages of {self.page_size} tokens)",
                 f"usable memory {self.usable_bytes / 1e9:.4g} GB per device",
                 "tensor parallelism: two all-reduces of the activations per layer")
