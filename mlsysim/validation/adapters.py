@@ -902,9 +902,13 @@ ENERGY_SETUPS = Path(__file__).parent / "reference" / "energy_setups.yaml"
 # The metrics predict_energy serves (units in the reference schema's METRIC_UNITS).
 ENERGY_METRICS = ("energy_mwh", "co2e_t", "gpu_hours")
 # What a source's energy figure counts: the facility (accelerators + hosts, x PUE), the
-# accelerators alone x PUE (Meta's GPU-hours x TDP x PUE), or the accelerators alone (no PUE:
-# Luccioni et al.'s "dynamic" consumption).
-ENERGY_SCOPES = ("facility", "accelerators_pue", "accelerators")
+# accelerators alone x PUE, or the accelerators alone (no PUE); the ``_tdp`` scopes are the
+# sources that did not measure but multiplied GPU-hours by the TDP (Meta's model cards, x PUE;
+# Luccioni et al.'s BLOOM "dynamic" consumption, without): the prediction is then put in that
+# same convention, predicted GPU-hours x TDP (x PUE), so the row checks the predicted time,
+# and the activity-based energy is given in the notes.
+ENERGY_SCOPES = ("facility", "accelerators_pue", "accelerators", "accelerators_tdp_pue",
+                 "accelerators_tdp")
 
 
 class EnergySetup(TrainingSetup):
@@ -923,7 +927,8 @@ class EnergySetup(TrainingSetup):
     pue: float = Field(ge=1.0, allow_inf_nan=False)
     grid: str
     carbon_intensity_g_kwh: float = Field(ge=0.0, allow_inf_nan=False)
-    energy_scope: Literal["facility", "accelerators_pue", "accelerators"]
+    energy_scope: Literal["facility", "accelerators_pue", "accelerators",
+                          "accelerators_tdp_pue", "accelerators_tdp"]
 
     def datacenter(self):
         """The run's site as a Datacenter with its PUE on a grid of the stated intensity."""
@@ -1025,6 +1030,7 @@ class EnergyRun:
     seconds: float
     devices: int
     accelerator_w: float
+    tdp_w: float | None
     accelerator_kwh: float
     pue: float
     carbon_intensity_g_kwh: float
@@ -1037,6 +1043,12 @@ class EnergyRun:
             return self.accelerator_kwh
         if scope == "accelerators_pue":
             return self.accelerator_kwh * self.pue
+        if scope in ("accelerators_tdp", "accelerators_tdp_pue"):
+            if self.tdp_w is None:
+                raise Skip("solver-refused", "the source's energy is GPU-hours x TDP, and the "
+                           "zoo's accelerator publishes no TDP")
+            kwh = self.devices * self.tdp_w * self.seconds / 3.6e6
+            return kwh * (self.pue if scope == "accelerators_tdp_pue" else 1.0)
         if self.facility_kwh is None:
             raise Skip("solver-refused", f"facility energy needs the hosts' power: "
                        f"{self.facility_reason}")
@@ -1077,8 +1089,10 @@ def energy_run(setup: EnergySetup) -> EnergyRun:
         facility = SustainabilityModel().solve(fleet, run=r, datacenter=dc).total_energy_kwh
     except ValidationError as exc:
         why = str(exc)
+    tdp = fleet.accelerator.tdp
     return EnergyRun(result=r, seconds=seconds, devices=r.devices,
                      accelerator_w=chip.fp.accelerator_w,
+                     tdp_w=None if tdp is None else float(tdp.to("W").magnitude),
                      accelerator_kwh=chip.it_energy_kwh * r.devices, pue=chip.pue,
                      carbon_intensity_g_kwh=chip.fp.grid_g_kwh, facility_kwh=facility,
                      facility_reason=why)
@@ -1094,8 +1108,10 @@ def predict_energy(row: ReferenceRow, notes: list[str]) -> Prediction:
       ``energy_scope``): ``accelerators`` = devices x P x T, ``accelerators_pue`` = that x PUE,
       ``facility`` = SustainabilityModel's total energy (hosts included, x PUE), with P the
       predicted accelerator power (from the step's activity, never TDP) and T the predicted
-      time to train. Where the source multiplied TDP by its GPU-hours, the error is (P / TDP) x
-      (predicted / reported GPU-hours) - 1; the row's notes say so.
+      time to train. A source that multiplied its GPU-hours by the TDP (``accelerators_tdp``,
+      ``accelerators_tdp_pue``) is compared in its own convention, devices x TDP x T (x PUE):
+      its figure is an estimate of that form, not a measurement, so the row checks T; the
+      activity-based energy devices x P x T (x PUE) is in the notes.
     - ``co2e_t`` = that energy x the grid intensity the source used.
 
     A run listed under ``not_predicted`` is skipped with its code and reason; a row whose
@@ -1143,10 +1159,20 @@ def predict_energy(row: ReferenceRow, notes: list[str]) -> Prediction:
     else:
         notes.append("facility energy not computed: the node publishes no host power")
     scope = setup.energy_scope
+    tdp = f"{run.tdp_w:.0f} W TDP" if run.tdp_w is not None else "TDP"
     what = {"accelerators": f"{run.devices} x {run.accelerator_w:.0f} W x T",
             "accelerators_pue": f"{run.devices} x {run.accelerator_w:.0f} W x T x PUE "
                                 f"{run.pue:g}",
+            "accelerators_tdp": f"{run.devices} x {tdp} x T (the source's convention)",
+            "accelerators_tdp_pue": f"{run.devices} x {tdp} x T x PUE {run.pue:g} (the "
+                                    "source's convention)",
             "facility": f"SustainabilityModel total (hosts, x PUE {run.pue:g})"}[scope]
+    if scope.startswith("accelerators_tdp") and row.metric != "gpu_hours":
+        physical = run.energy_kwh(scope.replace("_tdp", "")) / 1e3
+        notes.append(f"the source's figure is GPU-hours x TDP; at the predicted "
+                     f"{run.accelerator_w:.0f} W per accelerator (the step's activity) the "
+                     f"same run draws {physical:,.4g} MWh"
+                     + (" (x PUE)" if scope.endswith("_pue") else ""))
     if row.metric == "gpu_hours":
         value, method = float(r.gpu_hours.magnitude), f"{call}.gpu_hours"
     elif row.metric == "energy_mwh":
