@@ -107,6 +107,52 @@ def test_placement_ranks_by_carbon_and_cost():
     assert "Quebec" in info.value.suggestions
 
 
+# Time-shifting: a grid dirty for hours 0-11 (x1.5) and clean for 12-23 (x0.5), mean 1; and
+# one dirty January-June (x1.2) and clean July-December (x0.8).
+DAILY = GridSpec(name="Daily swing", carbon_intensity="400 gCO2e/kWh",
+                 electricity_price="0.10 USD/kWh", hourly_profile=[1.5] * 12 + [0.5] * 12)
+SEASONAL = GridSpec(name="Seasonal swing", carbon_intensity="400 gCO2e/kWh",
+                    electricity_price="0.10 USD/kWh", monthly_profile=[1.2] * 6 + [0.8] * 6)
+
+
+@pytest.mark.parametrize("grid, hours, share, start", [
+    (DAILY, 12, 0.5, "Jan 01 12:00"),        # the whole clean half-day
+    (DAILY, 6, 0.5, "Jan 01 12:00"),         # the first clean start (ties keep the earliest)
+    (DAILY, 24, 1.0, "Jan 01 00:00"),        # a whole day averages out
+    (DAILY, 30, 27 / 30, "Jan 01 12:00"),    # 12 x 0.5 + 12 x 1.5 + 6 x 0.5 = 27
+    (DAILY, 12.5, 6.75 / 12.5, "Jan 01 12:00"),  # 12 x 0.5 + 0.5 h of the next, x 1.5
+    (SEASONAL, 31 * 24, 0.8, "Jul 01 00:00"),
+    (SEASONAL, 365 * 24, (181 * 1.2 + 184 * 0.8) / 365, "Jan 01 00:00"),  # days per half
+])
+def test_time_shift_starts_at_the_cleanest_hour(grid, hours, share, start):
+    """carbon = flat carbon x (mean factor over the job from its best start hour)."""
+    kw = dict(duration_days=hours / 24, mfu=0.4, regions=[grid, GRID], objective="carbon")
+    flat = PlacementOptimizer().solve("DGX_H100", **kw)
+    shifted = PlacementOptimizer().solve("DGX_H100", time_shift=True, **kw)
+    c = {x["region"]: x for x in shifted.candidates}
+    f = {x["region"]: x for x in flat.candidates}
+    assert c[grid.name]["carbon_kg"] == pytest.approx(f[grid.name]["carbon_kg"] * share,
+                                                      rel=1e-9)
+    assert c[grid.name]["start"] == start and f[grid.name]["start"] is None
+    assert c[grid.name]["carbon_kg_flat"] == pytest.approx(f[grid.name]["carbon_kg"])
+    # No profile: the annual average either way.
+    assert c["Test grid"]["carbon_kg"] == f["Test grid"]["carbon_kg"]
+    assert c["Test grid"]["start"] is None
+
+
+def test_time_shift_moves_cost_through_the_carbon_tax_and_is_checked():
+    """$50/t on a 12-hour job: cost = energy x $0.10 + 50 x tCO2e at the shifted carbon."""
+    r = PlacementOptimizer().solve("DGX_H100", duration_days=0.5, mfu=0.4, regions=[DAILY],
+                                   carbon_tax_per_ton=50, time_shift=True)
+    c = r.best
+    assert c["cost_usd"] == pytest.approx(c["energy_kwh"] * 0.10 + 50 * c["carbon_kg"] / 1e3,
+                                          rel=1e-12)
+    assert "from Jan 01 12:00" in r.explain() and r.time_shift
+    with pytest.raises(ValidationError) as info:
+        PlacementOptimizer().solve("DGX_H100", duration_days=1, mfu=0.4, time_shift="yes")
+    assert info.value.field == "time_shift"
+
+
 @pytest.mark.parametrize("kw, field", [
     ({"duration_days": -1}, "duration_days"), ({"duration_days": math.nan}, "duration_days"),
     ({"mfu": 1.5}, "mfu"), ({"utilization": -0.1}, "utilization"), ({"mfu": None}, "mfu"),

@@ -156,6 +156,20 @@ class GridSpec(_SystemSpec):
             factor *= self.hourly_profile[hour]
         return (self.carbon_intensity * factor).to("gCO2e/kWh")
 
+    @property
+    def varies(self) -> bool:
+        """Whether a published profile makes the intensity depend on when a job runs."""
+        return self.monthly_profile is not None or self.hourly_profile is not None
+
+    def year_factors(self):
+        """The intensity factor of each of the 8,760 hours of a (non-leap) year: the month's
+        factor times the hour's (1 where no profile is published), from 1 January 00:00."""
+        import numpy as np
+        days = np.repeat(np.arange(12), [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+        month = np.ones(12) if self.monthly_profile is None else np.array(self.monthly_profile)
+        hour = np.ones(24) if self.hourly_profile is None else np.array(self.hourly_profile)
+        return (month[days][:, None] * hour[None, :]).reshape(-1)
+
     def emissions(self, energy):
         """Operational emissions of ``energy`` drawn from this grid, in kgCO2e.
 
