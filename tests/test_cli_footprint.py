@@ -94,3 +94,24 @@ def test_infeasible_exits_3():
     out = run("carbon", "DGX_H100", "--train", "GPT3_175B", "--batch-size", "8", "--seq-len",
               "2048", "--days", "3", *BASE, "--grid", "Quebec", "--json")
     assert out.returncode == 3 and json.loads(out.stdout)["feasible"] is False
+
+
+def test_place_ranks_regions_like_the_optimizer():
+    """`mlsysim place`: the JSON is PlacementOptimizer's; the text is its ranking, unpriced
+    grids listed with the reason; an unknown region exits 2 suggesting the name."""
+    args = ("place", "DGX_H100", "--days", "30", "--mfu", "0.4", "--regions",
+            "US_Avg,CAISO,PJM", "--carbon-tax", "100")
+    out = run(*args, "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    r = mlsysim.PlacementOptimizer().solve("DGX_H100", duration_days=30, mfu=0.4,
+                                           regions=["US_Avg", "CAISO", "PJM"],
+                                           carbon_tax_per_ton=100)
+    assert d["best_region"] == r.best_region
+    assert [c["carbon_kg"] for c in d["top_candidates"]] == pytest.approx(
+        [c["carbon_kg"] for c in r.candidates], rel=1e-12)
+    text = run(*args[:-3], "US_Avg,Quebec", "--objective", "cost")
+    assert text.returncode == 0 and "regions by cost" in text.stdout
+    assert "Quebec (no published electricity price)" in text.stdout
+    bad = run("place", "DGX_H100", "--days", "30", "--mfu", "0.4", "--regions", "Quebek")
+    assert bad.returncode == 2 and "Quebec" in bad.stderr

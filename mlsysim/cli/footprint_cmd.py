@@ -1,5 +1,6 @@
-"""``mlsysim carbon`` (energy, carbon and water of a job) and ``mlsysim cost`` (owning vs
-renting it), thin commands over SustainabilityModel and EconomicsModel. ``--train MODEL``
+"""``mlsysim carbon`` (energy, carbon and water of a job), ``mlsysim cost`` (owning vs
+renting it) and ``mlsysim place`` (which region, and when), thin commands over
+SustainabilityModel, EconomicsModel and PlacementOptimizer. ``--train MODEL``
 chains a DistributedModel run on the same system: its predicted activity sets the power and,
 with ``--tokens``, its predicted time to train sets the duration. Registered on the Typer app
 by ``register(app)``."""
@@ -144,6 +145,67 @@ def cost_cmd(
     _emit(result, run, as_json, explain)
 
 
+def place_cmd(
+    system: str = typer.Argument(..., help="Chip, node or cluster, e.g. DGX_H100"),
+    days: Optional[float] = typer.Option(None, "--days", help="Job length (default: the "
+                                         "--train run's time to train for --tokens)."),
+    mfu: Optional[float] = typer.Option(None, "--mfu", help="Compute activity, 0-1 (or "
+                                        "--train)."),
+    regions: Optional[str] = typer.Option(None, "--regions", help="Comma list of zoo grids "
+                                          "(default: every grid), e.g. US_Avg,CAISO,Quebec."),
+    objective: str = typer.Option("weighted", "--objective", help="cost | carbon | weighted "
+                                  "(cost with --carbon-tax)."),
+    carbon_tax: float = typer.Option(0.0, "--carbon-tax", help="USD per tCO2e."),
+    time_shift: bool = typer.Option(False, "--time-shift", help="Start the job at each "
+                                    "grid's cleanest hour of the year (published profiles)."),
+    datacenter: str = typer.Option("Hyperscale", "--datacenter", help="Zoo datacenter (PUE, "
+                                   "WUE), the same in every region."),
+    nodes: Optional[int] = typer.Option(None, "--nodes", help="Repeat the node N times."),
+    train: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
+                                             help="--train: global batch, sequences."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="--train: tokens per "
+                                          "sequence."),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="--train: token budget."),
+    precision: Optional[str] = typer.Option(None, "--precision", "-p"),
+    tp: int = typer.Option(1, "--tp"), pp: int = typer.Option(1, "--pp"),
+    zero: int = typer.Option(0, "--zero", help="--train: ZeRO stage 0-3."),
+    explain: bool = typer.Option(False, "--explain"),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+):
+    """Where (and, with --time-shift, when) to run a job: regions ranked by cost, carbon or
+    cost with a carbon price."""
+    from ..optimize.placement import PlacementOptimizer
+    from .app import run_guarded
+    from .train_cmd import _system
+
+    def go():
+        fleet = _system(system, nodes)
+        run = _train_run(train, fleet, batch_size, seq_len, precision, tokens, tp, pp, zero,
+                         "mlsysim place")
+        names = None if regions is None else [r.strip() for r in regions.split(",")]
+        return run, PlacementOptimizer().solve(
+            fleet, duration_days=days, regions=names, carbon_tax_per_ton=carbon_tax,
+            datacenter=datacenter, mfu=mfu, run=run, objective=objective.strip().lower(),
+            time_shift=time_shift)
+
+    run, result = run_guarded(as_json, go)
+    if as_json:
+        _emit(result, run, as_json, explain)
+        return
+    from . import EXIT_INFEASIBLE
+    from .app import print_result
+    if run is not None:
+        print_result(run, False)
+    typer.echo(result.explain())     # the ranking is the answer (--json has every field)
+    if explain:
+        typer.echo("assumptions: " + "; ".join(result.assumptions))
+    if not result.feasible:
+        typer.echo(f"infeasible: {result.reason}", err=True)
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
 def register(app: typer.Typer) -> None:
     app.command("carbon")(carbon_cmd)
     app.command("cost")(cost_cmd)
+    app.command("place")(place_cmd)

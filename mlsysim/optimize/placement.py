@@ -114,7 +114,7 @@ class PlacementResult(Result):
             lines.append(f"  {c['region']:<28} {cost:>12}  {c['carbon_kg']:>12,.0f} kgCO2e  "
                          f"({c['intensity_g_kwh']:.0f} g/kWh){when}")
         if self.skipped:
-            lines.append(f"  skipped: {', '.join(self.skipped)}")
+            lines.append("  skipped: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items()))
         return "\n".join(lines)
 
 
