@@ -351,6 +351,12 @@ class DistributedModel(ForwardModel):
                "'tp-cp-dp-pp' or 'tp-cp-pp-dp' (data parallelism outermost, as Llama 3)"),
         Option("attention_kernel", "flash", "'flash' (FlashAttention-2) or 'materialized' "
                "(scores in memory, pre-2022 kernels)"),
+        Option("first_stage_layers", None, "layers on the first pipeline stage (default: an "
+               "even share; Megatron's decoder_first_pipeline_num_layers)"),
+        Option("last_stage_layers", None, "layers on the last pipeline stage (default: an "
+               "even share)"),
+        Option("dropout", True, "attention and hidden dropout on: their masks are stored "
+               "for the backward pass (Llama-style models train without)"),
         Option("config", None, "a DistributedConfig with all of the above but model and fleet"),
     )
 
@@ -373,6 +379,8 @@ class DistributedModel(ForwardModel):
               optimizer: str = "adam", schedule: str = "1f1b", capacity_factor: float = 1.0,
               memory_utilization: float = 0.95, token_budget: float | None = None,
               rank_order: str = "tp-cp-dp-pp", attention_kernel: str = "flash",
+              first_stage_layers: int | None = None, last_stage_layers: int | None = None,
+              dropout: bool = True,
               config: DistributedConfig | None = None) -> DistributedResult:
         """One optimizer step of ``model`` on ``fleet`` (see the module docstring).
 
@@ -395,7 +403,9 @@ class DistributedModel(ForwardModel):
                 activation_recomputation=activation_recomputation, overlap_comm=overlap_comm,
                 optimizer=optimizer, schedule=schedule, capacity_factor=capacity_factor,
                 memory_utilization=memory_utilization, token_budget=token_budget,
-                rank_order=rank_order, attention_kernel=attention_kernel)
+                rank_order=rank_order, attention_kernel=attention_kernel,
+                first_stage_layers=first_stage_layers, last_stage_layers=last_stage_layers,
+                dropout=dropout)
         elif not isinstance(config, DistributedConfig):
             raise ValidationError("config", "must be a DistributedConfig. Got "
                                   f"{type(config).__name__} instead.", owner=OWNER)
@@ -557,9 +567,34 @@ def _part_times(prepared, mbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return np.asarray(c), np.asarray(b), np.asarray(o)
 
 
-def stage_layers_of(layers: int, pp, stage):
-    """Vectorized ``stage_layers``: layers on ``stage`` of ``pp`` (remainder on the first)."""
-    return layers // pp + (stage < layers % pp)
+def stage_layers_of(layers: int, pp, stage, layout=None):
+    """Vectorized ``stage_layers``: layers on ``stage`` of ``pp`` (remainder on the first).
+    ``layout`` = (first, last): the first and/or last stage's layers as set (None: an even
+    share), the other stages splitting the rest evenly (remainder on the earliest)."""
+    if layout is None or layout == (None, None):
+        return layers // pp + (stage < layers % pp)
+    first, last = layout
+    fixed = (first is not None) + (last is not None)
+    rest = layers - (first or 0) - (last or 0)
+    n = np.maximum(pp - fixed, 1)
+    j = stage - (first is not None)                  # index among the evenly split stages
+    even = rest // n + (j < rest % n)
+    out = np.where((stage == 0) & (first is not None), first or 0, even)
+    return np.where((stage == pp - 1) & (last is not None), last or 0, out)
+
+
+def check_layout(layers: int, pp: int, first, last, owner: str) -> None:
+    """The first/last stage layer counts leave at least one layer for every other stage."""
+    fixed = (first is not None) + (last is not None)
+    rest = layers - (first or 0) - (last or 0)
+    others = pp - fixed
+    field = "first_stage_layers" if first is not None else "last_stage_layers"
+    if rest < others or (others == 0 and rest != 0):
+        raise ValidationError(field, f"leaves {rest} of the {layers} layers for {others} "
+                              f"other stage{'s' if others != 1 else ''} of pp_size={pp}"
+                              + (": the first and last stages must hold them all"
+                                 if others == 0 else ": each needs at least one") + ".",
+                              owner=owner)
 
 
 def stage_kinds(pp):
@@ -580,14 +615,15 @@ class StageKind:
     last: Any
 
 
-def stage_kind_table(layers: int, pp) -> list[StageKind]:
+def stage_kind_table(layers: int, pp, layout=None) -> list[StageKind]:
     """The three stage kinds for every config of ``pp``, computed once per distinct depth
-    (a search has a handful) and spread back over the configs."""
+    (a search has a handful) and spread back over the configs. ``layout``: see
+    :func:`stage_layers_of`."""
     pp = np.asarray(pp)
     depths, inv = np.unique(pp, return_inverse=True)
     out = []
     for stage_d in stage_kinds(depths):
-        layers_d = stage_layers_of(layers, depths, stage_d)
+        layers_d = stage_layers_of(layers, depths, stage_d, layout)
         out.append(StageKind(stage=stage_d[inv], layers=layers_d[inv],
                              share=(layers_d / layers)[inv], first=(stage_d == 0)[inv],
                              last=(stage_d == depths - 1)[inv]))
@@ -634,17 +670,21 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
 
 def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, seq: int,
                      e: float, sp: bool, recompute: str, schedule: str,
-                     capacity_factor: float, flash: bool = True, layers=None):
+                     capacity_factor: float, flash: bool = True, layers=None,
+                     dropout: bool = True):
     """Activation bytes held by one device of ``stage`` (module docstring); broadcasts.
-    ``layers``: the stage's layers when the caller has them (else derived)."""
+    ``layers``: the stage's layers when the caller has them (else derived). Without
+    ``dropout`` the attention and MLP dropout masks (one byte per element of the hidden
+    state each, ``h`` bytes per token) are not stored."""
     h = model.hidden
     s_b = seq / cp * mbs * e / 2          # tokens, in units of 16-bit elements
     kv_dim = model.n_kv_heads * model.d_head
     mats = 2 if model.ffn_gated else 1
-    attn = 7 * h + 4 * kv_dim
+    mask = h if dropout else 0            # one dropout mask each in attention and the MLP
+    attn = 6 * h + mask + 4 * kv_dim
 
     def mlp(width: float) -> float:
-        return 3 * h + 2 * (mats + 1) * width
+        return 2 * h + mask + 2 * (mats + 1) * width
 
     if layers is None:
         layers = stage_layers_of(model.layers, pp, stage)
@@ -660,7 +700,10 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
     if recompute == "full":
         kept = 2 * h * layers / np.where(sp, tp, 1)
     else:
-        kept = np.where(sp, total / tp, 10 * h * layers + (total - 10 * h * layers) / tp)
+        # Replicated without sequence parallelism: the norms' inputs (4h), the attention and
+        # MLP inputs (4h) and the dropout masks (2h).
+        rep_ = (8 * h + 2 * mask) * layers
+        kept = np.where(sp, total / tp, rep_ + (total - rep_) / tp)
         if not flash and recompute == "none":
             # Materialized scores: softmax output, dropout mask and output, 5 a s bytes per
             # token per layer (Korthikanti et al. 2022, Table 2); selective recomputation
@@ -747,6 +790,8 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
     if pp * v > depth:
         raise ValidationError("pp_size", f"times v_stages (={pp * v}) must not exceed "
                               f"the layers (={depth}) of {model.name}.", owner=OWNER)
+    layout = (c.first_stage_layers, c.last_stage_layers)
+    check_layout(depth, pp, *layout, OWNER)
     per_replica = tp * pp * cp
     if c.dp_size is None:
         if devices % per_replica:
@@ -792,10 +837,10 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         schedule=c.schedule, overlap=c.overlap_comm, optimizer=c.optimizer,
         capacity_factor=c.capacity_factor, usable=hardware._base["capacity"]
         * c.memory_utilization, rank_order=c.rank_order,
-        flash=c.attention_kernel == "flash")
+        flash=c.attention_kernel == "flash", layout=layout, dropout=c.dropout)
     k = int(g["slowest"][0])
     stage = stage_kinds(np.array([pp]))[k][0]
-    share = stage_layers_of(depth, pp, stage) / depth
+    share = stage_layers_of(depth, pp, stage, layout) / depth
     comm: dict[str, float] = {}
     for side in ("fwd", "bwd"):
         d = getattr(parts, side)
@@ -844,7 +889,8 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
                   precision: str, seq: int, sp: bool, recompute: str, schedule: str,
                   overlap: bool, optimizer: str, capacity_factor: float,
                   usable: float, rank_order: str = "tp-cp-dp-pp",
-                  flash: bool = True) -> dict[str, np.ndarray]:
+                  flash: bool = True, layout=None, dropout: bool = True
+                  ) -> dict[str, np.ndarray]:
     """Step time, its parts, flops and memory for every config of ``grid`` (arrays of equal
     length: pp, dp, v, mbs, m, zero; tp and cp are those of ``parts``), one lowering choice.
     The single solve runs this with arrays of one element."""
@@ -881,7 +927,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
             # the replicated activation over the TP group's links (scatter-gather, ibid.).
             a, b = group_terms("allgather", tp, tp)
             p2p = p2p + np.where(tp > 1, a + b * parts.p2p_bytes_per_sample * tp * mbs, 0.0)
-    kinds = stage_kind_table(parts.layers, pp)
+    kinds = stage_kind_table(parts.layers, pp, layout)
     stages = step_times(parts, idx, values, pp, v, p2p, gather, kinds)
     t_mb = np.stack([f + b for f, b in stages])          # (stage kinds, configs)
     slowest = np.argmax(t_mb, axis=0)
@@ -907,7 +953,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
                                           m=m, mbs=mbs, seq=seq, e=e, sp=sp,
                                           recompute=recompute, schedule=schedule,
                                           capacity_factor=capacity_factor, flash=flash,
-                                          layers=k.layers)
+                                          layers=k.layers, dropout=dropout)
                          for k in kinds])
     else:                    # one stage: the micro-batch's stored activations
         acts = np.stack([parts.act_per_sample * mbs * (1.0 if schedule == "1f1b" else m)

@@ -236,9 +236,17 @@ class DistributedConfig(Config):
     token_budget: Annotated[float, _check("positive_float")] | None = None
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] = "tp-cp-dp-pp"
     attention_kernel: Literal["flash", "materialized"] = "flash"
+    first_stage_layers: PosInt | None = None  # Megatron's decoder_first_pipeline_num_layers
+    last_stage_layers: PosInt | None = None   # ... decoder_last_pipeline_num_layers
+    dropout: bool = True                      # attention and hidden dropout (masks stored)
 
     @model_validator(mode="after")
     def _cross_fields(self):
+        if (self.first_stage_layers is not None or self.last_stage_layers is not None) and \
+                self.pp_size == 1:
+            raise ValidationError("first_stage_layers" if self.first_stage_layers is not None
+                                  else "last_stage_layers", "needs pipeline parallelism "
+                                  "(pp_size > 1).", owner=self.owner)
         if self.microbatch_size is not None and self.microbatch_count is not None:
             raise ValidationError("microbatch_count", "and microbatch_size are two ways to say "
                                   "the same thing; give one.", owner=self.owner)

@@ -693,6 +693,9 @@ class TrainingSetup(Spec):
     overlap_comm: bool
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] = "tp-cp-dp-pp"
     attention_kernel: Literal["flash", "materialized"] = "flash"
+    first_stage_layers: _Pos | None = None
+    last_stage_layers: _Pos | None = None
+    dropout: bool = True
     precision: str
     flops_convention: Literal["megatron_recompute", "megatron", "palm"] | None = None
     why: str
@@ -745,7 +748,8 @@ class TrainingSetup(Spec):
             v_stages=self.virtual_stages, sequence_parallel=self.sequence_parallel,
             zero_stage=self.zero_stage, activation_recomputation=self.recomputation,
             overlap_comm=self.overlap_comm, rank_order=self.rank_order,
-            attention_kernel=self.attention_kernel, **extra)
+            attention_kernel=self.attention_kernel, first_stage_layers=self.first_stage_layers,
+            last_stage_layers=self.last_stage_layers, dropout=self.dropout, **extra)
 
 
 @lru_cache(maxsize=4)
@@ -976,7 +980,7 @@ def energy_setups(path: str | Path | None = None) -> EnergySetups:
     --------
     >>> s = energy_setups().runs["bloom-176b"]
     >>> (s.tp, s.pp, s.dp, s.token_budget, s.pue, s.energy_scope)
-    (4, 12, 8, 366000000000.0, 1.2, 'accelerators')
+    (4, 12, 8, 366000000000.0, 1.2, 'accelerators_tdp')
     """
     import yaml
 
