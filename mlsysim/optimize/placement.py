@@ -17,7 +17,8 @@ year draws a constant power, so on a grid with a published monthly and/or hourly
 carbon is ``energy / T * annual intensity * sum of the hourly factors over the T hours from
 its start`` (:meth:`~mlsysim.specs.infra.GridSpec.year_factors`; a job past a year wraps
 around). Every start hour is evaluated (one cumulative sum) and the lowest kept; the candidate
-says when (``start``) and what the annual average would have given (``carbon_kg_flat``).
+says when (``start``, in the grid's local standard time) and what the annual average would
+have given (``carbon_kg_flat``).
 Grids without a profile keep the annual average.
 Left out: pausing and resuming a job, hourly electricity prices, transmission and
 data-movement costs, capacity limits.

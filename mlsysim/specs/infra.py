@@ -91,8 +91,10 @@ class GridSpec(_SystemSpec):
 
     ``carbon_intensity`` is the annual average in gCO2e per kWh for ``year``; ``basis`` says
     which emissions it counts (``lifecycle``: construction, fuel supply chain and combustion,
-    the basis of every zoo entry; ``direct``: combustion only). ``monthly_profile`` (12) and
-    ``hourly_profile`` (24) are factors relative to that average (they average to 1).
+    the basis of every zoo entry; ``direct``: combustion only). ``monthly_profile`` (12,
+    January first) and ``hourly_profile`` (24; index h is hour h of the grid's local standard
+    time, one hour behind the clock under daylight saving) are factors relative to that
+    average (they average to 1).
     ``water_intensity`` is the water power plants consume per kWh generated (EWIF).
     ``electricity_price`` is an average retail price for ``price_sector`` customers.
     """
