@@ -159,14 +159,16 @@ def test_materialized_attention_costs_time_and_memory():
 
 def test_stage_layout_moves_layers_off_the_first_and_last_stages():
     """Llama-3-8B's 32 layers on pp = 4 with 5 on the first and 7 on the last stage: the two
-    middle stages split the other 20, 10 each; one fixed end leaves the rest even (27 over 3:
-    9 each); the even default puts the remainder first (34 over 4: 9, 9, 8, 8)."""
+    middle stages split the other 20, 10 each (with 6 on the last, 21: 11 then 10, the
+    remainder on the earlier); one fixed end leaves the rest even (27 over 3: 9 each); the
+    even default puts the remainder first (34 over 4: 9, 9, 8, 8)."""
     import numpy as np
 
     from mlsysim.solvers.distributed import stage_layers_of
     stages = np.arange(4)
     assert stage_layers_of(32, 4, stages, (5, 7)).tolist() == [5, 10, 10, 7]
     assert stage_layers_of(32, 4, stages, (5, None)).tolist() == [5, 9, 9, 9]
+    assert stage_layers_of(32, 4, stages, (5, 6)).tolist() == [5, 11, 10, 6]  # 21 over 2
     assert stage_layers_of(34, 4, stages).tolist() == [9, 9, 8, 8]
     kw = dict(batch_size=64, seq_len=2048, zero_stage=1)
     for layout, field in (((30, 3), "first_stage_layers"), ((None, 30), "last_stage_layers")):
