@@ -211,3 +211,38 @@ def test_tp_and_pp_messages_stay_16_bit_under_fp8_compute():
     fp8, fp16 = (ServingModel().solve(precision=p, **kw) for p in ("fp8", "fp16"))
     assert fp8.comm_decode_s == pytest.approx(fp16.comm_decode_s, rel=1e-12)
     assert fp8.comm_decode_s > 0
+
+
+def test_engine_preset_adds_its_step_overhead_once_per_step():
+    """One source of per-step cost: the ServingEngines presets. vLLM's 1.0 ms and SGLang's
+    0.3 ms land once in the prefill step (TTFT) and once in every decode step (ITL); the
+    static preset (no CUDA graphs, 2.0 ms) equals cuda_graphs=False plus 2.0 ms. A
+    speculative round is one step: ITL = (k t_draft + t_verify + o) / accepted tokens."""
+    from mlsysim.zoo import ServingEngines
+
+    kw = dict(model="Llama3_8B", hardware="H100", seq_len=1024, output_len=256, batch_size=8)
+    base = ServingModel().solve(**kw)
+    for key in ("vllm", "sglang"):
+        o = ServingEngines.get(key).step_overhead.to("s").magnitude
+        r = ServingModel().solve(engine=key, **kw)
+        assert r.itl_s - base.itl_s == pytest.approx(o, rel=1e-9)
+        assert r.ttft_s - base.ttft_s == pytest.approx(o, rel=1e-9)
+        assert r.step_overhead_s == o and r.engine == ServingEngines.get(key).name
+    eager = ServingModel().solve(cuda_graphs=False, **kw)
+    static = ServingModel().solve(engine="static", **kw)
+    assert static.itl_s - eager.itl_s == pytest.approx(2.0e-3, rel=1e-9)
+    spec = dict(kw, draft_model="Llama3_2_1B", draft_acceptance_rate=0.8, draft_len=4)
+    plain = ServingModel().solve(**spec)
+    withe = ServingModel().solve(engine="vllm", **spec)
+    assert (withe.itl_s - plain.itl_s) * withe.accepted_per_step == pytest.approx(1e-3,
+                                                                                  rel=1e-9)
+
+
+def test_engine_and_cuda_graphs_are_one_choice_and_names_are_checked():
+    kw = dict(model="Llama3_8B", hardware="H100", seq_len=128)
+    with pytest.raises(ValidationError) as err:
+        ServingModel().solve(engine="vllm", cuda_graphs=False, **kw)
+    assert err.value.field == "cuda_graphs"
+    with pytest.raises(mlsysim.errors.UnknownNameError) as err:
+        ServingModel().solve(engine="vlm", **kw)
+    assert "vllm" in err.value.suggestions

@@ -155,6 +155,8 @@ class ServingResult(Result):
     draft_model: ModelSpec | None = None
     notes: tuple[str, ...] = field(default=())
     _plan: Any = field(default=None, repr=False)
+    step_overhead_s: float = 0.0  # the engine preset's fixed cost per step (0: none)
+    engine: str | None = None
 
     @property
     def band(self) -> dict[str, tuple[Any, Any]]:
@@ -263,7 +265,12 @@ class ServingResult(Result):
                 "(ContinuousBatchingModel, or `serve --qps`, gives the loaded ITL)",
                 f"paged KV cache reserved at full length (pages of {self.page_size} tokens)",
                 f"usable memory {self.usable_bytes / 1e9:.4g} GB per device",
-                "tensor parallelism: two all-reduces of the activations per layer")
+                "tensor parallelism: two all-reduces of the activations per layer",
+                (f"{self.engine}: {self.step_overhead_s * 1e3:.3g} ms of fixed cost per step "
+                 "(scheduling, sampling, output processing) in the prefill and every decode "
+                 "step, from the ServingEngines preset (an estimate; see its notes)"
+                 if self.engine else "no engine preset: no per-step fixed cost (the "
+                 "roofline of the kernels and collectives alone; engine= adds one)"))
 
     main_latency = "e2e_latency"
     summary_inputs = ("model", "hardware", "batch_size:batch", "seq_len:prompt",
@@ -328,10 +335,14 @@ class ServingResult(Result):
             f"{self.precision}, KV {self.kv_precision}",
             f"  TTFT = prefill {self.prefill_s * 1e3:.4g} ms + TP comm "
             f"{self.comm_prefill_s * 1e3:.3g} ms + KV transfer {self.kv_transfer_s * 1e3:.3g} "
-            f"ms = {self.ttft_s * 1e3:.4g} ms",
+            f"ms = {self.ttft_s * 1e3:.4g} ms"
+            + (f" (prefill includes {self.engine}'s {self.step_overhead_s * 1e3:.3g} ms step "
+               "overhead)" if self.engine else ""),
             f"  ITL = (decode step {self.decode_step_s * 1e3:.4g} ms + TP comm "
             f"{self.comm_decode_s * 1e3:.3g} ms at mean context "
-            f"{self.seq_len + (self.output_len - 1) / 2:.0f})"
+            f"{self.seq_len + (self.output_len - 1) / 2:.0f}"
+            + (f"; the step includes {self.step_overhead_s * 1e3:.3g} ms engine overhead"
+               if self.engine else "") + ")"
             + (f" / {self.accepted_per_step:.3g} tokens per speculative step"
                if self.draft_model else "") + f" = {self.itl_s * 1e3:.4g} ms",
             "  band (calibration spread): TTFT {:.4g}-{:.4g} ms, ITL {:.4g}-{:.4g} ms".format(
@@ -440,6 +451,8 @@ class ServingPlan:
     accepted: float
     kv_transfer_per_seq: float
     rebuild: PassRecipe | None = None   # variant -> the passes at that calibration edge
+    step_overhead: float = 0.0          # seconds per engine step (the preset's), 0: none
+    engine: str | None = None
     memory: MemoryBudget | None = None
     _edges: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -459,12 +472,15 @@ def serving_times(plan: ServingPlan, batch):
     ev_p = evaluate(plan.prefill, batch)
     ev_d = evaluate(plan.step, batch)
     comm_p, comm_d = ev_p.comm_time, ev_d.comm_time
-    itl = ev_d.latency
+    # An engine preset's fixed cost per scheduler step: once for the prefill step, once per
+    # decode step (a speculative round is one step: k draft launches and a verification).
+    o = plan.step_overhead
+    itl = ev_d.latency + o
     if plan.draft is not None:
         t_draft = evaluate(plan.draft_step, batch).latency
         t_verify = evaluate(plan.verify, batch).latency
-        itl = (plan.draft_len * t_draft + t_verify) / plan.accepted
-    return (ev_p.latency - comm_p, comm_p, ev_d.latency - comm_d, comm_d, itl,
+        itl = (plan.draft_len * t_draft + t_verify + o) / plan.accepted
+    return (ev_p.latency - comm_p + o, comm_p, ev_d.latency - comm_d + o, comm_d, itl,
             flat * plan.kv_transfer_per_seq)
 
 
@@ -494,9 +510,12 @@ class ServingModel(ForwardModel):
         Option("draft_len", 4, "draft tokens per verification step"),
         Option("memory_utilization", 0.9, "fraction of device memory the engine may use"),
         Option("page_size", 16, "tokens per KV-cache page"),
-        Option("cuda_graphs", True, "decode steps replayed as CUDA graphs"),
+        Option("cuda_graphs", None, "decode steps replayed as CUDA graphs (default: True, or "
+               "the engine preset's)"),
         Option("sparsity", None, "'2:4' for the device's sparse peak, or None"),
         Option("attention_kernel", "flash", "'flash' or 'materialized'"),
+        Option("engine", None, "a serving-engine preset (ServingEngines: vllm, sglang, "
+               "tensorrt_llm, static): its per-step fixed cost and CUDA-graph setting"),
         Option("config", None, "a ServingConfig holding all of the above but model and "
                "hardware (the three-input form)"),
     )
@@ -518,8 +537,8 @@ class ServingModel(ForwardModel):
               network_bandwidth=None, cached_prefix_len: int = 0, draft_model=None,
               draft_acceptance_rate: float | None = None, draft_len: int = 4,
               memory_utilization: float = 0.9, page_size: int = 16,
-              cuda_graphs: bool = True, sparsity: str | None = None,
-              attention_kernel: str = "flash",
+              cuda_graphs: bool | None = None, sparsity: str | None = None,
+              attention_kernel: str = "flash", engine=None,
               config: ServingConfig | None = None) -> ServingResult:
         """Serve ``batch_size`` requests of ``seq_len`` prompt and ``output_len`` new tokens.
 
@@ -530,6 +549,11 @@ class ServingModel(ForwardModel):
         round-trips memory: what naive attention costs at long prompts).
         ``precision`` is the compute/activation precision; ``weight_precision`` (e.g. "int4"
         for weight-only quantization) and ``kv_precision`` (e.g. "fp8") default to it.
+        ``engine`` (a ``ServingEngines`` preset: "vllm", "sglang", "tensorrt_llm",
+        "static") adds that engine's fixed cost per step to the prefill and every decode
+        step and sets ``cuda_graphs`` from it (the same presets ``ContinuousBatchingModel``
+        uses); without one (the default) the times are the kernels' and collectives' alone
+        and ``cuda_graphs`` defaults to True.
         ``hardware`` is the system: a chip, or a node or fleet (``mlsysim.Systems``), whose
         fabrics price the tensor- and pipeline-parallel collectives; a group larger than the
         scale-up domain crosses the scale-out fabric. The keywords are the convenience form of
@@ -555,7 +579,8 @@ class ServingModel(ForwardModel):
             cached_prefix_len=cached_prefix_len, draft_model=draft_model,
             draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
             memory_utilization=memory_utilization, page_size=page_size,
-            cuda_graphs=cuda_graphs, sparsity=sparsity, attention_kernel=attention_kernel)
+            cuda_graphs=cuda_graphs, sparsity=sparsity, attention_kernel=attention_kernel,
+            engine=engine)
         return self._evaluate(plan, batch_size)
 
     times = staticmethod(serving_times)
@@ -565,8 +590,8 @@ class ServingModel(ForwardModel):
                 weight_precision=None, kv_precision=None, tp_size=1, pp_size=1,
                 decode_hardware=None, network_bandwidth=None, cached_prefix_len=0,
                 draft_model=None, draft_acceptance_rate=None, draft_len=4,
-                memory_utilization=0.9, page_size=16, cuda_graphs=True, sparsity=None,
-                attention_kernel="flash") -> ServingPlan:
+                memory_utilization=0.9, page_size=16, cuda_graphs=None, sparsity=None,
+                attention_kernel="flash", engine=None) -> ServingPlan:
         """The validated, lowered plan of a config, every batch size at once: what
         optimizers evaluate with :func:`serving_times` over an array of batches. Cached on
         the config's content (keyword calls on the arguments' identity and type)."""
@@ -578,7 +603,8 @@ class ServingModel(ForwardModel):
         else:
             values = (seq_len, precision, output_len, weight_precision, kv_precision, tp_size,
                       pp_size, cached_prefix_len, draft_acceptance_rate, draft_len,
-                      memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel)
+                      memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel,
+                      engine)
             # Types are part of the key: True == 1 and 2048.0 == 2048 must not reuse a plan
             # that validated the other value. Unhashable arguments are never cached.
             key = (model, hardware, decode_hardware, draft_model, network_bandwidth, values,
@@ -594,8 +620,8 @@ class ServingModel(ForwardModel):
                     cached_prefix_len=cached_prefix_len, draft_model=draft_model,
                     draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
                     memory_utilization=memory_utilization, page_size=page_size,
-                    cuda_graphs=cuda_graphs, sparsity=sparsity,
-                    attention_kernel=attention_kernel)
+                    sparsity=sparsity, attention_kernel=attention_kernel, engine=engine,
+                    cuda_graphs=cuda_graphs)
             plan = _PLANS.put(key, self._plan(model, hardware, config))
         return plan
 
@@ -623,7 +649,7 @@ class ServingModel(ForwardModel):
             kv_bytes_per_token=plan.kv_tok, kv_bytes_per_sequence=plan.kv_seq,
             activation_bytes=plan.act, usable_bytes=plan.usable, page_size=plan.page,
             accepted_per_step=plan.accepted, draft_model=plan.draft, notes=tuple(notes),
-            _plan=plan,
+            _plan=plan, step_overhead_s=plan.step_overhead, engine=plan.engine,
         )
 
     def _plan(self, model, system, config: ServingConfig) -> ServingPlan:
@@ -716,12 +742,20 @@ class ServingModel(ForwardModel):
 
         h = model.hidden if transformer else model.d_model
         usable = decode_hw._base["capacity"] * util
+        graphs = True if a["cuda_graphs"] is None else bool(a["cuda_graphs"])
+        overhead, engine = 0.0, None
+        if a["engine"] is not None:
+            from ..specs.serving import ServingEngineSpec
+            from ..zoo import ServingEngines
+            preset = a["engine"] if isinstance(a["engine"], ServingEngineSpec) else \
+                ServingEngines.get(a["engine"])       # unknown names raise with suggestions
+            graphs, engine = preset.cuda_graphs, preset.name
+            overhead = float(preset.step_overhead.to("s").magnitude)
         passes = PassRecipe(
             model=model, hardware=hardware, decode_hw=decode_hw, path_p=path_p, path_d=path_d,
             prompt=prompt, cached=cached, mid=mid, flash=a["attention_kernel"] == "flash",
             pp=pp, precision=precision, e=e, kv_e=kv_e, we=we, tp=tp,
-            sparse=sparsity is not None, graphs=bool(a["cuda_graphs"]), draft=draft,
-            draft_len=k)
+            sparse=sparsity is not None, graphs=graphs, draft=draft, draft_len=k)
         act = self._activation_bytes(model, prompt, e, tp)
         return ServingPlan(
             config=config, system=resolved, model=model, hardware=hardware, decode_hw=decode_hw,
@@ -730,6 +764,7 @@ class ServingModel(ForwardModel):
             usable=usable, weights=weights, kv_tok=kv_tok,
             kv_seq=kv_seq, act=act, act_bytes=h * e,
             draft_len=k, accepted=accepted, kv_transfer_per_seq=kv_transfer, rebuild=passes,
+            step_overhead=overhead, engine=engine,
             memory=MemoryBudget(weights=weights, usable=usable, per_sample=kv_seq,
                                 activations=act, per_sample_label="KV" if transformer
                                 else "state"),

@@ -140,12 +140,17 @@ class ServingConfig(Config):
     draft_len: PosInt = 4
     memory_utilization: Fraction = 0.9
     page_size: PosInt = 16
-    cuda_graphs: bool = True
+    cuda_graphs: bool | None = None      # None: True, or the engine preset's
     sparsity: Literal["2:4"] | None = None
     attention_kernel: Literal["flash", "materialized"] = "flash"
+    engine: Any = None                   # a ServingEngines preset (zoo key or spec)
 
     @model_validator(mode="after")
     def _cross_fields(self):
+        if self.engine is not None and self.cuda_graphs is not None:
+            raise ValidationError("cuda_graphs", "is set by the engine preset (its "
+                                  "cuda_graphs field); give engine or cuda_graphs, not both.",
+                                  owner=self.owner)
         if self.cached_prefix_len >= self.seq_len:
             raise ValidationError("cached_prefix_len", f"must be below seq_len "
                                   f"(={self.seq_len}). Got {self.cached_prefix_len} instead.",
