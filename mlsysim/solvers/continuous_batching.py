@@ -226,7 +226,7 @@ class ContinuousBatchingModel(ForwardModel):
                                       weight_precision=c.weight_precision, tp_size=c.tp_size,
                                       page_size=c.page_size,
                                       memory_utilization=c.memory_utilization,
-                                      cuda_graphs=preset.cuda_graphs)
+                                      engine=preset)
         tp = single.tp_size
         prec, kvp, wp = single.precision, single.kv_precision, single.weight_precision
         e, kv_e, we = (BYTES_PER_ELEMENT[p] for p in (prec, kvp, wp))
