@@ -147,3 +147,24 @@ def test_sweep_footer_names_refused_tp_by_flag():
     assert len(json.loads(out.stdout)) == 1
     assert out.stderr.strip() == ("skipped 1 config (1 --tp not applicable): "
                                   "--prompt-len 1024, --output-len 256, --tp 3")
+
+
+def test_serve_engine_sets_the_per_step_overhead_of_the_table():
+    """`serve --engine tensorrt_llm` without --qps: the table is ServingModel(engine=...), the
+    ITL 0.3 ms (the preset's step overhead) above the engine-free table; a comma-list sweep
+    refuses --engine rather than ignoring it."""
+    import json as _json
+
+    from mlsysim import ServingModel
+    args = ("serve", "Llama3_8B", "H100", "--prompt-len", "1024", "--output-len", "256")
+    plain = _json.loads(run(*args, "--json").stdout)
+    trt = run(*args, "--engine", "TensorRT_LLM", "--json")
+    assert trt.returncode == 0, trt.stderr
+    d = _json.loads(trt.stdout)
+    r = ServingModel().solve("Llama3_8B", "H100", seq_len=1024, output_len=256,
+                             engine="tensorrt_llm")
+    assert d["itl"]["value"] == pytest.approx(r.itl.to("ms").magnitude, rel=1e-9)
+    assert d["itl"]["value"] - plain["itl"]["value"] == pytest.approx(0.3, rel=1e-6)
+    assert d["step_overhead_s"] == pytest.approx(3e-4) and plain["engine"] is None
+    swept = run(*args[:-1], "256,512", "--engine", "vllm")
+    assert swept.returncode == 2 and "--engine" in swept.stderr

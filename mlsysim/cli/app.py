@@ -393,9 +393,10 @@ def serve_cmd(
     qps: Optional[float] = typer.Option(None, "--qps", help="Arrival rate (requests/s): "
                                         "latency under load with the continuous-batching "
                                         "model, replicas needed."),
-    engine: str = typer.Option("vllm", "--engine",
-                               help="Serving engine under --qps: vllm | sglang | "
-                                    "tensorrt_llm | static."),
+    engine: Optional[str] = typer.Option(
+        None, "--engine", help="Serving engine preset: vllm | sglang | tensorrt_llm | static. "
+        "Its per-step overhead and CUDA-graph setting apply to the table; under --qps it "
+        "schedules the load (default there: vllm)."),
     slo_p99_ms: Optional[float] = typer.Option(None, "--slo-p99-ms",
                                                help="Check the p99 end-to-end latency under "
                                                     "--qps against this SLO (ms)."),
@@ -437,7 +438,8 @@ def serve_cmd(
     precision, weight_precision, kv_precision, compression = (
         None if v is None else v.strip().lower()
         for v in (precision, weight_precision, kv_precision, compression))
-    engine = engine.strip().lower()
+    chosen = None if engine is None else engine.strip().lower()
+    engine = chosen or "vllm"          # the load model's default
     axes = {flag: _items(text, flag, as_json, command="serve") for flag, text in (
         ("--prompt-len", prompt_len), ("--output-len", output_len),
         ("--batch-size", batch_size), ("--tp", tp_size))}
@@ -447,6 +449,7 @@ def serve_cmd(
                    "--kv-precision": kv_precision, "--memory-utilization": memory_utilization,
                    "--pp": None if pp_size == 1 else pp_size,
                    "--prefix-len": prefix_len or None, "--explain": explain or None,
+                   "--engine": chosen,
                    "--trace": trace or None}
         for flag, value in unswept.items():
             if value is not None:
@@ -475,7 +478,7 @@ def serve_cmd(
         weight_precision=weight_precision, kv_precision=kv_precision, tp_size=tp_size,
         pp_size=pp_size, cached_prefix_len=prefix_len, draft_model=draft_model,
         draft_acceptance_rate=draft_acceptance, draft_len=draft_len,
-        memory_utilization=memory_utilization).items() if v is not None}
+        memory_utilization=memory_utilization, engine=chosen).items() if v is not None}
     comp = None
     if compression is not None:
         from ..solvers.compression import CompressionModel

@@ -311,6 +311,7 @@ class ServingResult(Result):
             "prompt_len": self.seq_len, "output_len": self.output_len,
             "precision": self.precision, "weight_precision": self.weight_precision,
             "kv_precision": self.kv_precision, "tp_size": self.tp_size, "pp_size": self.pp_size,
+            "engine": self.engine, "step_overhead_s": self.step_overhead_s,
             "ttft": self.ttft, "ttft_low": band["ttft"][0], "ttft_high": band["ttft"][1],
             "itl": self.itl, "itl_low": band["itl"][0], "itl_high": band["itl"][1],
             "e2e_latency": self.e2e_latency,
