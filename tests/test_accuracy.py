@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from mlsysim.validation.adapters import SKIP_CODES, predict_row
 from mlsysim.validation.harness import run_validation
 from mlsysim.validation.reference import CATEGORIES, load_reference
-from mlsysim.validation.report import BASELINE_JSON, format_percent
+from mlsysim.validation.report import BASELINE_JSON
 
 ACCURACY_MD = Path(__file__).resolve().parents[1] / "docs" / "accuracy.md"
 
@@ -71,7 +71,12 @@ def test_doc_shows_the_baseline_figures(baseline):
         # | category | rows | predicted | infeasible | skipped | median | p90 | worst | ...
         assert int(cells[1]) == doc["n_rows"] and int(cells[2]) == doc["n_ok"], cat
         median = doc["median_abs_error"]
-        assert cells[5] == (format_percent(median) if median is not None else "-"), cat
+        if median is None:
+            assert cells[5] == "-", cat
+        else:
+            # The doc prints the unrounded median to 0.1 %, the baseline keeps 4 decimals:
+            # they agree to within the doc's rounding (23.0497 % shows as 23.0 %, kept 0.2305).
+            assert abs(float(cells[5].rstrip("%")) - 100 * median) <= 0.05 + 1e-9, cat
 
 
 def test_a_category_has_enough_predicted_rows(report):

@@ -11,6 +11,10 @@ launch and dispatch time: launches are asynchronous, so the device finishes a ke
 max(kernel time, issue interval) and a kernel shorter than t_kernel is launch-bound. Operators
 fused into another kernel's epilogue have no launch of their own.
 Elementwise operators run on the vector units (the fp32 peak) rather than the tensor cores.
+Attention runs in 16 bits when the rest computes in 8 bits or fewer: FlashAttention-2 takes
+fp16/bf16 only, and FP8 serving and training stacks (vLLM, TensorRT-LLM's FP16 context
+attention, Transformer Engine without its opt-in FP8 attention) keep attention in 16 bits; the
+calibrated attention efficiency is a fraction of that 16-bit peak.
 
 Collective rows (``OpKind.COLLECTIVE``) are priced on the system's communication path by the
 alpha-beta model of :mod:`~mlsysim.core.collectives`, ``t = min_k(a_k + b_k * bytes * B)`` over
@@ -33,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cache import ContentCache
-from ..specs.hardware import HardwareSpec
+from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
 from ..workloads.operators import OperatorTable, OpKind
 from .calibration import Efficiency
 
@@ -114,15 +118,19 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
     peak, bw = base[f"peak_{precision}"], base["bandwidth"]
     gemm_peak = base[f"sparse_{precision}"] if sparse else peak
     vector = base.get("peak_fp32", peak)
+    attn_peak = peak
+    if BYTES_PER_ELEMENT[precision] < 2.0:       # module docstring: attention in 16 bits
+        attn_peak = base.get("peak_fp16", base.get("peak_bf16", peak))
     kind, f = table.kind, table.flops_per_sample
     gemm = (kind == OpKind.GEMM) | (kind == OpKind.CONV)
     attn = kind == OpKind.ATTENTION
     tensor = gemm | attn
-    op_peak = np.where(gemm, gemm_peak, np.where(attn, peak, vector))
+    op_peak = np.where(gemm, gemm_peak, np.where(attn, attn_peak, vector))
     eta_max = np.where(gemm, eff.gemm_max, np.where(attn, eff.attention_max, 1.0))
     ramp = tensor & (f > 0)
     with np.errstate(divide="ignore"):
-        g_pow = np.where(ramp, (f / (peak * eff.gemm_tau_s)) ** eff.gemm_alpha, 1e6)
+        g_pow = np.where(ramp, (f / (np.where(attn, attn_peak, peak) * eff.gemm_tau_s))
+                         ** eff.gemm_alpha, 1e6)
     inv_bw_eff = 1.0 / (bw * eff.memory)
     # Compute regime iff f*B/op_peak > (wb + act*B)/bw, i.e. B * (f/op_peak - act/bw) > wb/bw.
     slope = f / op_peak - table.act_bytes_per_sample / bw
