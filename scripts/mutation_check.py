@@ -86,6 +86,8 @@ MUTATIONS = [
      ["tests/test_serving.py", "tests/test_training_tables.py"]),
     ("serving: TP messages at least 16-bit", "mlsysim/workloads/transformer.py",
      "    return max(e, 2.0)", "    return e", ["tests/test_serving.py"]),
+    ("serving: activations 16-bit under fp8", "mlsysim/workloads/transformer.py",
+     "    e = ce = comm_bytes(e)", "    ce = comm_bytes(e)", ["tests/test_serving.py"]),
     ("engine: a pipeline stage holds 1/pp of the weights", "mlsysim/core/engine.py",
      "return MemoryBudget(weights=table.weight_total_bytes / pp,",
      "return MemoryBudget(weights=table.weight_total_bytes,", ["tests/test_engine.py"]),

@@ -246,3 +246,22 @@ def test_engine_and_cuda_graphs_are_one_choice_and_names_are_checked():
     with pytest.raises(mlsysim.errors.UnknownNameError) as err:
         ServingModel().solve(engine="vlm", **kw)
     assert "vllm" in err.value.suggestions
+
+
+def test_fp8_passes_move_16_bit_activations_but_8_bit_weights_and_kv():
+    """Llama-3-8B prefill of 512 tokens per sample: a norm reads and writes 4 x 512 x 4096
+    elements = 8.39 MB at 2 B whether the pass computes in fp8 or fp16 (GEMMs write 16-bit
+    outputs; only GEMM inputs are quantized); the weights (qkv: 4096 x 6144) and the KV
+    written (512 tokens x 2 x 8 heads x 128 x 32 layers) halve at fp8."""
+    from mlsysim.workloads.transformer import lower_transformer
+
+    spec = mlsysim.Models.get("Llama3_8B")
+    t8, t16 = (lower_transformer(spec, phase="prefill", seq_len=512, e=e) for e in (1.0, 2.0))
+    n8, n16 = list(t8.names), list(t16.names)
+    norm = n8.index("layer.norm")
+    assert t8.act_bytes_per_sample[norm] == t16.act_bytes_per_sample[n16.index("layer.norm")] \
+        == 4 * 512 * 4096 * 2
+    qkv = n8.index("layer.qkv")
+    assert t8.weight_bytes[qkv] == 4096 * 6144 * 1.0
+    assert t16.weight_bytes[n16.index("layer.qkv")] == 4096 * 6144 * 2.0
+    assert t8.state_bytes_per_sample * 2 == pytest.approx(t16.state_bytes_per_sample)

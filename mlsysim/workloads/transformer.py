@@ -185,11 +185,13 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
 
 
 def comm_bytes(e: float) -> float:
-    """Bytes per activation element on the wire: at least 2. FP8 and INT8 engines quantize the
-    inputs of GEMMs, but GEMMs write 16-bit outputs and the tensor-parallel all-reduce and
-    pipeline hand-offs carry those (TensorRT-LLM's all-reduce runs on the fp16/bf16 activation
-    type; vLLM's custom all-reduce takes fp16, bf16 and fp32 only), so an fp8 run sends as many
-    bytes as an fp16 one."""
+    """Bytes per activation element of a transformer pass, on the wire and in memory: at least
+    2. FP8 and INT8 engines quantize the inputs of GEMMs (a pass that reads the 16-bit tensor
+    and writes the 8-bit one), but GEMMs write 16-bit outputs, norms, activations and attention
+    run on 16-bit tensors, and the tensor-parallel all-reduce and pipeline hand-offs carry them
+    (TensorRT-LLM's all-reduce runs on the fp16/bf16 activation type; vLLM's custom all-reduce
+    takes fp16, bf16 and fp32 only): an fp8 pass moves about the activation bytes of an fp16
+    one. Weights and the KV cache keep their own precisions."""
     return max(e, 2.0)
 
 
@@ -209,7 +211,7 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
     LM head runs on every token (training), not only each sequence's last (generation)."""
     kv_e = e if kv_e is None else kv_e
     we = e if we is None else we
-    ce = comm_bytes(e)
+    e = ce = comm_bytes(e)      # activations (and their messages) in 16 bits or wider
     b = OperatorBuilder()
     h = spec.hidden
     span = tp * pp
