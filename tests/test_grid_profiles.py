@@ -7,8 +7,9 @@ processed by N. Bashir (MIT) and published by mcsc-impact-climate:
   column ``mean``, one row per hour of day. The rows are UTC hours (CAISO's solar trough falls
   in rows 16-22 = 08-14 PST), so the zoo rotates them to local standard time:
   ``profile[h] = mean[(h + offset) % 24] / average(mean)``.
-- monthly (CAISO only): ``Geo-TIDE/web/daily_rates/US-CAL-CISO_daily_avg_std.csv``, the 365
-  daily means of 2022 averaged by calendar month.
+- monthly (the same 8 grids): ``Geo-TIDE/web/daily_rates/<ZONE>_daily_avg_std.csv``, the 365
+  daily means of 2022 averaged by calendar month (``monthly[m] = month_mean[m] / average of
+  the 12``), 3 decimals, the rounding residue on the largest factor.
 
 The ``UTC_ROWS`` below are the ``mean`` column as published (gCO2e/kWh, rows 0..23 UTC).
 """
@@ -20,6 +21,7 @@ import math
 import pytest
 
 from mlsysim.errors import MLSysimError
+from mlsysim.specs.infra import GridSpec
 from mlsysim.zoo import Grids
 
 # zoo key: (zone, hours UTC is ahead of local standard time, the file's 24 'mean' rows)
@@ -61,6 +63,26 @@ UTC_ROWS = {
 CAISO_MONTHS = [269.33, 238.88, 215.93, 234.71, 192.98, 214.65, 249.39, 291.70, 301.86,
                 318.99, 314.22, 325.99]
 
+# The other seven, the same way (gCO2e/kWh, Jan..Dec, 2 decimals), from
+# Geo-TIDE/web/daily_rates/<ZONE>_daily_avg_std.csv, rows 2022-01-01..2022-12-31.
+SOURCE_MONTHS = {
+    "US_California_CAISO": CAISO_MONTHS,
+    "US_Texas_ERCOT": [417.58, 401.99, 334.64, 335.89, 353.38, 411.89, 431.51, 460.85, 454.00,
+                       420.41, 394.39, 404.80],
+    "US_PJM": [476.41, 446.02, 404.33, 412.92, 400.52, 426.54, 459.28, 465.09, 411.17, 380.03,
+               386.11, 435.58],
+    "US_MISO": [554.41, 538.29, 494.34, 485.44, 505.06, 538.95, 586.17, 576.46, 520.71, 490.66,
+                470.46, 532.95],
+    "US_NYISO": [298.81, 289.60, 270.69, 253.08, 274.32, 269.26, 306.88, 316.67, 284.70, 271.01,
+                 272.59, 267.87],
+    "US_Northwest_BPA": [82.44, 79.12, 84.60, 85.44, 53.37, 37.83, 62.27, 99.97, 139.92, 171.43,
+                         118.80, 136.01],
+    "US_Oregon_PacifiCorp": [260.30, 262.61, 289.26, 304.94, 264.80, 191.64, 103.24, 108.73,
+                             222.87, 305.11, 236.68, 281.95],
+    "US_Carolinas_Duke": [334.94, 318.47, 218.29, 270.51, 330.05, 324.81, 354.33, 325.68,
+                          306.55, 313.56, 310.21, 334.19],
+}
+
 
 def _profiled():
     grids = [Grids.get(k) for k in Grids.list()]
@@ -71,8 +93,10 @@ def _profiled():
 
 def test_the_profiled_grids_are_the_sourced_ones():
     assert sorted(g.key for g in _profiled()) == sorted(UTC_ROWS)
-    assert [g.key for g in _profiled() if g.monthly_profile is not None] == [
-        "US_California_CAISO"]
+    # Every profiled grid has both shapes.
+    assert sorted(g.key for g in _profiled() if g.monthly_profile is not None) == sorted(
+        UTC_ROWS)
+    assert sorted(SOURCE_MONTHS) == sorted(UTC_ROWS)
 
 
 @pytest.mark.parametrize("grid", _profiled(), ids=lambda g: g.key)
@@ -182,6 +206,69 @@ def test_low_and_high_hours_match_the_source(key, low_h, low_row, high_h, high_r
                                                                                  rel=0.01)
 
 
+# ---- each monthly profile is its source's monthly means over their mean -----------------
+
+@pytest.mark.parametrize("key", sorted(SOURCE_MONTHS))
+def test_monthly_profile_is_the_source_months_over_their_mean(key):
+    months = SOURCE_MONTHS[key]
+    mean = sum(months) / 12
+    prof = Grids.get(key).monthly_profile
+    for m in range(12):
+        # 3-decimal rounding, at most 0.001 of residue on the largest, and the 2-decimal
+        # transcription of the month means above
+        assert prof[m] == pytest.approx(months[m] / mean, abs=1.6e-3)
+
+
+@pytest.mark.parametrize("key, low_m, high_m, mean, annual, low_g, high_g, m, h, mh_g", [
+    # ERCOT: March lowest (334.64 / 401.78 = 0.8329), August highest (460.85 / 401.78 =
+    # 1.1470); August 18:00 CST: 377 x 1.1470 x 1.1096 (row 0: 445.83 / 401.81) = 479.8
+    ("US_Texas_ERCOT", 3, 8, 401.78, 377, 314.0, 432.4, 8, 18, 479.8),
+    # PJM: October lowest (380.03 / 425.33 = 0.8935), January highest (476.41 / 425.33 =
+    # 1.1201); January 20:00 EST: 403 x 1.1201 x 1.0323 (row 1: 439.08 / 425.34) = 466.0
+    ("US_PJM", 10, 1, 425.33, 403, 360.1, 451.4, 1, 20, 466.0),
+    # MISO: November lowest (470.46 / 524.49 = 0.8970), July highest (586.17 / 524.49 =
+    # 1.1176); July 18:00 CST: 487 x 1.1176 x 1.0362 (row 0: 543.60 / 524.60) = 564.0
+    ("US_MISO", 11, 7, 524.49, 487, 436.8, 544.3, 7, 18, 564.0),
+    # NYISO: April lowest (253.08 / 281.29 = 0.8997), August highest (316.67 / 281.29 =
+    # 1.1258); August 18:00 EST: 302 x 1.1258 x 1.0573 (row 23: 297.46 / 281.34) = 359.5
+    ("US_NYISO", 4, 8, 281.29, 302, 271.7, 340.0, 8, 18, 359.5),
+    # BPA: June lowest (37.83 / 95.93 = 0.3943, spring-runoff hydro), October highest
+    # (171.43 / 95.93 = 1.7870, low water); October 01:00 PST: 109 x 1.7870 x 1.1585
+    # (row 9: 111.30 / 96.08) = 225.7
+    ("US_Northwest_BPA", 6, 10, 95.93, 109, 43.0, 194.8, 10, 1, 225.7),
+    # PacifiCorp West: July lowest (103.24 / 236.01 = 0.4374), October highest (305.11 /
+    # 236.01 = 1.2928; April, 304.94, is within 0.1 % and rounds to the same 1.292);
+    # October 01:00 PST: 197 x 1.2928 x 1.2034 (row 9: 283.72 / 235.76) = 306.5
+    ("US_Oregon_PacifiCorp", 7, 10, 236.01, 197, 86.2, 254.7, 10, 1, 306.5),
+    # Duke: March lowest (218.29 / 311.80 = 0.7001), July highest (354.33 / 311.80 =
+    # 1.1364); July 21:00 EST: 315 x 1.1364 x 1.0486 (row 2: 326.99 / 311.84) = 375.4
+    ("US_Carolinas_Duke", 3, 7, 311.80, 315, 220.5, 358.0, 7, 21, 375.4),
+])
+def test_low_and_high_months_match_the_source(key, low_m, high_m, mean, annual, low_g, high_g,
+                                              m, h, mh_g):
+    """intensity in a month = annual x (source month mean / mean of the 12), within 1 %; and
+    month and hour multiply."""
+    g = Grids.get(key)
+    months = SOURCE_MONTHS[key]
+    assert sum(months) / 12 == pytest.approx(mean, abs=0.01)
+    assert months.index(min(months)) == low_m - 1
+    assert months.index(max(months)) == high_m - 1
+    assert g.carbon_intensity_g_kwh == annual
+    prof = g.monthly_profile
+    assert prof.index(min(prof)) == low_m - 1
+    assert max(prof) == prof[high_m - 1]
+    for month, stated in ((low_m, low_g), (high_m, high_g)):
+        expected = annual * months[month - 1] / mean
+        assert stated == pytest.approx(expected, rel=1e-3)
+        got = g.intensity_in(month=month).to("gCO2e/kWh").magnitude
+        assert got == pytest.approx(annual * prof[month - 1])
+        assert got == pytest.approx(stated, rel=0.01)
+    # month and hour: annual x monthly[m-1] x hourly[h]
+    both = g.intensity_in(month=m, hour=h).to("gCO2e/kWh").magnitude
+    assert both == pytest.approx(annual * prof[m - 1] * g.hourly_profile[h], rel=1e-12)
+    assert both == pytest.approx(mh_g, rel=0.01)
+
+
 # ---- no profile, no time of day -----------------------------------------------------------
 
 def test_grid_without_a_profile_raises_rather_than_returning_the_annual_average():
@@ -189,8 +276,11 @@ def test_grid_without_a_profile_raises_rather_than_returning_the_annual_average(
         Grids.get("Poland").intensity_in(hour=3)
     with pytest.raises(MLSysimError, match="no published monthly profile"):
         Grids.get("Germany").intensity_in(month=1)
-    # An hourly-only grid still refuses a month.
+    # An hourly-only grid still refuses a month (every zoo grid with an hourly profile now
+    # also has a monthly one, so the grid is built here).
+    hourly_only = GridSpec(name="g", carbon_intensity="200 gCO2e/kWh", hourly_profile=[1.0] * 24)
+    assert hourly_only.intensity_in(hour=18).to("gCO2e/kWh").magnitude == pytest.approx(200)
     with pytest.raises(MLSysimError, match="no published monthly profile"):
-        Grids.get("ERCOT").intensity_in(month=7, hour=18)
+        hourly_only.intensity_in(month=7, hour=18)
     # Without month or hour, the annual average.
     assert Grids.get("Poland").intensity_in().to("gCO2e/kWh").magnitude == pytest.approx(581)
