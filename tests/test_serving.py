@@ -265,3 +265,20 @@ def test_fp8_passes_move_16_bit_activations_but_8_bit_weights_and_kv():
     assert t8.weight_bytes[qkv] == 4096 * 6144 * 1.0
     assert t16.weight_bytes[n16.index("layer.qkv")] == 4096 * 6144 * 2.0
     assert t8.state_bytes_per_sample * 2 == pytest.approx(t16.state_bytes_per_sample)
+
+
+def test_group_wise_quantized_weights_carry_their_scales():
+    """int4 in groups of 32 with a 16-bit scale and zero point per group: 0.5 + 4 / 32 =
+    0.625 B per weight, 1.25x plain int4; groups of 128: 0.53125 B (1.0625x). Refused for
+    16-bit weights (nothing is grouped)."""
+    kw = dict(model="Llama2_7B", hardware="A100", seq_len=5, output_len=128,
+              precision="bf16", weight_precision="int4")
+    plain = ServingModel().solve(**kw)
+    for group, ratio in ((32, 1.25), (128, 1.0625)):
+        r = ServingModel().solve(weight_group_size=group, **kw)
+        assert r.weights_bytes == pytest.approx(plain.weights_bytes * ratio, rel=1e-12)
+        assert r.itl_s > plain.itl_s
+    with pytest.raises(ValidationError) as err:
+        ServingModel().solve(model="Llama2_7B", hardware="A100", seq_len=5,
+                             weight_group_size=32)
+    assert err.value.field == "weight_group_size"

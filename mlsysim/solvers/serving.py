@@ -486,6 +486,8 @@ def serving_times(plan: ServingPlan, batch):
 
 
 _PLANS = ContentCache("serving plans")
+# Group-wise weight quantization stores a 16-bit scale and a 16-bit zero point per group.
+GROUP_SCALE_BYTES = 4.0
 
 
 class ServingModel(ForwardModel):
@@ -517,6 +519,8 @@ class ServingModel(ForwardModel):
         Option("attention_kernel", "flash", "'flash' or 'materialized'"),
         Option("engine", None, "a serving-engine preset (ServingEngines: vllm, sglang, "
                "tensorrt_llm, static): its per-step fixed cost and CUDA-graph setting"),
+        Option("weight_group_size", None, "group-wise quantized weights (int8/int4/fp4): "
+               "weights per 16-bit scale and zero point, e.g. 128"),
         Option("config", None, "a ServingConfig holding all of the above but model and "
                "hardware (the three-input form)"),
     )
@@ -540,6 +544,7 @@ class ServingModel(ForwardModel):
               memory_utilization: float = 0.9, page_size: int = 16,
               cuda_graphs: bool | None = None, sparsity: str | None = None,
               attention_kernel: str = "flash", engine=None,
+              weight_group_size: int | None = None,
               config: ServingConfig | None = None) -> ServingResult:
         """Serve ``batch_size`` requests of ``seq_len`` prompt and ``output_len`` new tokens.
 
@@ -581,7 +586,7 @@ class ServingModel(ForwardModel):
             draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
             memory_utilization=memory_utilization, page_size=page_size,
             cuda_graphs=cuda_graphs, sparsity=sparsity, attention_kernel=attention_kernel,
-            engine=engine)
+            engine=engine, weight_group_size=weight_group_size)
         return self._evaluate(plan, batch_size)
 
     times = staticmethod(serving_times)
@@ -592,7 +597,8 @@ class ServingModel(ForwardModel):
                 decode_hardware=None, network_bandwidth=None, cached_prefix_len=0,
                 draft_model=None, draft_acceptance_rate=None, draft_len=4,
                 memory_utilization=0.9, page_size=16, cuda_graphs=None, sparsity=None,
-                attention_kernel="flash", engine=None) -> ServingPlan:
+                attention_kernel="flash", engine=None,
+                weight_group_size=None) -> ServingPlan:
         """The validated, lowered plan of a config, every batch size at once: what
         optimizers evaluate with :func:`serving_times` over an array of batches. Cached on
         the config's content (keyword calls on the arguments' identity and type)."""
@@ -605,7 +611,7 @@ class ServingModel(ForwardModel):
             values = (seq_len, precision, output_len, weight_precision, kv_precision, tp_size,
                       pp_size, cached_prefix_len, draft_acceptance_rate, draft_len,
                       memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel,
-                      engine)
+                      engine, weight_group_size)
             # Types are part of the key: True == 1 and 2048.0 == 2048 must not reuse a plan
             # that validated the other value. Unhashable arguments are never cached.
             key = (model, hardware, decode_hardware, draft_model, network_bandwidth, values,
@@ -622,7 +628,7 @@ class ServingModel(ForwardModel):
                     draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
                     memory_utilization=memory_utilization, page_size=page_size,
                     sparsity=sparsity, attention_kernel=attention_kernel, engine=engine,
-                    cuda_graphs=cuda_graphs)
+                    cuda_graphs=cuda_graphs, weight_group_size=weight_group_size)
             plan = _PLANS.put(key, self._plan(model, hardware, config))
         return plan
 
@@ -676,6 +682,11 @@ class ServingModel(ForwardModel):
         wprec = a["weight_precision"] or precision
         kvprec = a["kv_precision"] or precision
         e, we, kv_e = (BYTES_PER_ELEMENT[p] for p in (precision, wprec, kvprec))
+        if a["weight_group_size"] is not None:
+            # Group-wise quantization (GPTQ, AWQ, gpt-fast's int4): a 16-bit scale and a
+            # 16-bit zero point per group, read with the weights: int4 in groups of 32 is
+            # 0.5 + 4/32 = 0.625 B per weight.
+            we = we + GROUP_SCALE_BYTES / a["weight_group_size"]
         sparsity = a["sparsity"]
         if sparsity is not None:
             for hw in (hardware, decode_hw):

@@ -144,9 +144,18 @@ class ServingConfig(Config):
     sparsity: Literal["2:4"] | None = None
     attention_kernel: Literal["flash", "materialized"] = "flash"
     engine: Any = None                   # a ServingEngines preset (zoo key or spec)
+    weight_group_size: PosInt | None = None  # group-wise quantized weights: one 16-bit scale
+                                             # and zero point per group of this many
 
     @model_validator(mode="after")
     def _cross_fields(self):
+        if self.weight_group_size is not None and (self.weight_precision is None or
+                                                   self.weight_precision not in
+                                                   ("int8", "int4", "fp4", "fp6")):
+            raise ValidationError("weight_group_size", "applies to integer or 4-bit weights "
+                                  "(weight_precision int8, int4, fp4 or fp6). Got "
+                                  f"weight_precision={self.weight_precision!r} instead.",
+                                  owner=self.owner)
         if self.engine is not None and self.cuda_graphs is not None:
             raise ValidationError("cuda_graphs", "is set by the engine preset (its "
                                   "cuda_graphs field); give engine or cuda_graphs, not both.",

@@ -405,6 +405,25 @@ def row_precisions(row: ReferenceRow, hw, generative: bool,
 
 
 _PER_GPU_OR_TOTAL = re.compile(r"per-GPU or total", re.IGNORECASE)
+_GROUP_RE = re.compile(r"\bg(?:roup(?:\s*size)?)?\s*=?\s*(\d+)\b", re.IGNORECASE)
+
+
+def weight_group_size(row: ReferenceRow) -> int | None:
+    """The quantization group size a weight-only precision states, e.g. 'int4 weight-only
+    (g32)' -> 32; None when none is stated.
+
+    Examples
+    --------
+    >>> row = ReferenceRow(id="X", category="llm_inference", model="m", hardware="h",
+    ...     num_devices=1, precision="int4 weight-only (g32)", metric="itl_ms", value=1.0,
+    ...     unit="ms")
+    >>> weight_group_size(row)
+    32
+    """
+    if "weight" not in row.precision.lower():
+        return None
+    m = _GROUP_RE.search(row.precision)
+    return int(m.group(1)) if m else None
 _TP_RE = re.compile(r"\bTP\s*=?\s*(\d+)\b")
 _WORLD_RE = re.compile(r"\bworld size\s*(\d+)\b", re.IGNORECASE)
 
@@ -587,7 +606,7 @@ def predict_serving(row: ReferenceRow, model, hw, notes: list[str]) -> Predictio
     and :data:`DEFAULT_OUTPUT_LEN` for a per-token rate at a published batch. A throughput
     without a batch uses :func:`serving_batch` with ``"max"``.
     """
-    from ..solvers.serving import ServingModel
+    from ..solvers.serving import GROUP_SCALE_BYTES, ServingModel
 
     metric = row.metric
     precision, wprec = row_precisions(row, hw, True, notes)
@@ -613,12 +632,16 @@ def predict_serving(row: ReferenceRow, model, hw, notes: list[str]) -> Predictio
         raise Skip("missing-batch", f"{metric} row without a batch size")
 
     solver = ServingModel()
+    group = weight_group_size(row)
+    if group is not None:
+        notes.append(f"group-wise {wprec} in groups of {group}: a 16-bit scale and zero point "
+                     f"per group, {GROUP_SCALE_BYTES / group:.3g} B per weight more")
 
     def solve(tp: int):
         return serving_batch(
             lambda b: solver.solve(model=model, hardware=hw, seq_len=prompt, output_len=out,
                                    batch_size=b, precision=precision, weight_precision=wprec,
-                                   tp_size=tp), batch)
+                                   tp_size=tp, weight_group_size=group), batch)
 
     tp = stated_tp(row)
     if tp is not None:
