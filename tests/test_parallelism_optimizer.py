@@ -26,7 +26,7 @@ def _dm(cfg, **kw):
                                     microbatch_size=c["microbatch_size"],
                                     zero_stage=c["zero_stage"],
                                     activation_recomputation=c["activation_recomputation"],
-                                    **kw)
+                                    dropout=c["dropout"], **kw)
 
 
 def test_best_config_is_what_distributed_model_reports(search):
@@ -84,3 +84,20 @@ def test_a_single_choice_may_be_given_bare():
                                      recomputation="full", zero_stages=1, v_stages=1)
     assert {c["config"]["activation_recomputation"] for c in r.top_candidates} == {"full"}
     assert {c["config"]["zero_stage"] for c in r.top_candidates} == {1}
+
+
+def test_dropout_free_search_equals_distributed_model_and_uses_less_memory():
+    """The same search for a model trained without dropout: every candidate equals
+    DistributedModel with dropout=False, and the fullest memory of each shared config is
+    lower (no masks; 2 h bytes per token and layer less, at least where activations are
+    stored whole)."""
+    off = ParallelismOptimizer().solve("Llama3_70B", FLEET, batch_size=64, seq_len=4096,
+                                       top_k=10, dropout=False, zero_stages=(1,),
+                                       recomputation=("none",))
+    assert off.feasible
+    for c in off.top_candidates:
+        assert c["config"]["dropout"] is False
+        r = _dm(c["config"])
+        assert r.step_s * 1e3 == pytest.approx(c["step_ms"], rel=1e-12)
+        on = _dm({**c["config"], "dropout": True})
+        assert r.memory.activations < on.memory.activations

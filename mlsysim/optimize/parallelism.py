@@ -141,6 +141,8 @@ class ParallelismOptimizer(ForwardModel):
         Option("objective", "step_time", "'step_time' (fastest step) or 'mfu'"),
         Option("top_k", 5, "candidates to report"),
         Option("memory_utilization", 0.95, "usable fraction of device memory"),
+        Option("dropout", True, "attention and hidden dropout on (their masks stored); "
+               "False for models trained without, as Llama"),
     )
 
     @classmethod
@@ -159,7 +161,7 @@ class ParallelismOptimizer(ForwardModel):
               microbatch_sizes=(1, 2, 4, 8), v_stages=(1, 2),
               recomputation=("none", "selective", "full"), zero_stages=(0, 1, 2, 3),
               objective: str = "step_time", top_k: int = 5,
-              memory_utilization: float = 0.95) -> ParallelismResult:
+              memory_utilization: float = 0.95, dropout: bool = True) -> ParallelismResult:
         """Search, returning the best configs (``best_config`` feeds ``DistributedModel``).
 
         Examples
@@ -172,7 +174,7 @@ class ParallelismOptimizer(ForwardModel):
         """
         from ..core import validate as check
         base = DistributedConfig(batch_size=batch_size, seq_len=seq_len, precision=precision,
-                                 memory_utilization=memory_utilization)
+                                 memory_utilization=memory_utilization, dropout=dropout)
         model, system, hardware, path, precision, seq = _resolve(model, fleet, base)
         if objective not in OBJECTIVES:
             raise ValidationError("objective", f"must be one of {', '.join(OBJECTIVES)}. Got "
@@ -258,7 +260,7 @@ class ParallelismOptimizer(ForwardModel):
                         mbs=MB[sel], m=M[sel], zero=Z[sel])
             g = evaluate_grid(parts, system, model, grid, precision=precision, seq=seq, sp=sp,
                               recompute=rc, schedule="1f1b", overlap=True, optimizer="adam",
-                              capacity_factor=1.0, usable=usable)
+                              capacity_factor=1.0, usable=usable, dropout=base.dropout)
             searched += n
             fits = g["fits"]
             pruned["out of memory"] += int((~fits).sum())
@@ -270,7 +272,8 @@ class ParallelismOptimizer(ForwardModel):
                                          "v_stages": int(grid["v"][i]),
                                          "microbatch_size": int(grid["mbs"][i]),
                                          "zero_stage": int(grid["zero"][i]),
-                                         "activation_recomputation": rc},
+                                         "activation_recomputation": rc,
+                                         "dropout": base.dropout},
                               "step_ms": float(g["step"][i]) * 1e3, "mfu": float(mfu[i]),
                               "tokens_per_s": float(g["tokens"][i] / g["step"][i]),
                               "memory_gb": float(g["memory"][i]) / 1e9,
