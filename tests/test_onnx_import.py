@@ -111,6 +111,28 @@ def test_conv_flops_by_hand(tmp_path):
     assert w.parameter_count == 16 * 27 + 16 + 40960 + 10
 
 
+def test_pointwise_ops_fuse_into_the_producing_kernel(tmp_path):
+    """Conv -> Relu and Gemm -> Relu: the ReLU is the conv's (or fc1's) only use, so it runs in
+    that kernel's epilogue: no launch, its 16 x 32 x 32 (or 256) flops kept, no bytes of its
+    own. A Relu after a Reshape of the conv output looks through the view. An Add of two
+    branches fed by the same tensor is not the sole use of either: it stays a kernel."""
+    for model, relu, flops in ((cnn(), "Relu relu", 16 * 32 * 32), (mlp(), "Relu relu", HID)):
+        t = Models.from_onnx(_save(tmp_path, model)).table(seq_len=None, e=2.0)
+        i = list(t.names).index(relu)
+        assert t.launches[i] == 0 and t.act_bytes_per_sample[i] == 0
+        assert t.flops_per_sample[i] == flops
+    # x -> Gemm(w) -> y; y used by Relu and by the output: two uses, no fusion.
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1, name="fc"),
+             helper.make_node("Relu", ["y"], ["r"], name="relu")]
+    g = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", IN])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", HID]),
+                helper.make_tensor_value_info("r", TensorProto.FLOAT, ["N", HID])],
+               [_init("w", HID, IN)])
+    t = Models.from_onnx(_save(tmp_path, g, "two_uses.onnx")).table(seq_len=None, e=2.0)
+    i = list(t.names).index("Relu relu")
+    assert t.launches[i] == 1 and t.act_bytes_per_sample[i] == 2 * HID * 2.0
+
+
 def test_engine_solves_an_imported_graph(tmp_path):
     w = Models.from_onnx(_save(tmp_path, cnn()))
     p = Engine.solve(w, "A100", batch_size=8)

@@ -170,8 +170,7 @@ def test_resnet50_matches_the_zoo():
     Parameters: 25,557,032 = the zoo's count exactly (buffers excluded). Flops: the 53
     eval-mode batch norms fold into their convolutions (as inference runtimes and the zoo's
     layered lowering do), so the convolutions and the fc match the zoo row for row
-    (8,174,272,512 + 4,096,000 flop)
-    the total differs by the ReLUs and pools the zoo fuses
+    (8,174,272,512 + 4,096,000 flop); the total differs by the ReLUs and pools the zoo fuses
     or rounds (+0.13 %, tolerance 1 %). The GEMM and convolution flops also equal
     ``FlopCounterMode`` (which counts 2 flop per MAC) per sample, exactly.
     """
@@ -193,7 +192,12 @@ def test_resnet50_matches_the_zoo():
     with FlopCounterMode(display=False) as fc:
         m(torch.empty(2, 3, 224, 224, device="meta"))
     assert fc.get_total_flops() / 2 == _total(t, t.kind <= OpKind.CONV)
-    assert Engine.solve(w, "A100", batch_size=8).latency_s > 0
+    # ReLUs and residual adds run in the convolutions' epilogues, as in the zoo's lowering:
+    # the imported network's latency is the zoo's within 1 % at batch 1 and 64.
+    for batch in (1, 64):
+        imp = Engine.solve(w, "A100", batch_size=batch).latency_s
+        assert imp == pytest.approx(Engine.solve(zoo, "A100", batch_size=batch).latency_s,
+                                    rel=0.01)
 
 
 def test_llama_block_flops_match_the_zoo_per_layer():
@@ -226,13 +230,13 @@ def test_full_depth_llama_latency_close_to_the_zoo():
     prefill on an A100 at seq_len 2048, batch 1.
 
     Phases: the import is one forward pass whose LM head runs on the last position only (the
-    module slices ``x[:, -1:]``), i.e. what the zoo's prefill computes
-    the zoo's prefill also
+    module slices ``x[:, -1:]``), i.e. what the zoo's prefill computes; the zoo's prefill also
     writes the KV cache (a few MB, memory-side of compute-bound rows: no time). Parameters are
-    equal (8,030,261,248) and flops agree to 0.01 %. The import is 2.7 % slower: it runs each
-    pointwise op as its own kernel (SiLU, the gate product, two residual adds, the copy that
-    makes the attention output contiguous), where the zoo fuses the residual add into the norm
-    and SiLU x up into one kernel. Tolerance: 0 to +3.5 %.
+    equal (8,030,261,248) and flops agree to 0.01 %. Latency within 2 % (the issue's bound):
+    both fuse pointwise work, the import into the GEMM epilogues (SiLU and the gate product
+    into the gate projection, the residual adds into o_proj and down), the zoo into its own
+    kernels (the residual add into the norm, SiLU x up into one kernel), so the two account
+    the same bytes slightly differently (about -1.6 %).
     """
     z, cfg = _llama_config()
     with torch.device("meta"):
@@ -242,7 +246,7 @@ def test_full_depth_llama_latency_close_to_the_zoo():
     imp = Engine.solve(w, "A100", batch_size=1, seq_len=2048)
     zoo = Engine.solve(z, "A100", batch_size=1, seq_len=2048, phase="prefill")
     assert imp.flops_total == pytest.approx(zoo.flops_total, rel=1e-3)
-    assert 0.0 < imp.latency_s / zoo.latency_s - 1 < 0.035
+    assert abs(imp.latency_s / zoo.latency_s - 1) < 0.02
 
 
 class MoE(nn.Module):

@@ -40,7 +40,14 @@ Cost rules, per sample (``numel`` counts a tensor's elements with the batch axis
 Bytes are counted in elements and priced at the solve precision's element size. Anything the
 rule map does not know is listed with its node count, with the activation bytes it touches
 available through :meth:`Graph.unmodeled_bytes`, never costed as time 0 in silence.
-Left out: kernel fusion (each costed node is its own kernel), control flow, quantized kernels.
+
+Epilogue fusion (:func:`fuse_epilogues`), as inference compilers do and as the zoo's lowerings
+assume: a pointwise op whose input is the only use of a convolution's or GEMM's output (or of
+an op already fused into one) runs in that kernel's epilogue: no launch of its own, its flops
+kept, and of its bytes only its other operands read (a residual add reads its second input);
+a chain (conv -> add -> relu) fuses whole. Softmax and resampling are not pointwise and stay
+kernels of their own.
+Left out: fusion beyond epilogues (norms, attention blocks), control flow, quantized kernels.
 """
 
 from __future__ import annotations
@@ -50,7 +57,8 @@ from typing import Callable
 
 from ..workloads.operators import OperatorBuilder, OperatorTable, OpKind
 
-__all__ = ["Graph", "SymDim", "RULES", "ONNX_RULES", "ELEMENTWISE_OPS", "REDUCE_OPS",
+__all__ = ["Graph", "SymDim", "RULES", "ONNX_RULES", "fuse_epilogues", "ELEMENTWISE_OPS",
+           "REDUCE_OPS",
            "NORM_OPS", "POOL_OPS", "GLOBAL_POOL_OPS", "COPY_OPS", "VIEW_OPS", "UNKNOWN",
            "workload_key"]
 
@@ -116,6 +124,32 @@ def workload_key(name: str, fallback: str) -> str:
     return "_" + key if key[0].isdigit() else key
 
 
+# Elementwise-rule ops that are not pointwise (a row reduction, a resampling): never fused.
+_NOT_POINTWISE = ("softmax", "upsample", "resize")
+
+
+def fuse_epilogues(records: list, rules: dict[str, str], producers: list, users: list
+                   ) -> dict[int, int]:
+    """Record index -> the input position absorbed, for every pointwise record that runs in
+    the epilogue of the kernel producing that input (module docstring).
+
+    ``producers[i][j]``: the index of the record producing input ``j`` of record ``i`` (views
+    looked through; None for graph inputs and weights); ``users[i]``: how many records use
+    record ``i``'s output."""
+    fused: dict[int, int] = {}
+    for i, rec in enumerate(records):
+        op = rec[0]
+        if rules.get(op) != "elementwise" or any(t in op.lower() for t in _NOT_POINTWISE):
+            continue
+        for j, p in enumerate(producers[i]):
+            if p is None or users[p] != 1:
+                continue
+            if rules.get(records[p][0]) in ("conv", "gemm") or p in fused:
+                fused[i] = j
+                break
+    return fused
+
+
 def _causal_pairs(lq: float, lk: float) -> float:
     """Query-key pairs of a causal mask aligned at the top left: sum_i min(i + 1, Lk)."""
     if lq <= lk:
@@ -137,10 +171,12 @@ class Graph:
     """
 
     def __init__(self, name: str, nodes: list, batch: str | int, seq_names: frozenset,
-                 weight_elems: int, rules: dict[str, str] | None = None):
+                 weight_elems: int, rules: dict[str, str] | None = None,
+                 fused: dict[int, int] | None = None):
         self.name, self.nodes, self.batch, self.seq_names = name, nodes, batch, seq_names
         self.weight_elems = weight_elems
         self.rules = ONNX_RULES if rules is None else rules
+        self.fused = fused or {}
         self.per_sample = 1.0 / batch if isinstance(batch, int) and batch > 1 else 1.0
 
     def _dim(self, d, seq: int | None) -> float:
@@ -224,23 +260,33 @@ class Graph:
             return OpKind.ELEMENTWISE, y, weights, act
         return OpKind.ELEMENTWISE, 0.0, weights, act  # copy (and a Gather of activations)
 
+    def fused_cost(self, rec, pos: int, seq) -> tuple[OpKind, float, float, float]:
+        """A pointwise op in its producer's epilogue: its flops; of its bytes only the
+        activation operands other than input ``pos`` (the producer's output, in registers)."""
+        _, _, ins, is_init, outs, _ = rec
+        act = sum(self.numel(x, seq) for j, (x, w) in enumerate(zip(ins, is_init))
+                  if not w and j != pos)
+        weights = sum(self.numel(x, seq) for x, w in zip(ins, is_init) if w)
+        return OpKind.ELEMENTWISE, self.numel(outs[0], seq) if outs else 0.0, weights, act
+
     def build(self, seq: int | None, e: float) -> OperatorTable:
         s = self.per_sample
         rows: dict[tuple, list] = {}
-        for rec in self.nodes:
-            c = self.cost(rec, seq)
+        for i, rec in enumerate(self.nodes):
+            pos = self.fused.get(i)
+            c = self.cost(rec, seq) if pos is None else self.fused_cost(rec, pos, seq)
             if not c:
                 continue
             kind, flops, weights, act = c
-            key = (rec[0], int(kind), flops, weights, act)
+            key = (rec[0], int(kind), flops, weights, act, pos is not None)
             if key in rows:
                 rows[key][1] += 1
             else:
                 rows[key] = [rec[1], 1]
         b = OperatorBuilder()
-        for (op, kind, flops, weights, act), (name, count) in rows.items():
+        for (op, kind, flops, weights, act, fused), (name, count) in rows.items():
             b.add(f"{op} {name}", OpKind(kind), flops=flops * s, weight_bytes=weights * e,
-                  act_bytes=act * s * e, count=count)
+                  act_bytes=act * s * e, count=count, fused=fused)
         if not b.rows:
             b.add("no modelled operators", OpKind.ELEMENTWISE, flops=0.0, count=1)
         return b.build(weight_total_bytes=self.weight_elems * e)

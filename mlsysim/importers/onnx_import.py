@@ -37,8 +37,10 @@ BatchNormalization running statistics (buffers, as the zoo counts them).
 Anything else (``LSTM``, ``Loop``, ``If``, ``NonMaxSuppression``, custom domains, ...) is
 *unmodeled*: listed with its node count in ``ImportedWorkload.unmodeled``, with the activation
 bytes it touches available through ``unmodeled_bytes``, never costed as time 0 in silence.
-Left out: kernel fusion (each modelled node is its own kernel), subgraphs of control flow,
-quantized operators (QLinearConv, MatMulInteger: unmodeled).
+Pointwise nodes that are the only use of a convolution's or GEMM's output run in its epilogue
+(:func:`~.graph.fuse_epilogues`; views looked through, a graph output counts as a use).
+Left out: other fusion (each other modelled node is its own kernel), subgraphs of control
+flow, quantized operators (QLinearConv, MatMulInteger: unmodeled).
 """
 
 from __future__ import annotations
@@ -52,10 +54,12 @@ from .graph import (
     COPY_OPS,
     ELEMENTWISE_OPS,
     NORM_OPS,
+    ONNX_RULES,
     POOL_OPS,
     UNKNOWN,
     VIEW_OPS,
     Graph,
+    fuse_epilogues,
     workload_key,
 )
 
@@ -131,6 +135,39 @@ def _node_record(node, shapes: dict, inits: dict) -> tuple:
     return (node.op_type, node.name or node.op_type, ins, is_init, outs, extra)
 
 
+def _epilogues(graph, records: list) -> dict[int, int]:
+    """:func:`~.graph.fuse_epilogues` over the graph's connectivity: tensor names, views
+    (reshape, squeeze, ...) looked through; a graph output counts as a use."""
+    alias: dict[str, str] = {}
+    made: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        if ONNX_RULES.get(node.op_type) == "view":
+            for out in node.output:
+                if node.input:
+                    alias[out] = node.input[0]
+        else:
+            made.update((out, i) for out in node.output if out)
+
+    def source(t: str) -> str:
+        while t in alias:
+            t = alias[t]
+        return t
+
+    users = [0] * len(records)
+    producers = []
+    for node in graph.node:
+        ins = [t for t in node.input if t]
+        producers.append([made.get(source(t)) for t in ins])
+        if ONNX_RULES.get(node.op_type) != "view":
+            for t in ins:
+                if source(t) in made:
+                    users[made[source(t)]] += 1
+    for out in graph.output:
+        if source(out.name) in made:
+            users[made[source(out.name)]] += 1
+    return fuse_epilogues(records, ONNX_RULES, producers, users)
+
+
 def from_onnx(path, *, name: str | None = None, default_seq_len: int = 128) -> ImportedWorkload:
     """Import an ONNX graph as a workload ``Engine.solve`` accepts.
 
@@ -181,7 +218,8 @@ def from_onnx(path, *, name: str | None = None, default_seq_len: int = 128) -> I
 
     nodes = [_node_record(node, shapes, inits) for node in graph.node]
     g = Graph(name or graph.name or os.path.splitext(os.path.basename(where))[0], nodes,
-              batch, frozenset(seq_names), sum(floats.values()))
+              batch, frozenset(seq_names), sum(floats.values()),
+              fused=_epilogues(graph, nodes))
     known = {batch, *seq_names}
     unresolved = {d for rec in nodes for s in (*rec[2], *rec[4]) if s for d in s
                   if isinstance(d, str) and d not in known}

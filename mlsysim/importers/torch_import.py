@@ -50,8 +50,10 @@ Anything else (``topk``, ``nonzero``, ``fft_*``, ``sort``, custom ops, higher-or
 flow) is unmodeled: listed in ``ImportedWorkload.unmodeled`` with its node count and its
 activation bytes in ``unmodeled_bytes``. ``parameter_count`` counts parameter elements (tied
 weights once), not buffers; resident weights are parameters plus floating-point buffers.
-Left out: kernel fusion beyond the batch-norm fold, training passes, KV caches (an imported
-module is one forward pass).
+Pointwise ops that are the only use of a convolution's or GEMM's output run in its epilogue
+(:func:`~.graph.fuse_epilogues`, views and folded batch norms looked through), so an imported
+ResNet-50 costs what the zoo's does. Left out: other fusion, training passes, KV caches (an
+imported module is one forward pass).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from collections.abc import Sequence
 
 from ..errors import SpecError, ValidationError
 from ..workloads.imported import ImportedWorkload
-from .graph import Graph, SymDim, workload_key
+from .graph import Graph, SymDim, fuse_epilogues, workload_key
 
 __all__ = ["from_torch", "TORCH_RULES"]
 
@@ -469,6 +471,9 @@ class _Reader:
     def records(self) -> list:
         recs: list[list] = []
         where: dict = {}
+        alias: dict = {}                 # a view, tuple item or folded op -> the node it shows
+        inputs: list = []                # each record's tensor input nodes
+        self.fused: dict[int, int] = {}
         for node in self.ep.graph.nodes:
             if node.op != "call_function":
                 continue
@@ -477,6 +482,8 @@ class _Reader:
             if target is operator.getitem:
                 if node.args[0] in self.const:
                     self.const.add(node)
+                elif ins:
+                    alias[node] = ins[0]
                 continue
             outs = self._outputs(node)
             if not outs:
@@ -495,6 +502,8 @@ class _Reader:
             if op in _NONZERO:
                 self._route(node, ins[0])
             if self._is_view(op, node, ins, outs):
+                if ins:
+                    alias[node] = ins[0]
                 continue
             rule = TORCH_RULES.get(op)
             extra: tuple = ()
@@ -514,13 +523,30 @@ class _Reader:
             elif rule == "einsum":
                 extra = self._einsum(node)
             elif rule == "norm" and "batch_norm" in op and self._fold_bn(node, recs, where):
+                alias[node] = node.args[0]
                 continue
             rec = [op, self._label(node), tuple(self.shape(a.meta["val"]) for a in ins),
                    tuple(a in self.const for a in ins), tuple(self.shape(v) for v in outs),
                    extra]
             where[node] = len(recs)
             recs.append(rec)
-        return [tuple(r) for r in recs]
+            inputs.append(ins)
+
+        def source(n):
+            while n in alias:
+                n = alias[n]
+            return n
+
+        def uses(n) -> int:
+            return sum(uses(u) if u in alias else 1 for u in n.users)
+
+        producers = [[where.get(source(a)) for a in ins] for ins in inputs]
+        counts = [0] * len(recs)
+        for node, i in where.items():
+            counts[i] = uses(node)
+        records = [tuple(r) for r in recs]
+        self.fused = fuse_epilogues(records, TORCH_RULES, producers, counts)
+        return records
 
     def _fold_bn(self, node, recs, where) -> bool:
         args = _named_args(node)
@@ -616,7 +642,7 @@ def from_torch(module, example_inputs, *, seq_axis=None, name: str | None = None
     label = name or type(module).__name__
     g = Graph(label, nodes, batch if reader.batch_fixed else "batch",
               frozenset({"seq"}) if reader.seq_syms else frozenset(), params + buffers,
-              rules=TORCH_RULES)
+              rules=TORCH_RULES, fused=reader.fused)
 
     notes.append("traced in eval mode by torch.export (fake tensors: no weight read or copied)")
     if reader.batch_fixed:
