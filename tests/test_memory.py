@@ -20,6 +20,11 @@ def test_budget_arithmetic_by_hand():
     assert "largest: KV" in why and "118 GB" in why and "NVIDIA X has 72 GB" in why
     # Nothing fits when the resident part alone overflows.
     assert MemoryBudget(weights=80e9, usable=72e9, per_sample=1e9).max_batch() == 0
+    # A single pass grows both per-sample terms: (72 - 18) / (0.5 + 0.25) = 72 samples.
+    g = MemoryBudget(weights=16e9, usable=72e9, per_sample=0.5e9, activations=2e9,
+                     activations_per_sample=0.25e9)
+    assert g.max_batch() == 72 and g.fits(72) and not g.fits(73)
+    assert g.terms(4) == {"weights": 16e9, "KV": 2e9, "activations": 3e9}
 
 
 def test_training_terms_count_when_filled():
