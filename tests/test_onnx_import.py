@@ -133,6 +133,21 @@ def test_pointwise_ops_fuse_into_the_producing_kernel(tmp_path):
     assert t.launches[i] == 1 and t.act_bytes_per_sample[i] == 2 * HID * 2.0
 
 
+def test_an_identity_of_an_initializer_is_a_weight(tmp_path):
+    """Exporters deduplicate equal initializers and feed each user an Identity copy: the
+    Gemm's bias b (256 elements) through Identity is still read once per kernel as a weight,
+    not per sample as an activation: weight elements 64 x 256 + 256."""
+    nodes = [helper.make_node("Identity", ["b"], ["b_copy"], name="dedup"),
+             helper.make_node("Gemm", ["x", "w", "b_copy"], ["y"], transB=1, name="fc")]
+    g = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", IN])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", HID])],
+               [_init("w", HID, IN), _init("b", HID)])
+    t = Models.from_onnx(_save(tmp_path, g, "dedup.onnx")).table(seq_len=None, e=1.0)
+    i = list(t.names).index("Gemm fc")
+    assert t.weight_bytes[i] == IN * HID + HID
+    assert t.act_bytes_per_sample[i] == IN + HID
+
+
 def test_engine_solves_an_imported_graph(tmp_path):
     w = Models.from_onnx(_save(tmp_path, cnn()))
     p = Engine.solve(w, "A100", batch_size=8)

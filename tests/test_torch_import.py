@@ -328,21 +328,24 @@ def test_conv_flops_by_hand():
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_same_cnn_through_onnx_gives_the_same_table():
-    """The CNN exported by ``torch.onnx.export`` (TorchScript exporter, ``dynamo=False``: the
-    new one needs onnxscript) and imported by ``from_onnx``: same flops and weight bytes per
-    kind as the torch import (the ONNX exporter folds the BN into the Conv too)."""
+@pytest.mark.parametrize("net, size", [("cnn", 32), ("resnet50", 224)])
+def test_same_network_through_onnx_gives_the_same_table(net, size):
+    """The CNN and the ResNet-50 exported by ``torch.onnx.export`` (TorchScript exporter,
+    ``dynamo=False``: the new one needs onnxscript; random CPU weights, ~1 s for ResNet-50)
+    and imported by ``from_onnx``: the same flops and weight bytes per kind, and the same
+    activation bytes, as the torch import (the ONNX exporter folds the BN into the Conv too,
+    and both importers fuse the ReLUs and residual adds into the convolutions)."""
     onnx = pytest.importorskip("onnx")
-    m = CNN().eval()
+    m = (CNN() if net == "cnn" else ResNet()).eval()
     buf = io.BytesIO()
     try:
-        torch.onnx.export(m, (torch.randn(2, 3, 32, 32),), buf, dynamo=False,
+        torch.onnx.export(m, (torch.randn(2, 3, size, size),), buf, dynamo=False,
                           input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
     except Exception as exc:  # pragma: no cover - depends on the installed exporters
         pytest.skip(f"torch.onnx.export unavailable offline: {exc}")
     via_onnx = Models.from_onnx(onnx.load_from_string(buf.getvalue()))
-    via_torch = Models.from_torch(m, torch.empty(2, 3, 32, 32))
+    via_torch = Models.from_torch(m, torch.empty(2, 3, size, size))
     a, b = via_onnx.table(seq_len=None, e=2.0), via_torch.table(seq_len=None, e=2.0)
     assert _by_kind(a) == _by_kind(b)
     assert float(a.act_bytes_per_sample @ a.count) == float(b.act_bytes_per_sample @ b.count)

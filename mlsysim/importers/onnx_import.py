@@ -216,7 +216,13 @@ def from_onnx(path, *, name: str | None = None, default_seq_len: int = 128) -> I
     floats = {n: math.prod(s) for n, (s, t) in inits.items() if t in _FLOAT_TYPES}
     params = sum(v for n, v in floats.items() if n not in buffers)
 
-    nodes = [_node_record(node, shapes, inits) for node in graph.node]
+    # An Identity of an initializer is a weight too: exporters deduplicate equal
+    # initializers (freshly initialized biases) and hand each user an Identity copy.
+    weights = dict(inits)
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input and node.input[0] in weights:
+            weights.update((out, weights[node.input[0]]) for out in node.output if out)
+    nodes = [_node_record(node, shapes, weights) for node in graph.node]
     g = Graph(name or graph.name or os.path.splitext(os.path.basename(where))[0], nodes,
               batch, frozenset(seq_names), sum(floats.values()),
               fused=_epilogues(graph, nodes))
