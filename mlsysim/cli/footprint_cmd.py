@@ -8,13 +8,33 @@ by ``register(app)``."""
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 __all__ = ["register"]
 
 TRAIN_HELP = "Chain a training run of this model on SYSTEM (activity, and duration with --tokens)."
+
+# The options the three commands share: the job, and the training run --train chains.
+System = Annotated[str, typer.Argument(help="Chip, node or cluster, e.g. DGX_H100")]
+Days = Annotated[Optional[float], typer.Option("--days", help="Job length (default: the "
+                                               "--train run's time to train for --tokens).")]
+Mfu = Annotated[Optional[float], typer.Option("--mfu", help="Compute activity, 0-1 (or "
+                                              "--train).")]
+Nodes = Annotated[Optional[int], typer.Option("--nodes", help="Repeat the node N times.")]
+Train = Annotated[Optional[str], typer.Option("--train", help=TRAIN_HELP)]
+Batch = Annotated[Optional[int], typer.Option("--batch-size", "-b",
+                                              help="--train: global batch, sequences.")]
+SeqLen = Annotated[Optional[int], typer.Option("--seq-len", help="--train: tokens per "
+                                               "sequence.")]
+Tokens = Annotated[Optional[float], typer.Option("--tokens", help="--train: token budget.")]
+Precision = Annotated[Optional[str], typer.Option("--precision", "-p")]
+Tp = Annotated[int, typer.Option("--tp")]
+Pp = Annotated[int, typer.Option("--pp")]
+Zero = Annotated[int, typer.Option("--zero", help="--train: ZeRO stage 0-3.")]
+Explain = Annotated[bool, typer.Option("--explain")]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def _train_run(model, system, batch_size, seq_len, precision, tokens, tp, pp, zero,
@@ -57,28 +77,15 @@ def _emit(result, run, as_json: bool, explain: bool) -> None:
 
 
 def carbon_cmd(
-    system: str = typer.Argument(..., help="Chip, node or cluster, e.g. DGX_H100"),
-    days: Optional[float] = typer.Option(None, "--days", help="Job length (default: the "
-                                         "--train run's time to train for --tokens)."),
-    mfu: Optional[float] = typer.Option(None, "--mfu", help="Compute activity, 0-1 (or "
-                                        "--train)."),
+    system: System, days: Days = None, mfu: Mfu = None,
     datacenter: Optional[str] = typer.Option(None, "--datacenter", help="Zoo datacenter, "
                                              "e.g. Hyperscale (PUE, WUE)."),
     grid: Optional[str] = typer.Option(None, "--grid", "--region", help="Zoo grid, e.g. "
                                        "Quebec (default: the datacenter's)."),
     utilization: float = typer.Option(1.0, "--utilization", help="Busy share of the days."),
-    nodes: Optional[int] = typer.Option(None, "--nodes", help="Repeat the node N times."),
-    train: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
-                                             help="--train: global batch, sequences."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="--train: tokens per "
-                                          "sequence."),
-    tokens: Optional[float] = typer.Option(None, "--tokens", help="--train: token budget."),
-    precision: Optional[str] = typer.Option(None, "--precision", "-p"),
-    tp: int = typer.Option(1, "--tp"), pp: int = typer.Option(1, "--pp"),
-    zero: int = typer.Option(0, "--zero", help="--train: ZeRO stage 0-3."),
-    explain: bool = typer.Option(False, "--explain"),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    nodes: Nodes = None, train: Train = None, batch_size: Batch = None,
+    seq_len: SeqLen = None, tokens: Tokens = None, precision: Precision = None,
+    tp: Tp = 1, pp: Pp = 1, zero: Zero = 0, explain: Explain = False, as_json: Json = False,
 ):
     """Energy, carbon (operational and embodied) and water of a job on a system."""
     from ..solvers.sustainability import SustainabilityModel
@@ -98,11 +105,7 @@ def carbon_cmd(
 
 
 def cost_cmd(
-    system: str = typer.Argument(..., help="Chip, node or cluster, e.g. DGX_H100"),
-    days: Optional[float] = typer.Option(None, "--days", help="Job length (default: the "
-                                         "--train run's time to train for --tokens)."),
-    mfu: Optional[float] = typer.Option(None, "--mfu", help="Compute activity, 0-1 (or "
-                                        "--train)."),
+    system: System, days: Days = None, mfu: Mfu = None,
     datacenter: Optional[str] = typer.Option(None, "--datacenter", help="Zoo datacenter, "
                                              "e.g. Hyperscale (PUE, WUE)."),
     grid: Optional[str] = typer.Option(None, "--grid", "--region", help="Zoo grid, e.g. PJM "
@@ -113,18 +116,9 @@ def cost_cmd(
                                                 help="USD per accelerator-hour."),
     kwh_price: Optional[float] = typer.Option(None, "--kwh-price", help="USD per kWh."),
     utilization: float = typer.Option(1.0, "--utilization", help="Busy share of the days."),
-    nodes: Optional[int] = typer.Option(None, "--nodes", help="Repeat the node N times."),
-    train: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
-                                             help="--train: global batch, sequences."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="--train: tokens per "
-                                          "sequence."),
-    tokens: Optional[float] = typer.Option(None, "--tokens", help="--train: token budget."),
-    precision: Optional[str] = typer.Option(None, "--precision", "-p"),
-    tp: int = typer.Option(1, "--tp"), pp: int = typer.Option(1, "--pp"),
-    zero: int = typer.Option(0, "--zero", help="--train: ZeRO stage 0-3."),
-    explain: bool = typer.Option(False, "--explain"),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    nodes: Nodes = None, train: Train = None, batch_size: Batch = None,
+    seq_len: SeqLen = None, tokens: Tokens = None, precision: Precision = None,
+    tp: Tp = 1, pp: Pp = 1, zero: Zero = 0, explain: Explain = False, as_json: Json = False,
 ):
     """Cost of a job: capital share, energy and TCO, against renting the accelerators."""
     from ..solvers.economics import EconomicsModel
@@ -146,11 +140,7 @@ def cost_cmd(
 
 
 def place_cmd(
-    system: str = typer.Argument(..., help="Chip, node or cluster, e.g. DGX_H100"),
-    days: Optional[float] = typer.Option(None, "--days", help="Job length (default: the "
-                                         "--train run's time to train for --tokens)."),
-    mfu: Optional[float] = typer.Option(None, "--mfu", help="Compute activity, 0-1 (or "
-                                        "--train)."),
+    system: System, days: Days = None, mfu: Mfu = None,
     regions: Optional[str] = typer.Option(None, "--regions", help="Comma list of zoo grids "
                                           "(default: every grid), e.g. US_Avg,CAISO,Quebec."),
     objective: str = typer.Option("weighted", "--objective", help="cost | carbon | weighted "
@@ -160,18 +150,9 @@ def place_cmd(
                                     "grid's cleanest hour of the year (published profiles)."),
     datacenter: str = typer.Option("Hyperscale", "--datacenter", help="Zoo datacenter (PUE, "
                                    "WUE), the same in every region."),
-    nodes: Optional[int] = typer.Option(None, "--nodes", help="Repeat the node N times."),
-    train: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
-                                             help="--train: global batch, sequences."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="--train: tokens per "
-                                          "sequence."),
-    tokens: Optional[float] = typer.Option(None, "--tokens", help="--train: token budget."),
-    precision: Optional[str] = typer.Option(None, "--precision", "-p"),
-    tp: int = typer.Option(1, "--tp"), pp: int = typer.Option(1, "--pp"),
-    zero: int = typer.Option(0, "--zero", help="--train: ZeRO stage 0-3."),
-    explain: bool = typer.Option(False, "--explain"),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    nodes: Nodes = None, train: Train = None, batch_size: Batch = None,
+    seq_len: SeqLen = None, tokens: Tokens = None, precision: Precision = None,
+    tp: Tp = 1, pp: Pp = 1, zero: Zero = 0, explain: Explain = False, as_json: Json = False,
 ):
     """Where (and, with --time-shift, when) to run a job: regions ranked by cost, carbon or
     cost with a carbon price."""
