@@ -208,3 +208,19 @@ def test_eval_splits_a_pass_and_shares_the_memory_rule():
     assert [(r["tp_size"], r["feasible"]) for r in rows] == [(1, False), (8, True)]
     out = run("eval", "Llama3_70B", "H100", "--seq-len", "1024")
     assert out.returncode == 3 and "weights" in out.stderr
+
+
+def test_process_entry_keeps_exit_codes_and_survives_an_early_reader():
+    """`mlsysim` exits through cli.run (no interpreter teardown): the exit codes are main()'s
+    (0, 2 for a usage error, 3 infeasible), and a reader that closes the pipe early (`| head
+    -1`) leaves no traceback."""
+    assert run("eval", "ResNet50", "A100").returncode == 0
+    assert run("eval", "ResNet50", "A10O").returncode == 2
+    assert run("eval", "Llama3_70B", "A100").returncode == 3
+    p = subprocess.Popen([sys.executable, "-m", "mlsysim", "zoo", "models"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read()
+    p.wait(timeout=60)
+    assert "Traceback" not in err

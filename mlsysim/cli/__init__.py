@@ -7,9 +7,10 @@ Every command takes ``--json``. User errors print one line (or a JSON error obje
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-__all__ = ["main", "app"]
+__all__ = ["main", "run", "app"]
 
 EXIT_USAGE, EXIT_INFEASIBLE = 2, 3
 
@@ -47,6 +48,20 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         raise
     return code if isinstance(code, int) else 0
+
+
+def run() -> None:
+    """The process entry point (the ``mlsysim`` script, ``python -m mlsysim``): :func:`main`,
+    then the exit without the interpreter's teardown. Freeing the unit registry, the schemas
+    and numpy's state at exit costs ~50 ms of every command; output is flushed first and the
+    commands leave no file open, so nothing is lost. ``main`` itself returns (tests call it)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, OSError):   # a reader that left early (`| head -1`)
+            pass
+    os._exit(code)
 
 
 class _Usage(Exception):
