@@ -116,26 +116,27 @@ class SweepResult:
         return cls(columns, skipped, tuple(r for p in parts for r in p.skipped_plans))
 
     def to_frame(self):
-        """A pandas DataFrame (pandas is optional: ``pip install pandas``); text columns
-        become categoricals."""
+        """A pandas DataFrame (pandas is optional: ``pip install 'mlsysim[frames]'``); text
+        columns become categoricals."""
         try:
             import pandas as pd
         except ImportError:
             raise MLSysimError("SweepResult.to_frame needs pandas, which is not installed: "
-                               "pip install pandas") from None
+                               "pip install pandas (or pip install 'mlsysim[frames]')") from None
         cols = {k: (pd.Categorical(v) if v.dtype.kind in "US" else v)
                 for k, v in self.columns.items()}
         return pd.DataFrame(cols)
 
     def to_parquet(self, path) -> None:
-        """Write the table as Parquet (needs pandas and pyarrow: ``pip install pandas
-        pyarrow``)."""
+        """Write the table as Parquet (needs pandas and pyarrow: ``pip install
+        'mlsysim[frames]'``)."""
         frame = self.to_frame()
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise MLSysimError("SweepResult.to_parquet needs pyarrow, which is not installed: "
-                               "pip install pyarrow") from None
+                               "pip install pyarrow (or pip install 'mlsysim[frames]')"
+                               ) from None
         frame.to_parquet(path, index=False)
 
 
