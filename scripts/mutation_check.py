@@ -130,6 +130,8 @@ MUTATIONS = [
      ["tests/test_onnx_import.py"]),
     ("importers: a fused op reads only its other operands", "mlsysim/importers/graph.py",
      "if not w and j != pos)", "if not w)", ["tests/test_onnx_import.py"]),
+    ("distributed: ZeRO-3 re-gathers for a recomputed forward", "mlsysim/solvers/distributed.py",
+     "(3 if parts.regather else 2) * one", "2 * one", ["tests/test_distributed.py"]),
     ("validation: TDP convention x devices x time", "mlsysim/validation/adapters.py",
      "kwh = self.devices * self.tdp_w * self.seconds / 3.6e6",
      "kwh = self.devices * self.tdp_w * self.seconds / 3.6e6 * 0.9",

@@ -194,3 +194,23 @@ def test_dropout_masks_are_h_bytes_per_token_and_layer_each():
     off = DistributedModel().solve("Llama3_8B", "DGX_H100", dropout=False, **kw)
     assert on.memory.activations - off.memory.activations == pytest.approx(
         2 * 4096 * 2048 * 32, rel=1e-9)
+
+
+@pytest.mark.parametrize("recompute, gathers", [("full", 3), ("selective", 2), ("none", 2)])
+def test_zero3_backward_gathers_again_under_full_recomputation(recompute, gathers):
+    """ZeRO-3 per micro-batch: one weight all-gather in the forward; in the backward a gather
+    and the reduce-scatter (the same cost), plus one more gather under full recomputation,
+    whose re-run forward needs the weights ZeRO-3 dropped. With the gather made to dwarf the
+    compute (1,000 s), backward / forward = 3 with full recomputation, 2 otherwise."""
+    import numpy as np
+
+    from mlsysim.core.collectives import comm_path
+    from mlsysim.solvers.distributed import parts_for, step_times
+    hw = mlsysim.Hardware.get("H100")
+    parts = parts_for(mlsysim.Models.get("Llama3_8B"), hw, comm_path(hw), "bf16", 2048, 1, 1, 1,
+                      recompute, False, 1.0, 8)
+    one = np.array([1000.0])
+    stages = step_times(parts, np.array([0]), np.array([1]), np.array([1]), np.array([1]),
+                        np.zeros(1), gather=(one, np.zeros(1)))
+    f, b = stages[0]
+    assert float(b[0] / f[0]) == pytest.approx(gathers, rel=1e-3)

@@ -438,6 +438,7 @@ class Parts:
     model_flops_per_sample: float  # the MFU convention's flops per sequence (or image)
     act_per_sample: float = 0.0    # layered models: stored activations per sample (bytes)
     p2p_bytes_per_sample: float = 0.0  # a pipeline hand-off's message per sample (bytes)
+    regather: bool = False         # full recomputation: the backward re-runs the forward
 
 
 def _lowering_check(model, tp: int, cp: int, ep: int, seq: int) -> None:
@@ -527,7 +528,7 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
                   # A hand-off moves the activations of the micro-batch's tokens, split over
                   # the TP ranks (sequence parallelism, or Megatron's scatter-gather of the
                   # replicated tensor; Narayanan et al. 2021 sec. 4.1).
-                  p2p_bytes_per_sample=q * h * e / tp)
+                  p2p_bytes_per_sample=q * h * e / tp, regather=recompute == "full")
     return _PARTS.put(key, parts)
 
 
@@ -649,7 +650,10 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
     pipeline hand-off per config (sent ``v`` times per micro-batch, activations forward to
     the next stage, gradients back). ``gather``: ZeRO-3's (seconds, seconds per local
     parameter) of one weight all-gather over the data-parallel group (overlapped; the
-    backward also reduce-scatters the gradients: the same cost)."""
+    backward also reduce-scatters the gradients: the same cost, and under full recomputation
+    gathers the weights once more for the forward it re-runs: ZeRO-3's 3 x params per step
+    [Rajbhandari et al. 2020, sec. 7.2] are a forward gather, a backward gather and the
+    reduce-scatter, and a recomputed forward needs the weights ZeRO-3 does not keep)."""
     f = {k: _part_times(p, mbs_values) for k, p in parts.fwd.items()}
     b = {k: _part_times(p, mbs_values) for k, p in parts.bwd.items()}
 
@@ -664,7 +668,8 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
         w = {"pre": kind.first, "stack": kind.share, "post": kind.last}
         one = 0.0 if gather is None else \
             gather[0] + gather[1] * stage_params(parts, pp, kind.stage, kind)
-        out.append((pass_time(f, w, ~kind.last, one), pass_time(b, w, ~kind.first, 2 * one)))
+        out.append((pass_time(f, w, ~kind.last, one),
+                    pass_time(b, w, ~kind.first, (3 if parts.regather else 2) * one)))
     return out
 
 
