@@ -89,3 +89,27 @@ def test_sharding_checks_its_sizes():
         Sharding(tp=0)
     with pytest.raises(ValidationError, match="ep_size"):
         Sharding(dp=6, ep=4)
+
+
+def test_attention_dropout_on_materialized_scores_is_its_own_pass():
+    """Megatron-LM applies attention dropout (0.1 by default) as a kernel after its fused
+    softmax: over materialized scores it reads the probabilities and writes them dropped plus
+    a one-byte mask, 2 e + 1 = 5 B per (query, key) pair and head at 16 bits. Llama-3-8B, one
+    causal segment of 512 tokens: 512 x 513 / 2 = 131,328 pairs x 32 heads = 4,202,496 per
+    layer, 21,012,480 B. FlashAttention fuses dropout (no row); selective recomputation
+    re-runs it with the rest of the attention core."""
+    from mlsysim.workloads.training import training_table
+    from mlsysim.workloads.transformer import Segment, lower_segments
+
+    spec = mlsysim.Models.get("Llama3_8B")
+    seg = [Segment(512, 0)]
+    t = lower_segments(spec, seg, e=2.0, flash=False, dropout=True, all_logits=True)
+    i = list(t.names).index("layer.attention_dropout")
+    assert t.act_bytes_per_sample[i] == 4_202_496 * 5 and t.flops_per_sample[i] == 4_202_496
+    assert t.count[i] == 32
+    assert "layer.attention_dropout" not in lower_segments(spec, seg, e=2.0, flash=True,
+                                                           dropout=True).names
+    assert "layer.attention_dropout" not in lower_segments(spec, seg, e=2.0, flash=False).names
+    sel = training_table(t, recompute="selective", include_forward=False)
+    assert "layer.attention_dropout.recompute" in sel.names
+    assert "layer.attention_softmax.recompute" in sel.names

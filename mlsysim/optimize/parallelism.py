@@ -254,7 +254,7 @@ class ParallelismOptimizer(ForwardModel):
             sel = np.flatnonzero(keep)
             sp = tp > 1
             parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep, rc, sp, 1.0,
-                              devices)
+                              devices, dropout=base.dropout)
             n = len(sel)
             grid = dict(tp=np.full(n, tp), pp=P[sel], cp=np.full(n, cp), dp=dp[sel], v=V[sel],
                         mbs=MB[sel], m=M[sel], zero=Z[sel])

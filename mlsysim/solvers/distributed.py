@@ -355,8 +355,9 @@ class DistributedModel(ForwardModel):
                "even share; Megatron's decoder_first_pipeline_num_layers)"),
         Option("last_stage_layers", None, "layers on the last pipeline stage (default: an "
                "even share)"),
-        Option("dropout", True, "attention and hidden dropout on: their masks are stored "
-               "for the backward pass (Llama-style models train without)"),
+        Option("dropout", True, "attention and hidden dropout on (Megatron-LM's 0.1): their "
+               "masks are stored for the backward pass, and over materialized scores the "
+               "attention dropout is a pass of its own (Llama-style models train without)"),
         Option("config", None, "a DistributedConfig with all of the above but model and fleet"),
     )
 
@@ -463,13 +464,14 @@ def _lowering_check(model, tp: int, cp: int, ep: int, seq: int) -> None:
 
 def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: str, seq: int,
               tp: int, cp: int, ep: int, recompute: str, sp: bool, capacity_factor: float,
-              devices: int, flash: bool = True) -> Parts:
+              devices: int, flash: bool = True, dropout: bool = True) -> Parts:
     """The prepared sections of one micro-batch sequence on one device (module docstring).
     ``flash=False``: attention with materialized scores (pre-2022 kernels): the scores
     round-trip memory, and the backward runs four matmuls to the forward's two instead of
-    FlashAttention-2's five (no recomputation of the scores)."""
+    FlashAttention-2's five (no recomputation of the scores); with ``dropout`` its attention
+    dropout is a kernel of its own over the scores (FlashAttention fuses it)."""
     key = (model, hardware, path, precision, seq, tp, cp, ep, recompute, sp, capacity_factor,
-           devices, flash)
+           devices, flash, dropout)
     hit = _PARTS.get(key)
     if hit is not None:
         return hit
@@ -480,7 +482,7 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
     q = seq // cp
     # Ring attention over a causal sequence: each rank's queries see half the rest on average.
     fwd = lower_segments(model, [Segment(q, (seq - q) // 2)], e=e, kv_e=e, we=e, tp=tp, pp=1,
-                         flash=flash, all_logits=True)
+                         flash=flash, all_logits=True, dropout=dropout)
     stack = fwd.section == Section.STACK
     if sp and tp > 1:        # norms and dropout sharded over the TP group
         fwd = scale_rows(fwd, stack & (fwd.kind == OpKind.NORM), flops=1 / tp, act=1 / tp)
@@ -834,7 +836,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
     sp = tp > 1 if c.sequence_parallel is None else c.sequence_parallel
     parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep,
                       c.activation_recomputation, sp, c.capacity_factor, devices,
-                      c.attention_kernel == "flash")
+                      c.attention_kernel == "flash", c.dropout)
     g = evaluate_grid(parts, system, model, dict(
         tp=np.array([tp]), pp=np.array([pp]), cp=np.array([cp]), dp=np.array([dp]),
         v=np.array([v]), mbs=np.array([mbs]), m=np.array([m]), zero=np.array([c.zero_stage])),

@@ -144,7 +144,11 @@ def training_table(forward: OperatorTable, *, recompute: str = "none",
         part_names += [f"{names[i]}.wgrad" for i in wg]
     if recompute != "none":
         stack = forward.section == Section.STACK
-        pick = stack & ~comm if recompute == "full" else stack & attn
+        # Selective recomputation re-runs the attention core: QK^T, softmax, dropout, the
+        # product with V (Korthikanti et al. 2022, sec. 5).
+        core = attn | np.array([n.endswith(("attention_softmax", "attention_dropout"))
+                                for n in names])
+        pick = stack & ~comm if recompute == "full" else stack & core
         # Full recomputation also repeats the layers' TP collectives.
         if recompute == "full":
             pick = pick | (stack & comm & (forward.comm_kind == 0))

@@ -108,12 +108,16 @@ def _mlp_rows(b: OperatorBuilder, spec: TransformerSpec, width: float, tokens: f
 
 def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segment], *,
                 e: float, we: float, kv_e: float, layers: int, tp: int = 1,
-                cross_tokens: int = 0, prefix: str = "layer", flash: bool = True) -> None:
+                cross_tokens: int = 0, prefix: str = "layer", flash: bool = True,
+                dropout: bool = False) -> None:
     """Rows for ``layers`` layers over the given segments, on one of ``tp`` tensor-parallel
     devices (heads, FFN width, experts' width and the KV heads split; MLA's latent cache is
     shared by all heads and so replicated). ``flash=False`` models materialized attention:
     the score matrix is written by QK^T, read and written by softmax, read by PV (4 passes of
-    heads x pairs elements, three kernels) instead of staying on chip."""
+    heads x pairs elements, three kernels) instead of staying on chip. ``dropout`` (training
+    with attention dropout on materialized scores, Megatron-LM's separate dropout after its
+    fused softmax): one more kernel reads the probabilities and writes them dropped and a
+    one-byte mask, 2 e + 1 bytes per (query, key) pair and head; FlashAttention fuses it."""
     h, d = spec.hidden, spec.d_head
     heads = spec.heads / tp
     kv_share = 1.0 if spec.mla else max(spec.n_kv_heads / tp, 1) / spec.n_kv_heads
@@ -157,6 +161,10 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
               count=n)
         if not flash:  # the softmax and the second matmul run as kernels of their own
             b.add(f"{tag}.attention_softmax", OpKind.ELEMENTWISE, flops=0.0, count=2 * n)
+            if dropout:
+                pairs = heads * sum(s.pairs(window) for s in segments)
+                b.add(f"{tag}.attention_dropout", OpKind.ELEMENTWISE, flops=pairs,
+                      act_bytes=pairs * (2 * e + 1), count=n)
         b.add(f"{tag}.o_proj", OpKind.GEMM, flops=2 * tokens * o_w, weight_bytes=o_w * we,
               act_bytes=tokens * (o_w / h + h) * e, count=n)
         if cross_tokens:
@@ -198,7 +206,7 @@ def comm_bytes(e: float) -> float:
 def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
                    kv_e: float | None = None, we: float | None = None, tp: int = 1,
                    pp: int = 1, encoder: bool = False, flash: bool = True,
-                   all_logits: bool = False) -> OperatorTable:
+                   all_logits: bool = False, dropout: bool = False) -> OperatorTable:
     """Operators of one decoder pass over ``segments`` (per sample), on one of ``tp``
     tensor-parallel devices of a ``pp``-stage pipeline. ``encoder``: also run the encoder
     (encoder-decoder prefill).
@@ -243,7 +251,7 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
         b.add("embedding", OpKind.EMBEDDING, flops=0, act_bytes=tokens * h * e)
         b.section = Section.STACK
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
-                    cross_tokens=enc_tokens, flash=flash)
+                    cross_tokens=enc_tokens, flash=flash, dropout=dropout)
         b.collective("tp_allreduce", "allreduce", message_bytes=tokens * h * ce, group=tp,
                      count=2 * spec.layers)
         b.section = Section.POST
