@@ -219,7 +219,7 @@ def test_profiles_are_twelve_or_twentyfour_positive_factors_averaging_one():
     with pytest.raises(SpecError, match="average"):
         GridSpec(name="g", carbon_intensity="200 gCO2e/kWh", monthly_profile=[2.0] * 12)
     with pytest.raises(MLSysimError, match="no published monthly profile"):
-        Grids.Poland.intensity_in(month=1)
+        Grids.India.intensity_in(month=1)
 
 
 def test_cloud_price_halves_must_agree():
