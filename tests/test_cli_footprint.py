@@ -115,3 +115,16 @@ def test_place_ranks_regions_like_the_optimizer():
     assert "Quebec (no published electricity price)" in text.stdout
     bad = run("place", "DGX_H100", "--days", "30", "--mfu", "0.4", "--regions", "Quebek")
     assert bad.returncode == 2 and "Quebec" in bad.stderr
+
+
+def test_carbon_month_uses_the_grids_monthly_profile():
+    """France's 2023 shape puts May at 0.625 of the annual intensity: `--month 5` gives the
+    annual-average carbon x 0.625; a grid without a profile refuses the month (exit 2)."""
+    args = ("carbon", "DGX_H100", "--days", "30", "--mfu", "0.4", *BASE, "--grid", "France")
+    year = json.loads(run(*args, "--json").stdout)["carbon_footprint_kg"]
+    may = json.loads(run(*args, "--month", "5", "--json").stdout)["carbon_footprint_kg"]
+    factor = mlsysim.Infra.Grids.get("France").monthly_profile[4]
+    assert factor == 0.625 and may == pytest.approx(year * factor, rel=1e-12)
+    out = run("carbon", "DGX_H100", "--days", "30", "--mfu", "0.4", *BASE, "--grid", "India",
+              "--month", "5")
+    assert out.returncode == 2 and "--month" in out.stderr and "India" in out.stderr

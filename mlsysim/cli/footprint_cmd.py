@@ -83,6 +83,8 @@ def carbon_cmd(
     grid: Optional[str] = typer.Option(None, "--grid", "--region", help="Zoo grid, e.g. "
                                        "Quebec (default: the datacenter's)."),
     utilization: float = typer.Option(1.0, "--utilization", help="Busy share of the days."),
+    month: Optional[int] = typer.Option(None, "--month", help="1-12: the grid's intensity in "
+                                        "that month (grids with a published profile)."),
     nodes: Nodes = None, train: Train = None, batch_size: Batch = None,
     seq_len: SeqLen = None, tokens: Tokens = None, precision: Precision = None,
     tp: Tp = 1, pp: Pp = 1, zero: Zero = 0, explain: Explain = False, as_json: Json = False,
@@ -98,7 +100,7 @@ def carbon_cmd(
                          "mlsysim carbon")
         return run, SustainabilityModel().solve(fleet, duration_days=days,
                                                 datacenter=datacenter, mfu=mfu, grid=grid,
-                                                run=run, utilization=utilization)
+                                                run=run, utilization=utilization, month=month)
 
     run, result = run_guarded(as_json, go)
     _emit(result, run, as_json, explain)
