@@ -144,6 +144,18 @@ MUTATIONS = [
      "kwh = self.devices * self.tdp_w * self.seconds / 3.6e6",
      "kwh = self.devices * self.tdp_w * self.seconds / 3.6e6 * 0.9",
      ["tests/test_validation_energy.py"]),
+    ("eager: an unfused add reads two operands and writes one", "mlsysim/workloads/layered.py",
+     'act = (3 if layer.op == "add" else 2) * layer.c * out * e',
+     'act = (2 if layer.op == "add" else 2) * layer.c * out * e', ["tests/test_eager.py"]),
+    ("eager: BatchNorm reads and writes the conv output", "mlsysim/workloads/layered.py",
+     "weight_bytes=4 * layer.cout * e,\n                      act_bytes=2 * y * e",
+     "weight_bytes=4 * layer.cout * e,\n                      act_bytes=y * e",
+     ["tests/test_eager.py"]),
+    ("eager: folded batch norms are kernels of an unfused pass", "mlsysim/importers/graph.py",
+     "if fuse and i in self.folded:", "if i in self.folded:", ["tests/test_torch_import.py"]),
+    ("eager: the plan cache keys on eager", "mlsysim/core/engine.py",
+     "type(tp_size), type(pp_size), eager,", "type(tp_size), type(pp_size), None,",
+     ["tests/test_eager.py"]),
 ]
 
 

@@ -263,3 +263,17 @@ def test_inspect_cli(tmp_path, capsys):
     assert "TopK" in capsys.readouterr().out
     assert main(["inspect", str(tmp_path / "nope.onnx"), "--json"]) == 2
     assert mlsysim.Models.from_onnx is not None
+
+
+def test_eager_runs_the_relu_as_its_own_kernel(tmp_path):
+    """mlp(): compiled, the Relu runs in fc1's epilogue (no launch, no bytes: its input is
+    fc1's output in registers). Eager (every node its own kernel) it reads and writes the
+    256-wide hidden vector: 2 x 256 x 2 B = 1,024 B per sample in fp16, one more launch."""
+    w = Models.from_onnx(_save(tmp_path, mlp()))
+    fused, eager = w.table(seq_len=None, e=2.0), w.table(seq_len=None, e=2.0, eager=True)
+    assert float(eager.launches @ eager.count) == float(fused.launches @ fused.count) + 1 == 3
+    relu = [i for i, n in enumerate(eager.names) if n.startswith("Relu")]
+    assert [eager.act_bytes_per_sample[i] for i in relu] == [2 * HID * 2]
+    a = Engine.solve(w, "A100", batch_size=8)
+    b = Engine.solve(w, "A100", batch_size=8, eager=True)
+    assert b.bytes_total - a.bytes_total == 8 * 2 * HID * 2

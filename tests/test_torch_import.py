@@ -388,3 +388,25 @@ def test_errors_are_typed_and_unsupported_ops_listed():
     assert w.unmodeled_bytes(None, 2.0) == 2 * 64 * 2.0
     assert not any(n.startswith("fft") for n in w.table(seq_len=None, e=2.0).names)
     assert "from_torch" in dir(Models) and mlsysim.Models.from_torch is not None
+
+
+def test_resnet50_eager_keeps_the_folded_batch_norms():
+    """Unfused (``eager=True``) the imported graph launches what eager PyTorch does: 53 conv +
+    53 batch norm (folded for compiled passes, kernels of their own here) + 49 ReLU + 16 add +
+    2 pools + fc = 174 kernels (flatten is a view). The zoo's eager lowering implies a ReLU
+    after each of its 53 convolutions (4 more, on the 1x1 downsample and expansion outputs,
+    for the 16 post-add ReLUs it leaves implicit): its latency is within 4 % of the import's."""
+    with torch.device("meta"):
+        m = ResNet()
+    w = Models.from_torch(m, torch.empty(1, 3, 224, 224, device="meta"))
+    t = w.table(seq_len=None, e=2.0, eager=True)
+    assert float(t.launches @ t.count) == 174
+    assert _total(t, t.kind == OpKind.NORM) > 0
+    compiled = w.table(seq_len=None, e=2.0)
+    assert not (compiled.kind == OpKind.NORM).any()
+    zoo = Models.get("ResNet50")
+    for batch in (1, 256):
+        imp = Engine.solve(w, "V100", batch_size=batch, eager=True).latency_s
+        assert Engine.solve(zoo, "V100", batch_size=batch, eager=True).latency_s == \
+            pytest.approx(imp, rel=0.04)
+        assert imp > 2 * Engine.solve(w, "V100", batch_size=batch).latency_s

@@ -187,6 +187,7 @@ class PerformanceProfile(Result):
     tp_size: int = 1
     pp_size: int = 1
     memory_utilization: float = 1.0
+    eager: bool = False
 
     # --- headline quantities ---------------------------------------------------------
     @property
@@ -283,6 +284,10 @@ class PerformanceProfile(Result):
         return (
             *where,
             "each operator takes max(compute, memory, launch) time",
+            ("eager execution: nothing fused; BatchNorm, activations and residual adds are "
+             "kernels of their own" if self.eager else
+             "compiled execution: BatchNorm folded, activations and residual adds fused into "
+             "the producing kernel (eager=True for an eager framework)"),
             "efficiencies from " + ("the user's calibration" if own else
                                     "fits to published microbenchmarks"),
             *((f"estimated from other devices: {', '.join(eff.estimated)}",)
@@ -367,7 +372,7 @@ class PerformanceProfile(Result):
             "model": self.model.name, "hardware": self.hardware.name,
             "batch_size": self.batch_size, "precision": self.precision, "phase": self.phase,
             "seq_len": self.seq_len, "tp_size": self.tp_size, "pp_size": self.pp_size,
-            "bottleneck": self.bottleneck, "latency": self.latency,
+            "eager": self.eager, "bottleneck": self.bottleneck, "latency": self.latency,
             "latency_low": lo, "latency_high": hi, "throughput": self.throughput,
             "throughput_low": Rate(self.pp_size * self.batch_size / hi.to("s").magnitude,
                                    "sample/s"),
@@ -452,6 +457,8 @@ class SingleNodeModel(ForwardModel):
         Option("tp_size", 1, "tensor-parallel devices (transformers)"),
         Option("pp_size", 1, "pipeline stages (transformers and SSMs)"),
         Option("memory_utilization", 1.0, "fraction of device memory the pass may use"),
+        Option("eager", False, "run unfused, as an eager framework does (CNNs, imported "
+               "graphs)"),
     )
 
     @classmethod
@@ -466,7 +473,8 @@ class SingleNodeModel(ForwardModel):
 
     def solve(self, model, hardware, batch_size: int = 1, precision: str | None = None,
               seq_len: int | None = None, phase: str | None = None, tp_size: int = 1,
-              pp_size: int = 1, memory_utilization: float = 1.0) -> PerformanceProfile:
+              pp_size: int = 1, memory_utilization: float = 1.0,
+              eager: bool = False) -> PerformanceProfile:
         """Predict one pass of ``model`` on ``hardware``.
 
         Parameters
@@ -487,6 +495,10 @@ class SingleNodeModel(ForwardModel):
             memory is per device (weights and KV split by tp x pp).
         memory_utilization : fraction of the capacity the pass may use, in (0, 1]; default 1
             (``ServingModel`` keeps 0.9 for the serving engine's runtime).
+        eager : run the pass as an eager framework (PyTorch without compilation) does:
+            nothing fused, BatchNorm and every activation and residual add its own kernel
+            reading and writing its tensors (layer-list models and imported graphs).
+            Default False: an inference compiler's folded BN and fused epilogues.
 
         Examples
         --------
@@ -498,12 +510,13 @@ class SingleNodeModel(ForwardModel):
         # Types are part of the key, so seq_len=True never reuses the plan of seq_len=1.
         # An unhashable argument is never cached; the plan's validation names it.
         key = (model, hardware, precision, seq_len, phase, type(seq_len), type(precision),
-               tp_size, pp_size, memory_utilization, type(tp_size), type(pp_size))
+               tp_size, pp_size, memory_utilization, type(tp_size), type(pp_size), eager,
+               type(eager))
         plan = _PLANS.get(key)
         if plan is None:
             plan = _PLANS.put(key, self._plan(model, hardware, precision, seq_len, phase,
                                               "Engine.solve", tp_size, pp_size,
-                                              memory_utilization))
+                                              memory_utilization, eager))
         _, _, model, hardware, precision, phase, seq, prepared, split = plan
         batch = batch_size if type(batch_size) is int and batch_size > 0 else \
             check.positive_int("batch_size", batch_size, "Engine.solve")
@@ -519,12 +532,14 @@ class SingleNodeModel(ForwardModel):
             state_bytes=table.state_bytes_per_sample * batch / split[1],
             activation_bytes=table.act_peak_bytes_per_sample * batch, _prepared=prepared,
             tp_size=split[0], pp_size=split[1], memory_utilization=split[2],
+            eager=split[3],
         )
 
     def _plan(self, model, hardware, precision, seq_len, phase, owner: str, tp=1, pp=1,
-              memory_utilization=1.0) -> tuple:
+              memory_utilization=1.0, eager=False) -> tuple:
         """Validate everything but the batch, lower the workload, and prepare the costs."""
         raw_model, raw_hardware = model, hardware
+        eager = check.flag("eager", eager, owner)
         tp = check.positive_int("tp_size", tp, owner)
         pp = check.positive_int("pp_size", pp, owner)
         util = check.fraction("memory_utilization", memory_utilization, owner)
@@ -558,11 +573,11 @@ class SingleNodeModel(ForwardModel):
             path = path or comm_path(hardware)
             check.parallel_split(model, tp, pp, (path,), owner)
         table = lower(model, phase=phase, seq_len=seq or 1, e=BYTES_PER_ELEMENT[precision],
-                      tp=tp, pp=pp)
+                      tp=tp, pp=pp, eager=eager)
         prepared = prepare(table, hardware, precision, efficiency_for(hardware, precision),
                            path=path)
         return (raw_model, raw_hardware, model, hardware, precision, phase, seq, prepared,
-                (tp, pp, util))
+                (tp, pp, util, eager))
 
     @staticmethod
     def _seq_len(model: ModelSpec, seq_len, owner: str) -> int | None:
@@ -641,11 +656,12 @@ class Engine:
     @staticmethod
     def solve(model, hardware, batch_size: int = 1, precision: str | None = None,
               seq_len: int | None = None, phase: str | None = None, tp_size: int = 1,
-              pp_size: int = 1, memory_utilization: float = 1.0) -> PerformanceProfile:
+              pp_size: int = 1, memory_utilization: float = 1.0,
+              eager: bool = False) -> PerformanceProfile:
         return Engine._solver.solve(model, hardware, batch_size=batch_size,
                                     precision=precision, seq_len=seq_len, phase=phase,
                                     tp_size=tp_size, pp_size=pp_size,
-                                    memory_utilization=memory_utilization)
+                                    memory_utilization=memory_utilization, eager=eager)
 
     @staticmethod
     def sweep(model, hardware, batch_sizes, precision: str | None = None,

@@ -8,11 +8,13 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from ..errors import UnsupportedPrecisionError, ValidationError
 from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
 
 __all__ = ["positive_int", "positive_float", "fraction", "precision_of", "non_negative_int",
-           "bandwidth", "parallel_split"]
+           "bandwidth", "parallel_split", "flag"]
 
 
 def positive_int(name: str, value, owner: str) -> int:
@@ -24,6 +26,13 @@ def positive_int(name: str, value, owner: str) -> int:
         raise ValidationError(name, f"must be a positive whole number. Got {value!r} instead.",
                               owner=owner)
     return int(value)
+
+
+def flag(name: str, value, owner: str) -> bool:
+    """True or False (numpy bools too); 1, "yes" and None are refused, not read as truthy."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValidationError(name, f"must be True or False. Got {value!r} instead.", owner=owner)
 
 
 def non_negative_int(name: str, value, owner: str) -> int:

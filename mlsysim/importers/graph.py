@@ -168,15 +168,19 @@ class Graph:
     seq_names : frozenset of str, symbolic axes that take the solve's ``seq_len``
     weight_elems : int, resident weight elements (the footprint)
     rules : dict, op name -> cost rule (one of :data:`RULES`); other ops are unmodeled
+    fused : dict, record index -> input position absorbed (:func:`fuse_epilogues`)
+    folded : frozenset of record indices folded into their producer at import (eval batch
+        norms): not costed, except in an unfused (eager) table where each is its own kernel
     """
 
     def __init__(self, name: str, nodes: list, batch: str | int, seq_names: frozenset,
                  weight_elems: int, rules: dict[str, str] | None = None,
-                 fused: dict[int, int] | None = None):
+                 fused: dict[int, int] | None = None, folded: frozenset = frozenset()):
         self.name, self.nodes, self.batch, self.seq_names = name, nodes, batch, seq_names
         self.weight_elems = weight_elems
         self.rules = ONNX_RULES if rules is None else rules
         self.fused = fused or {}
+        self.folded = folded
         self.per_sample = 1.0 / batch if isinstance(batch, int) and batch > 1 else 1.0
 
     def _dim(self, d, seq: int | None) -> float:
@@ -269,11 +273,16 @@ class Graph:
         weights = sum(self.numel(x, seq) for x, w in zip(ins, is_init) if w)
         return OpKind.ELEMENTWISE, self.numel(outs[0], seq) if outs else 0.0, weights, act
 
-    def build(self, seq: int | None, e: float) -> OperatorTable:
+    def build(self, seq: int | None, e: float, fuse: bool = True) -> OperatorTable:
+        """The table at sequence length ``seq`` and ``e`` bytes per element; ``fuse=False``:
+        every node its own kernel (an eager framework's pass)."""
         s = self.per_sample
         rows: dict[tuple, list] = {}
+        fused = self.fused if fuse else {}
         for i, rec in enumerate(self.nodes):
-            pos = self.fused.get(i)
+            if fuse and i in self.folded:
+                continue
+            pos = fused.get(i)
             c = self.cost(rec, seq) if pos is None else self.fused_cost(rec, pos, seq)
             if not c:
                 continue
@@ -290,6 +299,9 @@ class Graph:
         if not b.rows:
             b.add("no modelled operators", OpKind.ELEMENTWISE, flops=0.0, count=1)
         return b.build(weight_total_bytes=self.weight_elems * e)
+
+    def unfused_build(self, seq: int | None, e: float) -> OperatorTable:
+        return self.build(seq, e, fuse=False)
 
     def unmodeled(self) -> tuple[tuple[str, int], ...]:
         """(op, node count) of the ops without a cost rule, sorted by op."""

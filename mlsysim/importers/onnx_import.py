@@ -239,6 +239,7 @@ def from_onnx(path, *, name: str | None = None, default_seq_len: int = 128) -> I
         notes.append(f"symbolic axes {', '.join(sorted(seq_names))} all take seq_len")
     return ImportedWorkload(
         name=g.name, key=workload_key(g.name, "onnx_graph"), parameter_count=int(params),
-        build=g.build, unmodeled=g.unmodeled(), seq_axis=bool(seq_names),
+        build=g.build, unfused_build=g.unfused_build,
+        unmodeled=g.unmodeled(), seq_axis=bool(seq_names),
         default_seq_len=default_seq_len, unmodeled_bytes=g.unmodeled_bytes, source=where,
         notes=tuple(notes))

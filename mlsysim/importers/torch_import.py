@@ -315,6 +315,7 @@ class _Reader:
         self.routed = 0
         self.folded = 0
         self.bn_folded = 0
+        self.bn_records: list[int] = []   # records of the folded batch norms
         self.bsym = None
         self.seq_syms: set = set()
         sig = ep.graph_signature
@@ -522,13 +523,15 @@ class _Reader:
                          if isinstance(k, (list, tuple)) else (int(k),) * nd,)
             elif rule == "einsum":
                 extra = self._einsum(node)
-            elif rule == "norm" and "batch_norm" in op and self._fold_bn(node, recs, where):
-                alias[node] = node.args[0]
-                continue
             rec = [op, self._label(node), tuple(self.shape(a.meta["val"]) for a in ins),
                    tuple(a in self.const for a in ins), tuple(self.shape(v) for v in outs),
                    extra]
-            where[node] = len(recs)
+            if rule == "norm" and "batch_norm" in op and self._fold_bn(node, recs, where):
+                # Kept for an eager pass (its own kernel there); compiled passes skip it.
+                alias[node] = node.args[0]
+                self.bn_records.append(len(recs))
+            else:
+                where[node] = len(recs)
             recs.append(rec)
             inputs.append(ins)
 
@@ -642,7 +645,7 @@ def from_torch(module, example_inputs, *, seq_axis=None, name: str | None = None
     label = name or type(module).__name__
     g = Graph(label, nodes, batch if reader.batch_fixed else "batch",
               frozenset({"seq"}) if reader.seq_syms else frozenset(), params + buffers,
-              rules=TORCH_RULES, fused=reader.fused)
+              rules=TORCH_RULES, fused=reader.fused, folded=frozenset(reader.bn_records))
 
     notes.append("traced in eval mode by torch.export (fake tensors: no weight read or copied)")
     if reader.batch_fixed:
@@ -673,7 +676,8 @@ def from_torch(module, example_inputs, *, seq_axis=None, name: str | None = None
     cls = type(module)
     return ImportedWorkload(
         name=label, key=workload_key(label, "torch_module"), parameter_count=int(params),
-        build=g.build, unmodeled=g.unmodeled(), seq_axis=bool(reader.seq_syms),
+        build=g.build, unfused_build=g.unfused_build, unmodeled=g.unmodeled(),
+        seq_axis=bool(reader.seq_syms),
         default_seq_len=default_seq_len, unmodeled_bytes=g.unmodeled_bytes,
         source=f"torch.nn.Module {cls.__module__}.{cls.__qualname__}", notes=tuple(notes),
         max_context=max_context)

@@ -64,7 +64,7 @@ __all__ = ["Prediction", "Skip", "Adapter", "adapter", "register_adapter", "unre
            "training_setups", "training_flops", "predict_training", "TRAINING_SETUPS",
            "TRAINING_METRICS", "FLOPS_CONVENTIONS", "EnergySetup", "EnergySetups",
            "energy_setups", "energy_run", "EnergyRun", "predict_energy", "ENERGY_SETUPS",
-           "ENERGY_METRICS", "ENERGY_SCOPES"]
+           "ENERGY_METRICS", "ENERGY_SCOPES", "HOST_BOUND", "host_bound", "EAGER_SCENARIOS"]
 
 # --- documented rules (no per-row settings) ------------------------------------------------
 MAX_ENGINE_BATCH = 256      # batch "chosen by the engine": largest power of two <= this that fits
@@ -79,6 +79,31 @@ SAMPLE_MISMATCH = {
                           "is a whole KiTS19 case, swept by many overlapping patches",
 }
 
+# Scenarios run by an eager framework: predicted unfused (``Engine.solve(eager=True)``).
+EAGER_SCENARIOS = ("pytorch-eager",)
+
+# Measurements whose time is set off the device, shown by the source's own sweep (device speed
+# or batch changes the work several-fold, the time barely moves); no device model predicts them.
+HOST_BOUND = {
+    "triton-offline": "a Triton client sends each batch over the network (dle_triton_resnet50): "
+                      "batch-1 latency is 2.13 / 2.84 / 3.00 ms on A100 / V100 / T4 although "
+                      "the A100 does 4-5x the T4's FLOP/s, and A100 throughput falls from "
+                      "2,858/s at batch 32 to 2,662/s at batch 128 while the device's work "
+                      "quadruples",
+    "pytorch-eager@1": "eager PyTorch at batch 1 times the harness's Python loop "
+                       "(dle_resnet50_pytorch): 12.96 ms on T4, 12.78 ms on V100 (a V100 does "
+                       "~2x a T4's FLOP/s), about 8x the 175 kernels x 9.4 us eager dispatch "
+                       "(MIC-156)",
+}
+
+
+def host_bound(row: ReferenceRow) -> str | None:
+    """Why the row's time is set off the device (:data:`HOST_BOUND`), or None."""
+    scenario = row.scenario.lower()
+    return HOST_BOUND.get(scenario) or (HOST_BOUND.get(f"{scenario}@1")
+                                        if row.batch_size == 1 else None)
+
+
 SKIP_CODES = {
     "no-training-solver": "training metric without a training adapter (the adapters "
                           "predict one optimizer step of a published transformer run; time to "
@@ -91,6 +116,8 @@ SKIP_CODES = {
     "unknown-model": "model not in the zoo",
     "unknown-hardware": "hardware not in the zoo",
     "sample-mismatch": "benchmark sample is a different unit of work from the zoo model's",
+    "host-bound": "the measured time is set off the device (a network client, a framework's "
+                  "Python loop), as the source's own sweep shows",
     "missing-lengths": "prompt/output lengths not published",
     "missing-batch": "batch size not published for a latency metric",
     "unsupported-precision": "device has no peak for the stated precision",
@@ -520,7 +547,8 @@ def predict_inference(row: ReferenceRow, notes: list[str]) -> Prediction:
 
     Skipped: a throughput the source does not say is per GPU or for all GPUs, a model or device
     not in the zoo (never mapped to a near match), a benchmark whose sample is a different unit
-    of work from the zoo model's, a generative metric for a non-generative model.
+    of work from the zoo model's, a measurement set off the device (:func:`host_bound`), a
+    generative metric for a non-generative model.
     """
     from ..zoo import Hardware, Models
 
@@ -538,6 +566,9 @@ def predict_inference(row: ReferenceRow, notes: list[str]) -> Prediction:
     mismatch = SAMPLE_MISMATCH.get((benchmark_name(row), row.model))
     if mismatch:
         raise Skip("sample-mismatch", mismatch)
+    off_device = host_bound(row)
+    if off_device:
+        raise Skip("host-bound", off_device)
     if _is_generative(model):
         return predict_serving(row, model, hw, notes)
     if row.metric not in ENGINE_METRICS:
@@ -553,7 +584,8 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
     Throughput is per device x ``num_devices`` (data-parallel copies, no inter-device cost); a
     batch not published is :func:`largest_fitting_batch`. MLPerf Server rows are predicted
     without their latency bound (an upper bound). The sequence length of an encoder is the
-    row's prompt length or the benchmark's (:data:`BENCHMARK_SEQ_LEN`).
+    row's prompt length or the benchmark's (:data:`BENCHMARK_SEQ_LEN`). An eager
+    framework's rows (:data:`EAGER_SCENARIOS`) are solved unfused.
     """
     from ..core.engine import Engine
 
@@ -563,9 +595,14 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
         seq = BENCHMARK_SEQ_LEN[(benchmark_name(row), row.model)]
         notes.append(f"sequence length {seq} from the benchmark definition")
 
+    eager = row.scenario.lower() in EAGER_SCENARIOS
+    if eager:
+        notes.append("eager framework: solved unfused (eager=True): BatchNorm, activations "
+                     "and residual adds as kernels of their own")
+
     def solve(batch: int):
         return Engine.solve(model=model, hardware=hw, batch_size=batch, precision=precision,
-                            seq_len=seq)
+                            seq_len=seq, eager=eager)
 
     if row.metric == "latency_ms":
         if row.batch_size is None:
@@ -573,7 +610,8 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
         p = solve(row.batch_size)
         lo, hi = (q.to("ms").magnitude for q in p.band)
         value, low, high = p.latency.to("ms").magnitude, lo, hi
-        method = f"Engine.solve(batch={p.batch_size}, {precision}).latency"
+        method = (f"Engine.solve(batch={p.batch_size}, {precision}"
+                  f"{', eager' if eager else ''}).latency")
     else:  # throughput_samples_per_s
         if row.batch_size is None:
             batch, p = largest_fitting_batch(solve)
@@ -585,7 +623,8 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
         lo, hi = (q.to("s").magnitude for q in p.band)
         value = float(p.throughput) * n
         low, high = batch / hi * n, batch / lo * n
-        method = (f"Engine.solve(batch={batch}, {precision}).throughput x {n} device"
+        method = (f"Engine.solve(batch={batch}, {precision}{', eager' if eager else ''})"
+                  f".throughput x {n} device"
                   f"{'s' if n > 1 else ''} (data parallel)")
         if row.scenario.lower() == "mlperf-server":
             notes.append("Server scenario predicted as Offline (no latency bound): an upper "

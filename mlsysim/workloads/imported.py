@@ -35,6 +35,8 @@ class ImportedWorkload:
     parameter_count : int, weights held by the graph (initializer elements, buffers excluded)
     build : callable ``(seq_len: int | None, e: float) -> OperatorTable``; ``seq_len`` is the
         value of the symbolic sequence axis (None without one), ``e`` bytes per element
+    unfused_build : optional callable, the same without epilogue fusion (every node its own
+        kernel, as an eager framework runs it); without one, ``eager=True`` solves are refused
     unmodeled : tuple of (operator type, node count) with no cost rule
     seq_axis : bool, whether the graph has a symbolic sequence axis (``seq_len`` is a solve input)
     default_seq_len : int, the sequence length used when a solve gives none (with ``seq_axis``)
@@ -51,6 +53,8 @@ class ImportedWorkload:
     key: str
     parameter_count: int
     build: Callable[[int | None, float], OperatorTable] = field(repr=False)
+    unfused_build: Callable[[int | None, float], OperatorTable] | None = field(default=None,
+                                                                               repr=False)
     unmodeled: tuple[tuple[str, int], ...] = ()
     seq_axis: bool = False
     default_seq_len: int = 128
@@ -63,9 +67,11 @@ class ImportedWorkload:
 
     phases = ("forward",)
 
-    def table(self, *, seq_len: int | None, e: float) -> OperatorTable:
-        """The operator table of one forward pass per sample (uncached: see ``lower``)."""
-        return self.build(seq_len if self.seq_axis else None, e)
+    def table(self, *, seq_len: int | None, e: float, eager: bool = False) -> OperatorTable:
+        """The operator table of one forward pass per sample (uncached: see ``lower``);
+        ``eager``: without epilogue fusion (needs ``unfused_build``)."""
+        build = self.unfused_build if eager else self.build
+        return build(seq_len if self.seq_axis else None, e)
 
     @property
     def unmodeled_nodes(self) -> int:

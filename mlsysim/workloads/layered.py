@@ -8,6 +8,15 @@ kernel before them (no launch; an add reads its second operand). Embedding gathe
 (denoising steps) repeat their kernels, weights included: an iteration re-reads its weights.
 Left out: layout transforms, im2col copies, and fusion across layers beyond the bias/BN/ReLU
 epilogue of a convolution.
+
+``eager=True`` lowers the pass as an eager framework (PyTorch without compilation) runs it:
+nothing is fused, so every activation and residual add is its own kernel that reads and writes
+its tensors, and a convolution is followed by a BatchNorm kernel (with ``bn``) and an
+activation kernel, each reading and writing its output. The layer lists leave a convolution's
+activation implicit, so one is charged after every convolution: in a ResNet bottleneck the one
+it misses (after the residual add) has the size of the one it adds (after the 1x1 expansion)
+and only a stage's downsample is over-charged; so are linear bottlenecks (MobileNetV2,
+EfficientNet projections); in a UNet block the SiLU before each convolution is counted once.
 """
 
 from __future__ import annotations
@@ -21,8 +30,9 @@ _EPILOGUE = {"add", "act"}
 
 
 def add_layer_rows(b: OperatorBuilder, layer: LayerSpec, e: float, *, runs: int,
-                   prefix: str) -> float:
-    """Add the kernel for ``layer``; returns its activation bytes per sample (in + out)."""
+                   prefix: str, eager: bool = False) -> float:
+    """Add the kernel for ``layer`` (``eager``: unfused, module docstring); returns its
+    activation bytes per sample (in + out)."""
     name = f"{prefix}.{layer.name or layer.op}"
     count = layer.repeat * runs
     out = layer.spatial
@@ -32,6 +42,13 @@ def add_layer_rows(b: OperatorBuilder, layer: LayerSpec, e: float, *, runs: int,
         act = (layer.cin * out * layer.stride ** dims + layer.cout * out) * e
         b.add(name, OpKind.CONV, flops=2 * layer.macs, weight_bytes=layer.params * e,
               act_bytes=act, count=count)
+        if eager:
+            y = layer.cout * out
+            if layer.bn:
+                b.add(f"{name}.bn", OpKind.NORM, flops=2 * y, weight_bytes=4 * layer.cout * e,
+                      act_bytes=2 * y * e, count=count)
+            b.add(f"{name}.act", OpKind.ELEMENTWISE, flops=y, act_bytes=2 * y * e,
+                  count=count)
     elif layer.op == "fc":
         tokens = layer.tokens or 1
         act = (layer.cin + layer.cout) * tokens * e
@@ -49,6 +66,10 @@ def add_layer_rows(b: OperatorBuilder, layer: LayerSpec, e: float, *, runs: int,
         act = 2 * layer.c * out * e
         b.add(name, OpKind.NORM, flops=8 * layer.c * out, weight_bytes=layer.params * e,
               act_bytes=act, count=count)
+    elif layer.op in _EPILOGUE and eager:
+        # Its own kernel: reads its operands (two for an add) and writes the result.
+        act = (3 if layer.op == "add" else 2) * layer.c * out * e
+        b.add(name, OpKind.ELEMENTWISE, flops=layer.c * out, act_bytes=act, count=count)
     elif layer.op in _EPILOGUE:
         # Fused into the producing kernel's epilogue, as inference compilers do: an
         # activation costs nothing extra; a residual add reads its second operand once.
@@ -64,10 +85,11 @@ def add_layer_rows(b: OperatorBuilder, layer: LayerSpec, e: float, *, runs: int,
     return act
 
 
-def lower_layered(spec: LayeredSpec, *, e: float) -> OperatorTable:
+def lower_layered(spec: LayeredSpec, *, e: float, eager: bool = False) -> OperatorTable:
     b = OperatorBuilder()
     peak = 0.0
     for block in spec.all_blocks:
         for layer in block.layers:
-            peak = max(peak, add_layer_rows(b, layer, e, runs=block.runs, prefix=block.name))
+            peak = max(peak, add_layer_rows(b, layer, e, runs=block.runs, prefix=block.name,
+                                            eager=eager))
     return b.build(weight_total_bytes=spec.parameter_count * e, act_peak_bytes_per_sample=peak)
