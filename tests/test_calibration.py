@@ -6,6 +6,7 @@ import pytest
 
 import mlsysim
 from mlsysim.core.calibration import (
+    MICROBENCH_CSV,
     calibration,
     canonical_precision,
     fit_gemm,
@@ -61,7 +62,7 @@ def test_precision_names():
 
 
 def test_every_shipped_row_parses_with_a_source():
-    text = (load_microbench.__globals__["MICROBENCH_CSV"].with_name("SOURCES.md")).read_text()
+    text = MICROBENCH_CSV.with_name("SOURCES.md").read_text()
     for r in load_microbench():
         assert r["source_key"] and r["source_key"] in text, r["id"]
 
