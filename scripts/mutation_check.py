@@ -156,6 +156,14 @@ MUTATIONS = [
     ("eager: the plan cache keys on eager", "mlsysim/core/engine.py",
      "type(tp_size), type(pp_size), eager,", "type(tp_size), type(pp_size), None,",
      ["tests/test_eager.py"]),
+    ("training band: efficiencies at the spread's edge", "mlsysim/solvers/distributed.py",
+     "eff = efficiency_for(hardware, precision).variant(variant)",
+     "eff = efficiency_for(hardware, precision)", ["tests/test_distributed.py"]),
+    ("training band: collectives at the fits' edge", "mlsysim/solvers/distributed.py",
+     "    path = path.at(variant)\n", "", ["tests/test_distributed.py"]),
+    ("training band: a rate's low edge is the slow step", "mlsysim/validation/adapters.py",
+     "low, high = value * t / t_hi, value * t / t_lo",
+     "low, high = value * t / t_lo, value * t / t_hi", ["tests/test_validation_training.py"]),
 ]
 
 

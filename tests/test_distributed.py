@@ -214,3 +214,80 @@ def test_zero3_backward_gathers_again_under_full_recomputation(recompute, gather
                         np.zeros(1), gather=(one, np.zeros(1)))
     f, b = stages[0]
     assert float(b[0] / f[0]) == pytest.approx(gathers, rel=1e-3)
+
+
+def test_step_band_is_the_calibration_spread_by_hand():
+    """Llama-3-8B on one H100, bf16, batch 8 x 4096: no collectives. Every operator's time is
+    the max of a compute term (divided by the compute spread at an edge), a memory term
+    (divided by the memory spread) and a launch floor (times the launch spread), and the
+    optimizer update is memory-bound. H100 bf16 spreads: compute (0.805, 1.210), memory
+    (0.95, 1.05), launch (0.775, 1.920), so the fast step lies within [0.775, 1/1.05 = 0.952]
+    of the nominal and the slow one within [1/0.95 = 1.053, 1.920]. The pass is GEMM-bound:
+    both edges sit within 2 % of the compute edges 1/1.210 = 0.826 and 1/0.805 = 1.243."""
+    from mlsysim.core.engine import efficiency_for
+    eff = efficiency_for(mlsysim.Hardware.get("H100"), "bf16")
+    assert eff.compute_spread == pytest.approx((0.805, 1.210), abs=1e-3)
+    assert eff.memory_spread == pytest.approx((0.95, 1.05))
+    assert eff.overhead_spread == pytest.approx((0.775, 1.920), abs=1e-3)
+    r = DistributedModel().solve("Llama3_8B", "H100", batch_size=8, seq_len=4096)
+    lo, hi = r.step_band_s
+    assert 0.775 <= lo / r.step_s <= 0.952 and 1.053 <= hi / r.step_s <= 1.920
+    assert lo / r.step_s == pytest.approx(1 / 1.210, rel=0.02)
+    assert hi / r.step_s == pytest.approx(1 / 0.805, rel=0.02)
+    assert [q.to("s").magnitude for q in r.band] == pytest.approx([lo, hi])
+    d = r.to_dict()
+    assert d["step_latency_low"] == {"value": pytest.approx(lo * 1e3), "unit": "ms"}
+
+
+@pytest.mark.parametrize("tp, zero", [(1, 1), (8, 1), (8, 3), (4, 0)])
+def test_step_band_moves_the_collectives_too(tp, zero):
+    """On a 4-node fleet the band's edges also scale every collective by its fit's spread:
+    the band brackets the nominal step whatever the mix of compute and communication."""
+    fleet = Fleet(name="4xDGX", node=Systems.Nodes.DGX_H100, count=4,
+                  fabric=Systems.Fabrics.InfiniBand_NDR)
+    r = DistributedModel().solve("Llama3_8B", fleet, batch_size=64, seq_len=4096,
+                                 tp_size=tp, zero_stage=zero)
+    lo, hi = r.step_band_s
+    assert lo < r.step_s < hi
+
+
+def test_step_band_scales_a_communication_bound_step_by_the_fits_spread():
+    """ZeRO-3 on 4 DGX H100 over InfiniBand NDR, batch 32 x 512 (one sequence per GPU): the
+    weight all-gathers across nodes set the step. The fast edge divides every collective time
+    by the largest spread of the path's fits (the scale-out fit's 90th percentile, 1.377):
+    fast / nominal = 1 / 1.377 = 0.726, below what efficiency terms alone could reach (the
+    launch spread's 0.775, the compute edge 1 / 1.210 = 0.826)."""
+    from mlsysim.core.collectives import comm_path
+    fleet = Fleet(name="4xDGX", node=Systems.Nodes.DGX_H100, count=4,
+                  fabric=Systems.Fabrics.InfiniBand_NDR)
+    assert comm_path(fleet).out_eff.spread[1] == pytest.approx(1.377, abs=1e-3)
+    r = DistributedModel().solve("Llama3_8B", fleet, batch_size=32, seq_len=512,
+                                 zero_stage=3)
+    lo, hi = r.step_band_s
+    assert lo / r.step_s == pytest.approx(1 / 1.377, rel=0.01)
+    assert lo / r.step_s < 0.775
+
+
+def test_band_edges_scale_tensor_parallel_all_reduces_by_the_fits_spread():
+    """The band's edges price every collective of a DGX H100's path at its fits' spread
+    (``CommPath.at``): NVLink's 10th/90th percentiles of measured over fitted bus bandwidth
+    (0.825, 1.099) and the scale-out fit's (0.970, 1.377). The slow edge takes the lowest,
+    so each TP all-reduce lasts 1 / 0.825 = 1.212 times as long; the fast edge the highest,
+    1 / 1.377 = 0.726 times."""
+    from mlsysim.core.collectives import comm_path, resolve_system
+    from mlsysim.solvers.distributed import _comm_by_name, parts_for
+    node = Systems.Nodes.DGX_H100
+    hw, path = resolve_system(node)
+    assert comm_path(node).up_eff.spread == pytest.approx((0.825, 1.099), abs=1e-3)
+    assert comm_path(node).out_eff.spread == pytest.approx((0.970, 1.377), abs=1e-3)
+    model = mlsysim.Models.get("Llama3_8B")
+
+    def tp_time(variant):
+        parts = parts_for(model, hw, path, "bf16", 1024, 8, 1, 1, "none", True, 1.0, 8,
+                          variant=variant)
+        return _comm_by_name(parts.fwd["stack"], 2)["tp_allreduce"]
+
+    nominal = tp_time("nominal")
+    assert nominal > 0
+    assert tp_time("slow") / nominal == pytest.approx(1 / 0.825, rel=2e-3)
+    assert tp_time("fast") / nominal == pytest.approx(1 / 1.377, rel=2e-3)

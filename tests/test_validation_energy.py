@@ -73,7 +73,7 @@ def test_every_energy_row_is_predicted_or_says_why():
         else:
             assert p.status in ("ok", "infeasible"), (rid, p.reason)
             assert p.value > 0 and p.method, rid
-            assert p.low == p.value == p.high, rid  # no band from DistributedModel yet
+            assert 0 < p.low < p.value < p.high, rid  # the time to train's band
     predicted = [r for r in ROWS.values() if r.scenario in SETUPS.runs]
     assert len(predicted) >= 25
 

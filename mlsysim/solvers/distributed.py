@@ -129,6 +129,8 @@ class DistributedResult(Result):
     token_budget: float | None = None
     notes: tuple[str, ...] = field(default=())
     activity: tuple[float, float] = (0.0, 0.0)   # (u_c, u_m) over the step (core/power.py)
+    # () -> (fast, slow) step seconds at the calibration spread's edges, evaluated on demand.
+    _band: Any = field(default=None, repr=False, compare=False)
 
     main_latency = "step_latency_total"
     summary_inputs = ("model", "hardware", "batch_size:batch", "seq_len:seq")
@@ -142,6 +144,24 @@ class DistributedResult(Result):
     @property
     def step_latency_total(self):
         return Q_(self.step_s, "s").to("ms")
+
+    @property
+    def step_band_s(self) -> tuple[float, float]:
+        """(low, high) step seconds: the same configuration with every efficiency term and
+        collective fit at the fast and the slow edge of its calibration spread (10th/90th
+        percentiles of measured over fitted in the microbenchmarks), as the inference
+        results' bands. Computed on first use."""
+        cached = self.__dict__.get("_band_s")
+        if cached is None:
+            cached = self._band() if self._band is not None else (self.step_s, self.step_s)
+            object.__setattr__(self, "_band_s", cached)
+        return cached
+
+    @property
+    def band(self):
+        """(low, high) step time, quantities (see :attr:`step_band_s`)."""
+        lo, hi = self.step_band_s
+        return Q_(lo, "s").to("ms"), Q_(hi, "s").to("ms")
 
     @property
     def tp_communication_latency(self):
@@ -262,6 +282,7 @@ class DistributedResult(Result):
             "parallelism": self.parallelism, "microbatch_size": self.microbatch_size,
             "microbatch_count": self.microbatch_count,
             "step_latency_total": self.step_latency_total,
+            "step_latency_low": self.band[0], "step_latency_high": self.band[1],
             "pipeline_bubble_latency": self.pipeline_bubble_latency,
             "bubble_fraction": round(self.bubble_fraction, 4),
             "tp_communication_latency": self.tp_communication_latency,
@@ -464,21 +485,27 @@ def _lowering_check(model, tp: int, cp: int, ep: int, seq: int) -> None:
 
 def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: str, seq: int,
               tp: int, cp: int, ep: int, recompute: str, sp: bool, capacity_factor: float,
-              devices: int, flash: bool = True, dropout: bool = True) -> Parts:
-    """The prepared sections of one micro-batch sequence on one device (module docstring).
+              devices: int, flash: bool = True, dropout: bool = True,
+              variant: str = "nominal") -> Parts:
+    """The prepared sections of one micro-batch sequence on one device (module docstring),
+    with the efficiencies and collective fits at ``variant`` (nominal, or the calibration
+    spread's fast or slow edge: the band).
     ``flash=False``: attention with materialized scores (pre-2022 kernels): the scores
     round-trip memory, and the backward runs four matmuls to the forward's two instead of
     FlashAttention-2's five (no recomputation of the scores); with ``dropout`` its attention
     dropout is a kernel of its own over the scores (FlashAttention fuses it)."""
     key = (model, hardware, path, precision, seq, tp, cp, ep, recompute, sp, capacity_factor,
-           devices, flash, dropout)
+           devices, flash, dropout, variant)
     hit = _PARTS.get(key)
     if hit is not None:
         return hit
     _lowering_check(model, tp, cp, ep, seq)
     e = _element_bytes(precision)
+    eff = efficiency_for(hardware, precision).variant(variant)
+    path = path.at(variant)
     if not isinstance(model, TransformerSpec):
-        return _PARTS.put(key, _layered_parts(model, hardware, path, precision, e, recompute))
+        return _PARTS.put(key, _layered_parts(model, hardware, path, precision, e, recompute,
+                                              eff))
     q = seq // cp
     # Ring attention over a causal sequence: each rank's queries see half the rest on average.
     fwd = lower_segments(model, [Segment(q, (seq - q) // 2)], e=e, kv_e=e, we=e, tp=tp, pp=1,
@@ -513,7 +540,6 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
     ])
     bwd = training_table(fwd, recompute=recompute, include_forward=False,
                          attention_backward=ATTENTION_BACKWARD if flash else 2.0)
-    eff = efficiency_for(hardware, precision)
 
     def prep(tables: dict) -> dict:
         return {k: None if t is None else prepare(t, hardware, precision, eff, path=path)
@@ -534,7 +560,7 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
     return _PARTS.put(key, parts)
 
 
-def _layered_parts(model, hardware, path, precision, e, recompute) -> Parts:
+def _layered_parts(model, hardware, path, precision, e, recompute, eff) -> Parts:
     """A CNN or other layered model: one image per sample, data-parallel only. Model flops
     per sample are 3x the forward (forward + data and weight gradients); stored activations
     are each operator's output (half the bytes it moves forward), all kept for the
@@ -542,7 +568,6 @@ def _layered_parts(model, hardware, path, precision, e, recompute) -> Parts:
     from ..workloads import lower
     fwd = lower(model, phase="forward", seq_len=1, e=e)
     bwd = training_table(fwd, recompute="none", include_forward=False)
-    eff = efficiency_for(hardware, precision)
 
     def prep(t):
         return prepare(t, hardware, precision, eff, path=path)
@@ -742,13 +767,15 @@ def optimizer_seconds(parts: Parts, nbytes):
     return np.maximum(nbytes * p.inv_bw_eff, parts.eff.kernel_overhead_s)
 
 
-def dp_terms(system, n: int, span: int, kind: str = "allreduce") -> tuple[float, float]:
+def dp_terms(system, n: int, span: int, kind: str = "allreduce",
+             variant: str = "nominal") -> tuple[float, float]:
     """(seconds, seconds per byte) of the cheapest algorithm of a data-parallel collective
-    over ``n`` ranks spread over ``span`` devices (large messages: the least per-byte cost)."""
+    over ``n`` ranks spread over ``span`` devices (large messages: the least per-byte cost),
+    with the collective fits at ``variant``."""
     from ..core.collectives import collective_terms, comm_path
     if n <= 1:
         return 0.0, 0.0
-    terms = collective_terms(comm_path(system), kind, n, span=span)
+    terms = collective_terms(comm_path(system).at(variant), kind, n, span=span)
     return min(terms, key=lambda t: t[1])
 
 
@@ -834,17 +861,26 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         raise ValidationError("v_stages", f"needs micro-batches per replica (={m}) divisible "
                               f"by pp_size (={pp}) for the interleaved schedule.", owner=OWNER)
     sp = tp > 1 if c.sequence_parallel is None else c.sequence_parallel
-    parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep,
-                      c.activation_recomputation, sp, c.capacity_factor, devices,
-                      c.attention_kernel == "flash", c.dropout)
-    g = evaluate_grid(parts, system, model, dict(
-        tp=np.array([tp]), pp=np.array([pp]), cp=np.array([cp]), dp=np.array([dp]),
-        v=np.array([v]), mbs=np.array([mbs]), m=np.array([m]), zero=np.array([c.zero_stage])),
-        precision=precision, seq=seq, sp=sp, recompute=c.activation_recomputation,
-        schedule=c.schedule, overlap=c.overlap_comm, optimizer=c.optimizer,
-        capacity_factor=c.capacity_factor, usable=hardware._base["capacity"]
-        * c.memory_utilization, rank_order=c.rank_order,
-        flash=c.attention_kernel == "flash", layout=layout, dropout=c.dropout)
+    def at(variant: str):
+        parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep,
+                          c.activation_recomputation, sp, c.capacity_factor, devices,
+                          c.attention_kernel == "flash", c.dropout, variant)
+        g = evaluate_grid(parts, system, model, dict(
+            tp=np.array([tp]), pp=np.array([pp]), cp=np.array([cp]), dp=np.array([dp]),
+            v=np.array([v]), mbs=np.array([mbs]), m=np.array([m]),
+            zero=np.array([c.zero_stage])),
+            precision=precision, seq=seq, sp=sp, recompute=c.activation_recomputation,
+            schedule=c.schedule, overlap=c.overlap_comm, optimizer=c.optimizer,
+            capacity_factor=c.capacity_factor, usable=hardware._base["capacity"]
+            * c.memory_utilization, rank_order=c.rank_order,
+            flash=c.attention_kernel == "flash", layout=layout, dropout=c.dropout,
+            variant=variant)
+        return parts, g
+
+    def band() -> tuple[float, float]:
+        return tuple(float(at(edge)[1]["step"][0]) for edge in ("fast", "slow"))
+
+    parts, g = at("nominal")
     k = int(g["slowest"][0])
     stage = stage_kinds(np.array([pp]))[k][0]
     share = stage_layers_of(depth, pp, stage, layout) / depth
@@ -889,18 +925,19 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         model_flops=float(g["model_flops"][0]), hardware_flops=float(g["hw_flops"][0]),
         peak_flops=hardware._base[f"peak_{precision}"], devices=sh.devices, memory=memory,
         activation_recomputation=c.activation_recomputation, zero_stage=c.zero_stage,
-        token_budget=c.token_budget, notes=tuple(notes), activity=act)
+        token_budget=c.token_budget, notes=tuple(notes), activity=act, _band=band)
 
 
 def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, np.ndarray], *,
                   precision: str, seq: int, sp: bool, recompute: str, schedule: str,
                   overlap: bool, optimizer: str, capacity_factor: float,
                   usable: float, rank_order: str = "tp-cp-dp-pp",
-                  flash: bool = True, layout=None, dropout: bool = True
-                  ) -> dict[str, np.ndarray]:
+                  flash: bool = True, layout=None, dropout: bool = True,
+                  variant: str = "nominal") -> dict[str, np.ndarray]:
     """Step time, its parts, flops and memory for every config of ``grid`` (arrays of equal
-    length: pp, dp, v, mbs, m, zero; tp and cp are those of ``parts``), one lowering choice.
-    The single solve runs this with arrays of one element."""
+    length: pp, dp, v, mbs, m, zero; tp and cp are those of ``parts``), one lowering choice;
+    the data-parallel collectives at ``variant`` (``parts`` carry their own). The single
+    solve runs this with arrays of one element."""
     pp, dp, v, mbs, m, zero = (grid[k] for k in ("pp", "dp", "v", "mbs", "m", "zero"))
     tp, cp = grid["tp"], grid["cp"]
     e = _element_bytes(precision)
@@ -917,7 +954,8 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
         """(seconds, seconds per byte) per config, one lookup per distinct (n, span)."""
         big = int(span.max()) + 1
         keys, inv = np.unique(n * big + span, return_inverse=True)
-        ab = np.array([dp_terms(system, int(k // big), int(k % big), kind) for k in keys])
+        ab = np.array([dp_terms(system, int(k // big), int(k % big), kind, variant)
+                       for k in keys])
         return ab[inv, 0], ab[inv, 1]
 
     gather = None

@@ -909,7 +909,8 @@ def predict_training(row: ReferenceRow, notes: list[str]) -> Prediction:
       = 5.1391e19 flop; the published 163 TFLOP/s per GPU is a step of 5.1391e19 / (3072 x
       163e12) = 102.6 s.
 
-    DistributedModel has no calibration band yet, so the band is the value itself. A setup
+    The band is the step time's calibration band (``DistributedResult.step_band_s``), turned
+    into the metric (a rate's low edge is the slow step). A setup
     missing for a training row is a skip (``missing-setup``); a setup that disagrees with its
     row (devices, batch) is a data error.
     """
@@ -956,8 +957,12 @@ def predict_training(row: ReferenceRow, notes: list[str]) -> Prediction:
             value = 100.0 * flops / (t * n * r.peak_flops)
             method = (f"{setup.flops_convention} flops / ({call}.step_s x {n} x "
                       f"{r.peak_flops / 1e12:.4g} TFLOP/s) in %")
-    notes.append("no calibration band: DistributedModel does not report one yet")
-    return predicted(value, value, value, r.feasible, r.reason, method, notes)
+    t_lo, t_hi = r.step_band_s
+    if row.metric == "step_time_s":
+        low, high = t_lo, t_hi
+    else:                           # rates: inversely proportional to the step time
+        low, high = value * t / t_hi, value * t / t_lo
+    return predicted(value, low, high, r.feasible, r.reason, method, notes)
 
 
 register_adapter("training", TRAINING_METRICS, predict_training)
@@ -1182,7 +1187,8 @@ def predict_energy(row: ReferenceRow, notes: list[str]) -> Prediction:
 
     A run listed under ``not_predicted`` is skipped with its code and reason; a row whose
     run is missing is ``missing-setup``; a setup that disagrees with its row (model, devices,
-    batch) is a data error. DistributedModel reports no band yet: the band is the value.
+    batch) is a data error. The band is the time to train's calibration band (every metric
+    here is proportional to it; power is held at its nominal activity).
     """
     setups = energy_setups()
     key = row.scenario
@@ -1248,8 +1254,12 @@ def predict_energy(row: ReferenceRow, notes: list[str]) -> Prediction:
         value = run.co2e_t(scope)
         method = (f"({what}) x {run.carbon_intensity_g_kwh:g} gCO2e/kWh with T = "
                   f"{call}.time_to_train, in t ({scope})")
-    notes.append("no calibration band: DistributedModel does not report one yet")
-    return predicted(value, value, value, r.feasible, r.reason, method, notes)
+    # Band: the run's time at the calibration spread's edges, power held at its nominal
+    # activity (every metric here is proportional to the time to train).
+    t_lo, t_hi = r.step_band_s
+    notes.append("band: the step time's calibration band, power at the nominal activity")
+    return predicted(value, value * t_lo / r.step_s, value * t_hi / r.step_s, r.feasible,
+                     r.reason, method, notes)
 
 
 register_adapter("energy", ENERGY_METRICS, predict_energy)
