@@ -168,11 +168,3 @@ def test_eager_band_brackets_the_nominal():
     assert lo < p.latency_s < hi
     assert np.isfinite([lo, hi]).all()
 
-
-def test_mlperf_dlrm_rows_are_a_different_unit_of_work():
-    """An MLPerf dlrm-v2 sample aggregates 100-700 user-item pairs; the zoo's sample is one."""
-    rows = {r.id: r for r in load_reference()}
-    for rid in ("REF-006", "REF-022"):
-        p = predict_row(rows[rid])
-        assert p.status == "skipped" and p.code == "sample-mismatch", rid
-        assert "user-item pair" in p.reason and "#1628" in p.reason

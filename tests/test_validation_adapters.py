@@ -235,3 +235,13 @@ def test_adapter_must_return_a_prediction(toy):
     register_adapter("toy_inference", "latency_ms", lambda row, notes: 1.0, replace=True)
     with pytest.raises(TypeError, match="returned float, not a Prediction"):
         predict_row(_row())
+
+
+def test_mlperf_dlrm_rows_are_a_different_unit_of_work():
+    """An MLPerf dlrm-v2 sample aggregates 100-700 user-item pairs; the zoo's sample is one."""
+    from mlsysim.validation.reference import load_reference
+    rows = {r.id: r for r in load_reference()}
+    for rid in ("REF-006", "REF-022"):
+        p = predict_row(rows[rid])
+        assert p.status == "skipped" and p.code == "sample-mismatch", rid
+        assert "user-item pair" in p.reason and "#1628" in p.reason
