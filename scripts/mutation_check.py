@@ -156,6 +156,9 @@ MUTATIONS = [
     ("eager: the plan cache keys on eager", "mlsysim/core/engine.py",
      "type(tp_size), type(pp_size), eager,", "type(tp_size), type(pp_size), None,",
      ["tests/test_eager.py"]),
+    ("graphs: replay costs the smallest measured launch", "mlsysim/core/engine.py",
+     "kernel_overhead_s=calibration().graph_kernel_s)", "kernel_overhead_s=calibration()"
+     ".kernel_overhead_s)", ["tests/test_eager.py"]),
     ("training band: efficiencies at the spread's edge", "mlsysim/solvers/distributed.py",
      "eff = efficiency_for(hardware, precision).variant(variant)",
      "eff = efficiency_for(hardware, precision)", ["tests/test_distributed.py"]),

@@ -168,3 +168,44 @@ def test_eager_band_brackets_the_nominal():
     assert lo < p.latency_s < hi
     assert np.isfinite([lo, hi]).all()
 
+
+
+def test_launch_floors_by_hand_compiled_eager_and_graphs():
+    """TINY is a few kB of work: every kernel is launch-bound, so a pass costs kernels x the
+    per-kernel floor. The floors are the launch microbenchmarks' median, 8.1 us (framework
+    dispatch), and their smallest, 3.0 us (MIC-152, a raw cuLaunchKernel: what a CUDA-graph
+    replay costs). Compiled: 1 kernel (the add and ReLU in the conv's epilogue); eager: 5
+    (conv, BN, implied ReLU, add, ReLU). The fused add's 256 B read adds 0.2 ns (< 1e-4)."""
+    from mlsysim.core.calibration import calibration
+    cal = calibration()
+    assert cal.kernel_overhead_s == pytest.approx(8.1e-6)
+    assert cal.graph_kernel_s == pytest.approx(3.0e-6)
+    cases = {(False, False): 1 * 8.1e-6, (False, True): 1 * 3.0e-6,
+             (True, False): 5 * 8.1e-6, (True, True): 5 * 3.0e-6}
+    for (eager, graphs), seconds in cases.items():
+        p = Engine.solve(TINY, "A100", eager=eager, cuda_graphs=graphs)
+        assert p.latency_s == pytest.approx(seconds, rel=1e-4), (eager, graphs)
+        assert p.cuda_graphs is graphs and p.headline()["cuda_graphs"] is graphs
+    assert any("CUDA graph" in a for a in p.assumptions)
+
+
+def test_cuda_graphs_must_be_a_bool():
+    with pytest.raises(ValidationError, match="'cuda_graphs'.*must be True or False"):
+        Engine.solve("ResNet50", "A100", cuda_graphs="yes")
+
+
+def test_mlperf_single_stream_rows_replay_graphs_as_the_submitter_configured():
+    rows = {r.id: r for r in load_reference()}
+    for rid in ("REF-035", "REF-037"):       # ResNet-50 and BERT SingleStream on A100
+        assert "cuda_graphs" in predict_row(rows[rid]).method, rid
+    assert "cuda_graphs" not in predict_row(rows["REF-044"]).method   # RetinaNet: no graphs
+    assert "cuda_graphs" not in predict_row(rows["REF-036"]).method   # Offline
+
+
+def test_cli_cuda_graphs():
+    out = _cli("eval", "ResNet50", "A100", "-p", "int8", "--cuda-graphs", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["cuda_graphs"] is True and d["eager"] is False
+    expect = Engine.solve("ResNet50", "A100", precision="int8", cuda_graphs=True)
+    assert d["latency"]["value"] == pytest.approx(expect.latency_s * 1e3, rel=1e-9)

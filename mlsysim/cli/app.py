@@ -150,6 +150,8 @@ def eval_cmd(
         "(default 1, the whole device, as Engine.solve; serve keeps 0.9 for the engine)."),
     eager: bool = typer.Option(False, "--eager", help="Run unfused, as eager PyTorch does "
                                "(CNNs and imported graphs; one configuration)."),
+    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Kernels replayed from a "
+                                     "captured CUDA graph (one configuration)."),
     explain: bool = typer.Option(False, "--explain", help="Show the equations and numbers."),
     trace: bool = TRACE_OPT,
     as_csv: bool = typer.Option(False, "--csv", help="Print the table as CSV (one row per "
@@ -177,9 +179,9 @@ def eval_cmd(
         if pp_size != 1:
             _usage("--pp: give one configuration to split into pipeline stages (comma lists "
                    "sweep --tp only)", as_json)
-        if eager:
-            _usage("--eager: give one configuration (comma lists sweep compiled passes)",
-                   as_json)
+        if eager or cuda_graphs:
+            _usage(f"{'--eager' if eager else '--cuda-graphs'}: give one configuration "
+                   "(comma lists sweep compiled passes with framework dispatch)", as_json)
         _eval_sweep(models, devices, batches, precisions, seqs, phase, explain, trace,
                     as_csv, as_json, tps, memory_utilization)
         return
@@ -187,7 +189,8 @@ def eval_cmd(
         workload_arg(models[0]), hardware_arg(devices[0]), batch_size=batches[0],
         precision=None if precisions is None else precisions[0],
         seq_len=None if seqs is None else seqs[0], phase=phase, tp_size=tps[0],
-        pp_size=pp_size, memory_utilization=memory_utilization, eager=eager))
+        pp_size=pp_size, memory_utilization=memory_utilization, eager=eager,
+        cuda_graphs=cuda_graphs))
     print_result(profile, as_json, explain, trace)
     if not profile.feasible:
         if not as_json:

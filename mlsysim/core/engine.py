@@ -56,10 +56,20 @@ _EFF = ContentCache("efficiency")
 _PLANS = ContentCache("engine plans")
 
 
-def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
-    hit = _EFF.get((hardware, precision))
+def efficiency_for(hardware: HardwareSpec, precision: str,
+                   cuda_graphs: bool = False) -> Efficiency:
+    """The device's efficiency terms at ``precision``. With ``cuda_graphs`` the kernels are
+    replayed from a captured graph: no host dispatch per kernel, so the per-kernel floor is
+    the smallest measured launch cost (a raw driver launch) instead of the framework
+    median."""
+    hit = _EFF.get((hardware, precision, cuda_graphs))
     if hit is not None:
         return hit
+    if cuda_graphs:
+        from dataclasses import replace
+        eff = replace(efficiency_for(hardware, precision),
+                      kernel_overhead_s=calibration().graph_kernel_s)
+        return _EFF.put((hardware, precision, True), eff)
     own = hardware.efficiency
     cal = calibration()
     if own is not None:  # the user's calibration of this very device
@@ -72,7 +82,7 @@ def efficiency_for(hardware: HardwareSpec, precision: str) -> Efficiency:
             overhead_spread=(0.75, 1.25))
     else:
         eff = cal.efficiency(hardware.key, precision)
-    return _EFF.put((hardware, precision), eff)
+    return _EFF.put((hardware, precision, False), eff)
 
 
 def _is_hardware_name(name: str) -> bool:
@@ -188,6 +198,7 @@ class PerformanceProfile(Result):
     pp_size: int = 1
     memory_utilization: float = 1.0
     eager: bool = False
+    cuda_graphs: bool = False
 
     # --- headline quantities ---------------------------------------------------------
     @property
@@ -288,6 +299,10 @@ class PerformanceProfile(Result):
              "kernels of their own" if self.eager else
              "compiled execution: BatchNorm folded, activations and residual adds fused into "
              "the producing kernel (eager=True for an eager framework)"),
+            ("kernels replayed from a CUDA graph: each costs at least the smallest measured "
+             "launch" if self.cuda_graphs else
+             "each kernel costs at least the framework's median launch and dispatch time "
+             "(cuda_graphs=True for graph replay)"),
             "efficiencies from " + ("the user's calibration" if own else
                                     "fits to published microbenchmarks"),
             *((f"estimated from other devices: {', '.join(eff.estimated)}",)
@@ -372,7 +387,8 @@ class PerformanceProfile(Result):
             "model": self.model.name, "hardware": self.hardware.name,
             "batch_size": self.batch_size, "precision": self.precision, "phase": self.phase,
             "seq_len": self.seq_len, "tp_size": self.tp_size, "pp_size": self.pp_size,
-            "eager": self.eager, "bottleneck": self.bottleneck, "latency": self.latency,
+            "eager": self.eager, "cuda_graphs": self.cuda_graphs,
+            "bottleneck": self.bottleneck, "latency": self.latency,
             "latency_low": lo, "latency_high": hi, "throughput": self.throughput,
             "throughput_low": Rate(self.pp_size * self.batch_size / hi.to("s").magnitude,
                                    "sample/s"),
@@ -459,6 +475,8 @@ class SingleNodeModel(ForwardModel):
         Option("memory_utilization", 1.0, "fraction of device memory the pass may use"),
         Option("eager", False, "run unfused, as an eager framework does (CNNs, imported "
                "graphs)"),
+        Option("cuda_graphs", False, "kernels replayed from a captured graph (no host "
+               "dispatch per kernel)"),
     )
 
     @classmethod
@@ -474,7 +492,7 @@ class SingleNodeModel(ForwardModel):
     def solve(self, model, hardware, batch_size: int = 1, precision: str | None = None,
               seq_len: int | None = None, phase: str | None = None, tp_size: int = 1,
               pp_size: int = 1, memory_utilization: float = 1.0,
-              eager: bool = False) -> PerformanceProfile:
+              eager: bool = False, cuda_graphs: bool = False) -> PerformanceProfile:
         """Predict one pass of ``model`` on ``hardware``.
 
         Parameters
@@ -499,6 +517,9 @@ class SingleNodeModel(ForwardModel):
             nothing fused, BatchNorm and every activation and residual add its own kernel
             reading and writing its tensors (layer-list models and imported graphs).
             Default False: an inference compiler's folded BN and fused epilogues.
+        cuda_graphs : the pass is replayed from a captured CUDA graph (TensorRT engines in
+            MLPerf SingleStream, serving engines' decode): each kernel costs the smallest
+            measured launch instead of the framework's median dispatch. Default False.
 
         Examples
         --------
@@ -511,12 +532,12 @@ class SingleNodeModel(ForwardModel):
         # An unhashable argument is never cached; the plan's validation names it.
         key = (model, hardware, precision, seq_len, phase, type(seq_len), type(precision),
                tp_size, pp_size, memory_utilization, type(tp_size), type(pp_size), eager,
-               type(eager))
+               type(eager), cuda_graphs, type(cuda_graphs))
         plan = _PLANS.get(key)
         if plan is None:
             plan = _PLANS.put(key, self._plan(model, hardware, precision, seq_len, phase,
                                               "Engine.solve", tp_size, pp_size,
-                                              memory_utilization, eager))
+                                              memory_utilization, eager, cuda_graphs))
         _, _, model, hardware, precision, phase, seq, prepared, split = plan
         batch = batch_size if type(batch_size) is int and batch_size > 0 else \
             check.positive_int("batch_size", batch_size, "Engine.solve")
@@ -532,14 +553,15 @@ class SingleNodeModel(ForwardModel):
             state_bytes=table.state_bytes_per_sample * batch / split[1],
             activation_bytes=table.act_peak_bytes_per_sample * batch, _prepared=prepared,
             tp_size=split[0], pp_size=split[1], memory_utilization=split[2],
-            eager=split[3],
+            eager=split[3], cuda_graphs=split[4],
         )
 
     def _plan(self, model, hardware, precision, seq_len, phase, owner: str, tp=1, pp=1,
-              memory_utilization=1.0, eager=False) -> tuple:
+              memory_utilization=1.0, eager=False, cuda_graphs=False) -> tuple:
         """Validate everything but the batch, lower the workload, and prepare the costs."""
         raw_model, raw_hardware = model, hardware
         eager = check.flag("eager", eager, owner)
+        graphs = check.flag("cuda_graphs", cuda_graphs, owner)
         tp = check.positive_int("tp_size", tp, owner)
         pp = check.positive_int("pp_size", pp, owner)
         util = check.fraction("memory_utilization", memory_utilization, owner)
@@ -574,10 +596,10 @@ class SingleNodeModel(ForwardModel):
             check.parallel_split(model, tp, pp, (path,), owner)
         table = lower(model, phase=phase, seq_len=seq or 1, e=BYTES_PER_ELEMENT[precision],
                       tp=tp, pp=pp, eager=eager)
-        prepared = prepare(table, hardware, precision, efficiency_for(hardware, precision),
-                           path=path)
+        prepared = prepare(table, hardware, precision,
+                           efficiency_for(hardware, precision, graphs), path=path)
         return (raw_model, raw_hardware, model, hardware, precision, phase, seq, prepared,
-                (tp, pp, util, eager))
+                (tp, pp, util, eager, graphs))
 
     @staticmethod
     def _seq_len(model: ModelSpec, seq_len, owner: str) -> int | None:
@@ -657,11 +679,12 @@ class Engine:
     def solve(model, hardware, batch_size: int = 1, precision: str | None = None,
               seq_len: int | None = None, phase: str | None = None, tp_size: int = 1,
               pp_size: int = 1, memory_utilization: float = 1.0,
-              eager: bool = False) -> PerformanceProfile:
+              eager: bool = False, cuda_graphs: bool = False) -> PerformanceProfile:
         return Engine._solver.solve(model, hardware, batch_size=batch_size,
                                     precision=precision, seq_len=seq_len, phase=phase,
                                     tp_size=tp_size, pp_size=pp_size,
-                                    memory_utilization=memory_utilization, eager=eager)
+                                    memory_utilization=memory_utilization, eager=eager,
+                                    cuda_graphs=cuda_graphs)
 
     @staticmethod
     def sweep(model, hardware, batch_sizes, precision: str | None = None,

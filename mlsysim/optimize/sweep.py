@@ -200,7 +200,7 @@ def _engine_plan(model, hardware, precision, seq_len, phase, owner: str, tp: int
     """The plan ``Engine.solve`` would use (its cache key, its validation)."""
     from ..core.engine import _PLANS, Engine
     key = (model, hardware, precision, seq_len, phase, type(seq_len), type(precision),
-           tp, 1, memory_utilization, type(tp), int, False, bool)
+           tp, 1, memory_utilization, type(tp), int, False, bool, False, bool)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _PLANS.put(key, Engine._solver._plan(model, hardware, precision, seq_len,
@@ -352,7 +352,7 @@ def _evaluate_grid(grid, batches: np.ndarray, phase, advance=lambda: None,
     }
     col = batches[:, None]
     for k, plan in enumerate(plans):
-        _, _, model, device, precision, _, seq, prepared, (tp, _, util, _) = plan
+        _, _, model, device, precision, _, seq, prepared, (tp, _, util, _, _) = plan
         lo = k * nb
         rows = slice(lo, lo + nb)
         cols["model"][rows] = model.name

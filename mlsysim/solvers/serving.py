@@ -30,7 +30,7 @@ from typing import Any
 
 from ..cache import ContentCache
 from ..core import validate as check
-from ..core.calibration import Efficiency, calibration
+from ..core.calibration import Efficiency
 from ..core.contract import REQUIRED, Option
 from ..core.costmodel import evaluate, prepare
 from ..core.engine import ForwardModel, efficiency_for, resolve
@@ -83,10 +83,8 @@ def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool
     key = (hardware, precision, cuda_graphs, variant)
     hit = _EFF_CACHE.get(key)
     if hit is None:
-        eff = efficiency_for(hardware, precision)
-        if cuda_graphs:
-            eff = replace(eff, kernel_overhead_s=calibration().graph_kernel_s)
-        hit = _EFF_CACHE.put(key, eff.variant(variant))
+        hit = _EFF_CACHE.put(key, efficiency_for(hardware, precision, cuda_graphs)
+                             .variant(variant))
     return hit
 
 

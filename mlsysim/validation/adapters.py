@@ -64,7 +64,8 @@ __all__ = ["Prediction", "Skip", "Adapter", "adapter", "register_adapter", "unre
            "training_setups", "training_flops", "predict_training", "TRAINING_SETUPS",
            "TRAINING_METRICS", "FLOPS_CONVENTIONS", "EnergySetup", "EnergySetups",
            "energy_setups", "energy_run", "EnergyRun", "predict_energy", "ENERGY_SETUPS",
-           "ENERGY_METRICS", "ENERGY_SCOPES", "HOST_BOUND", "host_bound", "EAGER_SCENARIOS"]
+           "ENERGY_METRICS", "ENERGY_SCOPES", "HOST_BOUND", "host_bound", "EAGER_SCENARIOS",
+           "GRAPH_RUNS"]
 
 # --- documented rules (no per-row settings) ------------------------------------------------
 MAX_ENGINE_BATCH = 256      # batch "chosen by the engine": largest power of two <= this that fits
@@ -86,6 +87,10 @@ SAMPLE_MISMATCH = {
 
 # Scenarios run by an eager framework: predicted unfused (``Engine.solve(eager=True)``).
 EAGER_SCENARIOS = ("pytorch-eager",)
+# (scenario, model) replayed from CUDA graphs (``Engine.solve(cuda_graphs=True)``): NVIDIA's
+# MLPerf Inference v3.x submission code sets use_graphs = True in SingleStreamGPUBaseConfig of
+# configs/resnet50/SingleStream and configs/bert/SingleStream (RetinaNet's sets False).
+GRAPH_RUNS = {("mlperf-single-stream", "ResNet50"), ("mlperf-single-stream", "BERT_Large")}
 
 # Measurements whose time is set off the device, shown by the source's own sweep (device speed
 # or batch changes the work several-fold, the time barely moves); no device model predicts them.
@@ -590,7 +595,8 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
     batch not published is :func:`largest_fitting_batch`. MLPerf Server rows are predicted
     without their latency bound (an upper bound). The sequence length of an encoder is the
     row's prompt length or the benchmark's (:data:`BENCHMARK_SEQ_LEN`). An eager
-    framework's rows (:data:`EAGER_SCENARIOS`) are solved unfused.
+    framework's rows (:data:`EAGER_SCENARIOS`) are solved unfused, runs the submitter replays
+    from CUDA graphs (:data:`GRAPH_RUNS`) with ``cuda_graphs=True``.
     """
     from ..core.engine import Engine
 
@@ -604,10 +610,14 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
     if eager:
         notes.append("eager framework: solved unfused (eager=True): BatchNorm, activations "
                      "and residual adds as kernels of their own")
+    graphs = (row.scenario.lower(), row.model) in GRAPH_RUNS
+    if graphs:
+        notes.append("the submitter replays CUDA graphs (use_graphs = True in its "
+                     "SingleStream config): cuda_graphs=True")
 
     def solve(batch: int):
         return Engine.solve(model=model, hardware=hw, batch_size=batch, precision=precision,
-                            seq_len=seq, eager=eager)
+                            seq_len=seq, eager=eager, cuda_graphs=graphs)
 
     if row.metric == "latency_ms":
         if row.batch_size is None:
@@ -616,7 +626,7 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
         lo, hi = (q.to("ms").magnitude for q in p.band)
         value, low, high = p.latency.to("ms").magnitude, lo, hi
         method = (f"Engine.solve(batch={p.batch_size}, {precision}"
-                  f"{', eager' if eager else ''}).latency")
+                  f"{', eager' if eager else ''}{', cuda_graphs' if graphs else ''}).latency")
     else:  # throughput_samples_per_s
         if row.batch_size is None:
             batch, p = largest_fitting_batch(solve)
