@@ -84,13 +84,9 @@ class MemoryBudget:
         if grow <= 0:
             return 0 if free < 0 else np.iinfo(np.int64).max
         b = int(max(free, 0.0) // grow)
-        # Floor division can land one off the sum fits() compares (1.0 // 0.1 is 9.0, yet
-        # ten 0.1-byte samples total exactly 1.0): settle on fits() itself.
-        while self.fits(b + 1):
-            b += 1
-        while b > 0 and not self.fits(b):
-            b -= 1
-        return b
+        # Floor division can land one short of the sum fits() compares (1.0 // 0.1 is 9.0, yet
+        # ten 0.1-byte samples total exactly 1.0); never over (a property test checks both).
+        return b + 1 if self.fits(b + 1) else b
 
     def free_for_samples(self) -> float:
         """Bytes left for the per-sample terms once the fixed ones are resident."""
