@@ -149,5 +149,11 @@ def test_adafactor_without_a_hidden_size_says_what_to_choose():
         "The 'optimizer' parameter of Trainer 'adafactor' needs a model with a hidden size "
         "(a transformer or SSM) to size its factored state; choose one of: adam, sgd, "
         "adam8bit for 'ResNet-50'.")
+    # A model given by name (no spec) is quoted as given; an unknown optimizer names the
+    # caller too.
+    with pytest.raises(ValidationError, match=r"adam8bit for 'MyNet'\.$"):
+        optimizer_state_bytes_per_param("adafactor", "MyNet")
+    with pytest.raises(ValidationError, match="parameter of Trainer must be one of"):
+        optimizer_state_bytes_per_param("adamx", None, "Trainer")
     # With one: 2 x 4 B / hidden; Llama-3-8B's hidden is 4096.
     assert optimizer_state_bytes_per_param("adafactor", mlsysim.Models.Llama3_8B) == 8 / 4096
