@@ -57,6 +57,7 @@ def test_eager_table_unfuses_by_hand():
         assert eager.act_bytes_per_sample[g[name]] == nbytes, name
         assert eager.launches[g[name]] == 1, name
     assert eager.kind[g["conv.bn"]] == OpKind.NORM
+    assert eager.flops_per_sample[g["conv.bn"]] == 2 * 128      # a scale and a shift each
     # BN's four per-channel tensors (mean, variance, scale, shift): 4 x 8 x 2 B.
     assert eager.weight_bytes[g["conv.bn"]] == 64
     # The convolution itself is the same kernel either way.

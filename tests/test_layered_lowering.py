@@ -1,0 +1,82 @@
+"""Layer lists lowered to operators (workloads/layered.py): every row's flops and bytes by hand.
+
+One spec holds one layer of each kind the CNN, UNet and recommender zoo entries use, at fp16
+(e = 2 bytes per element). Found missing by mutmut: no test read the rows of fc, attention,
+embedding, 3-D convolution or repeated-block layers.
+"""
+
+import pytest
+
+from mlsysim import Engine
+from mlsysim.specs.model import LayeredSpec
+from mlsysim.workloads import OpKind, lower
+
+SPEC = LayeredSpec.model_validate({
+    "key": "Kinds", "name": "Kinds", "architecture": "test", "group": "Tiny",
+    "published_parameters": 216 + 144 + 800 + 16, "family": "layers", "source": "test",
+    "as_of": "2026",
+    "blocks": [
+        {"name": "enc", "layers": [
+            {"op": "conv", "name": "c3", "cin": 2, "cout": 4, "k": [3, 3, 3],
+             "out": [4, 4, 4], "stride": 2},
+            {"op": "fc", "name": "proj", "cin": 8, "cout": 16, "tokens": 3, "bias": True},
+            {"op": "attention", "name": "attn", "tokens": 3, "kv_tokens": 5, "heads": 2,
+             "head_dim": 4},
+            {"op": "embedding", "name": "emb", "rows": 100, "dim": 8, "lookups": 3}]},
+        {"name": "loop", "runs": 2, "layers": [{"op": "fc", "name": "step", "cin": 4,
+                                                "cout": 4}]}]})
+
+
+def _row(table, name):
+    i = table.names.index(name)
+    return dict(kind=OpKind(int(table.kind[i])), count=float(table.count[i]),
+                flops=float(table.flops_per_sample[i]),
+                weights=float(table.weight_bytes[i]), acts=float(table.act_bytes_per_sample[i]))
+
+
+def test_every_layer_kind_by_hand():
+    t = lower(SPEC, phase="forward", seq_len=1, e=2.0)
+    # 3-D conv, 3x3x3 kernel, stride 2 into a 4x4x4 output (64 positions): it reads
+    # cin x 64 x 2^3 = 1,024 input elements and writes cout x 64 = 256: 2,560 B.
+    # 2 x 27 x 4 = 216 weights (432 B); 216 x 64 = 13,824 MAC = 27,648 flop.
+    assert _row(t, "enc.c3") == dict(kind=OpKind.CONV, count=1.0, flops=27_648.0,
+                                     weights=432.0, acts=2_560.0)
+    # fc over 3 tokens: (8 + 16) x 3 x 2 B = 144 B moved; 8 x 16 + 16 bias = 144 weights
+    # (288 B); 8 x 16 x 3 = 384 MAC = 768 flop.
+    assert _row(t, "enc.proj") == dict(kind=OpKind.GEMM, count=1.0, flops=768.0,
+                                       weights=288.0, acts=144.0)
+    # Attention, 3 queries over 5 keys, 2 heads of 4: Q and the output (2 x 3) plus K and V
+    # (2 x 5) rows of 2 x 4 values: 16 x 8 x 2 B = 256 B; QK^T and PV 2 x 3 x 5 x 8 = 240 MAC.
+    assert _row(t, "enc.attn") == dict(kind=OpKind.ATTENTION, count=1.0, flops=480.0,
+                                       weights=0.0, acts=256.0)
+    # Embedding: 3 gathered rows of 8 (48 B), not the 100-row table.
+    assert _row(t, "enc.emb") == dict(kind=OpKind.EMBEDDING, count=1.0, flops=24.0,
+                                      weights=0.0, acts=48.0)
+    # A block run twice per sample: its fc (one token) runs twice, weights re-read each run.
+    assert _row(t, "loop.step") == dict(kind=OpKind.GEMM, count=2.0, flops=32.0,
+                                        weights=32.0, acts=16.0)
+    # Resident weights: every parameter once (216 + 144 + 800 + 16 = 1,176 x 2 B); the
+    # largest activation set of one kernel is the conv's 2,560 B.
+    assert t.weight_total_bytes == 2_352.0
+    assert t.act_peak_bytes_per_sample == 2_560.0
+
+
+def test_largest_activation_set_sets_the_activation_footprint():
+    """Engine.solve's activation bytes are the largest kernel's set times the batch."""
+    p = Engine.solve(SPEC, "A100", batch_size=10)
+    assert p.activation_bytes == pytest.approx(10 * 2_560.0)
+    assert p.weights_bytes == pytest.approx(2_352.0)
+
+
+@pytest.mark.parametrize("k, out", [([3, 3, 3], 4), (3, [4, 4, 4])])
+def test_a_3d_convolution_is_recognised_from_either_list(k, out):
+    """A kernel list or an output list of three sizes makes the convolution 3-D: the stride-2
+    input read is cin x 64 outputs x 2^3 (a 2-D reading would count 2^2)."""
+    spec = LayeredSpec.model_validate({
+        "key": "C3", "name": "C3", "architecture": "test", "group": "Tiny",
+        "published_parameters": 216 if isinstance(k, list) else 72, "family": "layers",
+        "source": "test", "as_of": "2026",
+        "blocks": [{"name": "b", "layers": [{"op": "conv", "name": "c", "cin": 2, "cout": 4,
+                                             "k": k, "out": out, "stride": 2}]}]})
+    t = lower(spec, phase="forward", seq_len=1, e=2.0)
+    assert float(t.act_bytes_per_sample[0]) == (2 * 64 * 8 + 4 * 64) * 2.0
