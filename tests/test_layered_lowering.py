@@ -80,3 +80,39 @@ def test_a_3d_convolution_is_recognised_from_either_list(k, out):
                                              "k": k, "out": out, "stride": 2}]}]})
     t = lower(spec, phase="forward", seq_len=1, e=2.0)
     assert float(t.act_bytes_per_sample[0]) == (2 * 64 * 8 + 4 * 64) * 2.0
+
+
+def test_norms_pools_copies_and_repeats_by_hand():
+    """c = 4 channels over a 2 x 2 output (4 positions, 16 elements), fp16.
+
+    - GroupNorm: reads and writes 16 elements (64 B), 8 flop per element (128), 2 x 4 affine
+      weights (16 B).
+    - Max pool, stride 2: each output reads 2^2 inputs: (4 + 1) x 16 x 2 B = 160 B, 64 flop.
+    - Upsample into a 4 x 4 output: a copy, (1 + 1) x 64 x 2 B = 256 B, 64 flop.
+    - A ReLU in the epilogue: no bytes, 16 flop, no launch; eagerly its own 64 B kernel.
+    - ``repeat: 3``: three copies of a layer, three rows' worth (count 3)."""
+    spec = LayeredSpec.model_validate({
+        "key": "Misc", "name": "Misc", "architecture": "test", "group": "Tiny",
+        "published_parameters": 3 * 8, "family": "layers", "source": "test", "as_of": "2026",
+        "blocks": [{"name": "b", "layers": [
+            {"op": "norm", "name": "gn", "c": 4, "out": 2, "repeat": 3},
+            {"op": "pool", "name": "pool", "c": 4, "out": 2, "stride": 2, "repeat": 3},
+            {"op": "upsample", "name": "up", "c": 4, "out": 4},
+            {"op": "act", "name": "relu", "c": 4, "out": 2},
+            {"op": "attention", "name": "attn", "tokens": 2, "heads": 1, "head_dim": 2,
+             "repeat": 3},
+            {"op": "embedding", "name": "emb", "rows": 10, "dim": 2, "lookups": 1,
+             "repeat": 3}]}]})
+    t = lower(spec, phase="forward", seq_len=1, e=2.0)
+    assert _row(t, "b.gn") == dict(kind=OpKind.NORM, count=3.0, flops=128.0, weights=16.0,
+                                   acts=64.0)
+    assert _row(t, "b.pool") == dict(kind=OpKind.ELEMENTWISE, count=3.0, flops=64.0,
+                                     weights=0.0, acts=160.0)
+    assert _row(t, "b.up") == dict(kind=OpKind.ELEMENTWISE, count=1.0, flops=64.0,
+                                   weights=0.0, acts=256.0)
+    assert _row(t, "b.relu") == dict(kind=OpKind.ELEMENTWISE, count=1.0, flops=16.0,
+                                     weights=0.0, acts=0.0)
+    assert _row(t, "b.attn")["count"] == 3.0 and _row(t, "b.emb")["count"] == 3.0
+    eager = lower(spec, phase="forward", seq_len=1, e=2.0, eager=True)
+    assert _row(eager, "b.relu") == dict(kind=OpKind.ELEMENTWISE, count=1.0, flops=16.0,
+                                         weights=0.0, acts=64.0)
