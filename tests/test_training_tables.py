@@ -94,10 +94,12 @@ def test_sharding_checks_its_sizes():
 def test_attention_dropout_on_materialized_scores_is_its_own_pass():
     """Megatron-LM applies attention dropout (0.1 by default) as a kernel after its fused
     softmax: over materialized scores it reads the probabilities and writes them dropped plus
-    a one-byte mask, 2 e + 1 = 5 B per (query, key) pair and head at 16 bits. Llama-3-8B, one
-    causal segment of 512 tokens: 512 x 513 / 2 = 131,328 pairs x 32 heads = 4,202,496 per
-    layer, 21,012,480 B. FlashAttention fuses dropout (no row); selective recomputation
-    re-runs it with the rest of the attention core."""
+    a one-byte mask, 2 e + 1 = 5 B per score and head at 16 bits, over the whole materialized
+    rectangle (the causal mask zeroes half of it but the kernel still passes over it).
+    Llama-3-8B, one causal segment of 512 tokens: 512 x 512 = 262,144 scores x 32 heads =
+    8,388,608 per layer, 41,943,040 B (the causal half, 4,202,496, would be wrong).
+    FlashAttention fuses dropout (no row); selective recomputation re-runs it with the rest of
+    the attention core."""
     from mlsysim.workloads.training import training_table
     from mlsysim.workloads.transformer import Segment, lower_segments
 
@@ -105,7 +107,7 @@ def test_attention_dropout_on_materialized_scores_is_its_own_pass():
     seg = [Segment(512, 0)]
     t = lower_segments(spec, seg, e=2.0, flash=False, dropout=True, all_logits=True)
     i = list(t.names).index("layer.attention_dropout")
-    assert t.act_bytes_per_sample[i] == 4_202_496 * 5 and t.flops_per_sample[i] == 4_202_496
+    assert t.act_bytes_per_sample[i] == 8_388_608 * 5 and t.flops_per_sample[i] == 8_388_608
     assert t.count[i] == 32
     assert "layer.attention_dropout" not in lower_segments(spec, seg, e=2.0, flash=True,
                                                            dropout=True).names
@@ -113,3 +115,23 @@ def test_attention_dropout_on_materialized_scores_is_its_own_pass():
     sel = training_table(t, recompute="selective", include_forward=False)
     assert "layer.attention_dropout.recompute" in sel.names
     assert "layer.attention_softmax.recompute" in sel.names
+
+
+def test_materialized_attention_computes_the_whole_score_rectangle():
+    """A batched matmul cannot skip masked scores: materialized attention (Megatron-LM's
+    ``baddbmm`` into a ``[b * np, sq, sk]`` buffer) computes and stores all of them, where
+    FlashAttention skips the blocks above the diagonal. Llama-3-8B, 512 causal tokens, 32
+    heads of 128: materialized 4 x 128 x 32 x 512 x 512 = 4,294,967,296 flop per layer;
+    flash 4 x 128 x 32 x (512 x 513 / 2) = 2,151,677,952 (the causal pairs). The scores,
+    4 passes x 32 x 512 x 512 x 2 B = 67,108,864 B, are on the attention row with Q, K, V
+    and the output."""
+    from mlsysim.workloads.transformer import Segment, lower_segments
+
+    spec = mlsysim.Models.get("Llama3_8B")
+    seg = [Segment(512, 0)]
+    naive = lower_segments(spec, seg, e=2.0, flash=False)
+    flash = lower_segments(spec, seg, e=2.0, flash=True)
+    i, j = list(naive.names).index("layer.attention"), list(flash.names).index("layer.attention")
+    assert naive.flops_per_sample[i] == 4 * 128 * 32 * 512 * 512
+    assert flash.flops_per_sample[j] == 4 * 128 * 32 * 512 * 513 / 2
+    assert naive.act_bytes_per_sample[i] - flash.act_bytes_per_sample[j] == 4 * 32 * 512 * 512 * 2

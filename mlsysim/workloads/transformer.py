@@ -80,6 +80,14 @@ class Segment:
             per = a * p + a * (a + 1) / 2 + (q - a) * window
         return float(self.sequences * per)
 
+    def score_elements(self) -> float:
+        """Query-key scores a materialized kernel computes: the full ``queries x (prefix +
+        queries)`` rectangle per sequence. A batched matmul cannot skip the masked half;
+        the causal or window mask is applied to the written scores afterwards (Megatron-LM's
+        CoreAttention: ``baddbmm`` into a ``[b * np, sq, sk]`` buffer, then the fused
+        scale-mask softmax over it, megatron/model/transformer.py)."""
+        return float(self.sequences * self.queries * (self.prefix + self.queries))
+
     def kv_tokens_read(self, window: int | None) -> float:
         """Cached plus new keys read once per sequence (FlashAttention streams them once)."""
         kept = min(self.prefix, window) if window else self.prefix
@@ -114,10 +122,12 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
     devices (heads, FFN width, experts' width and the KV heads split; MLA's latent cache is
     shared by all heads and so replicated). ``flash=False`` models materialized attention:
     the score matrix is written by QK^T, read and written by softmax, read by PV (4 passes of
-    heads x pairs elements, three kernels) instead of staying on chip. ``dropout`` (training
-    with attention dropout on materialized scores, Megatron-LM's separate dropout after its
-    fused softmax): one more kernel reads the probabilities and writes them dropped and a
-    one-byte mask, 2 e + 1 bytes per (query, key) pair and head; FlashAttention fuses it."""
+    heads x scores elements, three kernels) instead of staying on chip; its matmuls compute
+    the whole query x key rectangle (:meth:`Segment.score_elements`), causal or not.
+    ``dropout`` (training with attention dropout on materialized scores, Megatron-LM's
+    separate dropout after its fused softmax): one more kernel reads the probabilities and
+    writes them dropped and a one-byte mask, 2 e + 1 bytes per score and head; FlashAttention
+    fuses it."""
     h, d = spec.hidden, spec.d_head
     heads = spec.heads / tp
     kv_share = 1.0 if spec.mla else max(spec.n_kv_heads / tp, 1) / spec.n_kv_heads
@@ -149,22 +159,23 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
                             2 * (m.qk_nope_head_dim + m.qk_rope_head_dim) + 2 * m.v_head_dim)
             else:
                 per_pair = 4 * d
-            attn_flops += heads * per_pair * s.pairs(window)
+            attn_flops += heads * per_pair * (s.pairs(window) if flash else s.score_elements())
         kv_read = sum(s.kv_tokens_read(window) for s in segments) * per_tok_kv
         b.add(f"{tag}.norm", OpKind.NORM, flops=8 * tokens * h, act_bytes=4 * tokens * h * e,
               count=n)
         b.add(f"{tag}.qkv", OpKind.GEMM, flops=2 * tokens * qkv_w, weight_bytes=qkv_w * we,
               act_bytes=tokens * (h + qkv_w / h) * e, count=n)
-        scores = 0.0 if flash else 4 * heads * sum(s.pairs(window) for s in segments) * e
+        # Materialized: every score of the rectangle is computed and stored, masked or not.
+        grid = 0.0 if flash else heads * sum(s.score_elements() for s in segments)
+        scores = 4 * grid * e
         b.add(f"{tag}.attention", OpKind.ATTENTION, flops=attn_flops,
               act_bytes=kv_read + writes * per_tok_kv + 2 * tokens * heads * d * e + scores,
               count=n)
         if not flash:  # the softmax and the second matmul run as kernels of their own
             b.add(f"{tag}.attention_softmax", OpKind.ELEMENTWISE, flops=0.0, count=2 * n)
             if dropout:
-                pairs = heads * sum(s.pairs(window) for s in segments)
-                b.add(f"{tag}.attention_dropout", OpKind.ELEMENTWISE, flops=pairs,
-                      act_bytes=pairs * (2 * e + 1), count=n)
+                b.add(f"{tag}.attention_dropout", OpKind.ELEMENTWISE, flops=grid,
+                      act_bytes=grid * (2 * e + 1), count=n)
         b.add(f"{tag}.o_proj", OpKind.GEMM, flops=2 * tokens * o_w, weight_bytes=o_w * we,
               act_bytes=tokens * (o_w / h + h) * e, count=n)
         if cross_tokens:
