@@ -33,6 +33,32 @@ def test_kernel_overhead_is_the_median_launch_row():
     assert calibration().kernel_overhead_s == pytest.approx(expected * 1e-6)
 
 
+def test_attention_efficiency_is_the_fused_kernel_row_over_the_16_bit_peak():
+    """FlashAttention-2 forward rows (Azure AI benchmarking guide): H100 327.9 TFLOP/s over
+    the 989.5 TFLOP/s fp16 peak = 0.33138; A100 179.5 / 312 = 0.57532. A device without a row
+    (B200) gets its GEMM eta_max times the median attention/GEMM ratio of the devices with
+    rows, flagged as estimated."""
+    cal = calibration()
+    assert cal.attention["H100"] == pytest.approx(327.9 / 989.5, rel=1e-9)
+    assert cal.attention["A100"] == pytest.approx(179.5 / 312.0, rel=1e-9)
+    assert "MI300X" in cal.attention and "B200" not in cal.attention
+    b200 = cal.efficiency("B200", "bf16")
+    assert "attention" in b200.estimated
+    assert b200.attention_max == pytest.approx(
+        min(b200.gemm_max * cal.defaults["attention_ratio"], b200.gemm_max), rel=1e-12)
+
+
+def test_calibration_without_launch_or_copy_rows_names_what_is_missing():
+    from mlsysim.core.calibration import device_specs, fit_calibration
+
+    rows = load_microbench()
+    specs = device_specs(rows)
+    with pytest.raises(DataFileError, match="no kernel launch overhead rows"):
+        fit_calibration([r for r in rows if r["kind"] != "launch"], *specs)
+    with pytest.raises(DataFileError, match="no memory copy rows"):
+        fit_calibration([r for r in rows if r["kind"] != "memcpy"], *specs)
+
+
 def test_gemm_fit_is_physical():
     cal = calibration()
     assert 0 < cal.alpha <= 1          # time never decreases with GEMM size

@@ -308,23 +308,28 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
     )
 
 
-@lru_cache(maxsize=1)
-def calibration() -> Calibration:
-    """The package's calibration, fitted once from the shipped microbenchmarks."""
+def device_specs(rows: list[dict]) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
+    """(dense peaks by (device, precision), spec bandwidths by device) of the zoo devices the
+    rows measure: the datasheet side of :func:`fit_calibration`."""
     from ..specs.hardware import PRECISIONS
     from ..zoo import Hardware
 
-    rows = load_microbench()
     peaks: dict[tuple[str, str], float] = {}
     bandwidths: dict[str, float] = {}
     # Only the devices the rows measure: building every zoo entry would cost the first solve
     # ~20 ms of validation for peaks the fit never reads.
-    keys = set(Hardware.names())
-    for key in sorted({r["hardware"] for r in rows} & keys):
+    for key in sorted({r["hardware"] for r in rows} & set(Hardware.names())):
         hw = Hardware.get(key)
         base = hw._base
         bandwidths[hw.key] = base["bandwidth"]
         for p in PRECISIONS:
             if f"peak_{p}" in base:
                 peaks[(hw.key, p)] = base[f"peak_{p}"]
-    return fit_calibration(rows, peaks, bandwidths)
+    return peaks, bandwidths
+
+
+@lru_cache(maxsize=1)
+def calibration() -> Calibration:
+    """The package's calibration, fitted once from the shipped microbenchmarks."""
+    rows = load_microbench()
+    return fit_calibration(rows, *device_specs(rows))
