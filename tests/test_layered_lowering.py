@@ -116,3 +116,20 @@ def test_norms_pools_copies_and_repeats_by_hand():
     eager = lower(spec, phase="forward", seq_len=1, e=2.0, eager=True)
     assert _row(eager, "b.relu") == dict(kind=OpKind.ELEMENTWISE, count=1.0, flops=16.0,
                                          weights=0.0, acts=64.0)
+
+
+def test_training_a_layered_model_by_hand():
+    """DistributedModel on the spec above, fp16, batch 4 on one H100. Each operator stores its
+    output for the backward: half the bytes it moves forward, (2,560 + 144 + 256 + 48 + 2 x 16)
+    / 2 = 1,520 B per sample, 6,080 B for a micro-batch of 4; full recomputation keeps only
+    the largest activation set of one kernel (the conv's 2,560 B per sample). Model flops are
+    3 x the forward (the data and weight gradients cost 2x): (27,648 + 768 + 480 + 24 + 2 x
+    32) x 3 x 4 = 347,808."""
+    from mlsysim.solvers.distributed import DistributedModel
+
+    kw = dict(batch_size=4, precision="fp16", microbatch_size=4)
+    r = DistributedModel().solve(SPEC, "H100", **kw)
+    assert r.memory.activations == 6_080.0
+    assert r.model_flops == 347_808.0
+    full = DistributedModel().solve(SPEC, "H100", activation_recomputation="full", **kw)
+    assert full.memory.activations == 4 * 2_560.0

@@ -3,6 +3,7 @@
 The contract battery (tests/test_contract.py) covers display, JSON and determinism."""
 
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -494,6 +495,16 @@ def test_topology_bad_input(kwargs, field):
     with pytest.raises(ValidationError) as e:
         TOPOLOGY.solve(**args)
     assert e.value.field == field and "TopologyModel" in str(e.value)
+
+
+@pytest.mark.parametrize("shape,message", [
+    ("8x8x8", "must be a sequence of positive whole numbers. Got '8x8x8' instead"),
+    (8, "must be a sequence of positive whole numbers. Got 8 instead"),
+    ((), "must have at least one number. Got () instead"),
+])
+def test_a_bad_torus_shape_says_what_a_shape_is(shape, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        TOPOLOGY.solve("TPU_v5p_ICI", "torus", torus_shape=shape)
 
 
 def test_unknown_topology_suggests():
