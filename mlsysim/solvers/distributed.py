@@ -24,6 +24,14 @@ GEMMs, FlashAttention-2's 2.5x attention backward), recomputation and collective
   micro-batch's backward when ``overlap_comm``; ZeRO-3 all-gathers the weights for every
   forward and backward and reduce-scatters the gradients per micro-batch, overlapped.
 
+Overlap. Compute slows while a collective runs beside it: NCCL's kernels hold SMs and
+memory bandwidth. Lee et al. 2025 (arXiv:2507.03114) measured an average computational
+slowdown of ``s`` = 18.9 % (at most 40.0 %) under overlap, training GPT and LLaMA models on
+4 A100, H100, MI250 and MI210. Compute ``C`` beside an overlapped collective ``O`` then ends
+at ``max(O, C + O s / (1 + s))`` (the collective covers ``O / (1 + s)`` of the compute at the
+slowed rate); ``s`` = 0 and 0.40 are the band's edges. It applies to every overlapped
+collective: ZeRO-3's gathers, CP's ring exchange, the DP reduction behind the last backward.
+
 Step time (per replica; the slowest stage sets the pace)::
 
     t_mb   = max over stages (forward + backward of one micro-batch, collectives included)
@@ -84,6 +92,9 @@ from ..workloads.transformer import Segment, lower_segments
 __all__ = ["DistributedModel", "DistributedResult", "evaluate_grid", "parts_for"]
 
 OWNER = "DistributedModel"
+# Compute slowdown beside an overlapped collective (module docstring), by band variant:
+# Lee et al. 2025's average (nominal), none (fast edge) and their maximum (slow edge).
+OVERLAP_SLOWDOWN = {"nominal": 0.189, "fast": 0.0, "slow": 0.40}
 
 
 _PLANS = ContentCache("training plans")
@@ -461,6 +472,7 @@ class Parts:
     act_per_sample: float = 0.0    # layered models: stored activations per sample (bytes)
     p2p_bytes_per_sample: float = 0.0  # a pipeline hand-off's message per sample (bytes)
     regather: bool = False         # full recomputation: the backward re-runs the forward
+    overlap_slowdown: float = OVERLAP_SLOWDOWN["nominal"]  # s of the overlap rule
 
 
 def _lowering_check(model, tp: int, cp: int, ep: int, seq: int) -> None:
@@ -505,7 +517,7 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
     path = path.at(variant)
     if not isinstance(model, TransformerSpec):
         return _PARTS.put(key, _layered_parts(model, hardware, path, precision, e, recompute,
-                                              eff))
+                                              eff, variant))
     q = seq // cp
     # Ring attention over a causal sequence: each rank's queries see half the rest on average.
     fwd = lower_segments(model, [Segment(q, (seq - q) // 2)], e=e, kv_e=e, we=e, tp=tp, pp=1,
@@ -556,11 +568,13 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
                   # A hand-off moves the activations of the micro-batch's tokens, split over
                   # the TP ranks (sequence parallelism, or Megatron's scatter-gather of the
                   # replicated tensor; Narayanan et al. 2021 sec. 4.1).
-                  p2p_bytes_per_sample=q * h * e / tp, regather=recompute == "full")
+                  p2p_bytes_per_sample=q * h * e / tp, regather=recompute == "full",
+                  overlap_slowdown=OVERLAP_SLOWDOWN[variant])
     return _PARTS.put(key, parts)
 
 
-def _layered_parts(model, hardware, path, precision, e, recompute, eff) -> Parts:
+def _layered_parts(model, hardware, path, precision, e, recompute, eff,
+                   variant: str = "nominal") -> Parts:
     """A CNN or other layered model: one image per sample, data-parallel only. Model flops
     per sample are 3x the forward (forward + data and weight gradients); stored activations
     are each operator's output (half the bytes it moves forward), all kept for the
@@ -583,7 +597,7 @@ def _layered_parts(model, hardware, path, precision, e, recompute, eff) -> Parts
                       for k in ("pre", "stack", "post")},
                  params={"pre": float(model.parameter_count), "stack": 0.0, "post": 0.0},
                  eff=eff, layers=1, model_flops_per_sample=3.0 * fwd_flops,
-                 act_per_sample=acts)
+                 act_per_sample=acts, overlap_slowdown=OVERLAP_SLOWDOWN[variant])
 
 
 def _part_times(prepared, mbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -672,7 +686,7 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
                gather: tuple[Any, Any] | None = None,
                kinds: list[StageKind] | None = None) -> list[tuple[Any, Any]]:
     """(forward, backward) seconds of one micro-batch on each stage kind, broadcast over
-    configs: the overlap rule per pass, ``C + B + max(0, O - C)``. ``mbs_idx`` indexes
+    configs: the overlap rule per pass, ``B + overlapped(C, O)``. ``mbs_idx`` indexes
     ``mbs_values`` (the distinct micro-batch sizes evaluated); ``p2p``: seconds of one
     pipeline hand-off per config (sent ``v`` times per micro-batch, activations forward to
     the next stage, gradients back). ``gather``: ZeRO-3's (seconds, seconds per local
@@ -688,7 +702,7 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
         c = sum(w[k] * d[k][0][mbs_idx] for k in w)
         blk = sum(w[k] * d[k][1][mbs_idx] for k in w) + hand_on * v * p2p
         ov = sum(w[k] * d[k][2][mbs_idx] for k in w) + extra
-        return c + blk + np.maximum(0.0, ov - c)
+        return blk + overlapped(c, ov, parts.overlap_slowdown)
 
     out = []
     for kind in kinds if kinds is not None else stage_kind_table(parts.layers, pp):
@@ -698,6 +712,14 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
         out.append((pass_time(f, w, ~kind.last, one),
                     pass_time(b, w, ~kind.first, (3 if parts.regather else 2) * one)))
     return out
+
+
+def overlapped(compute, comm, slowdown: float):
+    """Seconds until both ``compute`` and a ``comm`` overlapped with it are done, the compute
+    slowed by ``slowdown`` while they share the device (module docstring):
+    ``max(comm, compute + comm * s / (1 + s))``; ``s`` = 0 is the ideal ``max(compute, comm)``.
+    Broadcasts."""
+    return np.maximum(comm, compute + comm * (slowdown / (1.0 + slowdown)))
 
 
 def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, seq: int,
@@ -909,7 +931,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
                           usable=hardware._base["capacity"] * c.memory_utilization,
                           per_sample_label="activations")
     notes = []
-    if g["dp_exposed"][0] > 0 and c.overlap_comm:
+    if g["dp"][0] > g["t_b"][0] and c.overlap_comm:
         notes.append(f"DP gradient reduction ({g['dp'][0] * 1e3:.3g} ms) outlasts the last "
                      f"micro-batch's backward ({g['t_b'][0] * 1e3:.3g} ms)")
     del e
@@ -986,7 +1008,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     # DP gradient all-reduce (ZeRO-1/2: reduce-scatter + all-gather, the same bytes).
     a, b = group_terms("allreduce", shard, dp_span)
     dp_t = np.where(zero < 3, a + b * p_max * e, 0.0)
-    exposed = np.maximum(0.0, dp_t - t_b) if overlap else dp_t
+    exposed = overlapped(t_b, dp_t, parts.overlap_slowdown) - t_b if overlap else dp_t
     # Optimizer state (core/memory.py) plus the fp32 master copy under mixed precision.
     state = optimizer_state_bytes_per_param(optimizer, model, OWNER) + (4.0 if e < 4 else 0.0)
     update = 2 * (state + e) + e                 # read and write state and weights, read grads
