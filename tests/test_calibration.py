@@ -129,6 +129,16 @@ def test_user_calibration_round_trip(tmp_path):
     assert p.latency_s < mlsysim.Engine.solve("Llama3_8B", "H100").latency_s
 
 
+def test_user_attention_row_is_its_throughput_over_the_16_bit_peak(tmp_path):
+    """A measured fused-attention forward of 410 TFLOP/s on an H100 (989.5 TFLOP/s dense
+    fp16/bf16) is an attention efficiency of 410 / 989.5 = 0.4143, fitted rather than kept."""
+    csv = tmp_path / "runs.csv"
+    csv.write_text(MEASURED + "attention,bf16,,,,410,TFLOP/s\n")
+    result = calibrate_device(csv, mlsysim.Hardware.H100)
+    assert result.hardware.efficiency.attention_max == pytest.approx(410 / 989.5, abs=1e-4)
+    assert "attention" in result.fitted and "attention" not in result.kept
+
+
 @pytest.mark.parametrize("text,match", [
     ("kind,value,unit\nflops,1,TFLOP/s\n", "line 2: kind"),
     ("kind,value,unit\nmemcpy,1,TFLOP/s\n", "line 2: a memcpy row is in GB/s"),

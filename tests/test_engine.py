@@ -235,3 +235,26 @@ def test_attention_computes_in_16_bits_under_fp8():
     assert fp8[att]["compute_s"] >= 4 * 128 * 32 * 8192 * 8193 / 2 * 32 / 989e12
     gemm = next(k for k in fp8 if k.endswith("mlp.up_gate") or k.endswith("qkv"))
     assert fp8[gemm]["compute_s"] < 0.75 * fp16[gemm]["compute_s"]
+
+
+@pytest.mark.parametrize("batch", [1, 256])
+def test_trace_operators_add_up_to_the_latency(batch):
+    """Each operator of the trace takes the largest of its compute, memory and launch terms
+    (the cost model's t_op); count x time over the operators is the pass's latency on one
+    device (no collectives), and the binding names the term that won. ResNet-50 on an A100:
+    launch- and memory-bound operators at batch 1, compute-bound ones at 256."""
+    p = Engine.solve(RESNET, A100, batch_size=batch)
+    t = p.trace()
+    assert t["hardware"]["key"] == "A100" and t["result"]["latency_s"] == p.latency_s
+    total = 0.0
+    for op in t["operators"]:
+        floor_wins = op["binding"] == "launch"
+        assert op["time_s"] >= max(op["compute_s"], op["memory_s"])
+        if not floor_wins:
+            assert op["time_s"] == max(op["compute_s"], op["memory_s"])
+            assert op["binding"] == ("compute" if op["compute_s"] >= op["memory_s"]
+                                     else "memory")
+        total += op["count"] * op["time_s"]
+    assert total == pytest.approx(p.latency_s, rel=1e-12)
+    kinds = {op["binding"] for op in t["operators"]}
+    assert "compute" in kinds if batch == 256 else {"launch", "memory"} <= kinds
