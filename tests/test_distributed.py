@@ -324,3 +324,24 @@ def test_overlapped_gradient_reduction_still_costs_the_compute_it_slows():
     assert r.dp_exposed_s == pytest.approx(k * r.dp_comm_s, rel=1e-12)
     assert serial.dp_exposed_s == serial.dp_comm_s
     assert serial.step_s - r.step_s == pytest.approx(r.dp_comm_s * (1 - k), rel=1e-9)
+
+
+def test_rank_order_decides_which_fabric_the_pipeline_and_data_parallel_groups_cross():
+    """Llama-3-8B on 2 DGX H100 (16 GPUs) as tp 4 x pp 2 x dp 2, batch 16 x 2048, m = 8
+    micro-batches. Megatron's order (tp, cp, dp, pp innermost first) puts the two stages
+    tp x dp = 8 ranks apart, in the other node: each hand-off of 2048 x 4096 x 2 B / 4 =
+    4 MiB (one per micro-batch on the first or last stage) crosses InfiniBand, while the DP
+    pairs sit 4 apart on NVLink. Llama 3's order (tp, cp, pp, dp) swaps them: stages 4 apart
+    on NVLink, DP across nodes. pp_comm = 8 x one p2p over the span (2 x the stage distance)."""
+    from mlsysim.core.collectives import collective_time
+    two = Fleet(name="2xDGX", node=ONE_NODE, count=2)
+    kw = dict(batch_size=16, seq_len=2048, tp_size=4, pp_size=2, zero_stage=1)
+    meg = DM.solve("Llama3_8B", two, **kw)
+    llama = DM.solve("Llama3_8B", two, rank_order="tp-cp-pp-dp", **kw)
+    hand_off = 2048 * 4096 * 2 / 4
+    assert meg.microbatch_count == 8
+    assert meg.pp_comm_s == pytest.approx(
+        8 * collective_time(two, "p2p", hand_off, 2, span=16), rel=1e-12)
+    assert llama.pp_comm_s == pytest.approx(
+        8 * collective_time(two, "p2p", hand_off, 2, span=8), rel=1e-12)
+    assert llama.pp_comm_s < meg.pp_comm_s / 5 and llama.dp_comm_s > 5 * meg.dp_comm_s
