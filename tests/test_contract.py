@@ -648,3 +648,23 @@ def test_keyword_options_and_config_fields_agree(solver, config):
             assert declared[name] is None, name
         else:
             assert declared[name] == f.default, name
+
+
+# --- bad numbers are rejected by name --------------------------------------------------------
+NUMERIC = [(s, o.name) for s in SOLVERS for o in s.options
+           if not o.required and isinstance(o.default, (int, float))
+           and not isinstance(o.default, bool)]
+OWNERS = {n for s in SOLVERS for n in (s.__name__, f"{s.__name__}.solve")} | {"Engine.solve"}
+
+
+@pytest.mark.parametrize("bad", [-1, math.nan], ids=["negative", "nan"])
+@pytest.mark.parametrize("cls,name", NUMERIC, ids=[f"{s.__name__}.{n}" for s, n in NUMERIC])
+def test_every_numeric_option_rejects_a_negative_or_nan_by_name(cls, name, bad):
+    """-1 and NaN are outside every numeric option's domain: the error names the option and
+    the solver that checked it (the one called, or the one it runs: CompressionModel's
+    seq_len is ServingModel's), never a traceback from inside."""
+    from mlsysim.errors import ValidationError
+    with pytest.raises(ValidationError) as e:
+        cls().solve(**{**cls.example(True), name: bad})
+    assert e.value.field == name and e.value.owner in OWNERS
+    assert str(e.value).startswith(f"The '{name}' parameter of {e.value.owner} ")
