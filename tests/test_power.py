@@ -166,6 +166,22 @@ def test_the_fit_recovers_known_coefficients():
     assert cal.max_error < 1e-3
 
 
+def test_a_device_measured_busy_but_never_idle_takes_the_median_idle_fraction():
+    """DEV idles at 50 of its 400 W (1/8); DEV2 (TDP 800 W) has only a busy row, so its idle
+    is estimated at 800 / 8 = 100 W, and its compute coefficient is fitted above that: at
+    u_c = 0.5 it draws 600 W = 100 + 700 x min(1, a x 0.5), a = 1/0.7 = 1.4286."""
+    rows = [pw.PowerRow("I", "DEV", "idle", "idle", "", 0.0, 0.0, 50.0, None, None, "", "", "",
+                        ""),
+            pw.PowerRow("F", "DEV", "fit", "x", "", 0.5, 0.0, 225.0, None, None, "", "", "", ""),
+            pw.PowerRow("G", "DEV", "fit", "x", "", 0.0, 0.5, 137.5, None, None, "", "", "", ""),
+            pw.PowerRow("H", "DEV2", "fit", "x", "", 0.5, 0.0, 600.0, None, None, "", "", "",
+                        "")]
+    cal = pw.fit_power(rows, tdp_of=lambda key: {"DEV": 400.0, "DEV2": 800.0}[key])
+    d2 = cal.devices["DEV2"]
+    assert d2.idle_w == pytest.approx(100.0, rel=1e-12) and "idle" in d2.estimated
+    assert d2.compute_coeff == pytest.approx(1 / 0.7, abs=1e-4)      # kept to 4 decimals
+
+
 def test_devices_without_rows_use_cross_device_medians_flagged_estimated():
     l4 = pw.power_params("L4")
     assert set(l4.estimated) == {"idle", "compute", "memory"}

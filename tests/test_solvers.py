@@ -175,3 +175,16 @@ def test_all_solver_errors_are_ours():
     with pytest.raises(MLSysimError):
         BatchingOptimizer().solve("Llama3_8B", "H100", seq_len=64, sla_latency_ms=math.nan,
                                   arrival_rate_qps=1)
+
+
+def test_continuous_batching_sizes_its_cache_by_memory_utilization():
+    """Llama-3-8B (16.06 GB of bf16 weights) on an H100 (81,559 MiB = 85.52 GB), prompts of
+    512 and 64 outputs (576 tokens x 128 KiB of KV = 75.5 MB per sequence). At
+    memory_utilization 0.25 the usable 21.38 GB leave (21.38 - 16.06 - 0.03) / 0.0755 = 70
+    sequences; at 0.18 (15.39 GB) the weights alone do not fit, reported, not raised."""
+    from mlsysim.solvers.continuous_batching import ContinuousBatchingModel
+    ex = ContinuousBatchingModel.example(True)
+    quarter = ContinuousBatchingModel().solve(**{**ex, "memory_utilization": 0.25})
+    assert quarter.feasible and quarter.headline()["max_concurrency"] == 70
+    tight = ContinuousBatchingModel().solve(**{**ex, "memory_utilization": 0.18})
+    assert not tight.feasible and "memory_utilization 0.18" in tight.reason
