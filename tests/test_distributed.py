@@ -345,3 +345,14 @@ def test_rank_order_decides_which_fabric_the_pipeline_and_data_parallel_groups_c
     assert llama.pp_comm_s == pytest.approx(
         8 * collective_time(two, "p2p", hand_off, 2, span=8), rel=1e-12)
     assert llama.pp_comm_s < meg.pp_comm_s / 5 and llama.dp_comm_s > 5 * meg.dp_comm_s
+
+
+def test_a_fixed_first_or_last_stage_leaves_the_rest_to_the_others():
+    """32 layers: first stage set to 10 on 2 stages leaves 22 on the last; first and last set
+    to 10 on 3 stages leave 12 on the one between; on 4 stages the 12 split 6 + 6; unset, 32
+    over 3 stages is 11 + 11 + 10 (the remainder on the earliest)."""
+    from mlsysim.solvers.distributed import stage_layers_of
+    assert [int(stage_layers_of(32, 2, s, (10, None))) for s in range(2)] == [10, 22]
+    assert [int(stage_layers_of(32, 3, s, (10, 10))) for s in range(3)] == [10, 12, 10]
+    assert [int(stage_layers_of(32, 4, s, (10, 10))) for s in range(4)] == [10, 6, 6, 10]
+    assert [int(stage_layers_of(32, 3, s)) for s in range(3)] == [11, 11, 10]
