@@ -16,8 +16,18 @@ from mlsysim.specs.system import Node
 from mlsysim.zoo import Nodes
 
 ROOT = Path(__file__).resolve().parents[1]
-CAL = pw.power_calibration()
-ROWS = pw.load_power_rows()
+
+
+# Read inside the tests, not at collection: a broken fit then fails the tests that use it
+# instead of the module's import.
+def _cal():
+    return pw.power_calibration()
+
+
+def _rows():
+    return pw.load_power_rows()
+
+
 # Every zoo device with a TDP (the model's ceiling).
 DEVICES = [h.key for h in mlsysim.Hardware if h.tdp is not None]
 SETTINGS = settings(max_examples=80, deadline=None,
@@ -28,22 +38,22 @@ FIT_TOLERANCE = 0.12
 
 
 def _row(row_id):
-    return next(r for r in ROWS if r.id == row_id)
+    return next(r for r in _rows() if r.id == row_id)
 
 
 # --- data --------------------------------------------------------------------------------------
 
 def test_every_row_names_a_zoo_device_with_a_tdp_and_a_documented_source():
     sources = (ROOT / "mlsysim/validation/microbench/POWER_SOURCES.md").read_text()
-    assert len(ROWS) >= 30
-    for r in ROWS:
+    assert len(_rows()) >= 30
+    for r in _rows():
         assert mlsysim.Hardware.get(r.hardware).tdp is not None, r.id
         assert f"**{r.source_key}**" in sources, r.id
         assert r.condition, r.id
 
 
 def test_fitted_and_idle_rows_carry_their_activity_and_derived_numbers_say_so():
-    for r in ROWS:
+    for r in _rows():
         if r.role in ("fit", "idle"):
             assert r.compute_util is not None and r.memory_util is not None, r.id
         if r.power_low_w is not None and r.power_high_w is not None and \
@@ -93,60 +103,60 @@ def test_the_equation_by_hand():
 def test_compute_bound_gemm_rows_near_tdp_are_reproduced_within_the_spread():
     # torch.mm 8192^3 at 83-85 % of peak draws 393-400 W of 400 W (PWR-010..013); SGEMM on
     # H100 at 77 % of fp32 peak 580-650 W (PWR-014).
-    lo, hi = CAL.spread
+    lo, hi = _cal().spread
     for rid in ("PWR-010", "PWR-011", "PWR-012", "PWR-013", "PWR-014"):
-        r = CAL.residual(rid)
+        r = _cal().residual(rid)
         assert lo <= r.measured_w / r.predicted_w <= hi
         assert abs(r.error) <= FIT_TOLERANCE
     for rid in ("PWR-010", "PWR-011", "PWR-012", "PWR-013"):
-        assert CAL.residual(rid).predicted_w >= 0.97 * 400
+        assert _cal().residual(rid).predicted_w >= 0.97 * 400
 
 
 def test_memory_bound_rows_draw_well_below_tdp():
     # torch.add at 87-89 % of spec bandwidth: 255-300 W of 400 W (PWR-020..023); decode on
     # H200 137-300 W of 700 W (PWR-026).
     for rid in ("PWR-020", "PWR-021", "PWR-022", "PWR-023"):
-        r = CAL.residual(rid)
+        r = _cal().residual(rid)
         assert r.predicted_w < 0.75 * 400
         assert abs(r.error) <= FIT_TOLERANCE
-    h200 = CAL.residual("PWR-026")
+    h200 = _cal().residual("PWR-026")
     assert 137 <= h200.predicted_w <= 300
 
 
 # --- the fit is honest -------------------------------------------------------------------------
 
 def test_every_fitted_row_is_within_the_stated_spread():
-    fitted = [r for r in CAL.residuals if r.role == "fit"]
+    fitted = [r for r in _cal().residuals if r.role == "fit"]
     assert len(fitted) >= 10
-    lo, hi = CAL.spread
+    lo, hi = _cal().spread
     assert lo == pytest.approx(min(r.ratio for r in fitted))
     assert hi == pytest.approx(max(r.ratio for r in fitted))
-    assert CAL.max_error <= FIT_TOLERANCE
+    assert _cal().max_error <= FIT_TOLERANCE
     for r in fitted:
-        assert abs(r.error) <= CAL.max_error + 1e-12
+        assert abs(r.error) <= _cal().max_error + 1e-12
 
 
 def test_residuals_recomputed_from_the_published_numbers():
-    for r in CAL.residuals:
-        d = CAL.devices[r.hardware]
+    for r in _cal().residuals:
+        d = _cal().devices[r.hardware]
         f = min(1.0, d.compute_coeff * r.compute_util + d.memory_coeff * r.memory_util)
         assert r.predicted_w == pytest.approx(d.idle_w + (d.tdp_w - d.idle_w) * f)
         assert r.measured_w == _row(r.id).power_w
 
 
 def test_context_rows_are_reported_but_do_not_move_the_fit():
-    rows = [r for r in ROWS if r.role != "context"]
-    assert pw.fit_power(rows).devices == CAL.devices
+    rows = [r for r in _rows() if r.role != "context"]
+    assert pw.fit_power(rows).devices == _cal().devices
     # Zero-operand GEMMs draw far less than the model's random-operand fit: reported, not fitted.
-    assert CAL.residual("PWR-015").error > 0.3
+    assert _cal().residual("PWR-015").error > 0.3
 
 
 def test_transfer_error_is_reported_for_rows_other_devices_can_predict():
     # Memory-bound power does not transfer well across devices: H200 decode with the other
     # devices' memory coefficient is predicted at about twice its measured power.
-    h200 = CAL.residual("PWR-026")
+    h200 = _cal().residual("PWR-026")
     assert h200.transfer_error is not None and h200.transfer_error > 0.5
-    lo, hi = CAL.transfer_spread
+    lo, hi = _cal().transfer_spread
     assert lo <= 1.0 <= hi
 
 
@@ -185,8 +195,8 @@ def test_a_device_measured_busy_but_never_idle_takes_the_median_idle_fraction():
 def test_devices_without_rows_use_cross_device_medians_flagged_estimated():
     l4 = pw.power_params("L4")
     assert set(l4.estimated) == {"idle", "compute", "memory"}
-    assert l4.idle_w == pytest.approx(CAL.idle_fraction_median * 72.0)
-    assert l4.compute_coeff == CAL.compute_coeff_median
+    assert l4.idle_w == pytest.approx(_cal().idle_fraction_median * 72.0)
+    assert l4.compute_coeff == _cal().compute_coeff_median
     assert pw.power_params("H100").estimated == ("memory",)      # has an SGEMM row, no stream row
     assert pw.power_params("H200").estimated == ("compute",)     # has a decode row
 
