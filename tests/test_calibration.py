@@ -129,6 +129,28 @@ def test_user_calibration_round_trip(tmp_path):
     assert p.latency_s < mlsysim.Engine.solve("Llama3_8B", "H100").latency_s
 
 
+def test_fewer_than_three_gemm_shapes_fit_eta_max_only(tmp_path):
+    """Two shapes cannot pin the ramp: a user's 4096^3 and 8192^3 rows keep the package's
+    tau and alpha and fit only the asymptote, the geometric mean of measured / ramp over them."""
+    import math as m
+
+    from mlsysim.core.calibration import calibration
+    csv = tmp_path / "runs.csv"
+    csv.write_text("kind,precision,m,n,k,value,unit\ngemm,bf16,4096,4096,4096,700,TFLOP/s\n"
+                   "gemm,bf16,8192,8192,8192,760,TFLOP/s\n")
+    result = calibrate_device(csv, mlsysim.Hardware.H100)
+    eff, pkg = result.hardware.efficiency, calibration()
+    assert eff.gemm_tau.to("s").magnitude == pytest.approx(pkg.tau_s, rel=1e-3)
+    assert eff.gemm_alpha == pytest.approx(pkg.alpha, abs=1e-4)
+    assert "gemm (eta_max only: < 3 shapes)" in result.fitted
+    peak = 989.5e12
+
+    def ramp(edge):
+        return 1 - m.exp(-((2.0 * edge ** 3 / peak / pkg.tau_s) ** pkg.alpha))
+    want = m.sqrt(700e12 / peak / ramp(4096) * 760e12 / peak / ramp(8192))
+    assert eff.gemm_max == pytest.approx(want, abs=1e-4)
+
+
 def test_user_attention_row_is_its_throughput_over_the_16_bit_peak(tmp_path):
     """A measured fused-attention forward of 410 TFLOP/s on an H100 (989.5 TFLOP/s dense
     fp16/bf16) is an attention efficiency of 410 / 989.5 = 0.4143, fitted rather than kept."""
