@@ -455,3 +455,16 @@ def test_orchestration_bad_input():
         assert e.value.field == field, args
     with pytest.raises(UnknownNameError):
         ORCH.solve(1, 8, 1, "DGX_H100_SuperPod")
+
+
+def test_a_demand_in_plain_per_second_is_samples_per_second():
+    """A demand given as 2000 sample/s, '2000 1/s' or the number 2000 is the same demand;
+    a rate of something else (tokens) is refused by name."""
+    from mlsysim.solvers.data_pipeline import DataModel
+    from mlsysim.units import Q_
+    ex = DataModel.example(True)
+    base = DataModel().solve(**{**ex, "samples_per_s_required": 2000}).to_dict()
+    for same in ("2000 1/s", Q_(2000, "1/s"), Q_(2000, "sample/s"), "2000 sample/s"):
+        assert DataModel().solve(**{**ex, "samples_per_s_required": same}).to_dict() == base
+    with pytest.raises(ValidationError, match="samples_per_s_required"):
+        DataModel().solve(**{**ex, "samples_per_s_required": "2000 token/s"})
