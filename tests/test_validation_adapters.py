@@ -245,3 +245,23 @@ def test_mlperf_dlrm_rows_are_a_different_unit_of_work():
         p = predict_row(rows[rid])
         assert p.status == "skipped" and p.code == "sample-mismatch", rid
         assert "user-item pair" in p.reason and "#1628" in p.reason
+
+
+def test_mlperf_bert_throughput_runs_at_the_mean_unpadded_length_latency_at_the_maximum():
+    """NVIDIA's harness drops padding, so an Offline sample costs its own length: padding is
+    54 % of SQuAD v1.1's tokens at 384, mean 0.46 x 384 = 176.6 -> 177. Offline throughput
+    is then Engine.solve at seq 177 (x devices); a SingleStream p90 latency stays at 384."""
+    from mlsysim.core.engine import Engine
+    from mlsysim.validation.reference import load_reference
+    assert ad.BENCHMARK_MEAN_SEQ_LEN[("mlperf", "BERT_Large")] == round(0.46 * 384)
+    rows = {r.id: r for r in load_reference()}
+    offline = predict_row(rows["REF-034"])                     # H100, Offline, 1 device
+    assert any("sequence length 177" in n for n in offline.assumptions)
+    want = Engine.solve(model="BERT_Large", hardware="H100", batch_size=256, precision="int8",
+                        seq_len=177).throughput
+    assert offline.value == pytest.approx(float(want), rel=1e-9)
+    single = predict_row(rows["REF-037"])                      # A100, SingleStream p90
+    assert any("sequence length 384 from the benchmark" in n for n in single.assumptions)
+    want = Engine.solve(model="BERT_Large", hardware="A100", batch_size=1, precision="int8",
+                        seq_len=384, cuda_graphs=True).latency.to("ms").magnitude
+    assert single.value == pytest.approx(want, rel=1e-9)

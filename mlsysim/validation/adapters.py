@@ -60,7 +60,7 @@ __all__ = ["Prediction", "Skip", "Adapter", "adapter", "register_adapter", "unre
            "largest_fitting_batch", "stated_tp", "smallest_fitting_tp", "serving_batch",
            "row_precisions", "benchmark_name", "SKIP_CODES", "INFERENCE_CATEGORIES",
            "ENGINE_METRICS", "SERVING_METRICS", "MAX_ENGINE_BATCH", "MAX_TP",
-           "DEFAULT_OUTPUT_LEN", "BENCHMARK_SEQ_LEN", "SAMPLE_MISMATCH", "TrainingSetup",
+           "DEFAULT_OUTPUT_LEN", "BENCHMARK_SEQ_LEN", "BENCHMARK_MEAN_SEQ_LEN", "SAMPLE_MISMATCH", "TrainingSetup",
            "training_setups", "training_flops", "predict_training", "TRAINING_SETUPS",
            "TRAINING_METRICS", "FLOPS_CONVENTIONS", "EnergySetup", "EnergySetups",
            "energy_setups", "energy_run", "EnergyRun", "predict_energy", "ENERGY_SETUPS",
@@ -74,6 +74,14 @@ DEFAULT_OUTPUT_LEN = 128    # output length assumed for per-token rates when a s
 # Inputs fixed by a benchmark's definition (not by a measurement): MLPerf Inference bert-99 runs
 # SQuAD v1.1 at max_seq_len 384 (mlcommons/inference language/bert).
 BENCHMARK_SEQ_LEN = {("mlperf", "BERT_Large"): 384}
+# Throughput rows of a harness that drops the padding run each sample at its own length, so the
+# work per sample is the mean unpadded length. NVIDIA's bert harness "truncate[s] the padded part
+# of the input sequences and concatenate[s] the truncated sequences" (inference_results_v4.0,
+# closed/NVIDIA/code/bert/tensorrt/README.md); padding is 54 % of SQuAD v1.1's tokens at max
+# length 384 (openreview.net/forum?id=3nzKUh9a4M), so the mean is 0.46 x 384 = 176.6 -> 177.
+# Latency rows keep the padded maximum: a p90 latency is set by the long samples, and the
+# length distribution's p90 is not published.
+BENCHMARK_MEAN_SEQ_LEN = {("mlperf", "BERT_Large"): 177}
 # Rows whose "sample" is a different unit of work from the zoo model's sample.
 SAMPLE_MISMATCH = {
     ("mlperf", "UNet3D"): "the zoo's UNet3D sample is one 128^3 patch; an MLPerf 3d-unet sample "
@@ -594,7 +602,8 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
     Throughput is per device x ``num_devices`` (data-parallel copies, no inter-device cost); a
     batch not published is :func:`largest_fitting_batch`. MLPerf Server rows are predicted
     without their latency bound (an upper bound). The sequence length of an encoder is the
-    row's prompt length or the benchmark's (:data:`BENCHMARK_SEQ_LEN`). An eager
+    row's prompt length or the benchmark's (:data:`BENCHMARK_SEQ_LEN`; for throughput, the mean
+    unpadded length where the harness drops padding, :data:`BENCHMARK_MEAN_SEQ_LEN`). An eager
     framework's rows (:data:`EAGER_SCENARIOS`) are solved unfused, runs the submitter replays
     from CUDA graphs (:data:`GRAPH_RUNS`) with ``cuda_graphs=True``.
     """
@@ -602,8 +611,13 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
 
     precision, _ = row_precisions(row, hw, False, notes)
     seq = row.prompt_len
-    if seq is None and (benchmark_name(row), row.model) in BENCHMARK_SEQ_LEN:
-        seq = BENCHMARK_SEQ_LEN[(benchmark_name(row), row.model)]
+    key = (benchmark_name(row), row.model)
+    if seq is None and row.metric != "latency_ms" and key in BENCHMARK_MEAN_SEQ_LEN:
+        seq = BENCHMARK_MEAN_SEQ_LEN[key]
+        notes.append(f"sequence length {seq}: the mean unpadded length (the harness drops "
+                     f"the padding of the benchmark's {BENCHMARK_SEQ_LEN[key]})")
+    elif seq is None and key in BENCHMARK_SEQ_LEN:
+        seq = BENCHMARK_SEQ_LEN[key]
         notes.append(f"sequence length {seq} from the benchmark definition")
 
     eager = row.scenario.lower() in EAGER_SCENARIOS
