@@ -7,6 +7,7 @@ import pytest
 import mlsysim
 from mlsysim.core.calibration import (
     MICROBENCH_CSV,
+    best_of_search_correction,
     calibration,
     canonical_precision,
     fit_gemm,
@@ -227,3 +228,38 @@ def test_gemm_fit_predicts_the_held_out_xla_h100_table():
     cross = slow & (ratio > 0.5) & (ratio < 2)
     assert cross.sum() >= 100
     assert np.median(err[cross]) == pytest.approx(-0.07, abs=0.02)
+
+
+def test_best_of_search_rows_alone_are_divided_by_the_median_bias_of_mixed_groups():
+    """Groups X and Z hold a best-of-search (MAMF) row beside fixed-shape rows, at 1.2 and 1.0
+    times their fit: b = median(1.2, 1.0) = 1.1. Group Y has a MAMF row only: eta_max 0.77 /
+    1.1 = 0.70 and that row's residual 1.0 x 1.1 = 1.1; X and Z are left alone."""
+    rows = [dict(id=i, source_key=s) for i, s in
+            (("x1", "mlengineering"), ("x2", "azure_ai_bench"), ("y1", "mlengineering_old"),
+             ("z1", "mlengineering"), ("z2", "zzc_torchperf_h100"))]
+    g = {"x": ("X", "16bit"), "y": ("Y", "16bit"), "z": ("Z", "8bit")}
+    gemm = [(r["id"], g[r["id"][0]], 1e12, 1e15, 0.5) for r in rows]
+    gmax = {g["x"]: 0.8, g["y"]: 0.77, g["z"]: 0.6}
+    res = {"x1": 1.2, "x2": 0.9, "y1": 1.0, "z1": 1.0, "z2": 1.0}
+    new_max, new_res, bias = best_of_search_correction(rows, gemm, gmax, res)
+    assert bias == pytest.approx(1.1)
+    assert new_max == pytest.approx({g["x"]: 0.8, g["y"]: 0.7, g["z"]: 0.6})
+    assert new_res == pytest.approx({**res, "y1": 1.1})
+    # No mixed group: b = 1 and nothing moves.
+    alone = [row for row in rows if row["id"] == "y1"]
+    assert best_of_search_correction(alone, gemm[2:3], {g["y"]: 0.77}, {"y1": 1.0}) == \
+        ({g["y"]: 0.77}, {"y1": 1.0}, 1.0)
+
+
+def test_package_best_of_search_bias_and_b200_fp8():
+    """The shipped MAMF rows in mixed groups sit at A100 1.232, A100 PCIe 1.275, H100 1.058
+    (bf16) and 1.084 (fp8), H200 1.028, GB200 1.027, MI300X 0.925 and 1.082 times their fits:
+    median (1.058 + 1.082) / 2 = 1.070. B200 fp8's only row (MIC-011, 3,432.5 TFLOP/s of
+    4,500 = 0.7628 at 15360 x 4096 x 3072) then gives eta_max = 0.7628 / shape / 1.070."""
+    c = calibration()
+    assert c.best_of_search_bias == pytest.approx(1.070, abs=0.002)
+    f = 2 * 15360 * 4096 * 3072
+    shape = 1 - math.exp(-((f / (4500e12 * c.tau_s)) ** c.alpha))
+    assert c.gemm_max[("B200", "8bit")] == pytest.approx(3432.5 / 4500 / shape
+                                                         / c.best_of_search_bias, rel=1e-9)
+    assert c.gemm_residuals["MIC-011"] == pytest.approx(c.best_of_search_bias, rel=1e-9)

@@ -11,6 +11,10 @@ How each term is derived (``fit_calibration``):
   the squared log error over every GEMM row with a known shape. ``alpha`` is searched in
   (0, 1]: the elasticity of ``eta`` in F is at most ``alpha``, so time ``F / (peak * eta)``
   never decreases as F grows.
+- Best-of-search rows: ml-engineering's MAMF tables list the fastest shape of a brute-force
+  shape search, a maximum over shapes. Where a device and class also have fixed-shape rows, its
+  best-of-search rows sit a median ``b`` above the fit (``best_of_search_bias``); a group whose
+  only rows are best-of-search gets ``eta_max / b``, the typical shape, not the luckiest one.
 - Memory: achieved fraction of the spec bandwidth = median measured copy bandwidth / spec.
 - Attention: fused attention kernels' measured fraction of the dense peak (a device without
   rows: its GEMM eta_max times the median attention/GEMM ratio of the devices with rows).
@@ -35,7 +39,8 @@ from ..errors import DataFileError
 from .datafile import open_text
 
 __all__ = ["Efficiency", "Calibration", "load_microbench", "fit_calibration", "calibration",
-           "MICROBENCH_CSV", "precision_class", "canonical_precision"]
+           "MICROBENCH_CSV", "precision_class", "canonical_precision", "BEST_OF_SEARCH_SOURCES",
+           "best_of_search_correction"]
 
 MICROBENCH_CSV = Path(__file__).parents[1] / "validation" / "microbench" / "microbench.csv"
 _COLUMNS = ("id", "hardware", "kind", "precision", "m", "n", "k", "message_bytes",
@@ -114,6 +119,7 @@ class Calibration:
     compute_spread: tuple[float, float]
     defaults: dict[str, float] = field(default_factory=dict)
     row_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    best_of_search_bias: float = 1.0       # median measured/fitted of MAMF rows in mixed groups
 
     def provenance(self, hardware_key: str, precision: str) -> dict[str, list[str]]:
         """Microbenchmark row ids behind each efficiency term of a device (empty: the term is
@@ -220,6 +226,32 @@ def _shape(flops: float, peak: float, tau: float, alpha: float) -> float:
     return 1 - math.exp(-((flops / (peak * tau)) ** alpha))
 
 
+# Sources whose GEMM rows are the best shape of a brute-force shape search (the ml-engineering
+# MAMF finder: "torch.matmul brute-force shape search ... best shape listed"), not a fixed shape.
+BEST_OF_SEARCH_SOURCES = frozenset({"mlengineering", "mlengineering_old"})
+
+
+def best_of_search_correction(rows: list[dict], gemm: list[tuple], gmax: dict, residuals: dict
+                              ) -> tuple[dict, dict, float]:
+    """(eta_max per group, residuals, bias b) after the best-of-search correction: ``b`` is the
+    median measured/fitted of best-of-search rows in groups that also hold fixed-shape rows, and
+    a group of best-of-search rows only gets ``eta_max / b`` (its rows' residuals become ``b``
+    times larger). Without a mixed group ``b = 1`` and nothing changes."""
+    source = {r["id"]: r.get("source_key") for r in rows}
+    best = {rid for rid, *_ in gemm if source.get(rid) in BEST_OF_SEARCH_SOURCES}
+    members: dict[tuple[str, str], list[str]] = {}
+    for rid, g, *_ in gemm:
+        members.setdefault(g, []).append(rid)
+    mixed = [residuals[rid] for ids in members.values() if not set(ids) <= best
+             for rid in ids if rid in best]
+    bias = median(mixed) if mixed else 1.0
+    only = {g for g, ids in members.items() if set(ids) <= best}
+    gmax = {g: v / bias if g in only else v for g, v in gmax.items()}
+    residuals = {rid: residuals[rid] * bias if g in only else residuals[rid]
+                 for rid, g, *_ in gemm}
+    return gmax, residuals, bias
+
+
 def fit_gemm(gemm: list[tuple], fixed: tuple[float, float] | None = None):
     """Fit (tau, alpha, eta_max per group, residuals) to GEMM rows by a grid search over tau
     and alpha (or with ``fixed=(tau, alpha)``): for fixed (tau, alpha) the best log-space
@@ -256,6 +288,7 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
     ``bandwidths[hardware]`` the spec bandwidth (byte/s) of every device the rows name."""
     gemm = gemm_rows(rows, peaks)
     tau, alpha, gmax, residuals = fit_gemm(gemm)
+    gmax, residuals, bias = best_of_search_correction(rows, gemm, gmax, residuals)
     row_ids: dict[str, list[str]] = {}
     for rid, (hw, cls), *_ in gemm:
         row_ids.setdefault(f"gemm:{hw}:{cls}", []).append(rid)
@@ -305,6 +338,7 @@ def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
                   "memory": median(mem_values),
                   "attention_ratio": median(ratios) if ratios else 1.0},
         row_ids={k: tuple(v) for k, v in row_ids.items()},
+        best_of_search_bias=bias,
     )
 
 
