@@ -1,0 +1,196 @@
+"""Whole error messages, word for word: the field, the owner and what to type instead are the
+product ("errors that tell you what to type instead"), so a dropped owner, a renamed field or a
+re-cased hint is a regression. Each case is a call a user can make; the message is the one the
+package prints today, read and judged right."""
+
+import pytest
+
+import mlsysim
+from mlsysim import (
+    CheckpointModel,
+    DataModel,
+    DistributedModel,
+    SensitivitySolver,
+    ServingModel,
+    SustainabilityModel,
+    TransformationModel,
+)
+from mlsysim.core import validate as check
+from mlsysim.core.calibration import calibration, canonical_precision
+from mlsysim.core.collectives import collective_time
+from mlsysim.core.datafile import read_text
+from mlsysim.core.engine import Engine
+from mlsysim.errors import DataFileError, UnknownNameError, UnsupportedPrecisionError
+from mlsysim.solvers.queueing import allen_cunneen_factor
+
+CASES = {
+    "in-network on a switch without reduction": (
+        lambda: collective_time("A100", "allreduce", 1e6, 8, algorithm="in_network"),
+        "The 'algorithm' parameter of collective_time 'in_network' needs a fabric that reduces "
+        "in the switch (NVLS, SHARP); this one does not. Choose one of: auto, nccl, ring, tree, "
+        "one_shot, two_shot."),
+    "a CNN split over devices": (
+        lambda: Engine.solve(model="ResNet50", hardware="H100", batch_size=1, tp_size=2),
+        "The 'tp_size' parameter of Engine.solve times pp_size must be 1 for ResNet-50 (CNN): "
+        "only transformers and state-space models are split over devices. Got tp_size=2, "
+        "pp_size=1 instead."),
+    "a string batch in a sweep": (
+        lambda: Engine.sweep(model="ResNet50", hardware="H100", batch_sizes=["8"]),
+        "The 'batch_sizes' parameter of Engine.sweep must be positive whole numbers (ints or "
+        "floats, not strings or booleans) up to 2**53. Got ['8'] instead."),
+    "a non-number where a positive number belongs": (
+        lambda: check.positive_float("duration", "a", "Owner"),
+        "The 'duration' parameter of Owner must be a positive number. Got 'a' instead."),
+    "a precision the device lacks": (
+        lambda: Engine.solve(model="ResNet50", hardware="T4", batch_size=1, precision="fp8"),
+        "precision 'fp8' is not supported by NVIDIA T4; choose one of: fp32, fp16, int8, int4"),
+    "a size where a CPU time belongs": (
+        lambda: TransformationModel().solve(100, cost_s_per_sample="5 GB"),
+        "The 'cost_s_per_sample' parameter of TransformationModel must be seconds (a number or "
+        "a time such as '2 ms'). Got '5 GB' instead."),
+    "TP not dividing the heads": (
+        lambda: DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=8, seq_len=1024,
+                                         tp_size=3),
+        "The 'tp_size' parameter of DistributedModel must divide the number of attention heads "
+        "(=32). Got 3 instead."),
+    "a group larger than a bare chip's domain": (
+        lambda: DistributedModel().solve("Llama3_8B", "H100", batch_size=8, seq_len=1024,
+                                         tp_size=8, dp_size=2),
+        "The 'dp_size' parameter of DistributedModel x tp_size x pp_size x cp_size (=16) "
+        "exceeds the 8-device domain of NVIDIA H100 SXM5 80GB; use a node or fleet "
+        "(mlsysim.Systems)."),
+    "micro-batches not dividing the replica's batch": (
+        lambda: DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=16, seq_len=1024,
+                                         microbatch_count=3),
+        "The 'microbatch_count' parameter of DistributedModel must divide the 2 sequences per "
+        "replica (batch_size / dp_size). Got 3 instead."),
+    "a negative coefficient of variation": (
+        lambda: allen_cunneen_factor(-1),
+        "The 'service_time_cv' parameter of allen_cunneen_factor must be a finite non-negative "
+        "number. Got -1 instead."),
+    "a sensitivity config of the wrong type": (
+        lambda: SensitivitySolver().solve("Llama3_8B", "H100", solver="serving", config=5),
+        "The 'config' parameter of SensitivitySolver must be a ServingConfig or a dict of its "
+        "fields (seq_len required) for solver 'serving'. Got 5 instead."),
+    "a draft with another vocabulary": (
+        lambda: ServingModel().solve("Llama3_8B", "H100", seq_len=128, draft_model="GPT2",
+                                     draft_acceptance_rate=0.7),
+        "The 'draft_model' parameter of ServingModel must share the target's vocabulary "
+        "(128256 tokens); GPT-2 (124M) has 50257."),
+    "a grid without a datacenter": (
+        lambda: SustainabilityModel().solve("DGX_H100", duration_days=1, grid="Quebec",
+                                            mfu=0.4),
+        "The 'datacenter' parameter of SustainabilityModel is needed for its PUE: a zoo "
+        "datacenter (e.g. 'Hyperscale', 'Enterprise') or Datacenter(name=..., grid=..., "
+        "pue=...)."),
+    "month 13": (
+        lambda: SustainabilityModel().solve("DGX_H100", duration_days=1, grid="Quebec",
+                                            datacenter="Hyperscale", mfu=0.4, month=13),
+        "The 'month' parameter of SustainabilityModel must be 1-12. Got 13 instead."),
+    "a misspelt cluster": (
+        lambda: mlsysim.ReliabilityModel().solve("Meta_Llama3_405B_16X", job_duration_hours=1,
+                                                 checkpoint_time_s=60),
+        "Unknown cluster 'Meta_Llama3_405B_16X'. Did you mean: Meta_Llama3_405B_16K?"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_whole_message(case):
+    call, message = CASES[case]
+    with pytest.raises((mlsysim.errors.ValidationError, UnsupportedPrecisionError,
+                        UnknownNameError)) as exc:
+        call()
+    assert str(exc.value) == message
+
+
+def test_a_latin_1_file_says_where_and_to_save_as_utf_8(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataFileError) as exc:
+        read_text(path)
+    assert str(exc.value) == (f"{path}, line 1: not UTF-8 text (byte 0xe9 at offset 3: a "
+                              "binary file or another encoding; save it as UTF-8)")
+
+
+# --- values shown beside the errors, which the masked snapshot cannot see ---------------------
+def test_to_dict_quantities_are_value_and_unit_pairs():
+    r = ServingModel().solve("Llama3_8B", "H100", seq_len=128, output_len=8)
+    ttft = r.to_dict()["ttft"]
+    assert set(ttft) == {"value", "unit"} and ttft["unit"] == "ms"
+    assert ttft["value"] == pytest.approx(r.ttft.to("ms").magnitude, rel=1e-12)
+
+
+def test_headlines_show_the_inputs_in_their_units():
+    """10 kB per sample at 1 GB/s: 1e9 / 1e4 = 100,000 samples/s from storage; a 5 GB/s
+    filesystem cap is shown as 5 GB/s, an uncapped one as None."""
+    h = DataModel().solve(100, "10 kB", "1 GB/s").headline()
+    assert h["bytes_per_sample"].to("kB").magnitude == pytest.approx(10.0)
+    assert h["storage_samples_per_s"].magnitude == pytest.approx(1e5)
+    capped = CheckpointModel().solve("Llama3_8B", "H100", filesystem_limit_gbs=5).headline()
+    assert capped["filesystem_limit"].to("GB/s").magnitude == pytest.approx(5.0)
+    assert CheckpointModel().solve("Llama3_8B", "H100").headline()["filesystem_limit"] is None
+
+
+def test_sustainability_headline_names_the_system():
+    r = SustainabilityModel().solve("DGX_H100", duration_days=1, grid="Quebec",
+                                    datacenter="Hyperscale", mfu=0.4)
+    assert r.headline()["system"] == mlsysim.Systems.Nodes.DGX_H100.name
+
+
+def test_canonical_precision_of_free_text():
+    """A name in the text wins; a bare '16' means fp16; anything else is its first word."""
+    assert canonical_precision("FP8 (e4m3)") == "fp8"
+    assert canonical_precision("16-bit float") == "fp16"
+    assert canonical_precision("mixed precision") == "mixed"
+    assert canonical_precision("") == ""
+
+
+def test_provenance_of_a_device_without_copy_rows_is_empty_lists():
+    """L40S has no GEMM, copy or attention rows in the shipped data: each term is the
+    cross-device median (estimated), so no row ids, and no crash."""
+    p = calibration().provenance("L40S", "fp16")
+    assert p["memory"] == [] and p["attention"] == [] and p["gemm_max"] == []
+    assert p["kernel_overhead"] and p["gemm_ramp (tau, alpha)"] == ["all GEMM rows with a shape"]
+
+
+def test_trace_cites_the_field_source_of_a_driver_capacity():
+    """MI300X's capacity is the driver's 196,592 MiB, cited to its own source, not the
+    datasheet page the other fields come from."""
+    c = Engine.solve(model="Llama3_8B", hardware="MI300X", batch_size=1).trace()["constants"]
+    assert c["capacity"] == {"value": 196592 * 2**20, "unit": "byte",
+                             "source": "https://github.com/ROCm/legacy-rocm-build/issues/4750"}
+
+
+def test_fitted_scale_out_fabrics_are_not_flagged_estimated():
+    from mlsysim.core.collectives import collective_calibration
+    out = collective_calibration().scale_out
+    assert {"InfiniBand_NDR", "InfiniBand_HDR"} <= set(out)
+    assert not any(e.estimated for e in out.values())
+
+
+def test_infeasible_reasons_name_each_memory_term():
+    """Mamba's per-sequence term is its recurrent state, a transformer's training term its
+    activations: the reason lists every term and the largest."""
+    r = ServingModel().solve("Mamba_2_8B", "H100", seq_len=512, output_len=64,
+                             batch_size=10**6)
+    assert not r.feasible and r.reason.startswith("needs ")
+    assert ", state " in r.reason and "largest: state)" in r.reason
+    t = DistributedModel().solve("Llama3_70B", "DGX_H100", batch_size=64, seq_len=8192)
+    assert not t.feasible and "weights " in t.reason and ", activations " in t.reason
+    assert "largest: optimizer state)" in t.reason
+
+
+def test_two_concurrent_prefills_split_the_budget_in_whole_tokens():
+    """vLLM's 2,048-token budget with one sequence decoding leaves 2,047 for prompts; two
+    concurrent prefills get 2,047 // 2 = 1,023 each. A 2,046-token prompt is 2 chunks, a
+    2,047-token one 3 (1,023 + 1,023 + 1): one more step, which costs at least vLLM's 1 ms
+    step overhead plus reading Llama-3-8B's 16 GB of bf16 weights (16 GB / 3.35 TB/s = 4.8
+    ms at full bandwidth): over 5 ms more time to first token for one more token."""
+    from mlsysim import ContinuousBatchingModel
+    from mlsysim.zoo import ServingEngines
+    two = ServingEngines.get("vllm").model_copy(update={"max_concurrent_prefills": 2})
+    runs = [ContinuousBatchingModel().solve("Llama3_8B", "H100", prompt_len=p, output_len=64,
+                                            arrival_rate_qps=0.1, engine=two)
+            for p in (2046, 2047)]
+    assert [r.concurrency for r in runs] == [1.0, 1.0]
+    assert runs[1].ttft_service_s - runs[0].ttft_service_s > 1e-3 + 16e9 / 3.35e12
