@@ -230,6 +230,12 @@ def dask_sweep_rates(workers: int = 2) -> tuple[int, float, float]:
     return n, local, remote
 
 
+def validation_time() -> float:
+    """Seconds for one run of every reference row (`mlsysim validate`), warm caches aside."""
+    from mlsysim.validation.harness import run_validation
+    return run_validation().elapsed_s
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--incumbent", help="python of a venv with the PyPI mlsysim installed")
@@ -261,6 +267,7 @@ def main() -> None:
           f"a new config {fresh * 1e3:.1f} ms)")
     print(f"ParallelismOptimizer grid      {grid_rate / 1e6:8.2f} M configs/s (target >= 1)")
     print(f"ParallelismOptimizer 175B/4096 {search:8.2f} s    (target <= 1 s, full search)")
+    print(f"mlsysim validate (all rows)    {validation_time():8.2f} s    (target <= 10 s)")
     if args.dask:
         n, local, remote = dask_sweep_rates()
         print(f"mlsysim.sweep {n:,} configs   {local / 1e6:6.2f} M configs/s here, "

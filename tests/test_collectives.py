@@ -12,6 +12,7 @@ import mlsysim
 from mlsysim.core.calibration import load_microbench
 from mlsysim.core.collectives import (
     ETA_BUS_MAX,
+    LATENCY_ROW_MAX,
     CollectiveEfficiency,
     collective_calibration,
     collective_efficiency,
@@ -130,6 +131,30 @@ def test_fit_recovers_known_parameters():
         r["value"] *= 1 + 0.5 * (r["message_bytes"] < 2**20)
     e = fit_collectives(rows, {"X": (100e9, 8)}).fabrics["X"]
     assert e.alpha_s == 0.0 and e.eta_bus > 0
+
+
+def test_alpha_is_read_only_from_latency_regime_rows():
+    """Fabric X has rows from 32 KiB (alpha 4 us fitted exactly); fabric Y from 1 MiB only,
+    made with alpha 9 us: Y's alpha is not identified there and is X's (the median of the
+    fabrics that have small rows), with eta refitted to Y's rows."""
+    small = [2**k for k in range(15, 35, 2)]
+    large = [2**k for k in range(20, 35, 2)]
+    assert min(small) <= LATENCY_ROW_MAX < min(large)
+    rows = _rows("X", 4e-6, 0.8, 100e9, small) + _rows("Y", 9e-6, 0.7, 100e9, large)
+    cal = fit_collectives(rows, {"X": (100e9, 8), "Y": (100e9, 8)})
+    assert cal.fabrics["X"].alpha_s == pytest.approx(4e-6, rel=1e-9)
+    assert cal.fabrics["Y"].alpha_s == pytest.approx(4e-6, rel=1e-9)
+    # Y's own rows alone would recover its 9 us.
+    alone = fit_collectives(_rows("Y", 9e-6, 0.7, 100e9, small), {"Y": (100e9, 8)})
+    assert alone.fabrics["Y"].alpha_s == pytest.approx(9e-6, rel=1e-9)
+
+
+def test_mi300x_borrows_the_nvlink_median_latency():
+    """MI300X's RCCL rows start at 1 MiB, so its alpha is the median of the NVLink 3 and 4
+    fits, which have 32 KiB rows."""
+    cal = collective_calibration()
+    want = (cal.fabrics["NVLink3"].alpha_s + cal.fabrics["NVLink4"].alpha_s) / 2
+    assert cal.fabrics["AMD_Infinity_Fabric"].alpha_s == pytest.approx(want, rel=1e-12)
 
 
 # ---------------------------------------------------------------- the time model

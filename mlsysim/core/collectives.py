@@ -49,8 +49,9 @@ their device sits on (``interconnect.fabric``; a chip without one is its own gro
 alpha and ``c = 1/eta_bus`` minimize the least-squares error of time, each row's error divided by
 its measured time (the rows span 32 KiB to 16 GiB, six orders of magnitude in time). Constraints
 ``alpha >= 0`` and ``0 < eta_bus <= ETA_BUS_MAX`` (a bounded two-variable least-squares problem,
-solved exactly on the interior and the edges). A group whose rows hold a single size gets the
-median alpha and a fitted eta. Rows run with NCCL_NVLS_ENABLE=0 are ring-only: they give
+solved exactly on the interior and the edges). A group whose rows hold a single size, or no
+size up to ``LATENCY_ROW_MAX`` (256 KiB, the latency-dominated regime), gets the median alpha of
+the other groups and a fitted eta. Rows run with NCCL_NVLS_ENABLE=0 are ring-only: they give
 ``eta_ring`` (median busbw / B), not the default fit. ``ETA_BUS_MAX = 2``: NVLS moves S per
 device each way instead of 2(n-1)/n * S, at most a 2x gain.
 
@@ -87,6 +88,7 @@ __all__ = [
     "ALGORITHMS",
     "COLLECTIVES",
     "ETA_BUS_MAX",
+    "LATENCY_ROW_MAX",
     "FABRICS",
     "CollectiveCalibration",
     "CollectiveEfficiency",
@@ -109,6 +111,13 @@ ETA_BUS_MAX = 2.0
 FABRICS = ("scale_up", "host")
 ALGORITHMS = ("auto", "nccl", "ring", "tree", "one_shot", "two_shot", "in_network",
               "hierarchical")
+# A latency is read only where it dominates: a fabric whose smallest all-reduce row is larger
+# than this borrows the median alpha. NCCL and RCCL switch protocol (LL, LL128, Simple) and
+# channel count with size, so a line through >= 1 MiB rows does not extrapolate to the few-kB
+# messages of tensor-parallel decode (MI300X's RCCL rows start at 1 MiB: alone they put 77 us
+# on an 8-GPU all-reduce of any size, twice H100's measured 34 us at 32 KiB).
+LATENCY_ROW_MAX = 256 * 1024
+
 # kind -> (latency steps, bandwidth factor) of the ring schedules; see the module docstring.
 COLLECTIVES: dict[str, tuple] = {
     "allreduce": (lambda n: 2 * (n - 1), lambda n: 2 * (n - 1) / n),
@@ -280,8 +289,8 @@ def fit_collectives(rows: list[dict], links: dict[str, tuple[float, int | None]]
     single = []
     for key in sorted(allreduce):
         pts, x1, x2 = design(key)
-        if len({(p[1], p[2]) for p in pts}) < 2:
-            single.append(key)                  # alpha not identifiable from one size
+        if len({(p[1], p[2]) for p in pts}) < 2 or min(p[1] for p in pts) > LATENCY_ROW_MAX:
+            single.append(key)                  # alpha not identifiable from these sizes
             continue
         fits[key] = _solve(x1, x2)
     alpha_med = median([a for a, _ in fits.values()]) if fits else 0.0
