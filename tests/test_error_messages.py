@@ -48,6 +48,16 @@ CASES = {
         lambda: TransformationModel().solve(100, cost_s_per_sample="5 GB"),
         "The 'cost_s_per_sample' parameter of TransformationModel must be seconds (a number or "
         "a time such as '2 ms'). Got '5 GB' instead."),
+    "a size where a decode time belongs": (
+        lambda: DataModel().solve(100, "10 kB", "1 GB/s", decode_cost_s_per_sample="5 GB"),
+        "The 'decode_cost_s_per_sample' parameter of DataModel must be seconds (a number or a "
+        "time such as '2 ms'). Got '5 GB' instead."),
+    "a private step faster than a plain one": (
+        lambda: mlsysim.ResponsibleEngineeringModel().solve(
+            run=DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=2048,
+                                         zero_stage=1), dp_slowdown=0.9),
+        "The 'dp_slowdown' parameter of ResponsibleEngineeringModel must be at least 1 (a "
+        "private step is never faster). Got 0.9 instead."),
     "TP not dividing the heads": (
         lambda: DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=8, seq_len=1024,
                                          tp_size=3),
@@ -118,6 +128,9 @@ def test_to_dict_quantities_are_value_and_unit_pairs():
     ttft = r.to_dict()["ttft"]
     assert set(ttft) == {"value", "unit"} and ttft["unit"] == "ms"
     assert ttft["value"] == pytest.approx(r.ttft.to("ms").magnitude, rel=1e-12)
+    rate = r.to_dict()["tokens_per_s"]                     # a Rate, not a pint quantity
+    assert rate == {"value": pytest.approx(float(r.tokens_per_s), rel=1e-12), "unit": "token/s"}
+    assert set(r.trace()["equations"]) >= {"ttft", "itl"}
 
 
 def test_headlines_show_the_inputs_in_their_units():
@@ -194,3 +207,21 @@ def test_two_concurrent_prefills_split_the_budget_in_whole_tokens():
             for p in (2046, 2047)]
     assert [r.concurrency for r in runs] == [1.0, 1.0]
     assert runs[1].ttft_service_s - runs[0].ttft_service_s > 1e-3 + 16e9 / 3.35e12
+
+
+def test_explain_shows_the_fields_in_milliseconds():
+    """The explain() lines print the result's own seconds x 1e3: the launch-bound operators'
+    time of an Engine profile and the optimizer step of a training run."""
+    p = Engine.solve(model="ResNet50", hardware="A100", batch_size=1)
+    launch_s = sum(r["time_s"] for r in p.operators if r["launch_bound"])
+    assert launch_s > 0
+    assert f"({launch_s * 1e3:.3g} ms) are launch-bound" in p.explain()
+    t = DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=2048,
+                                 zero_stage=1)
+    assert f"optimizer {t.optimizer_s * 1e3:.3g} ms + " in t.explain()
+
+
+def test_synthesis_rejects_a_non_model_naming_the_field():
+    with pytest.raises(mlsysim.errors.ValidationError) as exc:
+        mlsysim.SynthesisSolver().solve(5, "10 ms")
+    assert exc.value.field == "model" and "SynthesisSolver" in str(exc.value)
