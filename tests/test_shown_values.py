@@ -1,0 +1,66 @@
+"""The numbers explain() prints are the result's own, in the units it names. The presentation
+snapshot masks numbers, so each line here pins one printed value to the field it shows (a
+unit factor of 1e3 vs 1e9, a product vs a quotient), by hand where the arithmetic is short."""
+
+import numpy as np
+import pytest
+
+import mlsysim
+from mlsysim import CheckpointModel, EconomicsModel, ServingModel, TopologyModel
+from mlsysim.core.engine import Engine
+from mlsysim.solvers.topology import dragonfly_hops
+
+
+def test_serving_explain_prints_the_itl_in_ms():
+    r = ServingModel().solve("Llama3_8B", "H100", seq_len=128, output_len=8)
+    assert f") = {r.itl_s * 1e3:.4g} ms" in r.explain()
+
+
+def test_checkpoint_explain_prints_the_filesystem_cap_in_gb_per_s():
+    """112.4 GB over min(64 GB/s, 5 GB/s) = 22.48 s."""
+    r = CheckpointModel().solve("Llama3_8B", "H100", filesystem_limit_gbs=5)
+    assert "min(1 x 64 GB/s [host link], 5 GB/s) = 5 GB/s -> filesystem bind" in r.explain()
+    assert "no cap" in CheckpointModel().solve("Llama3_8B", "H100").explain()
+
+
+def test_economics_explain_prints_other_opex_over_the_whole_period():
+    """$12,000 a year for 730 days (2 years): $24,000 of other opex."""
+    kw = {**EconomicsModel.example(), "duration_days": 730, "other_opex_per_year": 12_000}
+    r = EconomicsModel().solve(**kw)
+    assert r.years == pytest.approx(2.0, rel=1e-3)
+    assert f"other opex ${12_000 * r.years:,.0f}" in r.explain()
+
+
+def test_torus_explain_shows_the_bisection_arithmetic():
+    """TPU v5p 16 x 16 x 24: 2 x 6144 / 24 = 512 links x 100 GB/s = 51.2 TB/s."""
+    r = TopologyModel().solve("TPU_v5p_ICI", "torus", torus_shape=(16, 16, 24))
+    assert ("torus 16 x 16 x 24: bisection = 2 N / a_max = 2 x 6144 / 24 = 512 links x "
+            "100 GB/s = 51.2 TB/s") in r.explain()
+
+
+def test_a_dragonfly_within_one_group_is_three_hops_at_most():
+    """20 terminals, 5 per router, 10 routers per group: one group (20 <= 50), diameter 3.
+    Pairs on a router 4 x 5 x 4 = 80 of 20 x 19 = 380, the other 300 in the group:
+    avg = (2 x 80 + 3 x 300) / 380 = 2.7895."""
+    avg, diameter = dragonfly_hops(20, 5, 10)
+    assert diameter == 3 and avg == pytest.approx((2 * 80 + 3 * 300) / 380, rel=1e-12)
+
+
+def test_sweep_flattens_a_grid_and_bounds_batches_at_2_to_the_53():
+    grid = Engine.sweep(model="ResNet50", hardware="A100", batch_sizes=np.array([[1, 2], [4, 8]]))
+    flat = Engine.sweep(model="ResNet50", hardware="A100", batch_sizes=[1, 2, 4, 8])
+    assert grid["latency_s"].shape == (4,)
+    assert np.array_equal(grid["latency_s"], flat["latency_s"])
+    with pytest.raises(mlsysim.errors.ValidationError, match=r"up to 2\*\*53"):
+        Engine.sweep(model="ResNet50", hardware="A100", batch_sizes=[2**53 + 2])
+
+
+def test_a_calibrated_device_yaml_keeps_the_spec_field_order(tmp_path):
+    from mlsysim.core.device_calibration import calibrate_device
+    csv = tmp_path / "runs.csv"
+    csv.write_text("kind,value,unit\nmemcpy,3000,GB/s\nlaunch,2.5,us\n")
+    result = calibrate_device(csv, mlsysim.Hardware.H100)
+    keys = [line.split(":")[0] for line in result.yaml().splitlines()
+            if line and line[0].isalpha()]
+    assert keys == list(result.hardware.model_dump(mode="json", exclude_none=True))
+    assert keys != sorted(keys)
