@@ -58,6 +58,18 @@ CASES = {
                                          zero_stage=1), dp_slowdown=0.9),
         "The 'dp_slowdown' parameter of ResponsibleEngineeringModel must be at least 1 (a "
         "private step is never faster). Got 0.9 instead."),
+    "a size where a bandwidth belongs": (
+        lambda: CheckpointModel().solve("Llama3_8B", "H100", filesystem_limit_gbs="5 GB"),
+        "The 'filesystem_limit_gbs' parameter of CheckpointModel must be a bandwidth such as "
+        "'50 GB/s'. Got '5 GB' instead."),
+    "an engine sensitivity config of the wrong type": (
+        lambda: SensitivitySolver().solve("Llama3_8B", "H100", config=5),
+        "The 'config' parameter of SensitivitySolver must be a dict of Engine.solve options "
+        "(batch_size, precision, seq_len, phase). Got int instead."),
+    "a collective span of zero": (
+        lambda: collective_time("H100", "allreduce", 1e6, 8, span=0),
+        "The 'span' parameter of collective_time must be a positive whole number. Got 0 "
+        "instead."),
     "TP not dividing the heads": (
         lambda: DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=8, seq_len=1024,
                                          tp_size=3),

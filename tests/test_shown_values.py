@@ -64,3 +64,32 @@ def test_a_calibrated_device_yaml_keeps_the_spec_field_order(tmp_path):
             if line and line[0].isalpha()]
     assert keys == list(result.hardware.model_dump(mode="json", exclude_none=True))
     assert keys != sorted(keys)
+
+
+def test_mamba_scan_flops_by_hand():
+    """Mamba-2.8B's selective scan is charged 9 flops per token, inner channel and state
+    element (workloads/ssm.py): 9 x 512 x 5120 x 16 = 377,487,360 per layer at a 512-token
+    prefill, 64 layers."""
+    from mlsysim.workloads import lower
+    t = lower(mlsysim.Models.get("Mamba_2_8B"), phase="prefill", seq_len=512, e=2, kv_e=2, we=2)
+    i = list(t.names).index("layer.scan")
+    assert t.flops_per_sample[i] == 9 * 512 * 5120 * 16 and t.count[i] == 64
+
+
+def test_sensitivity_reads_each_spec_at_its_datasheet_value():
+    """H100 at batch 256 over 1,024 tokens: the peak is the 16-bit dense 989.5 TFLOP/s, a
+    compute-leaning but mostly memory-bound step (e_peak in (-1, 0))."""
+    r = mlsysim.SensitivitySolver().solve("Llama3_8B", "H100",
+                                          config={"batch_size": 256, "seq_len": 1024})
+    assert set(r.elasticities) >= {"peak_flops", "memory_bandwidth", "memory_capacity"}
+    assert -1 < r.elasticities["peak_flops"] < 0
+    assert "peak_flops              x = 9.895e+14" in r.explain()
+
+
+def test_trace_efficiencies_are_dimensionless_and_zero_bytes_take_no_time():
+    from mlsysim.core.collectives import collective_time
+    c = Engine.solve(model="Llama3_8B", hardware="H100", batch_size=1).trace()["constants"]
+    assert c["eta_attention"]["unit"] == "1" and c["eta_mem"]["unit"] == "1"
+    zero = collective_time("H100", "allreduce", 0, 8)
+    assert zero == 0.0 and isinstance(zero, float)
+    assert collective_time("H100", "send_recv", 1e6, 2) == collective_time("H100", "p2p", 1e6, 2)
