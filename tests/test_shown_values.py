@@ -106,3 +106,13 @@ def test_continuous_batching_reads_weights_at_their_own_precision():
     int4 = ContinuousBatchingModel().solve("Llama3_70B", "H100", weight_precision="int4", **kw)
     assert bf16.concurrency == int4.concurrency == 1.0
     assert int4.step_s < 0.6 * bf16.step_s
+
+
+def test_tf32_and_fp32_training_store_four_byte_weights():
+    """Llama-3-8B's 8,030,261,248 parameters, data parallel (no sharding of the weights):
+    bf16 keeps 2 B each, 16,060,522,496 B; tf32 and fp32 training keep 4 B, 32,121,044,992 B."""
+    n = 8_030_261_248
+    for precision, width in (("bf16", 2), ("tf32", 4), ("fp32", 4)):
+        r = mlsysim.DistributedModel().solve("Llama3_8B", "DGX_A100", batch_size=64,
+                                             seq_len=2048, precision=precision, zero_stage=1)
+        assert r.memory.weights == width * n, precision
