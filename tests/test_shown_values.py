@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 import mlsysim
-from mlsysim import CheckpointModel, EconomicsModel, ServingModel, TopologyModel
+from mlsysim import (
+    CheckpointModel,
+    DataModel,
+    DistributedModel,
+    EconomicsModel,
+    ServingModel,
+    SustainabilityModel,
+    TopologyModel,
+)
+from mlsysim.core.calibration import calibration, canonical_precision
 from mlsysim.core.engine import Engine
 from mlsysim.solvers.topology import dragonfly_hops
 
@@ -116,3 +125,101 @@ def test_tf32_and_fp32_training_store_four_byte_weights():
         r = mlsysim.DistributedModel().solve("Llama3_8B", "DGX_A100", batch_size=64,
                                              seq_len=2048, precision=precision, zero_stage=1)
         assert r.memory.weights == width * n, precision
+
+
+def test_to_dict_quantities_are_value_and_unit_pairs():
+    r = ServingModel().solve("Llama3_8B", "H100", seq_len=128, output_len=8)
+    ttft = r.to_dict()["ttft"]
+    assert set(ttft) == {"value", "unit"} and ttft["unit"] == "ms"
+    assert ttft["value"] == pytest.approx(r.ttft.to("ms").magnitude, rel=1e-12)
+    rate = r.to_dict()["tokens_per_s"]                     # a Rate, not a pint quantity
+    assert rate == {"value": pytest.approx(float(r.tokens_per_s), rel=1e-12), "unit": "token/s"}
+    assert set(r.trace()["equations"]) >= {"ttft", "itl"}
+
+
+def test_headlines_show_the_inputs_in_their_units():
+    """10 kB per sample at 1 GB/s: 1e9 / 1e4 = 100,000 samples/s from storage; a 5 GB/s
+    filesystem cap is shown as 5 GB/s, an uncapped one as None."""
+    h = DataModel().solve(100, "10 kB", "1 GB/s").headline()
+    assert h["bytes_per_sample"].to("kB").magnitude == pytest.approx(10.0)
+    assert h["storage_samples_per_s"].magnitude == pytest.approx(1e5)
+    capped = CheckpointModel().solve("Llama3_8B", "H100", filesystem_limit_gbs=5).headline()
+    assert capped["filesystem_limit"].to("GB/s").magnitude == pytest.approx(5.0)
+    assert CheckpointModel().solve("Llama3_8B", "H100").headline()["filesystem_limit"] is None
+
+
+def test_sustainability_headline_names_the_system():
+    r = SustainabilityModel().solve("DGX_H100", duration_days=1, grid="Quebec",
+                                    datacenter="Hyperscale", mfu=0.4)
+    assert r.headline()["system"] == mlsysim.Systems.Nodes.DGX_H100.name
+
+
+def test_canonical_precision_of_free_text():
+    """A name in the text wins; a bare '16' means fp16; anything else is its first word."""
+    assert canonical_precision("FP8 (e4m3)") == "fp8"
+    assert canonical_precision("16-bit float") == "fp16"
+    assert canonical_precision("mixed precision") == "mixed"
+    assert canonical_precision("") == ""
+
+
+def test_provenance_of_a_device_without_copy_rows_is_empty_lists():
+    """L40S has no GEMM, copy or attention rows in the shipped data: each term is the
+    cross-device median (estimated), so no row ids, and no crash."""
+    p = calibration().provenance("L40S", "fp16")
+    assert p["memory"] == [] and p["attention"] == [] and p["gemm_max"] == []
+    assert p["kernel_overhead"] and p["gemm_ramp (tau, alpha)"] == ["all GEMM rows with a shape"]
+
+
+def test_trace_cites_the_field_source_of_a_driver_capacity():
+    """MI300X's capacity is the driver's 196,592 MiB, cited to its own source, not the
+    datasheet page the other fields come from."""
+    c = Engine.solve(model="Llama3_8B", hardware="MI300X", batch_size=1).trace()["constants"]
+    assert c["capacity"] == {"value": 196592 * 2**20, "unit": "byte",
+                             "source": "https://github.com/ROCm/legacy-rocm-build/issues/4750"}
+
+
+def test_fitted_scale_out_fabrics_are_not_flagged_estimated():
+    from mlsysim.core.collectives import collective_calibration
+    out = collective_calibration().scale_out
+    assert {"InfiniBand_NDR", "InfiniBand_HDR"} <= set(out)
+    assert not any(e.estimated for e in out.values())
+
+
+def test_infeasible_reasons_name_each_memory_term():
+    """Mamba's per-sequence term is its recurrent state, a transformer's training term its
+    activations: the reason lists every term and the largest."""
+    r = ServingModel().solve("Mamba_2_8B", "H100", seq_len=512, output_len=64,
+                             batch_size=10**6)
+    assert not r.feasible and r.reason.startswith("needs ")
+    assert ", state " in r.reason and "largest: state)" in r.reason
+    t = DistributedModel().solve("Llama3_70B", "DGX_H100", batch_size=64, seq_len=8192)
+    assert not t.feasible and "weights " in t.reason and ", activations " in t.reason
+    assert "largest: optimizer state)" in t.reason
+
+
+def test_two_concurrent_prefills_split_the_budget_in_whole_tokens():
+    """vLLM's 2,048-token budget with one sequence decoding leaves 2,047 for prompts; two
+    concurrent prefills get 2,047 // 2 = 1,023 each. A 2,046-token prompt is 2 chunks, a
+    2,047-token one 3 (1,023 + 1,023 + 1): one more step, which costs at least vLLM's 1 ms
+    step overhead plus reading Llama-3-8B's 16 GB of bf16 weights (16 GB / 3.35 TB/s = 4.8
+    ms at full bandwidth): over 5 ms more time to first token for one more token."""
+    from mlsysim import ContinuousBatchingModel
+    from mlsysim.zoo import ServingEngines
+    two = ServingEngines.get("vllm").model_copy(update={"max_concurrent_prefills": 2})
+    runs = [ContinuousBatchingModel().solve("Llama3_8B", "H100", prompt_len=p, output_len=64,
+                                            arrival_rate_qps=0.1, engine=two)
+            for p in (2046, 2047)]
+    assert [r.concurrency for r in runs] == [1.0, 1.0]
+    assert runs[1].ttft_service_s - runs[0].ttft_service_s > 1e-3 + 16e9 / 3.35e12
+
+
+def test_explain_shows_the_fields_in_milliseconds():
+    """The explain() lines print the result's own seconds x 1e3: the launch-bound operators'
+    time of an Engine profile and the optimizer step of a training run."""
+    p = Engine.solve(model="ResNet50", hardware="A100", batch_size=1)
+    launch_s = sum(r["time_s"] for r in p.operators if r["launch_bound"])
+    assert launch_s > 0
+    assert f"({launch_s * 1e3:.3g} ms) are launch-bound" in p.explain()
+    t = DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=2048,
+                                 zero_stage=1)
+    assert f"optimizer {t.optimizer_s * 1e3:.3g} ms + " in t.explain()
