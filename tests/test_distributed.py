@@ -216,6 +216,55 @@ def test_zero3_backward_gathers_again_under_full_recomputation(recompute, gather
     assert float(b[0] / f[0]) == pytest.approx(gathers, rel=1e-3)
 
 
+def test_zero3_gathers_are_reported_as_communication():
+    """ZeRO-3 on 4 DGX H100 over InfiniBand NDR, Llama-3-8B (8,030,261,248 parameters, bf16),
+    batch 32 x 512, one sequence per GPU. Each pass all-gathers the 16.06 GB of weights over
+    the 32 data-parallel ranks, t_g = a + 2 B x 8.030e9 x b with (a, b) the fleet's all-gather
+    terms (a ring across nodes at 44.07 GB/s: 16.06e9 / 44.07e9 = 0.3645 s); forward gather,
+    backward gather and reduce-scatter make 3 t_g = 1.094 s per step. Compute is ~37 ms, so
+    every pass waits for its gathers: the micro-batch time equals the gather time, nearly all
+    of it is exposed, and the step is interconnect-bound. Before, those 1.06 s were reported
+    as 0 ms of communication and the step as compute-bound."""
+    from mlsysim.solvers.distributed import dp_terms
+    from mlsysim.solvers.efficiency import EfficiencyModel
+    fleet = Fleet(name="4xDGX", node=Systems.Nodes.DGX_H100, count=4,
+                  fabric=Systems.Fabrics.InfiniBand_NDR)
+    r = DistributedModel().solve("Llama3_8B", fleet, batch_size=32, seq_len=512,
+                                 zero_stage=3)
+    a, b = dp_terms(fleet, 32, 32, "allgather")
+    assert 1 / b / 1e9 == pytest.approx(44.07, rel=1e-3)
+    t_g = a + b * 2 * 8_030_261_248
+    assert t_g == pytest.approx(0.3645, rel=1e-3)
+    assert r.zero3_comm_s == pytest.approx(3 * t_g, rel=1e-9)
+    assert r.compute_s == pytest.approx(r.zero3_comm_s, rel=1e-9)
+    assert 1.0 < r.zero3_exposed_s < r.zero3_comm_s - 0.025
+    exposed_ms = r.zero3_exposed_s * 1e3
+    assert r.communication_latency.to("ms").magnitude == pytest.approx(exposed_ms)
+    assert r.dp_communication_latency.to("ms").magnitude == pytest.approx(exposed_ms)
+    assert r.binding == "interconnect"
+    assert r.scaling_efficiency == pytest.approx(
+        1 - (r.zero3_exposed_s + r.optimizer_s) / r.step_s, rel=1e-9)
+    assert (f"ZeRO-3 gathers and reduce-scatters {r.zero3_comm_s * 1e3:.4g} ms (overlapped; "
+            f"{exposed_ms:.4g} ms not hidden by compute)") in r.explain()
+    eff = EfficiencyModel().solve(r)
+    assert eff.dp_share == pytest.approx(r.zero3_exposed_s / r.step_s, rel=1e-9)
+
+
+def test_zero3_gathers_hidden_by_compute_leave_the_step_compute_bound():
+    """The same model on one DGX H100 at batch 64 x 8192: 8 sequences of 8192 tokens per GPU
+    take ~5.9 s of compute against 0.76 s of gathers over NVLink, so only the compute
+    slowdown beside them shows (under a fifth of the gathers) and no other stage is ZeRO-3
+    (zero_stage=1 reports no gathers at all)."""
+    r = DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=8192,
+                                 zero_stage=3)
+    assert 0 < r.zero3_exposed_s < 0.2 * r.zero3_comm_s
+    assert r.binding == "compute"
+    z1 = DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=8192,
+                                  zero_stage=1)
+    assert (z1.zero3_comm_s, z1.zero3_exposed_s) == (0.0, 0.0)
+    assert "ZeRO-3" not in z1.explain()
+
+
 def test_step_band_is_the_calibration_spread_by_hand():
     """Llama-3-8B on one H100, bf16, batch 8 x 4096: no collectives. Every operator's time is
     the max of a compute term (divided by the compute spread at an edge), a memory term

@@ -137,6 +137,10 @@ class DistributedResult(Result):
     memory: MemoryBudget
     activation_recomputation: str
     zero_stage: int
+    # ZeRO-3's weight gathers and gradient reduce-scatters over the step (in the micro-batch
+    # times, overlapped), and the part of them the compute does not hide.
+    zero3_comm_s: float = 0.0
+    zero3_exposed_s: float = 0.0
     token_budget: float | None = None
     notes: tuple[str, ...] = field(default=())
     activity: tuple[float, float] = (0.0, 0.0)   # (u_c, u_m) over the step (core/power.py)
@@ -180,7 +184,9 @@ class DistributedResult(Result):
 
     @property
     def dp_communication_latency(self):
-        return Q_(self.dp_exposed_s, "s").to("ms")
+        """Data-parallel communication on the critical path: the gradient reduction's exposed
+        part and, under ZeRO-3, the weight gathers and reduce-scatters compute does not hide."""
+        return Q_(self.dp_exposed_s + self.zero3_exposed_s, "s").to("ms")
 
     @property
     def ep_communication_latency(self):
@@ -197,9 +203,14 @@ class DistributedResult(Result):
     @property
     def communication_latency(self):
         """Communication on the critical path per step: TP, EP, PP hand-offs (CP overlaps
-        attention and shows only its excess, counted in the micro-batch times) and exposed DP."""
-        return Q_(self.tp_comm_s + self.ep_comm_s + self.pp_comm_s + self.dp_exposed_s,
-                  "s").to("ms")
+        attention and shows only its excess, counted in the micro-batch times), exposed DP and
+        ZeRO-3's exposed gathers."""
+        return Q_(self._exposed_comm_s, "s").to("ms")
+
+    @property
+    def _exposed_comm_s(self) -> float:
+        return (self.tp_comm_s + self.ep_comm_s + self.pp_comm_s + self.dp_exposed_s
+                + self.zero3_exposed_s)
 
     @property
     def pipeline_bubble_latency(self):
@@ -213,8 +224,7 @@ class DistributedResult(Result):
     def scaling_efficiency(self) -> float:
         """Share of the step spent in useful micro-batch compute: (step - bubble - exposed
         communication - optimizer) / step."""
-        useful = self.step_s - self.bubble_s - self.optimizer_s - self.dp_exposed_s - \
-            (self.tp_comm_s + self.ep_comm_s + self.pp_comm_s)
+        useful = self.step_s - self.bubble_s - self.optimizer_s - self._exposed_comm_s
         return max(useful, 0.0) / self.step_s
 
     @property
@@ -268,10 +278,9 @@ class DistributedResult(Result):
     def binding(self) -> str:
         if not self.feasible:
             return "memory capacity"
-        parts = {"compute": self.compute_s - self.tp_comm_s - self.ep_comm_s - self.pp_comm_s,
-                 "pipeline bubble": self.bubble_s,
-                 "interconnect": self.tp_comm_s + self.ep_comm_s + self.pp_comm_s +
-                 self.dp_exposed_s, "optimizer": self.optimizer_s}
+        in_mb = self.tp_comm_s + self.ep_comm_s + self.pp_comm_s + self.zero3_exposed_s
+        parts = {"compute": self.compute_s - in_mb, "pipeline bubble": self.bubble_s,
+                 "interconnect": self._exposed_comm_s, "optimizer": self.optimizer_s}
         return max(parts, key=parts.get)
 
     @property
@@ -334,7 +343,10 @@ class DistributedResult(Result):
             f"{self.bubble_fraction:.3f}",
             f"  in the micro-batches: TP comm {self.tp_comm_s * 1e3:.3g} ms, EP "
             f"{self.ep_comm_s * 1e3:.3g} ms, PP hand-offs {self.pp_comm_s * 1e3:.3g} ms, CP "
-            f"(overlapped with attention) {self.cp_comm_s * 1e3:.3g} ms",
+            f"(overlapped with attention) {self.cp_comm_s * 1e3:.3g} ms"
+            + (f", ZeRO-3 gathers and reduce-scatters {self.zero3_comm_s * 1e3:.4g} ms "
+               f"(overlapped; {self.zero3_exposed_s * 1e3:.4g} ms not hidden by compute)"
+               if self.zero_stage == 3 else ""),
             "  MFU = " + ("(6 N + 12 L h s) x tokens" if self._transformer else
                           "3 x forward flops x samples")
             + " / (devices x peak x step) = "
@@ -925,7 +937,6 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
                 busy_c, busy_m = busy_c + w * c_s, busy_m + w * m_s
     step_s = float(g["step"][0])
     act = (float(min(1.0, m * busy_c / step_s)), float(min(1.0, m * busy_m / step_s)))
-    e = _element_bytes(precision)
     memory = MemoryBudget(weights=float(g["weights"][0]), gradients=float(g["grads"][0]),
                           optimizer=float(g["opt"][0]), activations=float(g["acts"][0]),
                           usable=hardware._base["capacity"] * c.memory_utilization,
@@ -934,7 +945,6 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
     if g["dp"][0] > g["t_b"][0] and c.overlap_comm:
         notes.append(f"DP gradient reduction ({g['dp'][0] * 1e3:.3g} ms) outlasts the last "
                      f"micro-batch's backward ({g['t_b'][0] * 1e3:.3g} ms)")
-    del e
     return DistributedResult(
         model=model, system=system, hardware=hardware, batch_size=c.batch_size, seq_len=seq,
         precision=precision, parallelism={"dp": dp, "tp": tp, "pp": pp, "cp": cp, "ep": ep},
@@ -944,6 +954,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         cp_comm_s=m * comm.get("cp_kv_allgather", 0.0),
         ep_comm_s=m * comm.get("ep_alltoall", 0.0), pp_comm_s=m * comm.get("pp_send", 0.0),
         dp_comm_s=float(g["dp"][0]), dp_exposed_s=float(g["dp_exposed"][0]),
+        zero3_comm_s=float(g["z3"][0]), zero3_exposed_s=float(g["z3_exposed"][0]),
         model_flops=float(g["model_flops"][0]), hardware_flops=float(g["hw_flops"][0]),
         peak_flops=hardware._base[f"peak_{precision}"], devices=sh.devices, memory=memory,
         activation_recomputation=c.activation_recomputation, zero_stage=c.zero_stage,
@@ -1003,6 +1014,16 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     t_slow = t_mb[slowest, cols]
     compute = m * t_slow
     bubble = (pp - 1) / v * t_slow
+    # ZeRO-3's gathers and reduce-scatter per micro-batch on the slowest stage, and the part of
+    # them compute does not hide (the same stage timed without them): reported, not re-priced.
+    z3_comm = z3_exposed = np.zeros(len(pp))
+    if gather is not None:
+        one = gather[0] + gather[1] * np.stack(
+            [stage_params(parts, pp, k.stage, k) for k in kinds])[slowest, cols]
+        z3_comm = m * (1 + (3 if parts.regather else 2)) * one
+        bare = np.stack([f + b for f, b in step_times(parts, idx, values, pp, v, p2p, None,
+                                                      kinds)])[slowest, cols]
+        z3_exposed = m * (t_slow - bare)
     params = np.stack([stage_params(parts, pp, k.stage, k) for k in kinds])
     p_max = params.max(axis=0)
     # DP gradient all-reduce (ZeRO-1/2: reduce-scatter + all-gather, the same bytes).
@@ -1042,6 +1063,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     hw = hw * tp * cp * dp                                  # stages add to one full model
     return {"step": step, "compute": compute, "bubble": bubble, "optimizer": opt_t, "p2p": p2p,
             "dp": dp_t, "dp_exposed": exposed, "t_b": t_b, "slowest": slowest,
+            "z3": z3_comm, "z3_exposed": z3_exposed,
             "weights": weights[fullest, cols], "grads": grads[fullest, cols],
             "opt": opt[fullest, cols], "acts": acts[fullest, cols],
             "memory": total[fullest, cols], "fits": total[fullest, cols] <= usable,

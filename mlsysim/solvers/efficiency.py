@@ -169,7 +169,8 @@ class EfficiencyResult(Result):
             f"  pipeline bubble  = t_bubble / t_step = {ms(r.bubble_s)} / {ms(s)} = "
             f"{self.bubble:.4f}",
             f"  communication    = (TP {ms(r.tp_comm_s)} + EP {ms(r.ep_comm_s)} + PP "
-            f"{ms(r.pp_comm_s)} + exposed DP {ms(r.dp_exposed_s)}) / {ms(s)} = "
+            f"{ms(r.pp_comm_s)} + exposed DP {ms(r.dp_exposed_s + r.zero3_exposed_s)}) / "
+            f"{ms(s)} = "
             f"{self.communication:.4f}",
             f"  optimizer        = t_opt / t_step = {ms(r.optimizer_s)} / {ms(s)} = "
             f"{self.optimizer:.4f}",
@@ -241,7 +242,7 @@ class EfficiencyModel(ForwardModel):
                                   "config.", owner=OWNER)
         s = r.step_s
         tp, ep, pp, dp = (x / s for x in (r.tp_comm_s, r.ep_comm_s, r.pp_comm_s,
-                                          r.dp_exposed_s))
+                                          r.dp_exposed_s + r.zero3_exposed_s))
         bubble, optimizer = r.bubble_s / s, r.optimizer_s / s
         communication = tp + ep + pp + dp
         useful = 1.0 - bubble - communication - optimizer

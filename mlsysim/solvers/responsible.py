@@ -331,7 +331,7 @@ class ResponsibleResult(Result):
         if d is not None:
             r = self.run
             m = r.microbatch_count
-            comm = r.tp_comm_s + r.ep_comm_s + r.pp_comm_s
+            comm = r.tp_comm_s + r.ep_comm_s + r.pp_comm_s + r.zero3_exposed_s
             lines += [
                 f"DP-SGD on {r.model.name}, {r.devices} x {r.hardware.name}, clipping "
                 f"{d.method}: step factor F = {d.factor:.4g} ({d.source}); backward x "
@@ -415,7 +415,8 @@ def _dp_cost(r, clipping, dp_slowdown, batch_multiplier, noise_multiplier) -> DP
         check.positive_float("noise_multiplier", noise_multiplier, OWNER)
     m = r.microbatch_count
     t_mb = r.compute_s / m
-    comm_mb = (r.tp_comm_s + r.ep_comm_s + r.pp_comm_s) / m
+    # Communication in the micro-batches is not slowed by clipping (ZeRO-3: its exposed part).
+    comm_mb = (r.tp_comm_s + r.ep_comm_s + r.pp_comm_s + r.zero3_exposed_s) / m
     t_mb_p = factor * (t_mb - comm_mb) + comm_mb
     bubble_p = r.bubble_s * t_mb_p / t_mb if t_mb > 0 else 0.0
     rest = r.optimizer_s + r.dp_exposed_s
