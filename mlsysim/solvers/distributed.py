@@ -908,7 +908,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
             capacity_factor=c.capacity_factor, usable=hardware._base["capacity"]
             * c.memory_utilization, rank_order=c.rank_order,
             flash=c.attention_kernel == "flash", layout=layout, dropout=c.dropout,
-            variant=variant)
+            variant=variant, zero3_split=variant == "nominal")
         return parts, g
 
     def band() -> tuple[float, float]:
@@ -966,11 +966,13 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
                   overlap: bool, optimizer: str, capacity_factor: float,
                   usable: float, rank_order: str = "tp-cp-dp-pp",
                   flash: bool = True, layout=None, dropout: bool = True,
-                  variant: str = "nominal") -> dict[str, np.ndarray]:
+                  variant: str = "nominal", zero3_split: bool = False
+                  ) -> dict[str, np.ndarray]:
     """Step time, its parts, flops and memory for every config of ``grid`` (arrays of equal
     length: pp, dp, v, mbs, m, zero; tp and cp are those of ``parts``), one lowering choice;
     the data-parallel collectives at ``variant`` (``parts`` carry their own). The single
-    solve runs this with arrays of one element."""
+    solve runs this with arrays of one element, and with ``zero3_split`` (ZeRO-3's gathers
+    and their exposed part, timed once more without them: reported, not needed to rank)."""
     pp, dp, v, mbs, m, zero = (grid[k] for k in ("pp", "dp", "v", "mbs", "m", "zero"))
     tp, cp = grid["tp"], grid["cp"]
     e = _element_bytes(precision)
@@ -1017,7 +1019,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     # ZeRO-3's gathers and reduce-scatter per micro-batch on the slowest stage, and the part of
     # them compute does not hide (the same stage timed without them): reported, not re-priced.
     z3_comm = z3_exposed = np.zeros(len(pp))
-    if gather is not None:
+    if gather is not None and zero3_split:
         one = gather[0] + gather[1] * np.stack(
             [stage_params(parts, pp, k.stage, k) for k in kinds])[slowest, cols]
         z3_comm = m * (1 + (3 if parts.regather else 2)) * one
