@@ -1,0 +1,120 @@
+"""DistributedModel's terms one at a time, by hand: the interleaved schedule's activation
+memory, materialized attention's backward, a stage's local parameters, the overlap slowdown
+at the band's edges for a layered model, and the DP-overlap note's printed values."""
+
+import pytest
+
+import mlsysim
+from mlsysim import Fleet, Systems
+from mlsysim.core.collectives import comm_path, resolve_system
+from mlsysim.solvers.distributed import activation_bytes, parts_for, stage_params
+
+LLAMA = mlsysim.Models.get("Llama3_8B")
+
+
+def _acts(stage, v, m=8, pp=4):
+    return float(activation_bytes(LLAMA, tp=1, pp=pp, cp=1, v=v, stage=stage, m=m, mbs=1,
+                                  seq=2048, e=2.0, sp=False, recompute="none",
+                                  schedule="1f1b", capacity_factor=1.0))
+
+
+# One micro-batch's activations on one stage of Llama-3-8B (hidden 4096, 8 KV heads x 128 =
+# 1024, gated MLP of 14336), 4 stages of 8 layers, 1 x 2048 tokens, 16-bit, no TP, dropout on.
+# Per layer and token, in 16-bit units (Korthikanti et al. 2022, Table 2, with GQA):
+#   attention 6 h + h (mask) + 4 x 1024 = 32,768; MLP 2 h + h (mask) + 2 (2 + 1) 14336 = 98,304;
+#   norms 4 h = 16,384: 147,456 per layer, 1,179,648 for 8 layers;
+#   x s b e / 2 = 2048 x 1 x 2 / 2 = 2048 -> 2,415,919,104 B per micro-batch.
+PER_MICROBATCH = 2_415_919_104
+
+
+def test_interleaved_first_stage_holds_one_plus_p_minus_one_over_pv_micro_batches():
+    """1F1B: stage s holds min(m, p - s) micro-batches in flight; with v interleaved chunks
+    the first stage holds p (1 + (p - 1) / (p v)) of them [Korthikanti et al. 2022, sec. 4.2.3].
+    p = 4, m = 8: stage 0 holds 4 without interleaving (9,663,676,416 B); with v = 2,
+    4 x (1 + 3 / 8) = 5.5 (13,287,555,072 B), with v = 4, 4 x (1 + 3 / 16) = 4.75
+    (11,475,615,744 B). Stage 1 holds min(8, 3) = 3 either way (7,247,757,312 B): only the
+    first stage runs ahead. (With (p + 1) the v = 2 first stage would hold 6.5.)"""
+    assert _acts(0, v=1) == 4 * PER_MICROBATCH == 9_663_676_416
+    assert _acts(0, v=2) == 5.5 * PER_MICROBATCH == 13_287_555_072
+    assert _acts(0, v=4) == 4.75 * PER_MICROBATCH == 11_475_615_744
+    assert _acts(1, v=2) == _acts(1, v=1) == 3 * PER_MICROBATCH == 7_247_757_312
+
+
+def test_interleaved_first_stage_activations_in_a_solved_step():
+    """The same rule through DistributedModel: Llama-3-8B on one DGX H100 as 4 stages x 2
+    replicas, batch 8 x 2048, one sequence per micro-batch: m = 8 / 2 = 4. The first stage is
+    the fullest (its activations 4 x 2,415,919,104 B, 5.5 x with v = 2, outweigh the last
+    stage's head): 9,663,676,416 B, interleaved 13,287,555,072 B."""
+    def solve(v):
+        return mlsysim.DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=8,
+                                                seq_len=2048, pp_size=4, v_stages=v,
+                                                zero_stage=1)
+    plain, interleaved = solve(1), solve(2)
+    assert plain.microbatch_count == interleaved.microbatch_count == 4
+    assert plain.memory.activations == 9_663_676_416
+    assert interleaved.memory.activations == 13_287_555_072
+
+
+def _parts(flash, seq=512):
+    hw = mlsysim.Hardware.get("H100")
+    return parts_for(LLAMA, hw, comm_path(hw), "bf16", seq, 1, 1, 1, "none", False, 1.0, 1,
+                     flash=flash)
+
+
+def _row(prepared, name):
+    t = prepared.table
+    i = list(t.names).index(name)
+    return float(t.flops_per_sample[i]), float(t.count[i])
+
+
+def test_materialized_attention_backward_is_twice_its_forward():
+    """Materialized attention (scores in memory) runs four matmuls in its backward to the
+    forward's two: 2.0 x the forward flops; FlashAttention-2 runs five, recomputing the scores:
+    2.5 x. Llama-3-8B, 512 causal tokens, 32 heads of 128, per layer: materialized forward
+    4 x 128 x 32 x 512 x 512 = 4,294,967,296 (the whole rectangle), backward 8,589,934,592;
+    flash forward 4 x 128 x 32 x 512 x 513 / 2 = 2,151,677,952, backward 5,379,194,880."""
+    naive, flash = _parts(flash=False), _parts(flash=True)
+    assert _row(naive.fwd["stack"], "layer.attention") == (4_294_967_296.0, 32.0)
+    assert _row(naive.bwd["stack"], "layer.attention.dgrad") == (8_589_934_592.0, 32.0)
+    assert _row(flash.fwd["stack"], "layer.attention") == (2_151_677_952.0, 32.0)
+    assert _row(flash.bwd["stack"], "layer.attention.dgrad") == (5_379_194_880.0, 32.0)
+
+
+def test_stage_params_without_a_kind_puts_the_remainder_on_the_first_stage():
+    """32 layers over 3 stages: 11, 11, 10 (the remainder on the earliest). Local parameters
+    of a stage: its share of the stack's, plus the pre-stack rows' on the first stage and the
+    post-stack rows' (head) on the last; the three add up to the whole model, Llama-3-8B's
+    8,030,261,248 parameters."""
+    p = _parts(flash=True)
+    pre, stack, post = (p.params[k] for k in ("pre", "stack", "post"))
+    got = [float(stage_params(p, 3, s)) for s in range(3)]
+    assert got == pytest.approx([pre + stack * 11 / 32, stack * 11 / 32,
+                                 stack * 10 / 32 + post], rel=1e-12)
+    assert sum(got) == pytest.approx(8_030_261_248, rel=1e-12)
+
+
+def test_layered_model_band_edges_carry_their_own_overlap_slowdown():
+    """A CNN's DP reduction overlaps its backward under the same rule as a transformer's: the
+    band's fast edge assumes the overlap costs nothing (s = 0), the slow edge Lee et al.
+    2025's worst case (s = 0.40), nominal their average (0.189)."""
+    hw, path = resolve_system(Systems.Nodes.DGX_H100)
+    resnet = mlsysim.Models.get("ResNet50")
+    for variant, s in (("nominal", 0.189), ("fast", 0.0), ("slow", 0.40)):
+        parts = parts_for(resnet, hw, path, "bf16", 1, 1, 1, 1, "none", False, 1.0, 8,
+                          variant=variant)
+        assert parts.overlap_slowdown == s, variant
+
+
+def test_dp_overlap_note_prints_the_reduction_and_the_backward_in_ms():
+    """GPT-J-6B on 2 DGX H100 (dp = 16), batch 16 x 512: one micro-batch per replica, whose
+    backward is far shorter than the gradient all-reduce across the nodes. When the reduction
+    O outlasts the slowed backward (O >= t_b (1 + s)), exposed = O - t_b, so the note's
+    backward is dp_comm_s - dp_exposed_s; both are printed in ms, 3 significant figures
+    (83.5 ms and 19.1 ms today)."""
+    fleet = Fleet(name="2 x DGX H100", node=Systems.Nodes.DGX_H100, count=2)
+    r = mlsysim.DistributedModel().solve("GPTJ_6B", fleet, batch_size=16, seq_len=512,
+                                         zero_stage=1)
+    t_b = r.dp_comm_s - r.dp_exposed_s
+    assert r.dp_comm_s >= 1.4 * t_b
+    assert r.notes == (f"DP gradient reduction ({r.dp_comm_s * 1e3:.3g} ms) outlasts the last "
+                       f"micro-batch's backward ({t_b * 1e3:.3g} ms)",)
