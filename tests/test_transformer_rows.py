@@ -83,3 +83,47 @@ def test_band_edges_carry_their_own_overlap_slowdown():
         parts = parts_for(model, hw, path, "bf16", 1024, 1, 1, 1, "none", False, 1.0, 8,
                           variant=variant)
         assert parts.overlap_slowdown == s
+
+
+def test_mla_absorbs_a_decode_token_over_a_single_cached_one():
+    """The absorbed form applies from the first cached token on: DeepSeek-V3, one decode
+    token over 1 cached works on the latent, 2 (512 + 64) + 2 x 512 = 2,176 flop per pair,
+    over 2 pairs (the cached key and its own) and 128 heads: 557,056 per dense layer (the
+    expanded form, 640 per pair, would be 163,840)."""
+    step = lower_segments(M.get("DeepSeek_V3"), [Segment(1, 1)], e=2.0, kv_e=2.0, we=2.0)
+    assert _row(step, "layer.attention")["flops"] == 557_056.0
+
+
+def test_whisper_cross_attention_reads_the_encoder_cache_and_moves_q_and_o_per_token():
+    """Whisper large-v3 prefill of 8 decoder tokens: cross-attention over the 1,500 encoder
+    frames, 20 heads of 64. Flops 4 x 64 x 20 x 8 x 1500 = 61,440,000. Bytes: the cached
+    encoder K and V, 1500 x 2 x 20 x 64 x 2 B = 7,680,000, plus Q read and the output
+    written for the 8 tokens, 2 x 8 x 20 x 64 x 2 B = 40,960: 7,720,960 B."""
+    t = lower_transformer(M.get("Whisper_Large_v3"), phase="prefill", seq_len=8, e=2.0)
+    assert _row(t, "layer.cross_attention") == dict(
+        count=32.0, flops=61_440_000.0, weights=0.0, acts=7_720_960.0)
+
+
+def test_whisper_encoder_attention_writes_no_kv_cache():
+    """Whisper large-v3's encoder attends bidirectionally over its 1,500 frames: 1500 x 1500
+    pairs x 4 x 64 x 20 = 11,520,000,000 flops. It reads K and V once, 1500 x 5,120 B =
+    7,680,000, and Q and the output, 2 x 1500 x 20 x 64 x 2 B = 7,680,000: 15,360,000 B.
+    It writes no cache (the decoder's cross-attention K/V come from decoder.cross_kv): a
+    decoder layer would add 1500 x 5,120 B more."""
+    t = lower_transformer(M.get("Whisper_Large_v3"), phase="prefill", seq_len=8, e=2.0)
+    assert _row(t, "encoder.attention") == dict(
+        count=32.0, flops=11_520_000_000.0, weights=0.0, acts=15_360_000.0)
+
+
+def test_bert_encoder_attention_and_final_norm():
+    """BERT-base, 128 tokens, 12 layers of 12 heads x 64 (hidden 768), bidirectional:
+    attention 4 x 64 x 12 x 128 x 128 = 50,331,648 flops, reading K and V
+    (128 x 2 x 12 x 64 x 2 B = 393,216) and Q plus the output (another 393,216): 786,432 B,
+    no cache written. The final norm: 8 x 128 x 768 = 786,432 flops over 2 x 128 x 768 x 2 B
+    = 393,216 B, once, after the stack."""
+    t = lower_transformer(M.get("BERT_Base"), phase="forward", seq_len=128, e=2.0)
+    assert _row(t, "encoder.attention") == dict(
+        count=12.0, flops=50_331_648.0, weights=0.0, acts=786_432.0)
+    assert _row(t, "final_norm") == dict(count=1.0, flops=786_432.0, weights=0.0,
+                                         acts=393_216.0)
+    assert t.names[-1] == "final_norm"
