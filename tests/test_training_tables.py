@@ -135,3 +135,34 @@ def test_materialized_attention_computes_the_whole_score_rectangle():
     assert naive.flops_per_sample[i] == 4 * 128 * 32 * 512 * 512
     assert flash.flops_per_sample[j] == 4 * 128 * 32 * 512 * 513 / 2
     assert naive.act_bytes_per_sample[i] - flash.act_bytes_per_sample[j] == 4 * 32 * 512 * 512 * 2
+
+
+def test_pipeline_hand_offs_are_one_per_micro_batch_in_the_section_tables():
+    """A 4-stage forward sends its activations pp - 1 = 3 times in all, but each stage sends
+    once: ``section_tables`` counts the hand-off rows 1 per micro-batch, the activations of
+    2048 tokens x 4096 x 2 B = 16,777,216 B each way (forward send, gradient back)."""
+    from mlsysim.workloads.training import section_tables
+
+    s = section_tables(training_table(forward(pp=4)))
+    for part, name, role in (("send", "pp_send", Role.FORWARD),
+                             ("recv_grad", "pp_send.dgrad", Role.DGRAD)):
+        t = s[part]
+        assert t.names == (name,)
+        assert t.count.tolist() == [1.0] and t.role.tolist() == [role]
+        assert t.act_bytes_per_sample.tolist() == [16_777_216.0]
+
+
+def test_a_stage_of_a_backward_only_table_holds_an_even_share_of_the_weights():
+    """Without forward rows there are no forward weights to apportion by: each of 4 stages
+    carries 1/4 of Llama-3-8B's 16,060,522,496 B of bf16 weights, 4,015,130,624 B."""
+    back = training_table(forward(pp=4), include_forward=False)
+    assert back.weight_total_bytes == 16_060_522_496
+    assert [stage_table(back, s, 4, LLAMA.layers).weight_total_bytes
+            for s in range(4)] == [4_015_130_624.0] * 4
+
+
+def test_sharding_size_message_names_its_owner():
+    with pytest.raises(ValidationError) as info:
+        Sharding(tp=0)
+    assert str(info.value) == ("The 'tp_size' parameter of Sharding must be a positive whole "
+                               "number. Got 0 instead.")
