@@ -284,3 +284,55 @@ def test_group_wise_quantized_weights_carry_their_scales():
         ServingModel().solve(model="Llama2_7B", hardware="A100", seq_len=5,
                              weight_group_size=32)
     assert err.value.field == "weight_group_size"
+
+
+def test_ttft_band_moves_the_prefill_with_the_compute_spread():
+    """A 4096-token prefill of Llama-3-8B, batch 8, on one H100 (fp16, no collectives) is
+    GEMM-bound, so its band edges sit near the compute spread's: H100 fp16 (0.805, 1.210) ->
+    fast ttft / ttft = 1 / 1.210 = 0.826, slow 1 / 0.805 = 1.243 (within 2 %: the memory-
+    and launch-bound rows move by their own spreads). The headline shows the fast edge as
+    ttft_low and the slow one as ttft_high."""
+    from mlsysim.core.engine import efficiency_for
+    r = S.solve("Llama3_8B", "H100", seq_len=4096, output_len=16, batch_size=8)
+    assert r.precision == "fp16" and r.comm_prefill_s == 0.0
+    spread = efficiency_for(mlsysim.Hardware.H100, "fp16").compute_spread
+    assert spread == pytest.approx((0.805, 1.210), abs=1e-3)
+    h = r.headline()
+    low, high, ttft = (h[k].to("ms").magnitude for k in ("ttft_low", "ttft_high", "ttft"))
+    assert low / ttft == pytest.approx(1 / 1.210, rel=0.02)
+    assert high / ttft == pytest.approx(1 / 0.805, rel=0.02)
+    assert (h["ttft_low"], h["ttft_high"]) == r.band["ttft"]
+
+
+def test_decode_step_runs_at_the_mid_context_in_whole_tokens():
+    """A 128-token prompt and 8 output tokens: the first comes from the prefill, the other 7
+    decode steps see 128 ... 134 cached tokens, mean 128 + (8 - 1) // 2 = 131 (a whole
+    number of tokens). Llama-3-8B's decode attention over 131 cached + 1 new: 32 heads x
+    4 x 128 flop x 132 pairs = 2,162,688 per layer; bytes: 132 tokens of K and V read
+    (132 x 2 x 8 x 128 x 2 B = 540,672), the new token's written (4,096), Q and the output
+    (2 x 32 x 128 x 2 B = 16,384): 561,152 B."""
+    plan = S.prepare("Llama3_8B", "H100", seq_len=128, output_len=8)
+    t = plan.step.table
+    i = list(t.names).index("layer.attention")
+    assert (t.flops_per_sample[i], t.act_bytes_per_sample[i], t.count[i]) == (
+        2_162_688.0, 561_152.0, 32.0)
+
+
+def test_a_bad_batch_on_a_cached_plan_gets_the_same_message():
+    """The plan of a config is cached without its batch: a second call with a bad batch is
+    checked by the evaluation, in the words of the first."""
+    message = ("The 'batch_size' parameter of ServingModel must be a positive whole number. "
+               "Got 0 instead.")
+    S.solve("Llama3_8B", "H100", seq_len=96, output_len=8, batch_size=1)  # plan now cached
+    with pytest.raises(ValidationError) as info:
+        S.solve("Llama3_8B", "H100", seq_len=96, output_len=8, batch_size=0)
+    assert str(info.value) == message
+
+
+def test_trace_itl_equation_divides_by_accepted_tokens_only_when_speculating():
+    plain = S.solve("Llama3_8B", "H100", seq_len=128, output_len=8)
+    spec = S.solve("Llama3_8B", "H100", seq_len=128, output_len=8, draft_model="Llama3_2_1B",
+                   draft_acceptance_rate=0.8)
+    assert plain.trace()["equations"]["itl"] == "decode_step(mean context) + tp_comm_decode"
+    assert spec.trace()["equations"]["itl"] == ("decode_step(mean context) + tp_comm_decode"
+                                                " / E[tokens per speculative step]")
