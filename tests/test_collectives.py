@@ -294,3 +294,48 @@ def test_infeasible_fabrics_are_clear_errors():
         collective_time("TPUv4", "allreduce", GiB, 4, fabric="host")
     with pytest.raises(mlsysim.errors.UnknownNameError):
         collective_time("H1000", "allreduce", GiB, 8)
+
+
+def test_host_fabric_without_a_pcie_link_names_resource_need_and_availability():
+    """TPUv4 publishes no host bandwidth: the error carries the resource ('host link'), what is
+    needed ('a host_bandwidth') and what is there ('none'), not just its message."""
+    with pytest.raises(InfeasibleConfigError) as info:
+        collective_time("TPUv4", "allreduce", GiB, 4, fabric="host")
+    e = info.value
+    assert (e.resource, e.required, e.available) == ("host link", "a host_bandwidth", "none")
+    assert str(e) == ("Google Cloud TPU v4 publishes no host (PCIe) bandwidth; "
+                      "use fabric='scale_up'")
+
+
+def test_hierarchical_within_one_domain_is_the_nccl_time():
+    """Inside one scale-up domain 'hierarchical' has no outer level, so it is the domain's own
+    (nccl) all-reduce: with alpha 2 us and eta_bus 0.9 on H100 (450 GB/s), 8 GPUs, 1 GB,
+    2*7 * 2 us + 2*7/8 * 1e9 / (0.9 * 450e9) = 28 us + 4.3210 ms."""
+    eff = CollectiveEfficiency(alpha_s=2e-6, eta_bus=0.9, estimated=False)
+    t = collective_time("H100", "allreduce", 1e9, 8, algorithm="hierarchical", efficiency=eff)
+    assert t == pytest.approx(28e-6 + 1.75e9 / 405e9, rel=1e-12)
+    assert t == collective_time("H100", "allreduce", 1e9, 8, algorithm="nccl", efficiency=eff)
+
+
+def test_single_device_scalar_message_returns_a_plain_float_zero():
+    """A scalar size over one device is the float 0.0 (as the docstring shows), not a 0-d
+    numpy array; only an array size gives an array back."""
+    for size in (GiB, 1e9, mlsysim.Q_(1, "GiB")):
+        t = collective_time("H100", "allreduce", size, 1)
+        assert type(t) is float and t == 0.0
+        assert repr(t) == "0.0"
+
+
+def test_bad_microbench_system_row_error_names_the_file_and_row(monkeypatch, tmp_path):
+    """A malformed row of collective_systems.yaml is reported as '<file> row <id>: ...' so the
+    reader can find it; here accelerators_per_node: 0 in row MIC-X of bad_rows.yaml."""
+    from mlsysim.core import collectives
+    from mlsysim.errors import SpecError
+    bad = tmp_path / "bad_rows.yaml"
+    bad.write_text("- row: MIC-X\n  why: test\n  accelerator: H100\n"
+                   "  accelerators_per_node: 0\n  intra_node_fabric: NVLink4\n")
+    monkeypatch.setattr(collectives, "MICROBENCH_SYSTEMS", bad)
+    with pytest.raises(SpecError) as info:
+        collectives._row_systems()
+    assert str(info.value) == ("bad_rows.yaml row MIC-X: invalid Node:\n"
+                               "  accelerators_per_node: must be greater than 0 (got 0)")

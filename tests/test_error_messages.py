@@ -20,7 +20,18 @@ from mlsysim.core.collectives import collective_time
 from mlsysim.core.datafile import read_text
 from mlsysim.core.engine import Engine
 from mlsysim.errors import DataFileError, UnknownNameError, UnsupportedPrecisionError
-from mlsysim.solvers.queueing import allen_cunneen_factor
+from mlsysim.solvers.compare import compare
+from mlsysim.solvers.queueing import TailLatencyModel, allen_cunneen_factor, erlang_c
+
+
+def _speculative_serving():
+    return ServingModel().solve("Llama3_8B", "H100", seq_len=128, draft_model="Llama3_2_1B",
+                                draft_acceptance_rate=0.9)
+
+
+def _dp_only_run():
+    return DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=2048,
+                                    zero_stage=1)
 
 CASES = {
     "in-network on a switch without reduction": (
@@ -112,6 +123,57 @@ CASES = {
         lambda: mlsysim.ReliabilityModel().solve("Meta_Llama3_405B_16X", job_duration_hours=1,
                                                  checkpoint_time_s=60),
         "Unknown cluster 'Meta_Llama3_405B_16X'. Did you mean: Meta_Llama3_405B_16K?"),
+    "a number where a model belongs": (
+        lambda: Engine.solve(model=42, hardware="H100"),
+        "The 'model' parameter must be a model spec, imported workload or zoo name. Got 42 "
+        "instead."),
+    "a phase that is not a string": (
+        lambda: Engine.solve(model="Llama3_8B", hardware="H100", phase=3),
+        "The 'phase' parameter of Engine.solve must be a string. Got 3 instead."),
+    "a TP group past a bare chip's scale-up domain": (
+        lambda: Engine.solve(model="Llama3_8B", hardware="H100", batch_size=1, tp_size=16),
+        "The 'tp_size' parameter of Engine.solve times pp_size (=16) exceeds the scale-up "
+        "domain of NVIDIA H100 SXM5 80GB (8 devices) and it has no scale-out fabric; use at "
+        "most that many, or a node or fleet (mlsysim.Systems)."),
+    "a chip with neither a host link nor a NIC to write checkpoints": (
+        lambda: CheckpointModel().solve("Llama3_8B", "TPUv5e"),
+        "The 'writer_bandwidth' parameter of CheckpointModel is needed: Google Cloud TPU v5e "
+        "has no published host link and no NIC is known; give the bandwidth one writer "
+        "reaches storage at (e.g. '25 GB/s')."),
+    "the ITL of a speculative run": (
+        lambda: compare(_speculative_serving(), _speculative_serving()),
+        "The 'a' parameter of DifferentialExplainer uses speculative decoding, whose ITL mixes "
+        "draft and verification passes; compare metric='ttft' or runs without a draft model."),
+    "a number where a result belongs in compare": (
+        lambda: compare(3, _speculative_serving()),
+        "The 'a' parameter of DifferentialExplainer must be a PerformanceProfile or a "
+        "ServingResult (or a dict of the solver's options). Got int instead."),
+    "a size where a sample rate belongs": (
+        lambda: DataModel().solve(mlsysim.Q_(100, "GB"), "1 MB", "1 GB/s"),
+        "The 'samples_per_s_required' parameter of DataModel must be in sample/s. Got "
+        "<Quantity(100, 'gigabyte')> instead."),
+    "an efficiency step without its config": (
+        lambda: mlsysim.EfficiencyModel().solve(model="Llama3_8B", fleet="DGX_H100"),
+        "The 'config' parameter of EfficiencyModel is needed with model and fleet (or give "
+        "run, a DistributedResult)."),
+    "an output length given to inference scaling's serving options": (
+        lambda: mlsysim.InferenceScalingModel().solve("Llama3_8B", "H100", prompt_len=128,
+                                                      reasoning_steps=4,
+                                                      serving={"output_len": 100}),
+        "The 'output_len' parameter of InferenceScalingModel is set by InferenceScalingModel "
+        "itself (reasoning_steps * tokens_per_step + answer_len); leave it out of serving."),
+    "a service time under a picosecond in ms": (
+        lambda: TailLatencyModel().solve(50, 1e-10),
+        "The 'service_latency_ms' parameter of TailLatencyModel.solve must be at least 1e-09 "
+        "(1 ps). Got 1e-10 instead."),
+    "zero servers for erlang_c": (
+        lambda: erlang_c(0, 1.0),
+        "The 'servers' parameter of erlang_c must be a positive whole number. Got 0 instead."),
+    "a word where a DP slowdown belongs": (
+        lambda: mlsysim.ResponsibleEngineeringModel().solve(run=_dp_only_run(),
+                                                            dp_slowdown="fast"),
+        "The 'dp_slowdown' parameter of ResponsibleEngineeringModel must be a positive number. "
+        "Got 'fast' instead."),
 }
 
 

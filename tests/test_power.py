@@ -288,6 +288,15 @@ def test_hardware_without_tdp_is_refused_naming_the_field():
     assert "tdp" in str(e.value) and a10g.name in str(e.value)
 
 
+def test_missing_tdp_message_says_why_and_what_to_type():
+    """The whole message: A10G publishes no TDP, and device power uses it as P_max."""
+    with pytest.raises(ValidationError) as e:
+        pw.device_power(mlsysim.Hardware.get("A10G"), 0.5, 0.5)
+    assert str(e.value) == ("The 'tdp' parameter of NVIDIA A10G (AWS) is not published: device "
+                            "power needs it as the ceiling P_max. Give the spec a tdp (e.g. "
+                            "tdp='300 W').")
+
+
 def test_unknown_hardware_and_wrong_types_are_refused():
     with pytest.raises(UnknownNameError):
         pw.device_power("H1000", 0.1, 0.1)
@@ -328,6 +337,23 @@ def test_node_without_host_power_says_so():
     assert n.host_w == pytest.approx(10200 - 8 * 700)
     with pytest.raises(ValidationError, match="accelerator_watts"):
         pw.node_power("DGX_H100", -1.0)
+
+
+def _dgx_without_host_power(**update):
+    dgx = Nodes.get("DGX_H100")
+    return Node(**{**dgx.model_dump(exclude={"key", "aliases"}), "host_power": None,
+                   "accelerator": dgx.accelerator, "intra_node_fabric": dgx.intra_node_fabric,
+                   "nic_fabric": dgx.nic_fabric, **update})
+
+
+def test_system_power_below_the_accelerators_tdp_cannot_give_a_host():
+    """A DGX H100 with system_power 5 kW and no host_power: 5000 W - 8 x 700 W = -600 W, no
+    host is derivable, and the message shows both sides of the comparison."""
+    with pytest.raises(ValidationError) as e:
+        pw.node_power(_dgx_without_host_power(system_power="5 kW"), 600.0)
+    assert e.value.field == "host_power"
+    assert str(e.value) == ("The 'host_power' parameter of NVIDIA DGX H100 is not published and "
+                            "cannot be derived: system_power (5000 W) is below 8 x TDP (5600 W).")
 
 
 def test_energy_is_power_times_time_never_tdp_times_time():

@@ -214,6 +214,29 @@ def test_checkpoint_interval_in_whole_steps():
     assert close(r.mfu_penalty_pct, r.write_s / 3598.0)
 
 
+def test_checkpoint_interval_shorter_than_one_step_is_one_step():
+    """A checkpoint can only fall on a step boundary, so an interval below one step is one
+    step: 0.001 h = 3.6 s with 10 s steps gives floor(0.36) = 0 -> 1 step, 10 s apart. The
+    8-writer DGX write of 987.75 GB / 400 GB/s = 2.46938 s then costs 2.46938 / 10 = 24.69 %
+    (not the 68.6 % a 3.6 s interval would give, nor the 12.3 % of two steps)."""
+    r = CHECKPOINT.solve(Models.Llama3_70B, DGX, n_writers=8, checkpoint_interval_hours=0.001,
+                         step_time_s=10.0)
+    assert r.steps_per_checkpoint == 1 and r.interval_s == 10.0
+    assert close(r.mfu_penalty_pct, LLAMA3_70B_PARAMS * 14 / 400e9 / 10.0)
+    assert r.feasible                                       # 2.47 s write < 10 s
+    assert r.headline()["checkpoint_interval"].to("s").m == pytest.approx(10.0, rel=1e-12)
+
+
+def test_checkpoint_whole_steps_survive_float_rounding():
+    """0.11 h = 396 s over 1.1 s steps is 360 steps, though 396 / 1.1 evaluates to
+    359.99999999999994 in floating point: the count is not rounded down to 359 (395.6 s)."""
+    assert 396.0 / 1.1 < 360
+    r = CHECKPOINT.solve(Models.Llama3_70B, DGX, n_writers=8, checkpoint_interval_hours=0.11,
+                         step_time_s=1.1)
+    assert r.steps_per_checkpoint == 360
+    assert r.interval_s == pytest.approx(396.0, rel=1e-12)
+
+
 def test_checkpoint_infeasible_when_the_write_outlasts_the_interval():
     """Llama-3-405B (405,853,388,800 params) x 14 B = 5.682 TB through one 50 GB/s writer =
     113.6 s, every 0.01 h = 36 s: infeasible."""
