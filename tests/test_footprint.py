@@ -186,3 +186,10 @@ def test_nodes_without_published_host_power_count_accelerators_and_say_so():
     assert r.fp.host_w == 0.0 and any("lower bound" in n for n in r.fp.notes)
     assert r.accelerator_energy_kwh == pytest.approx(8 * device_power("H100", 0.4, 0.0) * 24
                                                      / 1000, rel=1e-12)
+
+
+def test_a_run_of_the_wrong_type_is_refused_by_name():
+    with pytest.raises(ValidationError) as info:
+        S.solve("DGX_H100", duration_days=1, grid="Quebec", run=42)
+    assert str(info.value) == ("The 'run' parameter of SustainabilityModel must be a "
+                               "DistributedResult or PerformanceProfile. Got int instead.")

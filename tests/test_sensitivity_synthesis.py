@@ -248,3 +248,17 @@ def test_mixed_kinds_are_refused():
     with pytest.raises(ValidationError) as info:
         compare(p, r, metric=None)
     assert info.value.field == "b"
+
+
+def test_sensitivity_table_shows_each_spec_in_its_unit(decode_l4):
+    """The rich table prints the L4's datasheet values in their units: 300 GB/s of memory
+    bandwidth, 121 TFLOP/s dense fp16, PCIe Gen4 x16's 32 GB/s, an 8.1 us launch; the
+    efficiencies are plain numbers."""
+    t = decode_l4.__rich__()
+    spec, value = list(t.columns[0].cells), list(t.columns[1].cells)
+    shown = dict(zip(spec, value))
+    assert {k: shown[k] for k in ("memory_bandwidth", "peak_flops", "interconnect_bandwidth",
+                                  "kernel_overhead")} == {
+        "memory_bandwidth": "300 GB/s", "peak_flops": "121 TFLOP/s",
+        "interconnect_bandwidth": "32 GB/s", "kernel_overhead": "8.1 µs"}
+    assert float(shown["eta_memory"]) == pytest.approx(0.835, abs=1e-3)     # no unit
