@@ -150,6 +150,17 @@ def test_a_dataset_too_small_for_the_subgroup_is_infeasible():
     assert enough.feasible and enough.subgroup.extra_samples == 0
 
 
+def test_subgroup_headline_without_a_run_leaves_time_and_flops_unknown():
+    """Without a training run there is no time or flops per sample, so the headline gives
+    None for the extra epoch's time and flops, while the counts stand: ln(40) / (2 x 0.05^2)
+    = 737.78 -> 738 subgroup samples, / 0.01 = 73,800 in all, all of them extra."""
+    h = R.solve(margin=0.05, confidence=0.95, subgroup_fraction=0.01).headline()
+    assert h["extra_epoch_time"] is None and h["extra_epoch_flops"] is None
+    assert (h["subgroup_samples"], h["total_samples"], h["extra_samples"]) == \
+        (738, 73_800, 73_800)
+    assert h["margin"] == 0.05 and h["subgroup_fraction"] == 0.01
+
+
 def test_the_extra_data_costs_training_time_on_a_run():
     """One epoch over the extra samples costs step_s / batch per sample on the run's fleet, and
     the model flops per sample."""

@@ -120,6 +120,18 @@ def test_sweep_matches_scalar_solves():
         assert sweep["bottleneck"][i] == p.bottleneck
 
 
+def test_sweep_uses_a_float64_batch_array_without_copying_it():
+    """Batch sizes already in float64 are read in place (a million-batch sweep allocates no
+    second input array): the returned batch_size is the caller's array, still [1, 2, 4]. An
+    int list is converted once, to float64."""
+    batches = np.array([1.0, 2.0, 4.0])
+    out = Engine.sweep(RESNET, A100, batches)
+    assert np.shares_memory(out["batch_size"], batches)
+    assert out["batch_size"].tolist() == [1.0, 2.0, 4.0]
+    ints = Engine.sweep(RESNET, A100, [1, 2, 4])["batch_size"]
+    assert ints.dtype == np.float64 and ints.tolist() == [1.0, 2.0, 4.0]
+
+
 def test_band_brackets_the_prediction():
     p = Engine.solve(LLAMA, H100, batch_size=4)
     lo, hi = p.band

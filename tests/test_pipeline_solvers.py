@@ -156,6 +156,22 @@ def test_scale_out_factor_matches_the_collective_model():
     assert scale_out_factor(p, "allreduce", 1, 1024) == 0.0       # TP = 1: no TP traffic
 
 
+def test_without_a_scale_up_fabric_every_accelerator_sends_its_whole_buffer():
+    """One-GPU nodes on IB NDR (SHARP), declared in a domain of 8 but with no intra-node
+    fabric: no scale-up link shares the reduction, so each accelerator is its own member
+    (L = 1, N = 16) and a SHARP all-reduce sends S / L = S per accelerator, factor 1.0; on a
+    shared domain of 2 it would be 0.5. This is the collective model's own count (the
+    cross-domain time over the same 16 devices uses L = 1 too)."""
+    from mlsysim.specs.system import Node
+    node = Node(name="one-GPU node", accelerator="H100", accelerators_per_node=1,
+                scale_up_domain=8, nics_per_node=1, nic_fabric="InfiniBand_NDR", source="test")
+    p = comm_path(Fleet(name="16 one-GPU nodes", node=node, count=16, fabric="InfiniBand_NDR",
+                        source="test"))
+    assert (p.domain, p.up_bw, p.out_inr) == (8, None, True)
+    assert scale_out_factor(p, "allreduce", 16, 16) == 1.0
+    assert scale_out_factor(p, "allgather", 16, 16) == 15 / 16       # (n - 1) / n, any L
+
+
 def test_rank_order_decides_which_traffic_leaves_the_node():
     """Llama-3-8B on 2 DGX H100 (IB NDR, SHARP), tp = 2, pp = 2, dp = 4, batch 16: m = 16 / 4
     = 4 micro-batches of 1.

@@ -188,3 +188,53 @@ def test_continuous_batching_sizes_its_cache_by_memory_utilization():
     assert quarter.feasible and quarter.headline()["max_concurrency"] == 70
     tight = ContinuousBatchingModel().solve(**{**ex, "memory_utilization": 0.18})
     assert not tight.feasible and "memory_utilization 0.18" in tight.reason
+
+
+def test_a_prefill_budget_a_third_of_a_token_short_caps_the_arrival_rate():
+    """The c_cap check: at the cap the prompt budget binds as soon as it is any fraction of a
+    token short of the steady demand (the tolerance is rounding, 1e-9, not a token).
+    Llama-3-8B on an H100, prompts of 101 and 3 outputs, a vLLM preset capped at 8 sequences
+    with a 277-token step budget: demand at the cap = 8 x 101 / 3 = 269.33 prompt tokens per
+    step, the budget leaves 277 - 8 = 269, 1/3 short. Capacity = 269 / (101 tau) instead of
+    the cache's 8 / (3 tau), 269 x 3 / 808 = 0.99876 of it (313.2 vs 313.6 req/s at this tau).
+    One more token of budget (278) covers the demand, and the cap of 8 binds."""
+    vllm = mlsysim.ServingEngines.get("vllm")
+    kw = dict(prompt_len=101, output_len=3, arrival_rate_qps=1e6)
+    short = vllm.model_copy(update={"max_num_seqs": 8, "max_num_batched_tokens": 277})
+    r = CB.solve("Llama3_8B", "H100", engine=short, **kw)
+    tau = r.step_s
+    assert r.max_concurrency == 8 and r.prefill_chunk == 269.0
+    assert f"{269 / (101 * tau):.4g}" == "313.2" and f"{8 / (3 * tau):.4g}" == "313.6"
+    assert r.reason == ("arrival rate 1e+06 req/s exceeds the capacity of 313.2 req/s "
+                        "(concurrency cap 8)")
+    # Between the two capacities: refused only because of the third of a token.
+    between = CB.solve("Llama3_8B", "H100", engine=short, prompt_len=101, output_len=3,
+                       arrival_rate_qps=313.4)
+    assert not between.feasible and "capacity of 313.2 req/s" in between.reason
+    assert CB.solve("Llama3_8B", "H100", engine=short, prompt_len=101,
+                    output_len=3).binding == "prefill budget"
+    enough = vllm.model_copy(update={"max_num_seqs": 8, "max_num_batched_tokens": 278})
+    e = CB.solve("Llama3_8B", "H100", engine=enough, **kw)
+    assert e.prefill_chunk == pytest.approx(8 * 101 / 3, rel=1e-12)
+    assert e.reason == ("arrival rate 1e+06 req/s exceeds the capacity of 313.6 req/s "
+                        "(concurrency cap 8)")
+    assert CB.solve("Llama3_8B", "H100", engine=enough, prompt_len=101,
+                    output_len=3).binding == "max_num_seqs"
+
+
+def test_an_overloaded_stream_waits_forever_without_an_internal_queueing_error():
+    """Past the prefill budget's capacity the prompt queue is unstable and the wait is inf,
+    reported, not computed: with a 10^13-token budget and prompts of 1 token, one prompt
+    occupies P x tau / free = 1 x 12.6 ms / (10^13 - 256) = 1.26e-15 s of a step, under the
+    1 ps a queue accepts, while 10^17 req/s x 1.26e-15 s = 126 >= 1. The decode side: 256
+    sequences (max_num_seqs) / (tau x 1 output) = 256 / 12.6 ms = 2.033e4 req/s."""
+    vllm = mlsysim.ServingEngines.get("vllm")
+    huge = vllm.model_copy(update={"max_num_batched_tokens": 10**13})
+    r = CB.solve("Llama3_8B", "H100", prompt_len=1, output_len=1, arrival_rate_qps=1e17,
+                 engine=huge)
+    occupancy = r.step_s / (10**13 - 256)
+    assert occupancy < 1e-12 and 1e17 * occupancy >= 1
+    assert r.ttft_wait_s == math.inf and not r.feasible
+    assert r.reason == (f"arrival rate 1e+17 req/s exceeds the capacity of "
+                        f"{256 / r.step_s:.4g} req/s (concurrency cap 256)")
+    assert f"{256 / r.step_s:.4g}" == "2.033e+04"
