@@ -156,20 +156,32 @@ def test_scale_out_factor_matches_the_collective_model():
     assert scale_out_factor(p, "allreduce", 1, 1024) == 0.0       # TP = 1: no TP traffic
 
 
-def test_without_a_scale_up_fabric_every_accelerator_sends_its_whole_buffer():
-    """One-GPU nodes on IB NDR (SHARP), declared in a domain of 8 but with no intra-node
-    fabric: no scale-up link shares the reduction, so each accelerator is its own member
-    (L = 1, N = 16) and a SHARP all-reduce sends S / L = S per accelerator, factor 1.0; on a
-    shared domain of 2 it would be 0.5. This is the collective model's own count (the
-    cross-domain time over the same 16 devices uses L = 1 too)."""
+def test_one_gpu_nodes_send_their_whole_buffer_over_the_scale_out_fabric():
+    """One-GPU nodes on IB NDR (SHARP): the scale-up domain is the GPU alone, so each
+    accelerator is its own member (L = 1, N = 16) and a SHARP all-reduce sends S / L = S per
+    accelerator, factor 1.0; an all-gather (n - 1) / n = 15/16."""
     from mlsysim.specs.system import Node
     node = Node(name="one-GPU node", accelerator="H100", accelerators_per_node=1,
-                scale_up_domain=8, nics_per_node=1, nic_fabric="InfiniBand_NDR", source="test")
+                nics_per_node=1, nic_fabric="InfiniBand_NDR", source="test")
     p = comm_path(Fleet(name="16 one-GPU nodes", node=node, count=16, fabric="InfiniBand_NDR",
                         source="test"))
-    assert (p.domain, p.up_bw, p.out_inr) == (8, None, True)
+    assert (p.domain, p.up_bw, p.out_inr) == (1, None, True)
     assert scale_out_factor(p, "allreduce", 16, 16) == 1.0
-    assert scale_out_factor(p, "allgather", 16, 16) == 15 / 16       # (n - 1) / n, any L
+    assert scale_out_factor(p, "allgather", 16, 16) == 15 / 16
+
+
+def test_a_scale_up_domain_without_a_fabric_to_reach_it_is_refused():
+    """A one-GPU node declared in a scale-up domain of 8 with no intra-node fabric has no link
+    to the other seven: the spec is refused with the fix (it used to load, and a collective
+    over 4 of its devices failed deep inside with an AttributeError)."""
+    from mlsysim.specs.system import Node
+    with pytest.raises(MLSysimError) as err:
+        Node(name="one-GPU node", accelerator="H100", accelerators_per_node=1,
+             scale_up_domain=8, nics_per_node=1, nic_fabric="InfiniBand_NDR", source="test")
+    assert str(err.value) == (
+        "invalid Node:\n  (entry): scale_up_domain (=8) reaches accelerators beyond this one "
+        "only over an intra_node_fabric (or intra_node_bw); give one, or leave scale_up_domain "
+        "out")
 
 
 def test_rank_order_decides_which_traffic_leaves_the_node():

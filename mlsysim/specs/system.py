@@ -185,6 +185,10 @@ class Node(_SystemSpec):
         if self.scale_up_domain is not None and self.scale_up_domain < n:
             raise ValueError(f"scale_up_domain (={self.scale_up_domain}) must be at least "
                              f"accelerators_per_node (={n})")
+        if self.domain > 1 and fab is None:
+            raise ValueError(f"scale_up_domain (={self.domain}) reaches accelerators beyond "
+                             "this one only over an intra_node_fabric (or intra_node_bw); give "
+                             "one, or leave scale_up_domain out")
         if self.nics_per_node and self.nic_fabric is None:
             raise ValueError(f"nics_per_node (={self.nics_per_node}) needs a nic_fabric")
         if self.nic_fabric is not None:
