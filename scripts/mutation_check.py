@@ -188,6 +188,17 @@ MUTATIONS = [
     ("training band: a rate's low edge is the slow step", "mlsysim/validation/adapters.py",
      "low, high = value * t / t_hi, value * t / t_lo",
      "low, high = value * t / t_lo, value * t / t_hi", ["tests/test_validation_training.py"]),
+    ("ZeRO-3: forward + backward gather + reduce-scatter", "mlsysim/solvers/distributed.py",
+     "z3_comm = m * (1 + (3 if parts.regather else 2)) * one",
+     "z3_comm = m * (1 + (3 if parts.regather else 3)) * one", ["tests/test_distributed.py"]),
+    ("ZeRO-3: the recompute gathers once more", "mlsysim/solvers/distributed.py",
+     "z3_comm = m * (1 + (3 if parts.regather else 2)) * one",
+     "z3_comm = m * (1 + (2 if parts.regather else 2)) * one", ["tests/test_distributed.py"]),
+    ("ZeRO-3: exposed gathers count as communication", "mlsysim/solvers/distributed.py",
+     "                + self.zero3_exposed_s)", ")", ["tests/test_distributed.py"]),
+    ("node: a scale-up domain needs a fabric", "mlsysim/specs/system.py",
+     "if self.domain > 1 and fab is None:", "if self.domain > 1 and fab is None and n > 1:",
+     ["tests/test_pipeline_solvers.py"]),
 ]
 
 

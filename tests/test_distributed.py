@@ -223,7 +223,8 @@ def test_zero3_gathers_are_reported_as_communication():
     terms (a ring across nodes at 44.07 GB/s: 16.06e9 / 44.07e9 = 0.3645 s); forward gather,
     backward gather and reduce-scatter make 3 t_g = 1.094 s per step. Compute is ~37 ms, so
     every pass waits for its gathers: the micro-batch time equals the gather time, nearly all
-    of it is exposed, and the step is interconnect-bound. Before, those 1.06 s were reported
+    of it is exposed, and the step is interconnect-bound. Full recomputation gathers once more
+    for the re-run forward: 4 t_g. Before, those 1.06 s were reported
     as 0 ms of communication and the step as compute-bound."""
     from mlsysim.solvers.distributed import dp_terms
     from mlsysim.solvers.efficiency import EfficiencyModel
@@ -248,6 +249,9 @@ def test_zero3_gathers_are_reported_as_communication():
             f"{exposed_ms:.4g} ms not hidden by compute)") in r.explain()
     eff = EfficiencyModel().solve(r)
     assert eff.dp_share == pytest.approx(r.zero3_exposed_s / r.step_s, rel=1e-9)
+    full = DistributedModel().solve("Llama3_8B", fleet, batch_size=32, seq_len=512,
+                                    zero_stage=3, activation_recomputation="full")
+    assert full.zero3_comm_s == pytest.approx(4 * t_g, rel=1e-9)   # + the recompute gather
 
 
 def test_zero3_gathers_hidden_by_compute_leave_the_step_compute_bound():
