@@ -21,8 +21,20 @@ GEMMs, FlashAttention-2's 2.5x attention backward), recomputation and collective
 - DP: the gradients of the local parameters (``grad bytes x params / (tp x pp)``, experts also
   ``/ ep``) all-reduced over the ``dp x cp`` ranks holding the same shard (reduce-scatter +
   all-gather with ZeRO-1/2: the same bytes), once per step, hidden behind the last
-  micro-batch's backward when ``overlap_comm``; ZeRO-3 all-gathers the weights for every
-  forward and backward and reduce-scatters the gradients per micro-batch, overlapped.
+  micro-batch's backward when ``overlap_comm``. With ``v`` interleaved chunks each chunk's
+  reduction is launched when that chunk's last micro-batch backward is done (Megatron-LM's
+  interleaved schedule calls the chunk's grad sync at ``is_last_microbatch_for_model_chunk``,
+  megatron/core/pipeline_parallel/schedules.py). In the last group of ``p`` micro-batches the
+  chunks run their backwards in turn (chunk ``v-1`` first), so chunk ``c`` is final ``c p``
+  chunk-backwards (``t_b / v`` each) before the end: the reduction ``D`` has the window
+  ``W = ((v - 1) p + 1) t_b / v`` and the last chunk's ``D / v`` only its own backward::
+
+      exposed = max(overlapped(t_b / v, D / v) - t_b / v,  overlapped(W, D) - W)
+
+  (``v`` = 1: both terms are ``overlapped(t_b, D) - t_b``). Idle time in the drain only widens
+  the window, so this is the least overlap the schedule allows. ZeRO-3 all-gathers the
+  weights for every forward and backward and reduce-scatters the gradients per micro-batch,
+  overlapped.
 
 Overlap. Compute slows while a collective runs beside it: NCCL's kernels hold SMs and
 memory bandwidth. Lee et al. 2025 (arXiv:2507.03114) measured an average computational
@@ -726,6 +738,21 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
     return out
 
 
+def dp_exposed(t_b, reduction, v, pp, slowdown: float):
+    """Seconds of the DP gradient ``reduction`` the step waits for, overlapped with the
+    backward (module docstring): each of the ``v`` chunks' reductions starts when its last
+    micro-batch backward is done, so the last chunk's share hides behind its own backward
+    ``t_b / v`` and the whole behind ``W = ((v - 1) pp + 1) t_b / v``; ``v`` = 1 is the last
+    micro-batch's backward ``t_b``.
+
+    >>> float(dp_exposed(1.0, 3.0, 1, 4, 0.0)), float(dp_exposed(1.0, 3.0, 2, 4, 0.0))
+    (2.0, 1.0)
+    """
+    window = ((v - 1) * pp + 1) * t_b / v
+    return np.maximum(overlapped(t_b / v, reduction / v, slowdown) - t_b / v,
+                      overlapped(window, reduction, slowdown) - window)
+
+
 def overlapped(compute, comm, slowdown: float):
     """Seconds until both ``compute`` and a ``comm`` overlapped with it are done, the compute
     slowed by ``slowdown`` while they share the device (module docstring):
@@ -1031,7 +1058,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     # DP gradient all-reduce (ZeRO-1/2: reduce-scatter + all-gather, the same bytes).
     a, b = group_terms("allreduce", shard, dp_span)
     dp_t = np.where(zero < 3, a + b * p_max * e, 0.0)
-    exposed = overlapped(t_b, dp_t, parts.overlap_slowdown) - t_b if overlap else dp_t
+    exposed = dp_exposed(t_b, dp_t, v, pp, parts.overlap_slowdown) if overlap else dp_t
     # Optimizer state (core/memory.py) plus the fp32 master copy under mixed precision.
     state = optimizer_state_bytes_per_param(optimizer, model, OWNER) + (4.0 if e < 4 else 0.0)
     update = 2 * (state + e) + e                 # read and write state and weights, read grads
