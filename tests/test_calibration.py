@@ -68,6 +68,29 @@ def test_gemm_fit_is_physical():
     assert lo < 1 < hi
 
 
+def _ramp_rows(alpha, peak=1e15, tau=1e-5):
+    """GEMM rows from eta = 0.8 (1 - exp(-(F / (peak * tau))^alpha)), F = 2 edge^3."""
+    rows = []
+    for i, edge in enumerate([256, 512, 1024, 2048, 4096, 8192, 16384]):
+        f = 2.0 * edge ** 3
+        eta = 0.8 * (1 - math.exp(-((f / (peak * tau)) ** alpha)))
+        rows.append((f"r{i}", ("X", "16bit"), f, peak, eta))
+    return rows
+
+
+@pytest.mark.parametrize("alpha", [1 / 3, 1 / 2, 5 / 6, 1.0])
+def test_fit_recovers_every_ramp_exponent_of_its_grid(alpha):
+    """The alpha grid is 1/3, 1/2, 2/3, 5/6, 1 (2/3 is the test above): rows generated exactly
+    from one of them, at tau = 10 us (10^(-8 + 0.03 x 100), a grid point), are fitted back with
+    zero error, so the fit returns that alpha, that tau and eta_max = 0.8. The shallowest
+    exponent, 1/3, is the one the three-shape H100 measurements (MEASURED below) pick."""
+    t, a, gmax, resid = fit_gemm(_ramp_rows(alpha))
+    assert a == pytest.approx(alpha, rel=1e-12)
+    assert t == pytest.approx(1e-5, rel=1e-9)
+    assert gmax[("X", "16bit")] == pytest.approx(0.8, rel=1e-9)
+    assert all(r == pytest.approx(1.0, rel=1e-9) for r in resid.values())
+
+
 def test_fit_recovers_a_known_ramp():
     """Rows generated from eta = 0.8 (1 - exp(-(F / (peak * 10 us))^(2/3))) are fitted back."""
     peak, tau, alpha = 1e15, 1e-5, 2 / 3
@@ -120,6 +143,9 @@ def test_user_calibration_round_trip(tmp_path):
     assert eff.kernel_overhead.to("us").magnitude == pytest.approx(2.5)
     assert all(0.9 < r < 1.1 for r in result.residuals.values())
     assert "attention" in result.kept
+    # The report names what was fitted and what was kept, in that order, as printed.
+    assert result.report().splitlines()[1] == (
+        "  fitted: gemm, memory, kernel overhead; kept from the package: attention")
     out = tmp_path / "my_h100.yaml"
     out.write_text(result.yaml())
     mine = mlsysim.load_hardware(out)
@@ -160,6 +186,9 @@ def test_user_attention_row_is_its_throughput_over_the_16_bit_peak(tmp_path):
     result = calibrate_device(csv, mlsysim.Hardware.H100)
     assert result.hardware.efficiency.attention_max == pytest.approx(410 / 989.5, abs=1e-4)
     assert "attention" in result.fitted and "attention" not in result.kept
+    # Every kind has a row, so nothing is kept, and the report says so in a word.
+    assert result.report().splitlines()[1] == (
+        "  fitted: gemm, memory, attention, kernel overhead; kept from the package: nothing")
 
 
 @pytest.mark.parametrize("text,match", [

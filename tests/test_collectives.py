@@ -18,6 +18,7 @@ from mlsysim.core.collectives import (
     collective_efficiency,
     collective_time,
     fit_collectives,
+    fit_report,
 )
 from mlsysim.errors import InfeasibleConfigError, ValidationError
 from mlsysim.specs.hardware import HardwareSpec
@@ -339,3 +340,69 @@ def test_bad_microbench_system_row_error_names_the_file_and_row(monkeypatch, tmp
         collectives._row_systems()
     assert str(info.value) == ("bad_rows.yaml row MIC-X: invalid Node:\n"
                                "  accelerators_per_node: must be greater than 0 (got 0)")
+
+
+def test_a_bare_chip_without_an_interconnect_names_the_link_it_lacks():
+    """The Jetson Orin Nano publishes no interconnect: a 2-device all-reduce on it needs 'a link
+    between 2 devices' of the 'interconnect' and there is 'none'."""
+    with pytest.raises(InfeasibleConfigError) as info:
+        collective_time("JetsonOrinNano", "allreduce", GiB, 2)
+    e = info.value
+    assert (e.resource, e.required, e.available) == ("interconnect", "a link between 2 devices",
+                                                     "none")
+
+
+# ---------------------------------------------------------------- groups spanning domains
+
+def _two_node_fleet():
+    """2 nodes of 8 H100 on a 100 GB/s switch, 4 NICs of 25 GB/s each: 12.5 GB/s per GPU."""
+    switch = mlsysim.NetworkFabric(name="test switch", scope="scale_up", bandwidth="100 GB/s")
+    ib = mlsysim.NetworkFabric(name="test IB", bandwidth="25 GB/s")
+    node = mlsysim.Node(name="8-GPU node", accelerator="H100", accelerators_per_node=8,
+                        intra_node_fabric=switch, nics_per_node=4, nic_fabric=ib)
+    return mlsysim.Fleet(name="2 nodes", node=node, count=2)
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "ring", "nccl", "hierarchical"])
+def test_an_all_gather_across_nodes_runs_as_one_ring_under_any_allowed_algorithm(algorithm):
+    """Only all-reduce has a hierarchical schedule: an all-gather over 16 GPUs in 2 nodes is a
+    flat ring on the scale-out link whichever of auto, ring, nccl or hierarchical is asked,
+    (n-1) alpha_out + (n-1)/n S / (eta_out B_out) = 15 alpha_out + 15/16 S / (eta_out 12.5 GB/s)."""
+    from mlsysim.core.collectives import comm_path
+    fleet = _two_node_fleet()
+    out = comm_path(fleet).out_eff
+    want = 15 * out.alpha_s + 15 / 16 * 1e8 / (out.eta_link * 12.5e9)
+    assert collective_time(fleet, "allgather", 1e8, 16, algorithm=algorithm) == \
+        pytest.approx(want, rel=1e-12)
+
+
+# ---------------------------------------------------------------- the fit report
+
+def test_fit_report_summarises_each_scale_out_fabric_by_its_worst_row():
+    """docs/collectives.md's table. InfiniBand NDR has two peak-busbw rows, MIC-037 (32 GPUs,
+    330.93 GB/s, +42.8%) and MIC-151 (16 GPUs, 250 GB/s, -8.1%): 2 rows, median abs error
+    (42.8 + 8.1) / 2 = 25.4% (from the unrounded errors), worst MIC-037. HDR has one, MIC-150
+    (+8.5%), which is both its median and its worst. Scale-out alphas are the scale-up median
+    (3.15 us), flagged '(est.)'. Peak rows have no message size and show 'peak'."""
+    lines = fit_report().splitlines()
+    assert "| InfiniBand_NDR | scale-out | 3.15 (est.) | 0.854 |  |  | 2 | 25.4% | " \
+           "42.8% (MIC-037) |" in lines
+    assert "| InfiniBand_HDR | scale-out | 3.15 (est.) | 1.000 |  |  | 1 | 8.5% | " \
+           "8.5% (MIC-150) |" in lines
+    assert "| NVLink4 | scale-up | 2.68 | 0.980 | 0.817 | 0.881 | 20 | 7.7% | " \
+           "25.0% (MIC-126) |" in lines
+    assert "| MIC-037 | InfiniBand_NDR | 32 | peak | 330.93 | +42.8% |" in lines
+    assert "| MIC-151 | InfiniBand_NDR | 16 | peak | 250 | -8.1% |" in lines
+    assert "| MIC-150 | InfiniBand_HDR | 24 | peak | 96 | +8.5% |" in lines
+    assert "| MIC-122 | NVLink3 | 8 | 0.03125 MiB | 1.31 | +16.2% |" in lines   # 32 KiB
+
+
+def test_scale_out_fits_are_own_fits_and_their_median_is_estimated():
+    """A fabric with multi-node rows gets its own scale-out fit (estimated False, the rows it
+    came from); the median over fabrics, used where a fabric has none, is estimated True.
+    HDR's one row, 96 GB/s on 24 GPUs, implies more than the link: eta is capped at 1."""
+    cal = collective_calibration()
+    ndr, hdr = cal.scale_out["InfiniBand_NDR"], cal.scale_out["InfiniBand_HDR"]
+    assert ndr.estimated is False and ndr.rows == ("MIC-037", "MIC-151")
+    assert hdr.estimated is False and hdr.rows == ("MIC-150",) and hdr.eta_bus == 1.0
+    assert cal.scale_out_defaults.estimated is True

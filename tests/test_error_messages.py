@@ -18,7 +18,9 @@ from mlsysim import (
 from mlsysim.core import validate as check
 from mlsysim.core.collectives import collective_time
 from mlsysim.core.datafile import read_text
+from mlsysim.core.device_calibration import calibrate_device
 from mlsysim.core.engine import Engine
+from mlsysim.core.power import device_power, energy
 from mlsysim.errors import DataFileError, UnknownNameError, UnsupportedPrecisionError
 from mlsysim.solvers.compare import compare
 from mlsysim.solvers.queueing import TailLatencyModel, allen_cunneen_factor, erlang_c
@@ -174,6 +176,45 @@ CASES = {
                                                             dp_slowdown="fast"),
         "The 'dp_slowdown' parameter of ResponsibleEngineeringModel must be a positive number. "
         "Got 'fast' instead."),
+    "a fabric name where scale_up or host belongs": (
+        lambda: collective_time("H100", "allreduce", 1e6, 8, fabric="nvlink"),
+        "The 'fabric' parameter of collective_time must be one of scale_up, host. Got 'nvlink' "
+        "instead."),
+    "a one-domain algorithm for a group spanning two nodes": (
+        lambda: collective_time("DGX_H100_SuperPOD_256", "allreduce", 1e6, 16,
+                                algorithm="one_shot"),
+        "The 'algorithm' parameter of collective_time 'one_shot' runs within one scale-up "
+        "domain; a group of 16 spanning 2 domains uses 'hierarchical', 'ring' or 'auto'."),
+    "no measurements file for calibrate_device": (
+        lambda: calibrate_device(None, mlsysim.Hardware.H100),
+        "The 'measurements' parameter of calibrate_device must be a file path (str or "
+        "os.PathLike), got NoneType None"),
+    "a number where device_power's hardware belongs": (
+        lambda: device_power(42, 0.5, 0.5),
+        "The 'hardware' parameter of device_power must be a hardware spec or zoo name. Got 42 "
+        "instead."),
+    "a negative power for energy": (
+        lambda: energy(-1, 2),
+        "The 'power_w' parameter of energy must be a finite non-negative number (or array). "
+        "Got -1 instead."),
+    "tensor parallelism on a state-space model": (
+        lambda: Engine.solve(model="Mamba_2_8B", hardware="DGX_H100", batch_size=1, tp_size=2),
+        "The 'tp_size' parameter of Engine.solve must be 1 for state-space models."),
+    "a dict where a continuous-batching config belongs": (
+        lambda: mlsysim.ContinuousBatchingModel().solve("Llama3_8B", "H100",
+                                                        config={"prompt_len": 512}),
+        "The 'config' parameter of ContinuousBatchingModel must be a ContinuousBatchingConfig. "
+        "Got dict instead."),
+    "zero years of amortization": (
+        lambda: mlsysim.EconomicsModel().solve(**mlsysim.EconomicsModel.example(),
+                                               amortization_years=0),
+        "The 'amortization_years' parameter of EconomicsModel must be a finite positive "
+        "number. Got 0 instead."),
+    "an energy where a yearly opex belongs": (
+        lambda: mlsysim.EconomicsModel().solve(**mlsysim.EconomicsModel.example(),
+                                               other_opex_per_year="5 kWh"),
+        "The 'other_opex_per_year' parameter of EconomicsModel must be a price in USD (e.g. "
+        "'0.08 USD/kWh'). Got '5 kWh' instead."),
 }
 
 
