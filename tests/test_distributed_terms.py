@@ -7,6 +7,7 @@ import pytest
 import mlsysim
 from mlsysim import Fleet, Systems
 from mlsysim.core.collectives import comm_path, resolve_system
+from mlsysim.errors import ValidationError
 from mlsysim.solvers.distributed import activation_bytes, parts_for, stage_params
 
 LLAMA = mlsysim.Models.get("Llama3_8B")
@@ -118,3 +119,44 @@ def test_dp_overlap_note_prints_the_reduction_and_the_backward_in_ms():
     assert r.dp_comm_s >= 1.4 * t_b
     assert r.notes == (f"DP gradient reduction ({r.dp_comm_s * 1e3:.3g} ms) outlasts the last "
                        f"micro-batch's backward ({t_b * 1e3:.3g} ms)",)
+
+
+def _flops_and_acts(prepared, name):
+    t = prepared.table
+    i = list(t.names).index(name)
+    return float(t.flops_per_sample[i]), float(t.act_bytes_per_sample[i])
+
+
+def test_sequence_parallelism_shards_only_the_stack_norms_over_tp():
+    """Llama-3-8B, 1,024 tokens, tp = 8 on one DGX H100. A layer norm costs 8 flop per element
+    and moves 4 elements per element normalized (the residual add fused in): 8 x 1024 x 4096 =
+    33,554,432 flop and 4 x 1024 x 4096 x 2 B = 33,554,432 B per sample, replicated on every TP
+    rank without sequence parallelism. With it, each rank normalizes 1,024 / 8 = 128 tokens:
+    4,194,304 flop and 4,194,304 B. The GEMMs are TP-sharded either way and do not change (the
+    QKV projection: 2 x 1024 x 4096 x 6144 / 8 = 6,442,450,944 flop), nor does the final norm
+    after the stack (8 x 1024 x 4096 = 33,554,432 flop; it reads and writes 2 x 1024 x 4096 x
+    2 B = 16,777,216 B)."""
+    hw, path = resolve_system(Systems.Nodes.DGX_H100)
+
+    def rows(sp):
+        p = parts_for(LLAMA, hw, path, "bf16", 1024, 8, 1, 1, "none", sp, 1.0, 8)
+        got = {n: _flops_and_acts(p.fwd["stack"], n)
+               for n in ("layer.norm", "layer.norm2", "layer.qkv")}
+        return {**got, "final_norm": _flops_and_acts(p.fwd["post"], "final_norm")}
+
+    plain, sharded = rows(False), rows(True)
+    assert plain["layer.norm"] == plain["layer.norm2"] == (33_554_432.0, 33_554_432.0)
+    assert sharded["layer.norm"] == sharded["layer.norm2"] == (4_194_304.0, 4_194_304.0)
+    assert plain["layer.qkv"][0] == sharded["layer.qkv"][0] == 6_442_450_944.0
+    assert plain["final_norm"] == sharded["final_norm"] == (33_554_432.0, 16_777_216.0)
+
+def test_interleaving_needs_micro_batches_divisible_by_the_stages():
+    """One DGX H100 as 2 stages x 4 replicas, batch 12: 12 / 4 = 3 micro-batches of one
+    sequence per replica, which 2 stages cannot split into interleaved rounds."""
+    with pytest.raises(ValidationError) as info:
+        mlsysim.DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=12, seq_len=2048,
+                                         pp_size=2, v_stages=2, zero_stage=1)
+    assert info.value.field == "v_stages"
+    assert str(info.value) == (
+        "The 'v_stages' parameter of DistributedModel needs micro-batches per replica (=3) "
+        "divisible by pp_size (=2) for the interleaved schedule.")

@@ -261,3 +261,56 @@ def test_responsible_bad_input_names_the_field(kwargs, field):
 def test_an_unknown_clipping_method_suggests_the_known_ones():
     with pytest.raises(UnknownNameError, match="ghost_clipping"):
         R.solve(run=dp_only(), clipping="ghost_clip")
+
+
+def test_a_confidence_of_zero_is_refused_like_one():
+    """Hoeffding's n = ln(2 / delta) / (2 eps^2) needs 0 < 1 - delta < 1: a confidence of 0
+    certifies nothing, so it is refused with the same words as 1."""
+    with pytest.raises(ValidationError) as info:
+        R.solve(margin=0.05, confidence=0.0)
+    assert str(info.value) == (
+        "The 'confidence' parameter of ResponsibleEngineeringModel must be strictly between 0 "
+        "and 1 (1 needs infinitely many samples). Got 0.0 instead.")
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"batch_multiplier": 4}, "batch_multiplier"),
+    ({"clipping": "ghost_clipping"}, "clipping"),
+    ({"noise_multiplier": 1.0}, "noise_multiplier"),
+])
+def test_a_private_training_knob_without_a_run_names_itself(kwargs, field):
+    """Clipping, batch multiplier and noise cost a training step: with only a subgroup margin
+    there is no step to cost, and the knob given is the one named."""
+    with pytest.raises(ValidationError) as info:
+        R.solve(margin=0.05, **kwargs)
+    assert info.value.field == field
+    assert str(info.value) == (
+        f"The '{field}' parameter of ResponsibleEngineeringModel needs a training run (run, "
+        "or model, fleet and config) to cost.")
+
+
+def test_a_subgroup_fraction_without_a_margin_names_the_fraction():
+    with pytest.raises(ValidationError) as info:
+        R.solve(subgroup_fraction=0.01)
+    assert info.value.field == "margin"
+    assert str(info.value) == (
+        "The 'margin' parameter of ResponsibleEngineeringModel is needed with "
+        "subgroup_fraction: the +- to certify the subgroup's metric within.")
+
+
+def test_the_example_trains_at_four_times_the_batch():
+    """The example (its docstring: ghost clipping at 4x the batch of 64, sigma = 1): the noise
+    std of the mean gradient is sigma / B = 1 / (4 x 64) = 1/256 = 0.00390625 clip norms."""
+    h = R.solve(**R.example()).headline()
+    assert h["batch_multiplier"] == 4.0
+    assert h["noise_std_over_clip"] == 1 / 256
+
+
+def test_explain_prints_the_token_budgets_hours_before_and_after():
+    """dp_slowdown = 1 at the run's own batch: the private run takes exactly the run's time.
+    1e9 tokens / (64 x 2048) per step = 7,629.4 steps of step_s each, printed in hours on both
+    sides of the arrow (2.503 h today)."""
+    run = dp_only()
+    lines = R.solve(run=run, dp_slowdown=1.0).explain().splitlines()
+    hours = 1e9 / (64 * 2048) * run.step_s / 3600
+    assert lines[3] == f"  1e+09 tokens in 7629 steps: {hours:.4g} h -> {hours:.4g} h"

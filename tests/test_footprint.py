@@ -193,3 +193,22 @@ def test_a_run_of_the_wrong_type_is_refused_by_name():
         S.solve("DGX_H100", duration_days=1, grid="Quebec", run=42)
     assert str(info.value) == ("The 'run' parameter of SustainabilityModel must be a "
                                "DistributedResult or PerformanceProfile. Got int instead.")
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"run": "profile", "mfu": 0.4}, "The 'mfu' parameter of SustainabilityModel and run both "
+     "give the activity; give one."),
+    ({"datacenter": None}, "The 'grid' parameter of SustainabilityModel is needed: name the "
+     "region's grid (e.g. 'Quebec', 'US_Avg'), or a datacenter that has one."),
+    ({"duration_days": 0}, "The 'duration_days' parameter of SustainabilityModel must be a "
+     "finite positive number. Got 0 instead."),
+])
+def test_sustainability_refusals_word_for_word(kw, message):
+    """Both a run and an mfu, no grid from anywhere, a zero-day job: each refused by name."""
+    args = dict(duration_days=1, datacenter=DC, mfu=0.4)
+    args.update(kw)
+    if args.get("run") == "profile":
+        args["run"] = mlsysim.Engine.solve("Llama3_8B", "H100", seq_len=128)
+    with pytest.raises(ValidationError) as info:
+        S.solve("H100", **args)
+    assert str(info.value) == message

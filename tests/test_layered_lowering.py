@@ -133,3 +133,23 @@ def test_training_a_layered_model_by_hand():
     assert r.model_flops == 347_808.0
     full = DistributedModel().solve(SPEC, "H100", activation_recomputation="full", **kw)
     assert full.memory.activations == 4 * 2_560.0
+
+
+@pytest.mark.parametrize("op", ["upsample", "concat"])
+def test_a_copy_reads_one_input_per_output_whatever_its_stride(op):
+    """Only pooling reads stride^2 inputs per output; an upsample or concat with stride 2 set
+    is still a copy: c = 4 over a 4 x 4 output (64 elements), (1 + 1) x 64 x 2 B = 256 B and
+    64 flop, where a stride-2 pool of the same size reads 4: (4 + 1) x 64 x 2 B = 640 B and
+    256 flop. (The 4 x 4 fc is there for the spec's parameter count, 16.)"""
+    spec = LayeredSpec.model_validate({
+        "key": "Copy", "name": "Copy", "architecture": "test", "group": "Tiny",
+        "published_parameters": 16, "family": "layers", "source": "test", "as_of": "2026",
+        "blocks": [{"name": "b", "layers": [
+            {"op": "fc", "name": "fc", "cin": 4, "cout": 4},
+            {"op": op, "name": "copy", "c": 4, "out": 4, "stride": 2},
+            {"op": "pool", "name": "pool", "c": 4, "out": 4, "stride": 2}]}]})
+    t = lower(spec, phase="forward", seq_len=1, e=2.0)
+    assert _row(t, "b.copy") == dict(kind=OpKind.ELEMENTWISE, count=1.0, flops=64.0,
+                                     weights=0.0, acts=256.0)
+    assert _row(t, "b.pool") == dict(kind=OpKind.ELEMENTWISE, count=1.0, flops=256.0,
+                                     weights=0.0, acts=640.0)

@@ -262,3 +262,37 @@ def test_sensitivity_table_shows_each_spec_in_its_unit(decode_l4):
         "memory_bandwidth": "300 GB/s", "peak_flops": "121 TFLOP/s",
         "interconnect_bandwidth": "32 GB/s", "kernel_overhead": "8.1 µs"}
     assert float(shown["eta_memory"]) == pytest.approx(0.835, abs=1e-3)     # no unit
+
+
+def test_sensitivity_table_title_names_the_metric_model_and_device(decode_l4):
+    assert decode_l4.__rich__().title == (
+        "SensitivityResult: d ln(latency) / d ln(spec), Llama-2-7B on NVIDIA L4")
+
+
+def test_launch_floor_reason_spells_out_the_floor():
+    """643 kernels x 8.1 us = 5,208 us = 5.208 ms on the H100, above the 1 ms target."""
+    r = SynthesisSolver().solve("Llama2_70B", "1 ms", efficiency="H100")
+    assert r.reason == ("the target 1 ms is below the launch floor of 643 kernels x 8.1 us = "
+                        "5.208 ms on NVIDIA H100 SXM5 80GB: no bandwidth or compute meets it")
+
+
+def test_synthesis_state_is_the_kv_cache_of_the_whole_batch():
+    """Llama-2-70B decode over 1,024 cached tokens plus the new one: 80 layers x 2 (K, V) x
+    1,025 tokens x 8 KV heads x 128 x 2 B = 335,872,000 B per sequence; a batch of 4 holds
+    1,343,488,000 B."""
+    one = SynthesisSolver().solve("Llama2_70B", "50 ms", seq_len=1024)
+    four = SynthesisSolver().solve("Llama2_70B", "50 ms", seq_len=1024, batch_size=4)
+    assert one.state_bytes == 80 * 2 * 1025 * 8 * 128 * 2 == 335_872_000
+    assert four.state_bytes == 4 * 335_872_000 == 1_343_488_000
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(seq_len=10**6), "The 'seq_len' parameter of SynthesisSolver must not exceed "
+     "Llama-2-70B's context of 4096 tokens. Got 1000000 instead."),
+    (dict(efficiency=3), "The 'efficiency' parameter of SynthesisSolver must be a hardware "
+     "spec or zoo name (the reference device). Got 3 instead."),
+])
+def test_synthesis_refusals_name_the_solver(kwargs, message):
+    with pytest.raises(ValidationError) as info:
+        SynthesisSolver().solve("Llama2_70B", "50 ms", **kwargs)
+    assert str(info.value) == message

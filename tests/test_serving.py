@@ -336,3 +336,17 @@ def test_trace_itl_equation_divides_by_accepted_tokens_only_when_speculating():
     assert plain.trace()["equations"]["itl"] == "decode_step(mean context) + tp_comm_decode"
     assert spec.trace()["equations"]["itl"] == ("decode_step(mean context) + tp_comm_decode"
                                                 " / E[tokens per speculative step]")
+
+
+def test_ssm_conv_window_state_follows_the_kv_precision():
+    """Mamba-2.8B (64 layers, d_inner 5,120, d_state 16, d_conv 4): per layer the scan state
+    5,120 x 16 x 4 B (fp32, always) = 327,680 B plus the conv window 5,120 x 3 x e. At the
+    16-bit default (e = 2): 358,400 B x 64 = 22,937,600 B per sequence; with an fp8 KV/state
+    precision (e = 1) the window halves: 343,040 B x 64 = 21,954,560 B."""
+    from mlsysim.workloads import lower
+    mamba = M.get("Mamba_2_8B")
+    assert lower(mamba, phase="decode", seq_len=512, e=2.0).state_bytes_per_sample == 22_937_600
+    assert lower(mamba, phase="decode", seq_len=512, e=2.0,
+                 kv_e=1.0).state_bytes_per_sample == 21_954_560
+    fp8 = S.solve("Mamba_2_8B", "H100", seq_len=512, output_len=64, kv_precision="fp8")
+    assert fp8.kv_bytes_per_sequence == 21_954_560

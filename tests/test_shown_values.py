@@ -223,3 +223,23 @@ def test_explain_shows_the_fields_in_milliseconds():
     t = DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=2048,
                                  zero_stage=1)
     assert f"optimizer {t.optimizer_s * 1e3:.3g} ms + " in t.explain()
+
+
+def test_serving_explain_prints_the_kv_transfer_in_ms():
+    """Disaggregated prefill: 999 prompt tokens x 131,072 B of Llama-3-8B KV = 130,940,928 B
+    over 131.072 GB/s = 0.999 ms, printed to 3 figures (just below the step to 1 ms)."""
+    r = ServingModel().solve("Llama3_8B", "H100", seq_len=999, output_len=64,
+                             decode_hardware="A100", network_bandwidth="131.072 GB/s")
+    assert r.kv_transfer_s == pytest.approx(999e-6, rel=1e-12)
+    assert r.explain().splitlines()[1] == (
+        f"  TTFT = prefill {r.prefill_s * 1e3:.4g} ms + TP comm 0 ms + KV transfer 0.999 ms = "
+        f"{r.ttft_s * 1e3:.4g} ms")
+
+
+def test_serving_explain_prints_the_mean_decode_context():
+    """A 1,000-token prompt and 101 output tokens: the decode steps see 1,000 to 1,100 tokens,
+    1000 + (101 - 1) / 2 = 1,050 on average."""
+    r = ServingModel().solve("Llama3_8B", "H100", seq_len=1000, output_len=101)
+    assert r.explain().splitlines()[2] == (
+        f"  ITL = (decode step {r.decode_step_s * 1e3:.4g} ms + TP comm 0 ms at mean context "
+        f"1050) = {r.itl_s * 1e3:.4g} ms")

@@ -127,3 +127,16 @@ def test_bert_encoder_attention_and_final_norm():
     assert _row(t, "final_norm") == dict(count=1.0, flops=786_432.0, weights=0.0,
                                          acts=393_216.0)
     assert t.names[-1] == "final_norm"
+
+
+def test_an_ungated_mlp_counts_its_width_once_in_the_activation_peak():
+    """The largest live set is a layer's input plus its widest intermediate, for every token,
+    plus one row of logits. GPT-J-6B (ungated MLP of 16,384 = 4 h; attention 4 h^2 params,
+    4 h wide): 512 x (4096 + 16,384) x 2 B + 50,400 x 2 B = 20,971,520 + 100,800 = 21,072,320.
+    GPT-2 (hidden 768, ungated MLP 3,072; attention 4 h^2 + 4 h params, 3,076 wide, the wider):
+    512 x (768 + 3,076) x 2 B + 50,257 x 2 B = 3,936,256 + 100,514 = 4,036,770. A gated MLP
+    would count its width twice (up and gate): GPT-J at 2 x 16,384 would be 37,849,536."""
+    gptj = lower_transformer(M.get("GPTJ_6B"), phase="prefill", seq_len=512, e=2.0)
+    gpt2 = lower_transformer(M.get("GPT2"), phase="prefill", seq_len=512, e=2.0)
+    assert gptj.act_peak_bytes_per_sample == 512 * (4096 + 16_384) * 2 + 50_400 * 2 == 21_072_320
+    assert gpt2.act_peak_bytes_per_sample == 512 * (768 + 3_076) * 2 + 50_257 * 2 == 4_036_770
