@@ -270,3 +270,34 @@ def test_trace_operators_add_up_to_the_latency(batch):
     assert total == pytest.approx(p.latency_s, rel=1e-12)
     kinds = {op["binding"] for op in t["operators"]}
     assert "compute" in kinds if batch == 256 else {"launch", "memory"} <= kinds
+
+
+def test_trace_names_each_constant_with_its_unit_and_source():
+    """The trace's provenance for ResNet-50 on an A100: the device's key, datasheet and date; the
+    bandwidth, which has no per-field source in the zoo entry, cites the datasheet; the capacity
+    cites its own field source; the fitted terms carry their units (tau and t_kernel in
+    seconds) and the microbenchmark rows behind them (t_kernel: every 'launch' row)."""
+    from mlsysim.core.calibration import load_microbench
+    p = Engine.solve(RESNET, A100, batch_size=8)
+    t = p.trace()
+    assert t["hardware"] == {"key": "A100", "source": A100.source, "as_of": "2021-06"}
+    c = t["constants"]
+    assert c["bandwidth"] == {"value": 2039e9, "unit": "byte/s", "source": A100.source}
+    assert c["capacity"] == {"value": 80 * 2**30, "unit": "byte",
+                             "source": A100.field_sources["memory.capacity"]}
+    assert {k: c[k]["unit"] for k in c} == {
+        "peak_flops": "flop/s", "bandwidth": "byte/s", "capacity": "byte", "eta_gemm_max": "1",
+        "tau": "s", "alpha": "1", "eta_attention": "1", "eta_mem": "1", "t_kernel": "s"}
+    launch_rows = [r["id"] for r in load_microbench() if r["kind"] == "launch"]
+    assert c["t_kernel"]["rows"] == launch_rows and len(launch_rows) == 8
+    assert c["t_kernel"]["value"] == pytest.approx(8.1e-6, rel=1e-12)
+
+
+def test_explain_prints_the_memory_footprint_in_gb():
+    """ResNet-50 has 25,557,032 parameters: fp16 weights are 51,114,064 B = 0.05111 GB;
+    inference keeps no optimizer state; the batch-8 activations are the profile's 19,267,584 B
+    = 0.01927 GB; the sum is 0.07038 GB of the A100's 80 GiB = 85.9 GB at memory_utilization 1."""
+    p = Engine.solve(RESNET, A100, batch_size=8)
+    assert p.weights_bytes == 2 * 25_557_032 and p.activation_bytes == 19_267_584
+    assert ("  memory: weights 0.05111 GB + state 0 GB + activations 0.01927 GB = 0.07038 GB "
+            "per device of 85.9 GB usable (1 x 85.9 GB) -> fits") in p.explain().splitlines()

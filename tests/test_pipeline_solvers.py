@@ -92,6 +92,23 @@ def test_slow_ethernet_makes_the_same_step_network_bound():
     assert "network-bound" in r.explain()
 
 
+def test_network_roofline_headline_shows_tflop_and_ms():
+    """The 100 GbE case above, as the headline prints it: F = 105,272,919,982,080 flop per GPU
+    = 105.2729 TFLOP; network time Q / B = 2,007,565,312 B / 12.5e9 B/s = 0.160605 s =
+    160.605 ms."""
+    fleet = Fleet(name="2 x DGX H100 on 100GbE", node=DGX, count=2,
+                  fabric=Systems.Fabrics.Ethernet_100G)
+    h = ROOF.solve(Models.Llama3_8B, fleet, batch_size=16, seq_len=2048, zero_stage=1).headline()
+    assert f"{h['flops_per_accelerator'].units:~}" == "TFLOP"
+    assert h["flops_per_accelerator"].magnitude == pytest.approx(
+        LLAMA3_8B_FLOP_PER_TOKEN_2K * 2048 / 1e12, rel=1e-12)
+    assert round(h["flops_per_accelerator"].magnitude, 4) == 105.2729
+    assert f"{h['network_time'].units:~}" == "ms"
+    assert h["network_time"].magnitude == pytest.approx(2 * LLAMA3_8B_PARAMS / 8 / 12.5e9 * 1e3,
+                                                        rel=1e-12)
+    assert round(h["network_time"].magnitude, 3) == 160.605
+
+
 def test_tensor_and_pipeline_traffic_when_groups_leave_the_node():
     """Llama-3-70B on 1,024 H100 (RoCE, no SHARP), tp = 16, pp = 4, dp = 1024 / 64 = 16,
     batch 256 x 4096: m = 256 / 16 = 16 micro-batches of 1.
@@ -444,6 +461,14 @@ def test_deterministic_jobs_halve_the_wait():
     kw = OrchestrationModel.example()
     assert close(ORCH.solve(**kw, job_time_cv=0).mean_wait_s,
                  ORCH.solve(**kw).mean_wait_s / 2, rel=1e-9)
+
+
+def test_explain_prints_the_allen_cunneen_factor_of_the_job_time_spread():
+    """Two 8-GPU slots, 1 job/h of 1 h with cv = 0.5: ErlangC(2, 1) = 1/3, c/T - lambda = 1/h,
+    k = (1 + 0.25)/2 = 0.625, E[W] = 1/3 x 0.625 h = 0.2083 h = 12.5 min."""
+    lines = ORCH.solve(1, 8, 1, 16, job_time_cv=0.5).explain().splitlines()
+    assert ("  E[W] = P(wait)/(c/T - lambda) * k, k = (1 + cv^2)/2 = 0.625 (Allen-Cunneen) = "
+            "0.2083 h = 12.5 min") in lines
 
 
 def test_overloaded_cluster_is_infeasible():

@@ -365,3 +365,23 @@ def test_pure_function_validation():
         response_time_survival(-1, 10, 0.01, 1)
     assert e.value.field == "t"
     assert SOLVER.solve(10.0, 10.0, num_replicas=2.0).num_replicas == 2  # whole floats accepted
+
+
+def test_rich_table_is_titled_by_the_result_and_names_what_binds_before_the_verdict():
+    """The M/M/2 result's headline has no binding key, so the table adds one just before
+    'feasible': 'queueing', as the p99 wait (83.27 ms) outlasts the 10 ms service. The title
+    is the result's class name."""
+    r = SOLVER.solve(150, 10, 2)
+    t = r.__rich__()
+    assert t.title == "TailLatencyResult"
+    rows = dict(zip(t.columns[0].cells, t.columns[1].cells))
+    assert list(rows)[-3:] == ["binding", "feasible", "reason"]
+    assert rows["binding"] == "queueing" and rows["feasible"] == "yes"
+
+
+def test_explain_prints_the_exact_mean_wait_in_ms():
+    """M/M/2 at 150/s, S = 10 ms: a = 1.5, ErlangC(2, 1.5) = (1.5^2/2 x 2/0.5) / (1 + 1.5 +
+    4.5) = 4.5 / 7 = 0.6429; c mu - lambda = 200/s - 150/s = 50/s; E[Wq] = 0.6429 / 50 s =
+    12.86 ms."""
+    lines = SOLVER.solve(150, 10, 2).explain().splitlines()
+    assert "  E[Wq] = P(wait)/(c*mu - lambda) = 0.6429/50 = 12.86 ms" in lines

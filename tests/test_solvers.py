@@ -100,6 +100,21 @@ def test_compression_methods():
         c.solve("Llama3_8B", "H100", "int3")
 
 
+def test_compression_example_is_a_four_sequence_int4_batch_served_as_serving_would():
+    """The feasible example compresses Llama-3-8B's weights to int4 on an H100 and decodes 4
+    sequences at once (seq_len 1024, output 256 by default): both sides run at batch 4, and the
+    compressed ITL is ServingModel's at batch 4 with int4 weights (2.091 ms; 5.838 ms in fp16)."""
+    ex = CompressionModel.example(True)
+    r = CompressionModel().solve(**ex)
+    assert ex["method"] == "int4_weight_only"
+    assert r.baseline.batch_size == r.compressed.batch_size == 4
+    same = ServingModel().solve("Llama3_8B", "H100", seq_len=1024, output_len=256, batch_size=4,
+                                weight_precision="int4")
+    assert r.compressed.itl.to("ms").magnitude == pytest.approx(same.itl.to("ms").magnitude,
+                                                                rel=1e-12)
+    assert r.compressed.itl.to("ms").magnitude == pytest.approx(2.091, abs=5e-4)
+
+
 def test_weight_streaming_over_pcie_is_stream_bound_and_hidden_when_fast():
     slow = WeightStreamingModel().solve("Llama3_70B", "H100", batch_size=1)
     # 70.55e9 params * 2 B / 80 layers = 1.764 GB per layer over 64 GB/s = 27.6 ms per layer.
@@ -140,6 +155,37 @@ def test_inference_scaling_costs_more_with_reasoning():
     assert r.tokens_generated == 2 * (4 * 256 + 256)
     assert r.latency_multiplier > 4  # 1280 output tokens vs 256
     assert r.energy.to("kJ").magnitude > 0
+
+
+def test_inference_scaling_headline_rounds_the_latency_multiplier_to_three_places():
+    """Four samples of 4 x 256 reasoning + 256 answer tokens on Llama-3-8B / H100: 7509.5 ms
+    against 1472.6 ms for the answer alone, x5.09936, shown as 5.099 (three decimals)."""
+    r = InferenceScalingModel().solve(**InferenceScalingModel.example())
+    ratio = r.latency.to("ms").magnitude / r.baseline.e2e_latency.to("ms").magnitude
+    assert ratio == pytest.approx(7509.54 / 1472.64, rel=1e-5)
+    assert r.headline()["latency_multiplier"] == 5.099
+
+
+def test_continuous_batching_runs_its_engine_at_the_precision_asked():
+    """precision='fp8' reaches the single-request check: the A100 has no fp8 tensor cores, so
+    the run is refused rather than quietly served in fp16."""
+    with pytest.raises(UnsupportedPrecisionError) as exc:
+        CB.solve("Llama3_8B", "A100", prompt_len=512, output_len=128, precision="fp8")
+    assert str(exc.value) == ("precision 'fp8' is not supported by NVIDIA A100 80GB SXM; choose "
+                              "one of: fp64, fp32, tf32, bf16, fp16, int8, int4")
+
+
+def test_continuous_batching_without_an_arrival_rate_reports_no_prefill_wait():
+    """Saturated (no arrival rate): TTFT is the prefill steps only, the wait is 0 ms. Prompt
+    1024 with 256 decoding sequences fits the 2048-token budget's 1792 spare tokens in one
+    chunk, so TTFT is that one 41.04 ms step."""
+    r = CB.solve("Llama3_8B", "H100", prompt_len=1024, output_len=256)
+    assert r.arrival_rate is None and r.concurrency == 256
+    assert r.ttft_wait_s == 0.0
+    assert r.ttft.to("ms").magnitude == pytest.approx(r.ttft_service_s * 1e3, rel=1e-12)
+    assert r.ttft.to("ms").magnitude == pytest.approx(41.04, abs=0.005)
+    assert "  TTFT = wait 0 ms + prefill (up to 1 prompt(s) share the spare budget) 41.04 ms; " \
+           "TPOT = tau = 41.06 ms" in r.explain().splitlines()
 
 
 def test_speculative_expected_tokens_edges():

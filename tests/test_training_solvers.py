@@ -196,6 +196,17 @@ def test_checkpoint_on_a_chip_uses_its_host_link():
     assert w.writer_link == "writer_bandwidth" and close(w.write_s, LLAMA3_70B_PARAMS * 14 / 25e9)
 
 
+def test_a_bandwidth_quantity_from_another_pint_registry_is_read_in_its_own_units():
+    """A user's own pint.UnitRegistry makes quantities that are not mlsysim.Q_ instances; a
+    writer bandwidth of 25 GB/s given so is converted by its own units to 25e9 B/s, the same
+    write time as the string '25 GB/s': 70,553,706,496 x 14 B / 25e9 B/s = 39.51 s."""
+    import pint
+    ureg = pint.UnitRegistry()
+    w = CHECKPOINT.solve("Llama3_70B", "H100", writer_bandwidth=ureg.Quantity(25, "GB/s"))
+    assert w.writer_bandwidth_bps == 25e9 and w.writer_link == "writer_bandwidth"
+    assert close(w.write_s, LLAMA3_70B_PARAMS * 14 / 25e9)
+
+
 def test_async_checkpoint_blocks_only_for_the_snapshot():
     """Async on a DGX with 8 writers: snapshot = 987.75 GB / (8 x 64 GB/s PCIe) = 1.92920 s
     blocks; the 2.469 s write runs in the background. Penalty 1.92920 / 3600."""
@@ -203,6 +214,8 @@ def test_async_checkpoint_blocks_only_for_the_snapshot():
     size = LLAMA3_70B_PARAMS * 14
     assert close(r.snapshot_s, size / 512e9) and close(r.write_s, size / 400e9)
     assert close(r.mfu_penalty_pct, size / 512e9 / 3600) and r.binding == "host link"
+    assert ("  async: t_snapshot = size / (n_writers x host link) = 987.8 GB / (8 x 64 GB/s) = "
+            "1.929 s blocks; the write runs in the background") in r.explain().splitlines()
     sync = CHECKPOINT.solve(Models.Llama3_70B, DGX, n_writers=8)
     assert r.mfu_penalty_pct < sync.mfu_penalty_pct
 
