@@ -350,6 +350,10 @@ def test_a_bare_chip_without_an_interconnect_names_the_link_it_lacks():
     e = info.value
     assert (e.resource, e.required, e.available) == ("interconnect", "a link between 2 devices",
                                                      "none")
+    assert "has no interconnect in its spec, so an allreduce over 2 devices cannot be " \
+        "modelled" in str(e)
+    with pytest.raises(InfeasibleConfigError, match="so a broadcast over 2 devices"):
+        collective_time("JetsonOrinNano", "broadcast", GiB, 2)
 
 
 # ---------------------------------------------------------------- groups spanning domains

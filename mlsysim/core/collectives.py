@@ -546,19 +546,19 @@ def _terms(path: CommPath, kind: str, n: int, algorithm: str,
     if path.up_bw is None and path.out_bw is None:
         raise InfeasibleConfigError(
             "interconnect", f"a link between {n} devices", "none",
-            f"{path.name} has no interconnect in its spec, so a {kind} over {n} devices cannot "
+            f"{path.name} has no interconnect in its spec, so {_a(kind)} over {n} devices cannot "
             "be modelled; use a device with one, or n_devices=1")
     span = max(span, n)
     if span > path.total or (span > path.domain and path.out_bw is None):
         if path.out_bw is None:
             raise InfeasibleConfigError(
                 "scale-up domain", n, path.domain,
-                f"a {kind} over {span} devices exceeds the {path.domain}-device scale-up domain of "
-                f"{path.name} ({path.up_name}) and it has no scale-out fabric; use at most "
-                f"{path.domain} devices per scale-up collective, or a fleet")
+                f"{_a(kind)} over {span} devices exceeds the {path.domain}-device scale-up "
+                f"domain of {path.name} ({path.up_name}) and it has no scale-out fabric; use at "
+                f"most {path.domain} devices per scale-up collective, or a fleet")
         raise InfeasibleConfigError(
             "accelerators", span, path.total,
-            f"a {kind} over {span} devices needs more than the {path.total} accelerators of "
+            f"{_a(kind)} over {span} devices needs more than the {path.total} accelerators of "
             f"{path.name}")
     if span <= path.domain:
         return _within(kind, n, path.up_bw, path.up_eff, algorithm, path.up_inr)
@@ -606,6 +606,11 @@ def _across(kind: str, n: int, path: CommPath, algorithm: str,
     if algorithm in ("ring", "nccl"):
         return [flat]
     return [hier, flat]
+
+
+def _a(kind: str) -> str:
+    """The kind with its article: 'an allreduce', 'a broadcast'."""
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def _kind(kind) -> str:
