@@ -410,3 +410,65 @@ def test_scale_out_fits_are_own_fits_and_their_median_is_estimated():
     assert ndr.estimated is False and ndr.rows == ("MIC-037", "MIC-151")
     assert hdr.estimated is False and hdr.rows == ("MIC-150",) and hdr.eta_bus == 1.0
     assert cal.scale_out_defaults.estimated is True
+
+
+def test_collective_over_more_devices_than_the_fleet_names_the_accelerators():
+    """16,385 devices on the 16,384-H100 Llama 3 partition (it has a scale-out fabric, so the
+    refusal is the fleet's size, not the scale-up domain): the error carries resource
+    "accelerators", required 16385, available 16384."""
+    from mlsysim.core.collectives import collective_time
+    from mlsysim.zoo import Clusters
+    fleet = Clusters.Meta_Llama3_405B_16K
+    with pytest.raises(InfeasibleConfigError) as e:
+        collective_time(fleet, "allreduce", 2**20, 16385)
+    assert (e.value.resource, e.value.required, e.value.available) == (
+        "accelerators", 16385, 16384)
+    assert str(e.value) == (
+        "an allreduce over 16385 devices needs more than the 16384 accelerators of "
+        "Llama 3 405B pre-training partition (2,048 nodes, 16,384 H100)")
+
+
+def _bench_row(rid, kind, value, n=8, size=2**30, notes=""):
+    return {"id": rid, "kind": kind, "hardware": "X", "value": value, "num_devices": n,
+            "message_bytes": size, "notes": notes}
+
+
+def test_fit_collectives_skips_rows_beyond_the_scale_up_domain_with_the_reason():
+    """A 16-device all-reduce row on a fabric of at most 8 devices is left out, and the reason
+    names both counts and where scale-out rows go."""
+    from mlsysim.core.collectives import fit_collectives
+    rows = [_bench_row("R16", "allreduce", 300.0, n=16),
+            _bench_row("R8", "allreduce", 300.0, n=8)]
+    cal = fit_collectives(rows, {"X": (400e9, 8)})
+    assert cal.skipped == {"R16": "16 devices exceed the 8-device scale-up domain "
+                                  "(scale-out: see fit_scale_out)"}
+
+
+def test_fit_collectives_keeps_a_p2p_only_fabric_eta_p2p():
+    """A fabric with p2p rows and no rings-only rows still gets its eta_p2p: the median of
+    measured / spec = median(200/400, 300/400) = (0.5 + 0.75) / 2 = 0.625."""
+    from mlsysim.core.collectives import fit_collectives
+    rows = [_bench_row("R8", "allreduce", 300.0),
+            _bench_row("P1", "p2p", 200.0, n=2), _bench_row("P2", "p2p", 300.0, n=2)]
+    cal = fit_collectives(rows, {"X": (400e9, 8)})
+    e = cal.fabrics["X"]
+    assert e.eta_p2p == pytest.approx(0.625, rel=1e-12)
+    assert e.eta_ring is None
+    assert e.rows == ("R8", "P1", "P2")
+
+
+def test_fit_report_per_row_table_header_is_plain_markdown():
+    from mlsysim.core.collectives import fit_report
+    lines = fit_report().splitlines()
+    i = lines.index("| row | fabric | devices | size | measured busbw (GB/s) | error |")
+    assert lines[i + 1] == "|---|---|---|---|---|---|"
+
+
+def test_collective_efficiency_latency_is_steps_times_alpha():
+    """alpha(n) = 2 (n - 1) alpha_s for an all-reduce: 2 x 7 x 2 us = 28 us over 8 devices;
+    a broadcast over 8 takes n - 1 = 7 steps: 14 us; one device: 0."""
+    from mlsysim.core.collectives import CollectiveEfficiency
+    e = CollectiveEfficiency(alpha_s=2e-6, eta_bus=0.8, estimated=False)
+    assert e.latency_s("allreduce", 8) == pytest.approx(28e-6, rel=1e-12)
+    assert e.latency_s("broadcast", 8) == pytest.approx(14e-6, rel=1e-12)
+    assert e.latency_s("allreduce", 1) == 0.0

@@ -668,3 +668,29 @@ def test_every_numeric_option_rejects_a_negative_or_nan_by_name(cls, name, bad):
         cls().solve(**{**cls.example(True), name: bad})
     assert e.value.field == name and e.value.owner in OWNERS
     assert str(e.value).startswith(f"The '{name}' parameter of {e.value.owner} ")
+
+
+def test_defining_a_solver_subclass_registers_it_by_default():
+    """Every solver class is found by defining it (no register= keyword): the registry holds
+    the package's solvers by name, and each is registered under module.qualname."""
+    from mlsysim.core.contract import _REGISTRY, registered_solvers
+    from mlsysim.core.engine import SingleNodeModel
+    from mlsysim.solvers.data_pipeline import DataModel
+    from mlsysim.solvers.scaling import ScalingModel
+    names = {c.__name__ for c in all_solvers()}
+    assert {"SingleNodeModel", "ServingModel", "ScalingModel", "DataModel",
+            "TransformationModel", "ContinuousBatchingModel", "ReliabilityModel"} <= names
+    assert _REGISTRY["mlsysim.core.engine.SingleNodeModel"] is SingleNodeModel
+    assert {SingleNodeModel, DataModel, ScalingModel} <= set(registered_solvers())
+
+
+def test_repr_shows_a_spec_input_as_its_bare_key():
+    """summary_inputs "model" and "hardware" have no label: a spec shows its key alone
+    ("Llama3_8B", not "=Llama3_8B"); the labelled ones show label=value."""
+    from mlsysim.core.contract import _summary_item
+    from mlsysim.core.engine import SingleNodeModel
+    r = SingleNodeModel().solve(**SingleNodeModel.example())
+    assert _summary_item(r, "model") == "Llama3_8B"
+    assert _summary_item(r, "hardware:") == "H100"
+    assert _summary_item(r, "model:m") == "m=Llama3_8B"
+    assert repr(r).startswith("PerformanceProfile(Llama3_8B, H100, batch=8, fp16, decode: ")
