@@ -160,3 +160,51 @@ def test_interleaving_needs_micro_batches_divisible_by_the_stages():
     assert str(info.value) == (
         "The 'v_stages' parameter of DistributedModel needs micro-batches per replica (=3) "
         "divisible by pp_size (=2) for the interleaved schedule.")
+
+
+def test_fp32_training_keeps_no_separate_master_copy():
+    """Adam keeps m and v in fp32: 8 B per parameter. Under fp16 mixed precision the optimizer
+    adds the fp32 master copy (4 B): 12 B per parameter; fp32 training's weights are already
+    the master copy, so it stays at 8 B. Llama-3-8B has N = 8,030,261,248 parameters: fp32
+    weights 4 N = 32.12 GB, optimizer 8 N = 64.24 GB; fp16 weights 2 N, optimizer 12 N."""
+    n = 8_030_261_248
+    fp32 = mlsysim.DistributedModel().solve("Llama3_8B", "H100", batch_size=8, seq_len=1024,
+                                            precision="fp32")
+    fp16 = mlsysim.DistributedModel().solve("Llama3_8B", "H100", batch_size=8, seq_len=1024,
+                                            precision="fp16")
+    assert fp32.memory.weights == pytest.approx(4 * n, rel=1e-12)
+    assert fp32.memory.optimizer == pytest.approx(8 * n, rel=1e-12)
+    assert fp16.memory.weights == pytest.approx(2 * n, rel=1e-12)
+    assert fp16.memory.optimizer == pytest.approx(12 * n, rel=1e-12)
+
+
+def test_gpipe_holds_every_microbatchs_activations_on_a_non_transformer():
+    """ResNet-50, batch 64 in micro-batches of 16: m = 4. 1F1B frees each micro-batch's
+    activations after its backward, so one micro-batch is resident; GPipe runs all four
+    forwards first and holds 4 x as many bytes."""
+    one = mlsysim.DistributedModel().solve("ResNet50", "H100", batch_size=64, precision="fp16",
+                                           microbatch_size=16, schedule="1f1b")
+    gp = mlsysim.DistributedModel().solve("ResNet50", "H100", batch_size=64, precision="fp16",
+                                          microbatch_size=16, schedule="gpipe")
+    assert one.microbatch_count == gp.microbatch_count == 4
+    assert gp.memory.activations == pytest.approx(4 * one.memory.activations, rel=1e-12)
+
+
+def test_a_config_of_the_wrong_type_is_refused_word_for_word():
+    with pytest.raises(ValidationError) as info:
+        mlsysim.DistributedModel().solve("Llama3_8B", "H100", config=42)
+    assert info.value.field == "config"
+    assert str(info.value) == ("The 'config' parameter of DistributedModel must be a "
+                               "DistributedConfig. Got int instead.")
+
+
+def test_explain_shows_t_mb_as_the_compute_per_microbatch_in_ms():
+    """Batch 8 at micro-batch 1 on one device: m = 8, and t_mb = compute_s / 8 printed in ms
+    (about 70 ms for Llama-3-8B at 1024 tokens on an H100)."""
+    r = mlsysim.DistributedModel().solve("Llama3_8B", "H100", batch_size=8, seq_len=1024,
+                                         precision="fp16")
+    t_mb = r.compute_s / 8 * 1e3
+    assert 60 < t_mb < 80
+    assert r.explain().splitlines()[1] == (
+        "  micro-batches: m = 8 / (1 x 1) = 8 per replica; t_mb (slowest stage, fwd + bwd + "
+        f"collectives) = {t_mb:.4g} ms")

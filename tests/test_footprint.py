@@ -212,3 +212,33 @@ def test_sustainability_refusals_word_for_word(kw, message):
     with pytest.raises(ValidationError) as info:
         S.solve("H100", **args)
     assert str(info.value) == message
+
+
+SEASONAL = GridSpec(name="Seasonal", carbon_intensity="400 gCO2e/kWh",
+                    monthly_profile=[1.2] * 6 + [0.8] * 6)
+
+
+def test_month_scales_the_intensity_by_the_grids_monthly_profile():
+    """July is the 7th month: 400 g/kWh x profile[6] = 0.8 gives 320 g/kWh, so the carbon per
+    facility kWh is 0.32 kg in July against the annual 0.40 kg."""
+    dc = Datacenter(name="Seasonal DC", grid=SEASONAL, pue=1.25)
+    july = S.solve("H100", duration_days=1, datacenter=dc, mfu=0.4, month=7)
+    year = S.solve("H100", duration_days=1, datacenter=dc, mfu=0.4)
+    assert july.carbon_footprint_kg / july.total_energy_kwh == pytest.approx(0.32, rel=1e-12)
+    assert year.carbon_footprint_kg / year.total_energy_kwh == pytest.approx(0.40, rel=1e-12)
+
+
+def test_month_on_an_annual_only_grid_is_refused_word_for_word():
+    with pytest.raises(ValidationError) as info:
+        S.solve("H100", duration_days=1, datacenter=DC, mfu=0.4, month=3)
+    assert info.value.field == "month"
+    assert str(info.value) == ("The 'month' parameter of SustainabilityModel needs a monthly "
+                               "profile; Test grid publishes only an annual average.")
+
+
+def test_a_negative_token_count_is_refused_under_its_own_name():
+    with pytest.raises(ValidationError) as info:
+        S.solve("H100", duration_days=1, datacenter=DC, mfu=0.4, tokens=-1)
+    assert info.value.field == "tokens"
+    assert str(info.value) == ("The 'tokens' parameter of SustainabilityModel must be a finite "
+                               "positive number. Got -1 instead.")

@@ -350,3 +350,37 @@ def test_ssm_conv_window_state_follows_the_kv_precision():
                  kv_e=1.0).state_bytes_per_sample == 21_954_560
     fp8 = S.solve("Mamba_2_8B", "H100", seq_len=512, output_len=64, kv_precision="fp8")
     assert fp8.kv_bytes_per_sequence == 21_954_560
+
+
+_LLAMA3 = mlsysim.Models.get("Llama3_8B")
+# A small draft sharing Llama-3's 128256-token vocabulary, with 6 heads (2 KV heads).
+_DRAFT6 = _LLAMA3.model_copy(update={"key": "Draft6", "name": "Draft6", "heads": 6,
+                                     "kv_heads": 2, "hidden": 768, "head_dim": 128,
+                                     "layers": 2, "ffn": 2048})
+
+
+def test_kv_per_device_is_one_kv_head_each_at_tp_equal_to_kv_heads():
+    """Llama-3-8B's KV per token: 32 layers x 2 (K, V) x 8 KV heads x 128 x 2 B = 131072 B.
+    Prompt 1024 + output 1024 = 2048 tokens (a whole number of 16-token pages). TP=8 gives
+    each device one of the 8 KV heads: 131072 x 2048 / 8 = 33,554,432 B per sequence."""
+    r = mlsysim.ServingModel().solve("Llama3_8B", "DGX_H100", seq_len=1024, output_len=1024,
+                                     tp_size=8)
+    assert r.kv_bytes_per_token == 131072
+    assert r.kv_bytes_per_sequence == pytest.approx(131072 * 2048 / 8, rel=1e-12)
+
+
+def test_a_draft_whose_heads_do_not_split_over_tp_is_refused_word_for_word():
+    with pytest.raises(ValidationError) as info:
+        mlsysim.ServingModel().solve("Llama3_8B", "DGX_H100", seq_len=1024, tp_size=4,
+                                     draft_model=_DRAFT6, draft_acceptance_rate=0.7)
+    assert info.value.field == "draft_model"
+    assert str(info.value) == ("The 'draft_model' parameter of ServingModel must split over "
+                               "tp_size=4: its 6 heads are not divisible.")
+
+
+def test_trace_terms_carry_the_expected_accepted_tokens_per_step():
+    """Acceptance 0.5, draft length 4: E[tokens per step] = (1 - 0.5^5) / (1 - 0.5)
+    = 1.9375."""
+    r = mlsysim.ServingModel().solve("Llama3_8B", "H100", seq_len=1024, draft_model=_DRAFT6,
+                                     draft_acceptance_rate=0.5, draft_len=4)
+    assert r.trace()["terms"]["accepted_per_step"] == pytest.approx(1.9375, rel=1e-12)
