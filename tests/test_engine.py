@@ -301,3 +301,51 @@ def test_explain_prints_the_memory_footprint_in_gb():
     assert p.weights_bytes == 2 * 25_557_032 and p.activation_bytes == 19_267_584
     assert ("  memory: weights 0.05111 GB + state 0 GB + activations 0.01927 GB = 0.07038 GB "
             "per device of 85.9 GB usable (1 x 85.9 GB) -> fits") in p.explain().splitlines()
+
+
+def test_comm_terms_price_a_batch_independent_message_into_the_fixed_part():
+    """A 1 GB gradient all-reduce over the 8 GPUs of a DGX H100, given as fixed_bytes (per
+    pass, not per sample): its whole time a + b * 1e9 lands in the batch-independent part
+    ``a`` (the same seconds collective_time gives for 1e9 bytes), and the per-sample part is
+    zero."""
+    from mlsysim.core.collectives import collective_time, comm_path
+    from mlsysim.core.costmodel import _comm_terms
+    from mlsysim.core.engine import SingleNodeModel
+    from mlsysim.workloads.training import with_collectives
+    base = SingleNodeModel().solve(**SingleNodeModel.example())._prepared.table
+    table = with_collectives(base, [{"name": "grad", "kind": "allreduce", "group": 8,
+                                     "count": 1, "fixed_bytes": 1e9}])
+    rows, a, b = _comm_terms(table, comm_path("DGX_H100"), "auto")
+    assert list(rows) == [len(base.names)]
+    assert a.shape == (1, 1)
+    assert a[0, 0] == pytest.approx(collective_time("DGX_H100", "allreduce", 1e9, 8), rel=1e-12)
+    assert a[0, 0] == pytest.approx(4.0044e-3, rel=1e-4)
+    assert b[0, 0] == 0.0
+
+
+def test_op_times_compute_scale_divides_compute_up_to_the_efficiency_ceiling():
+    """compute_scale 1.2 speeds each op's compute by min(1.2, 1 / eta_max): the GEMMs
+    (eta_max = gemm_max, 1/eta 1.318) and attention (1/eta 3.02) by 1.2, the vector ops
+    (eta_max 1) not at all. Memory times are untouched."""
+    from mlsysim.core.costmodel import op_times
+    from mlsysim.core.engine import SingleNodeModel
+    p = SingleNodeModel().solve(**SingleNodeModel.example())._prepared
+    tc1, tm1, _ = op_times(p, 8)
+    tc2, tm2, _ = op_times(p, 8, compute_scale=1.2)
+    gemm_like = p.max_compute_scale > 1.2
+    assert gemm_like.sum() == 6          # qkv, attention, o_proj, mlp.up, mlp.down, lm_head
+    np.testing.assert_allclose(tc2[gemm_like], tc1[gemm_like] / 1.2, rtol=1e-12)
+    np.testing.assert_allclose(tc2[~gemm_like], tc1[~gemm_like], rtol=1e-12)
+    np.testing.assert_array_equal(tm2, tm1)
+
+
+def test_trace_names_the_zoo_fit_and_each_operators_regime():
+    """A zoo H100 (no user efficiency): every efficiency constant's source is the published
+    fit; Llama-3-8B decode at batch 8 is memory-regime in all 11 operators, spelled
+    "Memory"."""
+    from mlsysim.core.engine import SingleNodeModel
+    r = SingleNodeModel().solve(**SingleNodeModel.example())
+    tr = r.trace()
+    for k in ("eta_gemm_max", "tau", "alpha", "eta_attention", "eta_mem", "t_kernel"):
+        assert tr["constants"][k]["source"] == "fit to published microbenchmarks (see rows)"
+    assert [o["regime"] for o in tr["operators"]] == ["Memory"] * 11

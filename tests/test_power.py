@@ -366,3 +366,44 @@ def test_energy_is_power_times_time_never_tdp_times_time():
     joules = pw.energy(pw.profile_power(decode), decode.latency_s)
     assert joules < 700.0 * decode.latency_s
     assert math.isfinite(joules)
+
+
+def test_energy_refusal_names_the_seconds_argument():
+    with pytest.raises(mlsysim.errors.ValidationError) as e:
+        pw.energy(1.0, -1.0)
+    assert str(e.value) == ("The 'seconds' parameter of energy must be a finite non-negative "
+                            "number (or array). Got -1.0 instead.")
+
+
+def test_power_params_refusal_names_itself_as_owner():
+    with pytest.raises(mlsysim.errors.ValidationError) as e:
+        pw.power_params(3)
+    assert str(e.value) == ("The 'hardware' parameter of power_params must be a hardware spec "
+                            "or zoo name. Got 3 instead.")
+
+
+def _h100_row(rid, role, watts, cu=None, mu=None):
+    return pw.PowerRow(id=rid, hardware="H100", role=role, activity="x", precision="bf16",
+                       compute_util=cu, memory_util=mu, power_w=watts, power_low_w=None,
+                       power_high_w=None, quality="q", derived="", source_key="s",
+                       condition="")
+
+
+def test_fit_power_without_an_idle_row_says_so():
+    with pytest.raises(mlsysim.errors.DataFileError) as e:
+        pw.fit_power([_h100_row("F1", "fit", 500.0, 0.9, 0.1)], tdp_of=lambda k: 700.0)
+    assert str(e.value) == "power rows: no idle row, so no device has an idle power"
+
+
+def test_params_refuses_a_tdp_below_the_measured_idle():
+    """Rows measured 800 W idle (fit with a 1000 W TDP); the zoo H100's 700 W TDP is below
+    it, so P_max = TDP cannot be the ceiling: the 'tdp' field is refused, naming rows and
+    both powers."""
+    from mlsysim.zoo import Hardware
+    cal = pw.fit_power([_h100_row("I1", "idle", 800.0), _h100_row("F1", "fit", 900.0, 0.9, 0.1)],
+                       tdp_of=lambda k: 1000.0)
+    with pytest.raises(mlsysim.errors.ValidationError) as e:
+        cal.params(Hardware.H100)
+    assert e.value.field == "tdp"
+    assert str(e.value) == ("The 'tdp' parameter of NVIDIA H100 SXM5 80GB must exceed the "
+                            "device's measured idle power (800 W, rows I1). Got 700 W instead.")
