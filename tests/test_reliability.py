@@ -31,3 +31,15 @@ def test_youngs_interval_is_labelled_youngs_when_none_is_given():
     assert lines[5] == "  interval used: tau = 1897 s (Young's)"
     assert lines[6] == ("  goodput = tau/(tau+delta) * (1 - (R + (tau+delta)/2)/M) = "
                         "1897/1947 * (1 - (300 + 973.7)/3.6e+04) = 0.9399")
+
+
+def test_example_is_thirty_days_of_60_s_checkpoints_on_the_llama3_partition():
+    """The docstring's example: 30 days = 720 h, 60 s checkpoints; the infeasible one adds a
+    36 s (0.01 h) interval."""
+    from mlsysim.solvers.reliability import ReliabilityModel
+    fleet = Systems.Clusters.Meta_Llama3_405B_16K
+    assert ReliabilityModel.example() == dict(fleet=fleet, job_duration_hours=720.0,
+                                              checkpoint_time_s=60.0)
+    assert ReliabilityModel.example(False) == dict(
+        fleet=fleet, job_duration_hours=720.0, checkpoint_time_s=60.0,
+        checkpoint_interval_hours=0.01)
