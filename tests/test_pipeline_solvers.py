@@ -521,3 +521,29 @@ def test_a_demand_in_plain_per_second_is_samples_per_second():
         assert DataModel().solve(**{**ex, "samples_per_s_required": same}).to_dict() == base
     with pytest.raises(ValidationError, match="samples_per_s_required"):
         DataModel().solve(**{**ex, "samples_per_s_required": "2000 token/s"})
+
+
+def test_data_model_reads_the_demand_from_an_engine_profiles_throughput():
+    """An Engine profile has ``throughput`` (no ``effective_throughput``): Llama-3-8B decode
+    at batch 8 on an H100 runs 1253 sample/s, and that is the demand D."""
+    from mlsysim.core.engine import SingleNodeModel
+    p = SingleNodeModel().solve(**SingleNodeModel.example())
+    r = DataModel().solve(p, "110 kB", "5 GB/s")
+    assert r.demand_per_s == pytest.approx(float(p.throughput), rel=1e-12)
+    assert r.demand_per_s == pytest.approx(1253.3, rel=1e-4)
+
+
+def test_data_model_explain_storage_line_in_gb_per_s():
+    """R_storage = 2e9 B/s / 110e3 B = 18,182 samples/s; D*s = 3000 x 110 kB = 0.33 GB/s."""
+    r = DataModel().solve(**DataModel.example())
+    assert r.explain().splitlines()[1] == (
+        "  storage: R_storage = B/s = 2 GB/s / 110 kB = 1.818e+04 samples/s "
+        "(needs D*s = 0.33 GB/s)")
+
+
+def test_transformation_explain_shows_the_given_cost_in_ms():
+    """5 ms CPU per sample given: 2000/s x 5 ms = 10 cores."""
+    r = TransformationModel().solve(2000, cost_s_per_sample=0.005)
+    assert r.explain().splitlines()[1:] == [
+        "  c = 5 ms (given) = 5 ms CPU per sample",
+        "  cores needed = D*c = 2000 * 5 ms = 10 -> 10 cores"]

@@ -385,3 +385,17 @@ def test_explain_prints_the_exact_mean_wait_in_ms():
     12.86 ms."""
     lines = SOLVER.solve(150, 10, 2).explain().splitlines()
     assert "  E[Wq] = P(wait)/(c*mu - lambda) = 0.6429/50 = 12.86 ms" in lines
+
+
+def test_continuous_batching_static_prefill_wait_is_md1_with_one_server():
+    """The static preset (no chunked prefill): a prompt holds the prefill for its service
+    time S, so the wait is one M/D/1 server's, E[Wq] = lam S^2 / (2 (1 - lam S)). Llama-3-8B
+    on an H100, 512-token prompts at 2 req/s: S = 13.91 ms, lam S = 0.02782, so
+    E[Wq] = 2 x 0.013911^2 / (2 x 0.97218) = 0.1990 ms."""
+    from mlsysim.solvers.continuous_batching import ContinuousBatchingModel
+    r = ContinuousBatchingModel().solve(**ContinuousBatchingModel.example(), engine="static")
+    s, lam = r.ttft_service_s, r.arrival_rate
+    assert r.engine.chunked_prefill is False
+    assert s == pytest.approx(13.91e-3, rel=1e-3)
+    assert r.ttft_wait_s == pytest.approx(lam * s * s / (2 * (1 - lam * s)), rel=1e-12)
+    assert r.ttft_wait_s == pytest.approx(0.1990e-3, rel=1e-3)
