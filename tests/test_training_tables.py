@@ -166,3 +166,26 @@ def test_sharding_size_message_names_its_owner():
         Sharding(tp=0)
     assert str(info.value) == ("The 'tp_size' parameter of Sharding must be a positive whole "
                                "number. Got 0 instead.")
+
+
+def test_an_added_collective_keeps_its_span_and_section():
+    """A 2-way DP gradient all-reduce placed over 16 devices in the POST section: the row
+    carries group 2, span 16 and section POST as given (not the group, not STACK)."""
+    from mlsysim.workloads.training import with_collectives
+    fwd = forward(seq=128)
+    t = with_collectives(fwd, [dict(name="grad_sync", kind="allreduce", group=2, count=1,
+                                    message_bytes=1e6, span=16, section=Section.POST)])
+    assert t.names[-1] == "grad_sync" and len(t.names) == len(fwd.names) + 1
+    assert (t.comm_group[-1], t.comm_span[-1], t.section[-1]) == (2.0, 16.0, Section.POST)
+    assert t.act_bytes_per_sample[-1] == 1e6
+
+
+def test_training_tables_hold_no_per_sample_state():
+    """A training step keeps no KV cache: the tables built from a forward pass (backward rows,
+    added collectives) carry 0 B of per-sample state, whatever the forward held."""
+    from mlsysim.workloads.training import with_collectives
+    fwd = forward(seq=128)
+    assert training_table(fwd).state_bytes_per_sample == 0.0
+    t = with_collectives(fwd, [dict(name="ar", kind="allreduce", group=2, count=1,
+                                    message_bytes=8.0)])
+    assert t.state_bytes_per_sample == 0.0

@@ -140,3 +140,14 @@ def test_an_ungated_mlp_counts_its_width_once_in_the_activation_peak():
     gpt2 = lower_transformer(M.get("GPT2"), phase="prefill", seq_len=512, e=2.0)
     assert gptj.act_peak_bytes_per_sample == 512 * (4096 + 16_384) * 2 + 50_400 * 2 == 21_072_320
     assert gpt2.act_peak_bytes_per_sample == 512 * (768 + 3_076) * 2 + 50_257 * 2 == 4_036_770
+
+
+def test_an_encoder_with_a_two_token_vocabulary_still_looks_up_embeddings():
+    """BERT-Base's shape (h = 768) with vocab = 2: any vocabulary above one token is a lookup,
+    128 tokens x 768 x 2 B = 196,608 B read; vocab = 1 means no token embedding at all."""
+    bert = mlsysim.Models.get("BERT_Base")
+    two = lower_segments(bert.model_copy(update={"vocab": 2}), [Segment(128)], e=2.0)
+    assert two.names[0] == "embedding"
+    assert two.act_bytes_per_sample[0] == 128 * 768 * 2
+    one = lower_segments(bert.model_copy(update={"vocab": 1}), [Segment(128)], e=2.0)
+    assert "embedding" not in one.names
