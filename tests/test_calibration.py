@@ -12,6 +12,7 @@ from mlsysim.core.calibration import (
     canonical_precision,
     fit_gemm,
     load_microbench,
+    plateau_levels,
     precision_class,
 )
 from mlsysim.core.device_calibration import calibrate_device
@@ -281,14 +282,40 @@ def test_best_of_search_rows_alone_are_divided_by_the_median_bias_of_mixed_group
 
 
 def test_package_best_of_search_bias_and_b200_fp8():
-    """The shipped MAMF rows in mixed groups sit at A100 1.232, A100 PCIe 1.275, H100 1.058
-    (bf16) and 1.084 (fp8), H200 1.028, GB200 1.027, MI300X 0.925 and 1.082 times their fits:
-    median (1.058 + 1.082) / 2 = 1.070. B200 fp8's only row (MIC-011, 3,432.5 TFLOP/s of
-    4,500 = 0.7628 at 15360 x 4096 x 3072) then gives eta_max = 0.7628 / shape / 1.070."""
+    """The shipped MAMF rows in mixed groups sit, over their group's measured plateau (fixed
+    large compute-bound GEMMs), at A100 1.203, A100 PCIe 1.232, H100 1.035 (bf16) and 1.060
+    (fp8), H200 1.108 and GB200 1.264: median (1.108 + 1.203) / 2 = 1.156. B200 fp8's only row
+    (MIC-011, 3,432.5 TFLOP/s of 4,500 = 0.7628 at 15360 x 4096 x 3072) then gives eta_max =
+    0.7628 / shape / 1.156 = 0.661 (against the joint fits instead, GB200's 1024^3 and 2048^3
+    rows lift its fit to its MAMF row and the bias was 1.070: B200 at 0.713)."""
     c = calibration()
-    assert c.best_of_search_bias == pytest.approx(1.070, abs=0.002)
+    assert c.best_of_search_bias == pytest.approx(1.156, abs=0.002)
     f = 2 * 15360 * 4096 * 3072
     shape = 1 - math.exp(-((f / (4500e12 * c.tau_s)) ** c.alpha))
     assert c.gemm_max[("B200", "8bit")] == pytest.approx(3432.5 / 4500 / shape
                                                          / c.best_of_search_bias, rel=1e-9)
     assert c.gemm_residuals["MIC-011"] == pytest.approx(c.best_of_search_bias, rel=1e-9)
+    assert c.gemm_max[("B200", "8bit")] == pytest.approx(0.661, abs=0.002)
+
+
+def test_plateau_is_the_large_compute_bound_fixed_shape_rows():
+    """Device D: 1e15 flop/s, 1e12 B/s (ridge 1,000 flop/B), tau 1e-6 s, alpha 1. Row a
+    (8192^3 at 16 bit: F/peak = 1.1e-3 s, shape 1.0, intensity 8192 / 3 = 2,731 flop/B) at
+    eta 0.6 is on the plateau; b (64^3: F/peak = 5.2e-10 s, shape 5e-4) is on the ramp; c
+    (1,048,576 x 64 x 64: shape 1.0 but intensity 2 m n k / (2 (m k + k n + m n)) = 32 flop/B,
+    below the ridge) is memory-bound; d is a MAMF best. Only a counts: plateau 0.6."""
+    rows = [dict(id="a", source_key="azure", m=8192, n=8192, k=8192),
+            dict(id="b", source_key="azure", m=64, n=64, k=64),
+            dict(id="c", source_key="azure", m=1048576, n=64, k=64),
+            dict(id="d", source_key="mlengineering", m=8192, n=8192, k=8192)]
+    grp = ("D", "16bit")
+    gemm = [(r["id"], grp, 2 * r["m"] * r["n"] * r["k"], 1e15, eta)
+            for r, eta in zip(rows, (0.6, 0.1, 0.2, 0.9))]
+    assert plateau_levels(rows, gemm, {"D": 1e12}, 1e-6, 1.0) == \
+        pytest.approx({grp: 0.6}, rel=1e-6)
+    # The MAMF row's ratio to the plateau (0.9 / 0.6 = 1.5) is the bias, not its residual
+    # against the joint fit (0.9 / 0.8 = 1.125 here).
+    _, _, bias = best_of_search_correction(rows, gemm, {grp: 0.8},
+                                           {"a": 0.75, "b": 1.0, "c": 1.0, "d": 1.125},
+                                           {grp: 0.6})
+    assert bias == pytest.approx(1.5)

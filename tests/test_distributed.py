@@ -273,19 +273,19 @@ def test_step_band_is_the_calibration_spread_by_hand():
     """Llama-3-8B on one H100, bf16, batch 8 x 4096: no collectives. Every operator's time is
     the max of a compute term (divided by the compute spread at an edge), a memory term
     (divided by the memory spread) and a launch floor (times the launch spread), and the
-    optimizer update is memory-bound. H100 bf16 spreads: compute (0.805, 1.210), memory
+    optimizer update is memory-bound. H100 bf16 spreads: compute (0.805, 1.216), memory
     (0.95, 1.05), launch (0.775, 1.920), so the fast step lies within [0.775, 1/1.05 = 0.952]
     of the nominal and the slow one within [1/0.95 = 1.053, 1.920]. The pass is GEMM-bound:
-    both edges sit within 2 % of the compute edges 1/1.210 = 0.826 and 1/0.805 = 1.243."""
+    both edges sit within 2 % of the compute edges 1/1.216 = 0.822 and 1/0.805 = 1.243."""
     from mlsysim.core.engine import efficiency_for
     eff = efficiency_for(mlsysim.Hardware.get("H100"), "bf16")
-    assert eff.compute_spread == pytest.approx((0.805, 1.210), abs=1e-3)
+    assert eff.compute_spread == pytest.approx((0.805, 1.216), abs=1e-3)
     assert eff.memory_spread == pytest.approx((0.95, 1.05))
     assert eff.overhead_spread == pytest.approx((0.775, 1.920), abs=1e-3)
     r = DistributedModel().solve("Llama3_8B", "H100", batch_size=8, seq_len=4096)
     lo, hi = r.step_band_s
     assert 0.775 <= lo / r.step_s <= 0.952 and 1.053 <= hi / r.step_s <= 1.920
-    assert lo / r.step_s == pytest.approx(1 / 1.210, rel=0.02)
+    assert lo / r.step_s == pytest.approx(1 / 1.216, rel=0.02)
     assert hi / r.step_s == pytest.approx(1 / 0.805, rel=0.02)
     assert [q.to("s").magnitude for q in r.band] == pytest.approx([lo, hi])
     d = r.to_dict()
@@ -309,7 +309,7 @@ def test_step_band_scales_a_communication_bound_step_by_the_fits_spread():
     weight all-gathers across nodes set the step. The fast edge divides every collective time
     by the largest spread of the path's fits (the scale-out fit's 90th percentile, 1.377):
     fast / nominal = 1 / 1.377 = 0.726, below what efficiency terms alone could reach (the
-    launch spread's 0.775, the compute edge 1 / 1.210 = 0.826)."""
+    launch spread's 0.775, the compute edge 1 / 1.216 = 0.822)."""
     from mlsysim.core.collectives import comm_path
     fleet = Fleet(name="4xDGX", node=Systems.Nodes.DGX_H100, count=4,
                   fabric=Systems.Fabrics.InfiniBand_NDR)

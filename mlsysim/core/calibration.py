@@ -231,18 +231,26 @@ def _shape(flops: float, peak: float, tau: float, alpha: float) -> float:
 BEST_OF_SEARCH_SOURCES = frozenset({"mlengineering", "mlengineering_old"})
 
 
-def best_of_search_correction(rows: list[dict], gemm: list[tuple], gmax: dict, residuals: dict
-                              ) -> tuple[dict, dict, float]:
+def best_of_search_correction(rows: list[dict], gemm: list[tuple], gmax: dict, residuals: dict,
+                              plateau: dict | None = None) -> tuple[dict, dict, float]:
     """(eta_max per group, residuals, bias b) after the best-of-search correction: ``b`` is the
-    median measured/fitted of best-of-search rows in groups that also hold fixed-shape rows, and
-    a group of best-of-search rows only gets ``eta_max / b`` (its rows' residuals become ``b``
-    times larger). Without a mixed group ``b = 1`` and nothing changes."""
+    median, over best-of-search rows in groups that also hold fixed-shape rows, of the row's
+    eta / shape over its group's measured ``plateau`` (:func:`plateau_levels`; the joint fit's
+    eta_max where a group has no plateau rows), and a group of best-of-search rows only gets
+    ``eta_max / b`` (its rows' residuals become ``b`` times larger). Without a mixed group
+    ``b = 1`` and nothing changes.
+
+    Against the plateau, not the joint fit: a group's small shapes move its fitted eta_max
+    (GB200's 1024^3 and 2048^3 run 1.6x ahead of the shared ramp, lifting the fit to the MAMF
+    best itself), whereas the plateau is what a sustained large GEMM reaches."""
+    plateau = plateau or {}
     source = {r["id"]: r.get("source_key") for r in rows}
     best = {rid for rid, *_ in gemm if source.get(rid) in BEST_OF_SEARCH_SOURCES}
     members: dict[tuple[str, str], list[str]] = {}
     for rid, g, *_ in gemm:
         members.setdefault(g, []).append(rid)
-    mixed = [residuals[rid] for ids in members.values() if not set(ids) <= best
+    mixed = [residuals[rid] * gmax[g] / plateau.get(g, gmax[g])
+             for g, ids in members.items() if not set(ids) <= best
              for rid in ids if rid in best]
     bias = median(mixed) if mixed else 1.0
     only = {g for g, ids in members.items() if set(ids) <= best}
@@ -282,13 +290,44 @@ def fit_gemm(gemm: list[tuple], fixed: tuple[float, float] | None = None):
     return tau, alpha, gmax, residuals
 
 
+# A GEMM row measures the plateau eta_max when its shape factor is at least this (the ramp
+# term has faded) and it is compute-bound on the device's roofline.
+PLATEAU_SHAPE = 0.9
+_ELEMENT_BYTES = {"16bit": 2.0, "8bit": 1.0, "4bit": 0.5, "32bit": 4.0}
+
+
+def plateau_levels(rows: list[dict], gemm: list[tuple], bandwidths: dict[str, float],
+                   tau: float, alpha: float) -> dict[tuple[str, str], float]:
+    """Each group's measured plateau: the geometric mean of eta / shape over its fixed-shape
+    GEMM rows (not a best-of-search maximum) whose shape factor is at least
+    :data:`PLATEAU_SHAPE` and whose arithmetic intensity ``2 m n k / (e (m k + k n + m n))`` is
+    above the device's ridge ``peak / bandwidth`` (small and memory-bound shapes measure the
+    ramp and the memory roof). Groups without such rows are absent."""
+    by_id = {r["id"]: r for r in rows}
+    logs: dict[tuple[str, str], list[float]] = {}
+    for rid, g, f, peak, eta in gemm:
+        r = by_id[rid]
+        shape = _shape(f, peak, tau, alpha)
+        if r.get("source_key") in BEST_OF_SEARCH_SOURCES or shape < PLATEAU_SHAPE:
+            continue
+        if not math.isinf(f):
+            intensity = f / (_ELEMENT_BYTES[g[1]] * (r["m"] * r["k"] + r["k"] * r["n"]
+                                                     + r["m"] * r["n"]))
+            bw = bandwidths.get(g[0])
+            if bw is not None and intensity < peak / bw:
+                continue
+        logs.setdefault(g, []).append(math.log(eta / shape))
+    return {g: math.exp(sum(v) / len(v)) for g, v in logs.items()}
+
+
 def fit_calibration(rows: list[dict], peaks: dict[tuple[str, str], float],
                     bandwidths: dict[str, float]) -> Calibration:
     """Fit the efficiency terms. ``peaks[(hardware, precision)]`` is the dense peak (flop/s) and
     ``bandwidths[hardware]`` the spec bandwidth (byte/s) of every device the rows name."""
     gemm = gemm_rows(rows, peaks)
     tau, alpha, gmax, residuals = fit_gemm(gemm)
-    gmax, residuals, bias = best_of_search_correction(rows, gemm, gmax, residuals)
+    plateau = plateau_levels(rows, gemm, bandwidths, tau, alpha)
+    gmax, residuals, bias = best_of_search_correction(rows, gemm, gmax, residuals, plateau)
     row_ids: dict[str, list[str]] = {}
     for rid, (hw, cls), *_ in gemm:
         row_ids.setdefault(f"gemm:{hw}:{cls}", []).append(rid)
