@@ -99,6 +99,28 @@ def test_train_and_optimize_commands():
                                        for r in json.loads(out.stdout))
 
 
+def test_train_adds_the_wall_time_with_failures():
+    """--checkpoint-s chains ReliabilityModel onto the run: one DGX H100 (8 GPUs) has a fleet
+    MTBF of 50,677 / 8 = 6,335 h (reliability.yaml's per-GPU rate), so with 60 s checkpoints
+    Young's interval is sqrt(2 x 60 s x 22.8e6 s) = 52,312 s and goodput 52,312 / 52,372 x
+    (1 - (300 + 26,186) / 22.8e6) = 0.99769; the wall time is the time to train over that."""
+    args = ("train", "Llama3_8B", "DGX_H100", "-b", "64", "--seq-len", "2048", "--zero", "1",
+            "--tokens", "1e11", "--checkpoint-s", "60")
+    out = run(*args, "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    f = d["with_failures"]
+    assert f["goodput_ratio"] == pytest.approx(0.99769, abs=2e-5)
+    assert f["fleet_mtbf"]["value"] == pytest.approx(6334.6, abs=0.1)
+    assert f["wall_time_to_train"]["value"] == pytest.approx(
+        d["time_to_train"]["value"] / f["goodput_ratio"], rel=1e-9)
+    out = run(*args)
+    assert out.returncode == 0 and "with failures:" in out.stdout and "goodput 0.998" in \
+        out.stdout
+    out = run(*args[:-4], "--checkpoint-s", "60")
+    assert out.returncode == 2 and "--checkpoint-s needs --tokens" in out.stderr
+
+
 def test_eval_takes_paths(tmp_path):
     # A Hugging Face config.json from the tests' fixtures and a missing ONNX file.
     cfg = __import__("pathlib").Path(__file__).parent / "data" / "hf_configs" / "llama3_8b.json"

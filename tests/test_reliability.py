@@ -1,8 +1,11 @@
 """ReliabilityModel's explain(): the interval line says where tau came from, and the goodput
 line prints the arithmetic it evaluates, on a fleet whose MTBF is given (numbers by hand)."""
 
+import pytest
+
 import mlsysim
 from mlsysim import Fleet, Systems
+from mlsysim.errors import ValidationError
 
 # 4 DGX H100 with a fleet MTBF of 10 h (M = 36,000 s), 50 s checkpoints, the default 300 s
 # recovery. Young's interval sqrt(2 x 50 x 36,000) = 1,897.4 s.
@@ -43,3 +46,60 @@ def test_example_is_thirty_days_of_60_s_checkpoints_on_the_llama3_partition():
     assert ReliabilityModel.example(False) == dict(
         fleet=fleet, job_duration_hours=720.0, checkpoint_time_s=60.0,
         checkpoint_interval_hours=0.01)
+
+
+def _run(**kw):
+    return mlsysim.DistributedModel().solve("Llama3_8B", FLEET, batch_size=64, seq_len=8192,
+                                            zero_stage=1, **kw)
+
+
+def test_a_chained_run_lasts_its_failure_free_time_over_goodput():
+    """On FLEET (M = 36,000 s) with 50 s checkpoints and Young's interval, goodput = 0.9399
+    (above). A run's time to train C is failure-free work, so the job's wall time is
+    T = C / 0.9399, its GPU-hours T x 32 and its expected failures T / 36,000 s."""
+    run = _run(token_budget=1e10)
+    c = run.time_to_train.to("s").magnitude
+    r = mlsysim.ReliabilityModel().solve(run=run, checkpoint_time_s=50)
+    assert r.fleet is FLEET and r.accelerators == 32
+    assert r.goodput_ratio == pytest.approx(0.9399, abs=1e-4)
+    assert r.useful_time_s == pytest.approx(c, rel=1e-12)
+    assert r.wall_time_to_train.to("s").magnitude == pytest.approx(c / r.goodput_ratio,
+                                                                  rel=1e-12)
+    assert r.gpu_hours.to("hour").magnitude == pytest.approx(c / r.goodput_ratio * 32 / 3600,
+                                                            rel=1e-12)
+    assert r.expected_failures == pytest.approx(c / r.goodput_ratio / 36000, rel=1e-12)
+    assert r.explain().splitlines()[-1].startswith(
+        f"  wall time T = C / goodput = {c / 3600:.4g} h / 0.9399 = ")
+    # Without a run there is no wall time to train, and the GPU-hours are the given job's.
+    plain = mlsysim.ReliabilityModel().solve(FLEET, job_duration_hours=100,
+                                             checkpoint_time_s=50)
+    assert plain.wall_time_to_train is None
+    assert plain.gpu_hours.to("hour").magnitude == pytest.approx(3200)
+
+
+@pytest.mark.parametrize("kw, field", [
+    (dict(run="not a run", checkpoint_time_s=50), "run"),
+    (dict(checkpoint_time_s=50), "fleet"),
+    (dict(fleet=FLEET, checkpoint_time_s=50), "job_duration_hours"),
+    (dict(fleet=FLEET, job_duration_hours=10), "checkpoint_time_s"),
+])
+def test_chain_inputs_are_checked_by_name(kw, field):
+    with pytest.raises(ValidationError) as err:
+        mlsysim.ReliabilityModel().solve(**kw)
+    assert err.value.field == field
+
+
+def test_a_chained_run_needs_a_token_budget_and_one_length_and_must_fit():
+    with pytest.raises(ValidationError, match="token_budget") as err:
+        mlsysim.ReliabilityModel().solve(run=_run(), checkpoint_time_s=50)
+    assert err.value.field == "run"
+    with pytest.raises(ValidationError, match="give one") as err:
+        mlsysim.ReliabilityModel().solve(run=_run(token_budget=1e10), job_duration_hours=5,
+                                         checkpoint_time_s=50)
+    assert err.value.field == "job_duration_hours"
+    big = mlsysim.DistributedModel().solve("Llama3_70B", FLEET, batch_size=64, seq_len=8192,
+                                           zero_stage=0, token_budget=1e10)
+    assert not big.feasible
+    with pytest.raises(ValidationError, match="infeasible") as err:
+        mlsysim.ReliabilityModel().solve(run=big, checkpoint_time_s=50)
+    assert err.value.field == "run"

@@ -30,9 +30,10 @@ s = ScalingModel().solve("1e24 flop")
 info("Chinchilla-optimal for 1e24 flop", Parameters=s.optimal_parameters,
      Tokens=s.optimal_tokens)
 ck = CheckpointModel().solve("Llama3_70B", fleet, optimizer="adam", n_writers=64)
-rel = ReliabilityModel().solve(fleet, job_duration_hours=24 * 30,
-                               checkpoint_time_s=ck.write_time_seconds.to("s").magnitude)
+# Chained onto step 2's run: its time to train is failure-free work; the job lasts that / goodput.
+rel = ReliabilityModel().solve(run=r, checkpoint_time_s=ck.write_time_seconds.to("s").magnitude)
 info("Checkpoints and failures", Checkpoint=ck.checkpoint_size, Write=ck.write_time_seconds,
      Fleet_MTBF=rel.fleet_mtbf, Young_Daly_interval=rel.optimal_checkpoint_interval,
-     Goodput=f"{rel.goodput_ratio:.3f}")
+     Goodput=f"{rel.goodput_ratio:.3f}", Time_to_train=r.time_to_train.to("day"),
+     With_failures=rel.wall_time_to_train.to("day"))
 print(mlsysim.Systems.Clusters.names())

@@ -43,24 +43,62 @@ def train_cmd(
     optimizer: str = typer.Option("adam", "--optimizer"),
     tokens: Optional[float] = typer.Option(None, "--tokens", help="Token budget: time to "
                                            "train and GPU-hours."),
+    checkpoint_s: Optional[float] = typer.Option(
+        None, "--checkpoint-s", help="Seconds one checkpoint blocks training: with --tokens, "
+        "adds the wall time with failures (ReliabilityModel: fleet MTBF, Young's interval, "
+        "goodput)."),
     explain: bool = typer.Option(False, "--explain"),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """One training step on a fleet: step time and breakdown, MFU, tokens/s, memory."""
+    from ..errors import ValidationError
     from ..solvers.distributed import DistributedModel
     from . import EXIT_INFEASIBLE
     from .app import print_result, run_guarded
 
-    result = run_guarded(as_json, lambda: DistributedModel().solve(
-        model, _system(fleet, nodes), batch_size=batch_size, seq_len=seq_len,
-        precision=precision, tp_size=tp, pp_size=pp, cp_size=cp, ep_size=ep, dp_size=dp,
-        microbatch_size=mbs, v_stages=v_stages, activation_recomputation=recompute,
-        zero_stage=zero, optimizer=optimizer, token_budget=tokens))
-    print_result(result, as_json, explain)
+    def solve():
+        if checkpoint_s is not None and tokens is None:
+            raise ValidationError("checkpoint_s", "needs --tokens: the wall time with "
+                                  "failures is the time to train a token budget over goodput.",
+                                  owner="train")
+        return DistributedModel().solve(
+            model, _system(fleet, nodes), batch_size=batch_size, seq_len=seq_len,
+            precision=precision, tp_size=tp, pp_size=pp, cp_size=cp, ep_size=ep, dp_size=dp,
+            microbatch_size=mbs, v_stages=v_stages, activation_recomputation=recompute,
+            zero_stage=zero, optimizer=optimizer, token_budget=tokens)
+
+    result = run_guarded(as_json, solve, flags={"checkpoint_s": "--checkpoint-s"})
+    failures = None
+    if checkpoint_s is not None and result.feasible:
+        from ..solvers.reliability import ReliabilityModel
+        failures = run_guarded(as_json, lambda: ReliabilityModel().solve(
+            run=result, checkpoint_time_s=checkpoint_s),
+            flags={"checkpoint_time_s": "--checkpoint-s"})
+    if as_json and failures is not None:
+        typer.echo(json.dumps({**result.to_dict(), "with_failures": failures.to_dict()},
+                              indent=2))
+    else:
+        print_result(result, as_json, explain)
+    if failures is not None and not as_json:
+        typer.echo(_failures_line(failures))
+        if explain:
+            typer.echo(failures.explain())
     if not result.feasible:
         if not as_json:
             typer.echo(f"infeasible: {result.reason}", err=True)
         raise typer.Exit(EXIT_INFEASIBLE)
+
+
+def _failures_line(r) -> str:
+    """One line: the chained run's wall time with failures and what it costs."""
+    if not r.feasible:
+        return f"with failures: {r.reason}"
+    days = r.wall_time_to_train.to("day").magnitude
+    return (f"with failures: {days:,.4g} days, {r.gpu_hours.to('hour').magnitude:,.4g} "
+            f"GPU-hours (goodput {r.goodput_ratio:.3f}: fleet MTBF "
+            f"{r.fleet_mtbf.to('hour').magnitude:.3g} h, about {r.expected_failures:,.0f} "
+            f"interruptions, a {r.checkpoint_time_s:g} s checkpoint every "
+            f"{r.checkpoint_interval.to('minute').magnitude:.3g} min)")
 
 
 def optimize_cmd(

@@ -29,6 +29,11 @@ lost to failures. To first order its loss is ``delta / tau + tau / (2M) + R / M`
 ``tau_Young`` minimizes; the checkpoint interval used is ``checkpoint_interval_hours`` when
 given, else ``tau_Young``.
 
+Chained onto a training run (``run=``, a DistributedResult with a ``token_budget``): the
+run's ``time_to_train`` is the failure-free compute ``C``, and since goodput does not depend on
+the job's length the wall time it takes is ``T = C / goodput`` (``wall_time_to_train``; GPU-hours
+``T x n``), with ``E[failures] = T / M`` over that wall time.
+
 Left out: failures during recovery or during a checkpoint write, correlated failures (a
 switch taking down many nodes at once), time-varying rates (infant mortality, wear-out),
 planned maintenance, spare capacity that hides failures, and partial restarts.
@@ -44,7 +49,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ..core import validate as check
-from ..core.contract import REQUIRED, ForwardModel, Option, Result
+from ..core.contract import ForwardModel, Option, Result
 from ..errors import DataFileError, UnknownNameError, ValidationError
 from ..specs.base import QuantityOf, Sourced
 from ..specs.system import Fleet, Node
@@ -172,6 +177,7 @@ class ReliabilityResult(Result):
     daly_interval_s: float
     interval_s: float              # the interval goodput is evaluated at
     interval_given: bool
+    useful_time_s: float | None = None   # a chained run's failure-free time to train (C)
 
     summary_inputs = ("fleet",)
     summary_numbers = ("fleet_mtbf:mtbf", "checkpoint_interval:interval",
@@ -229,6 +235,18 @@ class ReliabilityResult(Result):
         return Q_(self.job_duration_s * (1.0 - self.goodput_ratio) / HOUR, "hour")
 
     @property
+    def wall_time_to_train(self):
+        """A chained run's wall time ``T = C / goodput`` (hours); None without ``run``."""
+        if self.useful_time_s is None:
+            return None
+        return Q_(self.job_duration_s / HOUR, "hour")
+
+    @property
+    def gpu_hours(self):
+        """Accelerator-hours of the job's wall time, ``T x n`` (failures included)."""
+        return Q_(self.job_duration_s * self.accelerators / HOUR, "hour")
+
+    @property
     def _losses(self) -> dict[str, float]:
         segment = self.interval_s + self.checkpoint_time_s
         return {"checkpoint writes": self.checkpoint_time_s / segment,
@@ -279,6 +297,7 @@ class ReliabilityResult(Result):
             "daly_checkpoint_interval": self.daly_checkpoint_interval,
             "checkpoint_interval": self.checkpoint_interval,
             "goodput_ratio": self.goodput_ratio, "lost_time": self.lost_time,
+            "wall_time_to_train": self.wall_time_to_train, "gpu_hours": self.gpu_hours,
             "feasible": self.feasible, "reason": self.reason,
         }
 
@@ -311,6 +330,10 @@ class ReliabilityResult(Result):
             f"{tau:.4g}/{segment:.4g} * (1 - ({r:.4g} + {0.5 * segment:.4g})/{m:.4g}) = "
             f"{raw:.4g}" + ("" if raw > 0 else " -> 0"),
         ]
+        if self.useful_time_s is not None and self.feasible:
+            lines.append(f"  wall time T = C / goodput = {self.useful_time_s / HOUR:.4g} h / "
+                         f"{raw:.4g} = {self.job_duration_s / HOUR:.4g} h; "
+                         f"{self.gpu_hours.magnitude:,.0f} GPU-hours")
         if not self.feasible:
             lines.append(f"  infeasible: {self.reason}")
         return "\n".join(lines)
@@ -322,13 +345,18 @@ class ReliabilityModel(ForwardModel):
     the module docstring)."""
 
     options = (
-        Option("fleet", REQUIRED, "the fleet: Fleet, Node or zoo cluster name"),
-        Option("job_duration_hours", REQUIRED, "wall-clock length of the job, hours, > 0"),
-        Option("checkpoint_time_s", REQUIRED, "time one checkpoint blocks training, s, > 0"),
+        Option("fleet", None, "the fleet: Fleet, Node or zoo cluster name (default: the "
+               "run's)"),
+        Option("job_duration_hours", None, "wall-clock length of the job, hours, > 0 (or "
+               "give run)"),
+        Option("checkpoint_time_s", None, "time one checkpoint blocks training, s, > 0 "
+               "(needed; CheckpointModel gives it)"),
         Option("avg_recovery_time_s", 300.0, "restart after a failure (reschedule, reload, "
                "warm up), s, >= 0; the incumbent's 300 s, an assumption"),
         Option("checkpoint_interval_hours", None, "work between checkpoints, hours; default: "
                "Young's optimum sqrt(2 delta M)"),
+        Option("run", None, "a DistributedResult with a token_budget: its fleet, and its "
+               "time to train as the failure-free work (wall time = that / goodput)"),
     )
 
     @classmethod
@@ -342,20 +370,23 @@ class ReliabilityModel(ForwardModel):
         return dict(fleet=fleet, job_duration_hours=720.0, checkpoint_time_s=60.0,
                     checkpoint_interval_hours=0.01)
 
-    def solve(self, fleet, job_duration_hours: float, checkpoint_time_s: float,
-              avg_recovery_time_s: float = 300.0,
-              checkpoint_interval_hours: float | None = None) -> ReliabilityResult:
+    def solve(self, fleet=None, job_duration_hours: float | None = None,
+              checkpoint_time_s: float | None = None, avg_recovery_time_s: float = 300.0,
+              checkpoint_interval_hours: float | None = None, run=None) -> ReliabilityResult:
         """Failure statistics and checkpoint cadence of a job on ``fleet``.
 
         Parameters
         ----------
         fleet : Fleet, Node or zoo cluster name; its ``mtbf_hours`` (the whole fleet's) is
-            used when set, else the per-accelerator rate of ``zoo/data/reliability.yaml``
-        job_duration_hours : float > 0, wall-clock hours the job runs
+            used when set, else the per-accelerator rate of ``zoo/data/reliability.yaml``;
+            default: the run's system
+        job_duration_hours : float > 0, wall-clock hours the job runs (not with ``run``)
         checkpoint_time_s : float > 0, seconds one checkpoint blocks training (``delta``)
         avg_recovery_time_s : float >= 0, seconds to restart after a failure (``R``)
         checkpoint_interval_hours : float > 0 or None, hours of work between checkpoints
             (``tau``); None uses Young's optimum
+        run : DistributedResult with a ``token_budget``, or None: its ``time_to_train`` is
+            the failure-free work ``C`` and the job lasts ``T = C / goodput``
 
         Returns
         -------
@@ -378,8 +409,22 @@ class ReliabilityModel(ForwardModel):
         >>> round(r.goodput_ratio, 3)    # 1156/1216 * (1 - (300 + 608)/11135)
         0.873
         """
+        useful = None
+        if run is not None:
+            useful, fleet = _run_work(run, fleet, job_duration_hours)
+        elif fleet is None:
+            raise ValidationError("fleet", "is needed (a Fleet, a Node or a zoo cluster name), "
+                                  "or give run=, a DistributedResult.", owner=OWNER)
+        elif job_duration_hours is None:
+            raise ValidationError("job_duration_hours", "is needed (wall-clock hours of the "
+                                  "job), or give run=, a DistributedResult with a "
+                                  "token_budget.", owner=OWNER)
         fleet = as_fleet(fleet, OWNER)
-        t = check.positive_float("job_duration_hours", job_duration_hours, OWNER) * HOUR
+        if checkpoint_time_s is None:
+            raise ValidationError("checkpoint_time_s", "is needed: seconds one checkpoint "
+                                  "blocks training (CheckpointModel gives it).", owner=OWNER)
+        t = useful if useful is not None else \
+            check.positive_float("job_duration_hours", job_duration_hours, OWNER) * HOUR
         delta = check.positive_float("checkpoint_time_s", checkpoint_time_s, OWNER)
         rec = check.positive_float("avg_recovery_time_s", avg_recovery_time_s, OWNER,
                                    allow_zero=True)
@@ -393,9 +438,31 @@ class ReliabilityModel(ForwardModel):
             m = fleet_mtbf_hours(n, per_accelerator_rate(DEFAULT_RATE)) * HOUR
             source = DEFAULT_RATE
         young = young_interval(delta, m)
+        tau = young if tau_given is None else tau_given
+        if useful is not None:
+            g = goodput(tau, delta, rec, m)
+            t = useful / g if g > 0.0 and delta < tau else useful
         return ReliabilityResult(
             fleet=fleet, accelerators=n, job_duration_s=t, checkpoint_time_s=delta,
             recovery_time_s=rec, fleet_mtbf_s=m, mtbf_source=source, young_interval_s=young,
-            daly_interval_s=daly_interval(delta, m),
-            interval_s=young if tau_given is None else tau_given,
-            interval_given=tau_given is not None)
+            daly_interval_s=daly_interval(delta, m), interval_s=tau,
+            interval_given=tau_given is not None, useful_time_s=useful)
+
+
+def _run_work(run, fleet, job_duration_hours) -> tuple[float, Any]:
+    """(failure-free seconds, fleet) of a chained training run."""
+    t = getattr(run, "time_to_train", None) if hasattr(run, "tokens_per_s") else None
+    if not hasattr(run, "tokens_per_s"):
+        raise ValidationError("run", f"must be a DistributedResult. Got {run!r} instead.",
+                              owner=OWNER)
+    if t is None:
+        raise ValidationError("run", "has no time to train: solve DistributedModel with "
+                              "token_budget=... (tokens to train on).", owner=OWNER)
+    if job_duration_hours is not None:
+        raise ValidationError("job_duration_hours", "and run both set the job's length; "
+                              "give one (with run, the wall time is its time to train / "
+                              "goodput).", owner=OWNER)
+    if not run.feasible:
+        raise ValidationError("run", f"is infeasible ({run.reason}); a job that does not run "
+                              "has no failures to plan for.", owner=OWNER)
+    return float(t.to("s").magnitude), run.system if fleet is None else fleet
