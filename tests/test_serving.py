@@ -334,8 +334,26 @@ def test_trace_itl_equation_divides_by_accepted_tokens_only_when_speculating():
     spec = S.solve("Llama3_8B", "H100", seq_len=128, output_len=8, draft_model="Llama3_2_1B",
                    draft_acceptance_rate=0.8)
     assert plain.trace()["equations"]["itl"] == "decode_step(mean context) + tp_comm_decode"
-    assert spec.trace()["equations"]["itl"] == ("decode_step(mean context) + tp_comm_decode"
-                                                " / E[tokens per speculative step]")
+    assert spec.trace()["equations"]["itl"] == ("(draft_len * draft_step + verify) / "
+                                                "E[tokens per speculative step]")
+
+
+def test_speculative_explain_prints_the_terms_its_itl_is_made_of():
+    """A speculative round is k = 4 draft steps and one verification of k + 1 = 5 tokens,
+    yielding E = (1 - 0.8^5) / (1 - 0.8) = 3.3616 tokens; the ITL line shows those terms, and
+    (4 x draft + verify) / 3.3616 is the ITL (it used to show the target's plain decode step,
+    whose quotient by 3.36 is not the ITL)."""
+    r = S.solve("Llama3_8B", "H100", seq_len=1024, output_len=128, draft_model="Llama3_2_1B",
+                draft_acceptance_rate=0.8)
+    terms = r.trace()["terms"]
+    k, draft, verify = terms["draft_len"], terms["draft_step_s"], terms["verify_s"]
+    assert k == 4 and r.accepted_per_step == pytest.approx(3.3616, rel=1e-12)
+    assert (k * draft + verify) / 3.3616 == pytest.approx(r.itl_s, rel=1e-12)
+    line = next(x for x in r.explain().splitlines() if x.startswith("  ITL ="))
+    assert line == (f"  ITL = (4 x draft step {draft * 1e3:.4g} ms + verification of 5 tokens "
+                    f"{verify * 1e3:.4g} ms, at mean context 1088) / 3.36 tokens per "
+                    f"speculative step = {r.itl_s * 1e3:.4g} ms")
+    assert verify > r.decode_step_s   # five tokens verified cost more than one decoded
 
 
 def test_ssm_conv_window_state_follows_the_kv_precision():

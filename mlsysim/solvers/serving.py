@@ -275,6 +275,34 @@ class ServingResult(Result):
                       "output_len:output", "tp_size:tp")
     summary_numbers = ("ttft", "itl", "tokens_per_s:")
 
+    def _speculative_terms(self) -> tuple[int, float, float]:
+        """(draft_len, one draft step, the verification pass) in seconds at this batch."""
+        plan = self._plan
+        return (plan.draft_len, float(evaluate(plan.draft_step, self.batch_size).latency),
+                float(evaluate(plan.verify, self.batch_size).latency))
+
+    def _speculative_trace_terms(self) -> dict[str, float]:
+        if self.draft_model is None or self._plan is None:
+            return {}
+        k, draft, verify = self._speculative_terms()
+        return {"draft_len": k, "draft_step_s": draft, "verify_s": verify}
+
+    def _itl_line(self) -> str:
+        mid = f"{self.seq_len + (self.output_len - 1) / 2:.0f}"
+        over = (f" + {self.step_overhead_s * 1e3:.3g} ms {self.engine} step overhead"
+                if self.engine else "")
+        if self.draft_model is None or self._plan is None:
+            return (f"  ITL = (decode step {self.decode_step_s * 1e3:.4g} ms + TP comm "
+                    f"{self.comm_decode_s * 1e3:.3g} ms at mean context {mid}"
+                    + (f"; the step includes {self.step_overhead_s * 1e3:.3g} ms engine "
+                       "overhead" if self.engine else "")
+                    + f") = {self.itl_s * 1e3:.4g} ms")
+        k, draft, verify = self._speculative_terms()
+        return (f"  ITL = ({k} x draft step {draft * 1e3:.4g} ms + verification of {k + 1} "
+                f"tokens {verify * 1e3:.4g} ms{over}, at mean context {mid}) / "
+                f"{self.accepted_per_step:.3g} tokens per speculative step = "
+                f"{self.itl_s * 1e3:.4g} ms")
+
     def trace(self) -> dict[str, Any]:
         """Provenance: the serving equations with their terms, and the decode step's operator
         trace (constants with sources, per-operator times)."""
@@ -284,8 +312,8 @@ class ServingResult(Result):
         return {
             "equations": {
                 "ttft": "prefill + tp_comm_prefill + kv_transfer",
-                "itl": "decode_step(mean context) + tp_comm_decode"
-                       + (" / E[tokens per speculative step]" if self.draft_model else ""),
+                "itl": ("(draft_len * draft_step + verify) / E[tokens per speculative step]"
+                        if self.draft_model else "decode_step(mean context) + tp_comm_decode"),
                 "e2e": "ttft + (output_len - 1) * itl",
                 "kv_per_sequence": "kv_cache_bytes(prompt + output, paged) * kv_share / pp",
             },
@@ -296,7 +324,8 @@ class ServingResult(Result):
                       "accepted_per_step": self.accepted_per_step,
                       "kv_bytes_per_token": self.kv_bytes_per_token,
                       "kv_bytes_per_sequence": self.kv_bytes_per_sequence,
-                      "weights_bytes_per_device": self.weights_bytes},
+                      "weights_bytes_per_device": self.weights_bytes,
+                      **self._speculative_trace_terms()},
             "result": {"ttft_s": self.ttft_s, "itl_s": self.itl_s},
             "decode_step": step,
         }
@@ -337,13 +366,7 @@ class ServingResult(Result):
             f"ms = {self.ttft_s * 1e3:.4g} ms"
             + (f" (prefill includes {self.engine}'s {self.step_overhead_s * 1e3:.3g} ms step "
                "overhead)" if self.engine else ""),
-            f"  ITL = (decode step {self.decode_step_s * 1e3:.4g} ms + TP comm "
-            f"{self.comm_decode_s * 1e3:.3g} ms at mean context "
-            f"{self.seq_len + (self.output_len - 1) / 2:.0f}"
-            + (f"; the step includes {self.step_overhead_s * 1e3:.3g} ms engine overhead"
-               if self.engine else "") + ")"
-            + (f" / {self.accepted_per_step:.3g} tokens per speculative step"
-               if self.draft_model else "") + f" = {self.itl_s * 1e3:.4g} ms",
+            self._itl_line(),
             "  band (calibration spread): TTFT {:.4g}-{:.4g} ms, ITL {:.4g}-{:.4g} ms".format(
                 *(q.magnitude for q in (*self.band["ttft"], *self.band["itl"]))),
             f"  KV cache: {self.kv_bytes_per_token:,.0f} B/token (whole model) -> "
