@@ -451,10 +451,10 @@ class ReliabilityModel(ForwardModel):
 
 def _run_work(run, fleet, job_duration_hours) -> tuple[float, Any]:
     """(failure-free seconds, fleet) of a chained training run."""
-    t = getattr(run, "time_to_train", None) if hasattr(run, "tokens_per_s") else None
     if not hasattr(run, "tokens_per_s"):
         raise ValidationError("run", f"must be a DistributedResult. Got {run!r} instead.",
                               owner=OWNER)
+    t = run.time_to_train
     if t is None:
         raise ValidationError("run", "has no time to train: solve DistributedModel with "
                               "token_budget=... (tokens to train on).", owner=OWNER)
