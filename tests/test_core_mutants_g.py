@@ -13,8 +13,7 @@ from mlsysim.core.collectives import CollectiveEfficiency, collective_time, fit_
 from mlsysim.core.costmodel import evaluate, prepare
 from mlsysim.core.device_calibration import read_measurements
 from mlsysim.core.engine import time_by_resource
-from mlsysim.core.power import PowerRow, fit_power
-from mlsysim.errors import DataFileError, ValidationError
+from mlsysim.errors import ValidationError
 from mlsysim.solvers.weight_streaming import WeightStreamingModel
 from mlsysim.specs.hardware import HardwareSpec
 from mlsysim.workloads.operators import OperatorBuilder, OpKind
@@ -116,19 +115,6 @@ def test_collective_efficiency_refuses_a_negative_alpha_with_the_value():
             "number of seconds. Got -1e-06 instead.")):
         CollectiveEfficiency(alpha_s=-1e-6, eta_bus=0.8, estimated=True)
 
-
-def test_fit_power_refuses_a_device_missing_from_the_zoo():
-    """Hardware.get raises a LookupError for an unknown key; the fit turns it into the same
-    refusal as a device without a tdp, naming the rows and the device."""
-    row = PowerRow(id="R1", hardware="NoSuchGPU", role="idle", activity="idle", precision="",
-                   compute_util=0.0, memory_util=0.0, power_w=20.0, power_low_w=None,
-                   power_high_w=None, quality="", derived="", source_key="", condition="")
-    with pytest.raises(DataFileError) as err:
-        fit_power([row])
-    assert str(err.value) == "power rows R1: device 'NoSuchGPU' needs a zoo spec with a tdp"
-
-
-# ------------------------------------------------------------------------ calibration inputs
 
 def test_fit_gemm_ignores_the_overflow_of_an_enormous_shape():
     """F / peak = 1e305 s over tau = 1e-8 s overflows to inf: its shape factor is 1, which is

@@ -127,12 +127,14 @@ def test_node_power_refusals_name_node_power():
                               "name. Got 42 instead.")
 
 
-def test_fit_power_refuses_a_zoo_device_without_a_tdp():
-    """A10G's zoo spec publishes no tdp, so the default tdp_of gives None and the fit says
-    which rows and device need one (not an AttributeError)."""
-    row = PowerRow(id="R1", hardware="A10G", role="idle", activity="idle", precision="",
+@pytest.mark.parametrize("device", ["A10G", "NoSuchGPU"])
+def test_fit_power_refuses_a_device_without_a_zoo_tdp(device):
+    """A10G's zoo spec publishes no tdp, and an unknown key has no spec at all (Hardware.get
+    raises a LookupError): the fit says which rows and device need one, not an
+    AttributeError or a TypeError."""
+    row = PowerRow(id="R1", hardware=device, role="idle", activity="idle", precision="",
                    compute_util=0.0, memory_util=0.0, power_w=20.0, power_low_w=None,
                    power_high_w=None, quality="", derived="", source_key="", condition="")
     with pytest.raises(DataFileError) as err:
         fit_power([row])
-    assert str(err.value) == "power rows R1: device 'A10G' needs a zoo spec with a tdp"
+    assert str(err.value) == f"power rows R1: device '{device}' needs a zoo spec with a tdp"
