@@ -669,38 +669,64 @@ def stage_kinds(pp):
     return [pp * 0, np.minimum(1, pp - 1), pp - 1]
 
 
+def factorize(x) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, index of each element into them) of an integer array, like
+    ``np.unique(x, return_inverse=True)``; a search's columns hold a handful of small
+    integers, so a table of their range replaces the sort when the range is small.
+
+    >>> [a.tolist() for a in factorize(np.array([8, 2, 8, 4]))]
+    [[2, 4, 8], [2, 0, 2, 1]]
+    """
+    x = np.asarray(x)
+    if x.size and x.dtype.kind in "iu":
+        lo, hi = int(x.min()), int(x.max())
+        if lo >= 0 and hi <= 4 * x.size + 4096:
+            seen = np.zeros(hi + 1, dtype=bool)
+            seen[x] = True
+            return np.flatnonzero(seen), (np.cumsum(seen) - 1)[x]
+    return np.unique(x, return_inverse=True)
+
+
 @dataclass(frozen=True)
 class StageKind:
-    """One stage kind (first, middle, last) across configs: its index, layers, share of the
-    stack and whether it holds the pre- and post-stack rows (arrays over configs)."""
+    """One stage kind (first, middle, last) across configs: per distinct depth (``*_d``) its
+    index, layers, share of the stack and whether it holds the pre- and post-stack rows;
+    ``depth`` is each config's depth among them, and the plain names are per config."""
 
-    stage: Any
-    layers: Any
-    share: Any
-    first: Any
-    last: Any
+    depth: Any
+    stage_d: Any
+    layers_d: Any
+    share_d: Any
+    first_d: Any
+    last_d: Any
+
+    stage = property(lambda self: self.stage_d[self.depth])
+    layers = property(lambda self: self.layers_d[self.depth])
+    share = property(lambda self: self.share_d[self.depth])
+    first = property(lambda self: self.first_d[self.depth])
+    last = property(lambda self: self.last_d[self.depth])
 
 
 def stage_kind_table(layers: int, pp, layout=None) -> list[StageKind]:
     """The three stage kinds for every config of ``pp``, computed once per distinct depth
     (a search has a handful) and spread back over the configs. ``layout``: see
     :func:`stage_layers_of`."""
-    pp = np.asarray(pp)
-    depths, inv = np.unique(pp, return_inverse=True)
+    depths, inv = factorize(pp)
     out = []
     for stage_d in stage_kinds(depths):
         layers_d = stage_layers_of(layers, depths, stage_d, layout)
-        out.append(StageKind(stage=stage_d[inv], layers=layers_d[inv],
-                             share=(layers_d / layers)[inv], first=(stage_d == 0)[inv],
-                             last=(stage_d == depths - 1)[inv]))
+        out.append(StageKind(depth=inv, stage_d=stage_d, layers_d=layers_d,
+                             share_d=layers_d / layers, first_d=stage_d == 0,
+                             last_d=stage_d == depths - 1))
     return out
 
 
 def stage_params(parts: Parts, pp, stage, kind: StageKind | None = None):
-    """Local parameters on one device of ``stage``."""
+    """Local parameters on one device of ``stage`` (of a ``kind``: per config, from its
+    depths)."""
     if kind is not None:
-        return (parts.params["pre"] * kind.first + parts.params["stack"] * kind.share
-                + parts.params["post"] * kind.last)
+        return (parts.params["pre"] * kind.first_d + parts.params["stack"] * kind.share_d
+                + parts.params["post"] * kind.last_d)[kind.depth]
     share = stage_layers_of(parts.layers, pp, stage) / parts.layers
     return (parts.params["pre"] * (stage == 0) + parts.params["stack"] * share
             + parts.params["post"] * (stage == pp - 1))
@@ -708,7 +734,8 @@ def stage_params(parts: Parts, pp, stage, kind: StageKind | None = None):
 
 def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
                gather: tuple[Any, Any] | None = None,
-               kinds: list[StageKind] | None = None) -> list[tuple[Any, Any]]:
+               kinds: list[StageKind] | None = None,
+               params: list | None = None) -> list[tuple[Any, Any]]:
     """(forward, backward) seconds of one micro-batch on each stage kind, broadcast over
     configs: the overlap rule per pass, ``B + overlapped(C, O)``. ``mbs_idx`` indexes
     ``mbs_values`` (the distinct micro-batch sizes evaluated); ``p2p``: seconds of one
@@ -721,20 +748,26 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
     reduce-scatter, and a recomputed forward needs the weights ZeRO-3 does not keep)."""
     f = {k: _part_times(p, mbs_values) for k, p in parts.fwd.items()}
     b = {k: _part_times(p, mbs_values) for k, p in parts.bwd.items()}
+    mbs_idx = np.asarray(mbs_idx)
 
-    def pass_time(d, w, hand_on, extra):
-        c = sum(w[k] * d[k][0][mbs_idx] for k in w)
-        blk = sum(w[k] * d[k][1][mbs_idx] for k in w) + hand_on * v * p2p
-        ov = sum(w[k] * d[k][2][mbs_idx] for k in w) + extra
-        return blk + overlapped(c, ov, parts.overlap_slowdown)
+    def pass_time(d, w, cell, hand_on, extra):
+        # The sections' (compute, blocking, overlappable) seconds depend on the depth and the
+        # micro-batch size alone: a table over the distinct pairs, gathered once per config.
+        c, blk, ov = (sum(w[k][:, None] * d[k][i][None, :] for k in w).ravel()[cell]
+                      for i in range(3))
+        return blk + hand_on * v_p2p + overlapped(c, ov + extra, parts.overlap_slowdown)
 
+    v_p2p = v * p2p
     out = []
-    for kind in kinds if kinds is not None else stage_kind_table(parts.layers, pp):
-        w = {"pre": kind.first, "stack": kind.share, "post": kind.last}
-        one = 0.0 if gather is None else \
-            gather[0] + gather[1] * stage_params(parts, pp, kind.stage, kind)
-        out.append((pass_time(f, w, ~kind.last, one),
-                    pass_time(b, w, ~kind.first, (3 if parts.regather else 2) * one)))
+    kinds = kinds if kinds is not None else stage_kind_table(parts.layers, pp)
+    for i, kind in enumerate(kinds):
+        w = {"pre": kind.first_d, "stack": kind.share_d, "post": kind.last_d}
+        cell = kind.depth * len(mbs_values) + mbs_idx
+        one = 0.0 if gather is None else gather[0] + gather[1] * (
+            params[i] if params is not None else stage_params(parts, pp, None, kind))
+        out.append((pass_time(f, w, cell, (~kind.last_d)[kind.depth], one),
+                    pass_time(b, w, cell, (~kind.first_d)[kind.depth],
+                              (3 if parts.regather else 2) * one)))
     return out
 
 
@@ -770,7 +803,6 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
     ``dropout`` the attention and MLP dropout masks (one byte per element of the hidden
     state each, ``h`` bytes per token) are not stored."""
     h = model.hidden
-    s_b = seq / cp * mbs * e / 2          # tokens, in units of 16-bit elements
     kv_dim = model.n_kv_heads * model.d_head
     mats = 2 if model.ffn_gated else 1
     mask = h if dropout else 0            # one dropout mask each in attention and the MLP
@@ -789,25 +821,33 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
         mo = model.moe
         width = mo.expert_ffn * mo.active * capacity_factor + mo.expert_ffn * mo.shared_experts
         per_moe = attn + mlp(width) + 4 * h
-    total = layers * ((1 - moe_frac) * per_dense + moe_frac * per_moe)
+    # What one layer keeps per token, in 16-bit elements (a constant of the model and the
+    # config: the per-config work below is one product per term).
+    per_layer = (1 - moe_frac) * per_dense + moe_frac * per_moe
     if recompute == "full":
-        kept = 2 * h * layers / np.where(sp, tp, 1)
+        kept = 2 * h / (tp if sp else 1)
     else:
         # Replicated without sequence parallelism: the norms' inputs (4h), the attention and
         # MLP inputs (4h) and the dropout masks (2h).
-        rep_ = (8 * h + 2 * mask) * layers
-        kept = np.where(sp, total / tp, rep_ + (total - rep_) / tp)
+        rep_ = 8 * h + 2 * mask
+        kept = per_layer / tp if sp else rep_ + (per_layer - rep_) / tp
         if not flash and recompute == "none":
             # Materialized scores: softmax output, dropout mask and output, 5 a s bytes per
             # token per layer (Korthikanti et al. 2022, Table 2); selective recomputation
             # exists to drop exactly these.
-            kept = kept + 5 * model.heads * seq * layers / tp
+            kept = kept + 5 * model.heads * seq / tp
     if schedule == "gpipe":
         in_flight = m * 1.0
     else:
-        in_flight = np.minimum(m, pp - stage) * np.where(
-            (v > 1) & (stage == 0), 1 + (pp - 1) / (pp * v), 1.0)
-    return s_b * kept * in_flight + (stage == pp - 1) * 4 * seq / cp * mbs * model.vocab / tp
+        in_flight = np.minimum(m, pp - stage)
+        # The first stage of an interleaved schedule holds more (one stage holds no more).
+        first = (v > 1) & (stage == 0) & (pp > 1)
+        if np.any(first):
+            in_flight = np.where(first, in_flight * (1 + (pp - 1) / (pp * v)), in_flight)
+    tokens = seq / cp * e / 2                # a sequence's tokens, in 16-bit element units
+    logits = 4 * seq / cp * model.vocab / tp  # the last stage's fp32 logits per sequence
+    return (mbs * layers * (tokens * kept)) * in_flight + \
+        np.where(stage == pp - 1, mbs * logits, 0.0)
 
 
 def _comm_by_name(p, batch: int) -> dict[str, float]:
@@ -1003,62 +1043,77 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     the data-parallel collectives at ``variant`` (``parts`` carry their own). The single
     solve runs this with arrays of one element, and with ``zero3_split`` (ZeRO-3's gathers
     and their exposed part, timed once more without them: reported, not needed to rank)."""
-    pp, dp, v, mbs, m, zero = (grid[k] for k in ("pp", "dp", "v", "mbs", "m", "zero"))
-    tp, cp = grid["tp"], grid["cp"]
+    pp, dp, v, mbs, m, zero = (np.asarray(grid[k]) for k in ("pp", "dp", "v", "mbs", "m",
+                                                                "zero"))
+    tp, cp = (_uniform(grid[k], k) for k in ("tp", "cp"))
     e = _element_bytes(precision)
     shard = dp * cp
-    values, idx = np.unique(mbs, return_inverse=True)
+    values, idx = factorize(mbs)
+    # The collectives' (seconds, seconds per byte) depend on the group and its span, which
+    # follow from (pp, dp): one lookup per distinct pair, spread over the configs.
     # Rank order (innermost first): Megatron's tp, cp, dp, pp puts pipeline stages
     # outermost (data-parallel ranks tp x cp apart, stages tp x cp x dp apart); Llama 3's
     # tp, cp, pp, dp puts data parallelism outermost (stages tp x cp apart).
     dp_outer = rank_order == "tp-cp-pp-dp"
-    dp_span = np.where(dp_outer, tp * cp * pp * dp, tp * cp * dp)
-    p2p_span = 2 * np.where(dp_outer, tp * cp, tp * cp * dp)
+    depths, pp_i = factorize(pp)
+    widths, dp_i = factorize(dp)
+    pairs, pair = factorize(pp_i * len(widths) + dp_i)
+    pair_pp, pair_dp = depths[pairs // len(widths)], widths[pairs % len(widths)]
+    dp_span = tp * cp * pair_dp * (pair_pp if dp_outer else 1)
+    p2p_span = 2 * tp * cp * (1 if dp_outer else pair_dp)
+    looked_up: dict[tuple, tuple[float, float]] = {}
 
-    def group_terms(kind: str, n: np.ndarray, span: np.ndarray) -> tuple:
+    def group_terms(kind: str, n_pair, span_pair) -> tuple:
         """(seconds, seconds per byte) per config, one lookup per distinct (n, span)."""
-        big = int(span.max()) + 1
-        keys, inv = np.unique(n * big + span, return_inverse=True)
-        ab = np.array([dp_terms(system, int(k // big), int(k % big), kind, variant)
-                       for k in keys])
-        return ab[inv, 0], ab[inv, 1]
+        rows = []
+        for n, span in zip(np.broadcast_to(n_pair, pairs.shape).tolist(),
+                           np.broadcast_to(span_pair, pairs.shape).tolist()):
+            if (kind, n, span) not in looked_up:
+                looked_up[kind, n, span] = dp_terms(system, n, span, kind, variant)
+            rows.append(looked_up[kind, n, span])
+        ab = np.array(rows, dtype=float).reshape(-1, 2)
+        return ab[pair, 0], ab[pair, 1]
 
+    kinds = stage_kind_table(parts.layers, pp, layout)
+    params = [stage_params(parts, pp, None, k) for k in kinds]
     gather = None
     if np.any(zero == 3):       # ZeRO-3: gather the stage's weights per pass (overlapped)
-        a, b = group_terms("allgather", shard, dp_span)
+        a, b = group_terms("allgather", pair_dp * cp, dp_span)
         z3 = zero == 3
         gather = (np.where(z3, a, 0.0), np.where(z3, b * e, 0.0))
     p2p = np.zeros(len(pp))
     if np.any(pp > 1) and parts.p2p_bytes_per_sample:
-        a, b = group_terms("p2p", np.where(pp > 1, 2, 1), np.where(pp > 1, p2p_span, 1))
+        a, b = group_terms("p2p", np.where(pair_pp > 1, 2, 1), np.where(pair_pp > 1, p2p_span, 1))
         p2p = a + b * parts.p2p_bytes_per_sample * mbs
-        if not sp and np.any(tp > 1):
+        if not sp and tp > 1:
             # Without sequence parallelism the receiver all-gathers the tp shards back into
             # the replicated activation over the TP group's links (scatter-gather, ibid.).
-            a, b = group_terms("allgather", tp, tp)
-            p2p = p2p + np.where(tp > 1, a + b * parts.p2p_bytes_per_sample * tp * mbs, 0.0)
-    kinds = stage_kind_table(parts.layers, pp, layout)
-    stages = step_times(parts, idx, values, pp, v, p2p, gather, kinds)
-    t_mb = np.stack([f + b for f, b in stages])          # (stage kinds, configs)
-    slowest = np.argmax(t_mb, axis=0)
-    cols = np.arange(len(pp))
-    t_b = np.stack([b for _, b in stages])[slowest, cols]
-    t_slow = t_mb[slowest, cols]
+            a, b = dp_terms(system, tp, tp, "allgather", variant)
+            p2p = p2p + np.where(pp > 1, a + b * parts.p2p_bytes_per_sample * tp * mbs, 0.0)
+    stages = step_times(parts, idx, values, pp, v, p2p, gather, kinds, params)
+    # The slowest stage kind (the first of equals), its backward and its parameters.
+    t_slow, t_b = stages[0][0] + stages[0][1], stages[0][1]
+    slowest = np.zeros(len(pp), dtype=np.intp)
+    for i, (f, b) in enumerate(stages[1:], 1):
+        t = f + b
+        later = t > t_slow
+        t_slow, t_b = np.where(later, t, t_slow), np.where(later, b, t_b)
+        slowest = np.where(later, i, slowest)
     compute = m * t_slow
     bubble = (pp - 1) / v * t_slow
     # ZeRO-3's gathers and reduce-scatter per micro-batch on the slowest stage, and the part of
     # them compute does not hide (the same stage timed without them): reported, not re-priced.
-    params = np.stack([stage_params(parts, pp, k.stage, k) for k in kinds])
-    p_max = params.max(axis=0)
+    p_max = np.maximum.reduce(params)
     z3_comm = z3_exposed = np.zeros(len(pp))
     if gather is not None and zero3_split:
-        one = gather[0] + gather[1] * params[slowest, cols]
+        cols = np.arange(len(pp))
+        one = gather[0] + gather[1] * np.stack(params)[slowest, cols]
         z3_comm = m * (1 + (3 if parts.regather else 2)) * one
         bare = np.stack([f + b for f, b in step_times(parts, idx, values, pp, v, p2p, None,
-                                                      kinds)])[slowest, cols]
+                                                      kinds, params)])[slowest, cols]
         z3_exposed = m * (t_slow - bare)
     # DP gradient all-reduce (ZeRO-1/2: reduce-scatter + all-gather, the same bytes).
-    a, b = group_terms("allreduce", shard, dp_span)
+    a, b = group_terms("allreduce", pair_dp * cp, dp_span)
     dp_t = np.where(zero < 3, a + b * p_max * e, 0.0)
     exposed = dp_exposed(t_b, dp_t, v, pp, parts.overlap_slowdown) if overlap else dp_t
     # Optimizer state (core/memory.py) plus the fp32 master copy under mixed precision.
@@ -1066,37 +1121,51 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     update = 2 * (state + e) + e                 # read and write state and weights, read grads
     opt_t = optimizer_seconds(parts, p_max / np.where(zero >= 1, shard, 1) * update)
     step = compute + bubble + opt_t + exposed
-    # Memory: the fullest stage kind.
+    # Memory: bytes per local parameter of weights, gradients and optimizer state as ZeRO
+    # shards them, plus each stage kind's activations; the fullest stage kind.
+    w_per = e / np.where(zero >= 3, shard, 1)
+    g_per = e / np.where(zero >= 2, shard, 1)
+    o_per = state / np.where(zero >= 1, shard, 1)
+    per_param = w_per + g_per + o_per
     if isinstance(model, TransformerSpec):
-        acts = np.stack([activation_bytes(model, tp=tp, pp=pp, cp=cp, v=v, stage=k.stage,
-                                          m=m, mbs=mbs, seq=seq, e=e, sp=sp,
-                                          recompute=recompute, schedule=schedule,
-                                          capacity_factor=capacity_factor, flash=flash,
-                                          layers=k.layers, dropout=dropout)
-                         for k in kinds])
+        acts = [activation_bytes(model, tp=tp, pp=pp, cp=cp, v=v, stage=k.stage, m=m,
+                                 mbs=mbs, seq=seq, e=e, sp=sp, recompute=recompute,
+                                 schedule=schedule, capacity_factor=capacity_factor,
+                                 flash=flash, layers=k.layers, dropout=dropout)
+                for k in kinds]
     else:                    # one stage: the micro-batch's stored activations
-        acts = np.stack([parts.act_per_sample * mbs * (1.0 if schedule == "1f1b" else m)
-                         for _ in kinds])
-    weights = e * params / np.where(zero >= 3, shard, 1)
-    grads = e * params / np.where(zero >= 2, shard, 1)
-    opt = state * params / np.where(zero >= 1, shard, 1)
-    total = weights + grads + opt + acts
-    fullest = np.argmax(total, axis=0)
+        acts = [parts.act_per_sample * mbs * (1.0 if schedule == "1f1b" else m)
+                for _ in kinds]
+    p_full, a_full = params[0], acts[0]
+    total = p_full * per_param + a_full
+    for p_k, a_k in zip(params[1:], acts[1:]):
+        t = p_k * per_param + a_k
+        fuller = t > total
+        total, p_full, a_full = (np.where(fuller, t, total), np.where(fuller, p_k, p_full),
+                                 np.where(fuller, a_k, a_full))
     # Flops: model (6 N + 12 L h s per token) and hardware (every row executed, all devices).
     samples = (dp * m * mbs).astype(float)        # floats: flops overflow int64 past 9e18
     tokens = samples * seq
-    hw = 0.0
-    for side in (parts.fwd, parts.bwd):
-        for sec, p in side.items():
-            if p is None or sec in ("send", "recv_grad"):
-                continue
-            hw = hw + p.flops_per_batch * mbs * m          # per device of a replica, all stages
-    hw = hw * tp * cp * dp                                  # stages add to one full model
+    # Hardware flops per sample on one device of a replica, all stages (stages add to one
+    # full model), times the replica's tp x cp devices.
+    per_sample = sum(p.flops_per_batch for side in (parts.fwd, parts.bwd)
+                     for sec, p in side.items()
+                     if p is not None and sec not in ("send", "recv_grad"))
+    hw = per_sample * tp * cp * samples
     return {"step": step, "compute": compute, "bubble": bubble, "optimizer": opt_t, "p2p": p2p,
             "dp": dp_t, "dp_exposed": exposed, "t_b": t_b, "slowest": slowest,
             "z3": z3_comm, "z3_exposed": z3_exposed,
-            "weights": weights[fullest, cols], "grads": grads[fullest, cols],
-            "opt": opt[fullest, cols], "acts": acts[fullest, cols],
-            "memory": total[fullest, cols], "fits": total[fullest, cols] <= usable,
+            "weights": p_full * w_per, "grads": p_full * g_per, "opt": p_full * o_per,
+            "acts": a_full, "memory": total, "fits": total <= usable,
             "model_flops": parts.model_flops_per_sample * samples, "hw_flops": hw,
             "tokens": tokens}
+
+
+def _uniform(column, name: str) -> int:
+    """The one value of a grid column that must not vary (tp, cp: the lowering's own)."""
+    column = np.asarray(column)
+    value = int(column.flat[0])
+    if np.any(column != value):
+        raise ValueError(f"evaluate_grid: {name} must be the same in every config (it is the "
+                         f"lowering's); got {sorted(set(column.tolist()))}")
+    return value
