@@ -101,7 +101,8 @@ from ..workloads.training import (
 )
 from ..workloads.transformer import Segment, lower_segments
 
-__all__ = ["DistributedModel", "DistributedResult", "evaluate_grid", "parts_for"]
+__all__ = ["DistributedModel", "DistributedResult", "NodeProfile", "evaluate_grid",
+           "parts_for"]
 
 OWNER = "DistributedModel"
 # Compute slowdown beside an overlapped collective (module docstring), by band variant:
@@ -116,6 +117,90 @@ def _element_bytes(precision: str) -> float:
     """Weights, gradients and activations stay 16-bit in fp8 and 16-bit training (Transformer
     Engine keeps fp8 for the GEMM inputs only); fp32/tf32 training stores 4 bytes."""
     return 4.0 if precision in ("fp32", "tf32") else 2.0
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class NodeProfile(Result):
+    """One node's share of a training step (``DistributedResult.node_profile``, the
+    incumbent's name): its devices, the step as each of them spends it (micro-batch compute,
+    exposed communication, pipeline bubble and optimizer: they add up to the step), memory
+    per device and the node's token rate. Every device of a replica runs the pace of the
+    slowest stage, so one profile stands for every node."""
+
+    node: str
+    devices: int                  # accelerators in the node
+    step_s: float
+    compute_s: float              # the micro-batches' compute, collectives inside them removed
+    communication_s: float        # communication on the critical path (exposed)
+    bubble_s: float
+    optimizer_s: float
+    memory_bytes: float           # per device
+    capacity_bytes: float         # usable per device
+    tokens_per_s: float           # the node's share of the fleet's rate
+    mfu: float
+    hfu: float
+    feasible: bool = True
+    reason: str | None = None
+
+    main_latency = "latency"
+    summary_inputs = ("node", "devices")
+    summary_numbers = ("latency", "bottleneck", "memory_footprint:memory")
+
+    @property
+    def latency(self):
+        return Q_(self.step_s, "s").to("ms")
+
+    @property
+    def latency_compute(self):
+        return Q_(self.compute_s, "s").to("ms")
+
+    @property
+    def latency_communication(self):
+        return Q_(self.communication_s, "s").to("ms")
+
+    @property
+    def latency_overhead(self):
+        """Pipeline bubble and optimizer update."""
+        return Q_(self.bubble_s + self.optimizer_s, "s").to("ms")
+
+    @property
+    def memory_footprint(self):
+        return Q_(self.memory_bytes, "byte").to("GB")
+
+    @property
+    def throughput(self) -> Rate:
+        return Rate(self.tokens_per_s, "token/s")
+
+    @property
+    def bottleneck(self) -> str:
+        """The largest share of the step: "Compute", "Communication" or "Overhead" (bubble
+        and optimizer); "Memory" when the config does not fit."""
+        if not self.feasible:
+            return "Memory"
+        parts = {"Compute": self.compute_s, "Communication": self.communication_s,
+                 "Overhead": self.bubble_s + self.optimizer_s}
+        return max(parts, key=parts.get)
+
+    @property
+    def binding(self) -> str:
+        return self.bottleneck.lower()
+
+    def headline(self) -> dict[str, Any]:
+        return {"node": self.node, "devices": self.devices, "latency": self.latency,
+                "latency_compute": self.latency_compute,
+                "latency_communication": self.latency_communication,
+                "latency_overhead": self.latency_overhead, "bottleneck": self.bottleneck,
+                "memory_footprint": self.memory_footprint, "throughput": self.throughput,
+                "mfu": round(self.mfu, 4), "hfu": round(self.hfu, 4),
+                "feasible": self.feasible, "reason": self.reason}
+
+    def explain(self) -> str:
+        return (f"{self.node}: {self.devices} devices, each step {self.step_s * 1e3:.4g} ms = "
+                f"compute {self.compute_s * 1e3:.4g} + exposed communication "
+                f"{self.communication_s * 1e3:.4g} + bubble {self.bubble_s * 1e3:.4g} + "
+                f"optimizer {self.optimizer_s * 1e3:.3g} ms ({self.bottleneck}); "
+                f"{fmt_bytes(self.memory_bytes)} of {fmt_bytes(self.capacity_bytes)} per device"
+                f"; {self.tokens_per_s:,.0f} tokens/s; MFU {self.mfu:.3f}")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -223,6 +308,22 @@ class DistributedResult(Result):
     def _exposed_comm_s(self) -> float:
         return (self.tp_comm_s + self.ep_comm_s + self.pp_comm_s + self.dp_exposed_s
                 + self.zero3_exposed_s)
+
+    @property
+    def node_profile(self) -> NodeProfile:
+        """One node's share of the step (:class:`NodeProfile`; a bare chip is a node of one):
+        compute (the micro-batches less the collectives inside them), exposed communication,
+        bubble and optimizer add up to the step."""
+        node = getattr(self.system, "node", self.system)
+        per_node = min(int(getattr(node, "accelerators_per_node", 1) or 1), self.devices)
+        in_mb = self.tp_comm_s + self.ep_comm_s + self.pp_comm_s + self.zero3_exposed_s
+        return NodeProfile(
+            node=getattr(node, "name", str(node)), devices=per_node, step_s=self.step_s,
+            compute_s=self.compute_s - in_mb, communication_s=self._exposed_comm_s,
+            bubble_s=self.bubble_s, optimizer_s=self.optimizer_s,
+            memory_bytes=float(self.memory.total(1)), capacity_bytes=self.memory.usable,
+            tokens_per_s=float(self.tokens_per_s) * per_node / self.devices,
+            mfu=self.mfu, hfu=self.hfu, feasible=self.feasible, reason=self.reason)
 
     @property
     def pipeline_bubble_latency(self):

@@ -130,6 +130,30 @@ class GridSpec(_SystemSpec):
         return float(self.water_intensity.to("L/kWh").magnitude)
 
     @property
+    def default_datacenter(self) -> "Datacenter":
+        """The datacenter assumed on this grid when none is named: the zoo's first site on
+        this grid with a published PUE, else the industry-average archetype
+        (``Datacenters.Enterprise``: Uptime Institute's survey PUE, LBNL's US WUE)."""
+        from ..zoo import Infra
+        for name in Infra.Datacenters.names():
+            site = Infra.Datacenters.get(name)
+            if site.grid is not None and site.grid.key == self.key and self.key is not None:
+                return site
+        return Infra.Datacenters.get("Enterprise")
+
+    @property
+    def pue(self) -> float:
+        """PUE of :attr:`default_datacenter` (the incumbent's grid field; PUE belongs to a
+        datacenter, so a named one overrides it wherever a solver takes one)."""
+        return float(self.default_datacenter.effective_pue)
+
+    @property
+    def wue(self) -> float | None:
+        """On-site WUE (L/kWh) of :attr:`default_datacenter`, None where it publishes none."""
+        w = self.default_datacenter.wue
+        return None if w is None else float(w.to("L/kWh").magnitude)
+
+    @property
     def electricity_price_usd_kwh(self) -> float | None:
         if self.electricity_price is None:
             return None
