@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import subprocess
 import sys
@@ -24,6 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "mutants" / "sample.txt"
+# Every mutant runs in a fresh interpreter that imports the trampolined sources; without
+# bytecode caches each one recompiles them (~15 s here, over the CPU limit of most mutants,
+# which then read as timeouts), so a PYTHONDONTWRITEBYTECODE in the environment is dropped.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def _results() -> dict[str, str]:
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return tally(SAMPLE.read_text().split())
     # Generate (or refresh) the mutants: a filter that matches none stops mutmut right after
     # generation, before its stats run.
-    subprocess.run(["mutmut", "run", "mlsysim.no_such_function_*"], cwd=ROOT,
+    subprocess.run(["mutmut", "run", "mlsysim.no_such_function_*"], cwd=ROOT, env=ENV,
                    capture_output=True)
     names = sorted(_results())
     if not names:
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     sample = sorted(random.Random(args.seed).sample(names, min(args.size, len(names))))
     SAMPLE.write_text("\n".join(sample) + "\n")
     print(f"{len(sample)} of {len(names)} mutants (seed {args.seed}) -> {SAMPLE}")
-    subprocess.run(["mutmut", "run", *sample], cwd=ROOT)
+    subprocess.run(["mutmut", "run", *sample], cwd=ROOT, env=ENV)
     return tally(sample)
 
 
