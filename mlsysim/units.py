@@ -30,7 +30,8 @@ __all__ = ["ureg", "Q_", "Quantity", "Unit", "DimensionalityError", "Rate"]
 
 def _definitions() -> str:
     """pint's default definitions with ``bit`` given the [information] dimension (pint makes it
-    dimensionless, which would let GB/s convert to 1/s), then MLSys·im's own units."""
+    dimensionless, which would let GB/s convert to 1/s) and the symbol ``b``, then MLSys·im's
+    own units."""
     folder = Path(pint.__file__).parent
     text = (folder / "default_en.txt").read_text()
     text = text.replace("@import constants_en.txt", (folder / "constants_en.txt").read_text())
@@ -38,6 +39,15 @@ def _definitions() -> str:
     if dimensionless_bit not in text:  # pint changed its file: fail loudly rather than mis-convert
         raise RuntimeError("unexpected pint definitions; cannot give byte its own dimension")
     text = text.replace(dimensionless_bit, "\nbit = [information] = b\n")
+    # "b" is the bit, as networks are quoted ("400 Gb/s"): pint also gives it to the barn
+    # (so "Tb/s" would be terabarns per second) and "Gb" to the gilbert; both lose their
+    # symbols (their names still parse).
+    for taken, freed in (("barn = 1e-28 * meter ** 2 = b", "barn = 1e-28 * meter ** 2"),
+                         ("gilbert = 1 / (4 * π) * biot_turn = Gb",
+                          "gilbert = 1 / (4 * π) * biot_turn")):
+        if taken not in text:
+            raise RuntimeError(f"unexpected pint definitions; cannot free the symbol of {freed}")
+        text = text.replace(taken, freed)
     ours = Path(__file__).with_name("units_definitions.txt").read_text()
     return text + "\n" + ours
 

@@ -259,6 +259,12 @@ class Fleet(_SystemSpec):
         if self.fabric is not None and self.fabric.scope != "scale_out":
             raise ValueError(f"fabric '{self.fabric.name}' is a {self.fabric.scope} fabric; "
                              "nodes are joined by a scale-out fabric (InfiniBand, Ethernet)")
+        if self.fabric is not None and self.count > 1 and not self.node.nics_per_node:
+            # The fabric's bandwidth is per port: without NICs it reaches no accelerator.
+            raise ValueError(f"node '{self.node.name}' has nics_per_node=0, so fabric "
+                             f"'{self.fabric.name}' reaches none of its accelerators; give "
+                             "Node(..., nics_per_node=N), e.g. one per accelerator as a DGX "
+                             "H100 has 8")
         return self
 
     @property
