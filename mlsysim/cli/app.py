@@ -937,6 +937,19 @@ def _register_commands() -> None:
     from . import audit_cmd, footprint_cmd, inspect_cmd, train_cmd, validate_cmd
     for module in (validate_cmd, train_cmd, footprint_cmd, audit_cmd, inspect_cmd):
         module.register(app)
+    # The help panels print a docstring's line breaks as they are ("latency,\n throughput"):
+    # each paragraph is given as one line, for the terminal to wrap; one marked with click's
+    # \b (an example) keeps its lines.
+    import inspect
+
+    def reflow(par: str) -> str:
+        if par.startswith("\b\n"):
+            return par[2:]
+        return " ".join(par.split())
+
+    for command in app.registered_commands:
+        doc = command.help or inspect.getdoc(command.callback) or ""
+        command.help = "\n\n".join(reflow(par) for par in doc.split("\n\n"))
 
 
 _register_commands()
