@@ -305,6 +305,12 @@ class DistributedResult(Result):
         return Q_(self._exposed_comm_s, "s").to("ms")
 
     @property
+    def _in_microbatch_comm_s(self) -> float:
+        """Communication inside the micro-batch times (TP, EP, PP hand-offs, ZeRO-3's
+        exposed gathers): part of ``compute_s`` as the step adds it, not compute."""
+        return self.tp_comm_s + self.ep_comm_s + self.pp_comm_s + self.zero3_exposed_s
+
+    @property
     def _exposed_comm_s(self) -> float:
         return (self.tp_comm_s + self.ep_comm_s + self.pp_comm_s + self.dp_exposed_s
                 + self.zero3_exposed_s)
@@ -316,10 +322,10 @@ class DistributedResult(Result):
         bubble and optimizer add up to the step."""
         node = getattr(self.system, "node", self.system)
         per_node = min(int(getattr(node, "accelerators_per_node", 1) or 1), self.devices)
-        in_mb = self.tp_comm_s + self.ep_comm_s + self.pp_comm_s + self.zero3_exposed_s
         return NodeProfile(
             node=getattr(node, "name", str(node)), devices=per_node, step_s=self.step_s,
-            compute_s=self.compute_s - in_mb, communication_s=self._exposed_comm_s,
+            compute_s=self.compute_s - self._in_microbatch_comm_s,
+            communication_s=self._exposed_comm_s,
             bubble_s=self.bubble_s, optimizer_s=self.optimizer_s,
             memory_bytes=float(self.memory.total(1)), capacity_bytes=self.memory.usable,
             tokens_per_s=float(self.tokens_per_s) * per_node / self.devices,
@@ -391,9 +397,9 @@ class DistributedResult(Result):
     def binding(self) -> str:
         if not self.feasible:
             return "memory capacity"
-        in_mb = self.tp_comm_s + self.ep_comm_s + self.pp_comm_s + self.zero3_exposed_s
-        parts = {"compute": self.compute_s - in_mb, "pipeline bubble": self.bubble_s,
-                 "interconnect": self._exposed_comm_s, "optimizer": self.optimizer_s}
+        parts = {"compute": self.compute_s - self._in_microbatch_comm_s,
+                 "pipeline bubble": self.bubble_s, "interconnect": self._exposed_comm_s,
+                 "optimizer": self.optimizer_s}
         return max(parts, key=parts.get)
 
     @property
