@@ -41,7 +41,8 @@ from ..specs.hardware import BYTES_PER_ELEMENT, HardwareSpec
 from ..workloads.operators import OperatorTable, OpKind
 from .calibration import Efficiency
 
-__all__ = ["Prepared", "prepare", "evaluate", "evaluate_parts", "Evaluation"]
+__all__ = ["Prepared", "prepare", "evaluate", "evaluate_parts", "Evaluation", "Stacked", "stack",
+           "stacked_latencies"]
 
 
 @dataclass(frozen=True)
@@ -261,3 +262,52 @@ def comm_time(p: Prepared, batch, compute_total):
         return blocking
     hidden = per[..., ov].sum(axis=-1)
     return blocking + np.maximum(hidden - compute_total, 0.0)
+
+
+@dataclass(frozen=True)
+class Stacked:
+    """Several prepared passes (a serving plan's prefill and decode step) as one set of
+    arrays, so that one pass over them prices all of them at a scalar batch: a single solve
+    spends its time on numpy's per-call cost, not on the rows. The ramp and the compute
+    term are stored negated, ``1 - exp(-x)`` being ``-expm1(-x)``."""
+
+    parts: tuple[Prepared, ...]
+    alpha: float
+    neg_g_pow: np.ndarray       # -g_pow
+    neg_k_tc: np.ndarray        # -k_tc
+    tm_a: np.ndarray
+    tm_w: np.ndarray
+    launch_floor: np.ndarray
+    counts: np.ndarray          # (rows, parts): a part's counts on its rows, 0 elsewhere
+
+
+def stack(parts: tuple[Prepared, ...]) -> Stacked | None:
+    """The parts as one :class:`Stacked`, or None where they cannot share the arithmetic
+    (MoE rows, whose bytes depend on the batch, or different GEMM ramp exponents)."""
+    if any(p.table.has_moe or p.alpha != parts[0].alpha for p in parts):
+        return None
+    cat = np.concatenate
+    counts = np.zeros((sum(len(p.count) for p in parts), len(parts)))
+    row = 0
+    for j, p in enumerate(parts):
+        counts[row:row + len(p.count), j] = p.count
+        row += len(p.count)
+    return Stacked(parts=parts, alpha=parts[0].alpha,
+                   neg_g_pow=-cat([p.g_pow for p in parts]),
+                   neg_k_tc=-cat([p.k_tc for p in parts]),
+                   tm_a=cat([p.tm_a for p in parts]), tm_w=cat([p.tm_w for p in parts]),
+                   launch_floor=cat([p.launch_floor for p in parts]), counts=counts)
+
+
+def stacked_latencies(s: Stacked, batch: int) -> list[tuple[float, float]]:
+    """(latency, collectives' share of it) of every part at one scalar ``batch``: the
+    latency and comm_time of :func:`evaluate`, by the same equations."""
+    # t_c = k_tc B / (1 - exp(-g B^alpha)) = (-k_tc B) / expm1(-g B^alpha)
+    tc = s.neg_k_tc * batch / np.expm1(s.neg_g_pow * batch ** s.alpha)
+    t = np.maximum(tc, s.tm_a * batch + s.tm_w, out=tc)
+    np.maximum(t, s.launch_floor, out=t)
+    out = []
+    for p, total in zip(s.parts, (t @ s.counts).tolist()):
+        comm_t = 0.0 if p.comm_rows is None else float(comm_time(p, batch, total))
+        out.append((total + comm_t, comm_t))
+    return out

@@ -32,7 +32,7 @@ from ..cache import ContentCache
 from ..core import validate as check
 from ..core.calibration import Efficiency
 from ..core.contract import REQUIRED, Option
-from ..core.costmodel import evaluate, prepare
+from ..core.costmodel import evaluate, prepare, stack, stacked_latencies
 from ..core.engine import ForwardModel, efficiency_for, resolve
 from ..core.memory import MemoryBudget
 from ..core.result import Result
@@ -477,32 +477,51 @@ class ServingPlan:
     engine: str | None = None
     memory: MemoryBudget | None = None
     _edges: dict = field(default_factory=dict, repr=False, compare=False)
+    _stacked: list = field(default_factory=list, repr=False, compare=False)
 
     def at(self, variant: str) -> ServingPlan:
         """This plan with its passes at a calibration edge ("fast", "slow")."""
         hit = self._edges.get(variant)
         if hit is None:
-            hit = self._edges[variant] = replace(self, **self.rebuild(variant), _edges={})
+            hit = self._edges[variant] = replace(self, **self.rebuild(variant), _edges={},
+                                                 _stacked=[])
         return hit
+
+    def passes_at(self, batch: int) -> list[tuple[float, float]]:
+        """(latency, collective time) of (prefill, step[, draft step, verify]) at one scalar
+        batch, priced together (:func:`~mlsysim.core.costmodel.stacked_latencies`) when
+        they can be."""
+        if not self._stacked:
+            parts = (self.prefill, self.step) if self.draft is None else \
+                (self.prefill, self.step, self.draft_step, self.verify)
+            self._stacked.append((parts, stack(parts)))
+        parts, stacked = self._stacked[0]
+        if stacked is None:
+            return [(float(e.latency), float(e.comm_time))
+                    for e in (evaluate(p, batch) for p in parts)]
+        return stacked_latencies(stacked, batch)
 
 
 def serving_times(plan: ServingPlan, batch):
     """(prefill, TP/PP comm at prefill, decode step, TP/PP comm per step, ITL, KV transfer)
     in seconds at ``batch``: an int, or an (n, 1) array for a sweep over batch sizes (the same
     equations). Communication comes from the passes' collective rows."""
-    flat = batch if isinstance(batch, int) else batch[..., 0]
-    ev_p = evaluate(plan.prefill, batch)
-    ev_d = evaluate(plan.step, batch)
-    comm_p, comm_d = ev_p.comm_time, ev_d.comm_time
+    if isinstance(batch, int):
+        flat, passes = batch, plan.passes_at(batch)
+    else:
+        flat = batch[..., 0]
+        parts = (plan.prefill, plan.step) if plan.draft is None else \
+            (plan.prefill, plan.step, plan.draft_step, plan.verify)
+        passes = [(e.latency, e.comm_time) for e in (evaluate(p, batch) for p in parts)]
+    (t_p, comm_p), (t_d, comm_d) = passes[0], passes[1]
     # An engine preset's fixed cost per scheduler step: once for the prefill step, once per
     # decode step (a speculative round is one step: k draft launches and a verification).
     o = plan.step_overhead
-    itl = ev_d.latency + o
+    itl = t_d + o
     if plan.draft is not None:
-        t_draft = evaluate(plan.draft_step, batch).latency
-        t_verify = evaluate(plan.verify, batch).latency
+        t_draft, t_verify = passes[2][0], passes[3][0]
         itl = (plan.draft_len * t_draft + t_verify + o) / plan.accepted
-    return (ev_p.latency - comm_p + o, comm_p, ev_d.latency - comm_d + o, comm_d, itl,
+    return (t_p - comm_p + o, comm_p, t_d - comm_d + o, comm_d, itl,
             flat * plan.kv_transfer_per_seq)
 
 
