@@ -57,6 +57,8 @@ class Prepared:
     g_pow: np.ndarray           # (flops_per_sample / F0)^alpha; huge where the ramp is moot
     alpha: float
     k_tc: np.ndarray            # flops_per_sample / (op peak * eta_max): seconds per sample
+    neg_g_pow: np.ndarray       # -g_pow and -k_tc: 1 - exp(-x) is -expm1(-x), and keeping
+    neg_k_tc: np.ndarray        # the signs in the constants saves two negations per call
     tm_w: np.ndarray            # weight_bytes / (BW * eta_mem)
     wb: np.ndarray              # weight bytes read per row (messages of collectives excluded)
     ab: np.ndarray              # activation bytes per sample per row (likewise)
@@ -150,10 +152,11 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
         comm_row = kind == OpKind.COLLECTIVE        # their bytes are messages, not traffic
         act_bytes = np.where(comm_row, 0.0, act_bytes)
         wb = np.where(comm_row, 0.0, wb)
+    k_tc = f / (op_peak * eta_max)
     prepared = Prepared(
         table=table, efficiency=eff, peak=peak, bandwidth=bw, g_pow=g_pow,
-        alpha=eff.gemm_alpha,
-        k_tc=f / (op_peak * eta_max), tm_w=wb * inv_bw_eff, wb=wb, ab=act_bytes,
+        alpha=eff.gemm_alpha, k_tc=k_tc, neg_g_pow=-g_pow, neg_k_tc=-k_tc,
+        tm_w=wb * inv_bw_eff, wb=wb, ab=act_bytes,
         tm_a=act_bytes * inv_bw_eff, regime_batch=regime_batch,
         inv_peak_ideal=1.0 / op_peak, max_compute_scale=1.0 / eta_max, count=count,
         flops_per_batch=float(f @ count), weight_bytes=float(wb @ count),
@@ -190,9 +193,9 @@ def _touched(p: Prepared, batch):
 def op_times(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: float = 1.0):
     """Per-op compute time, memory time and compute-regime mask at ``batch`` (broadcasts)."""
     # In-place where possible: a sweep's arrays are (batches x operators) large.
-    x = p.g_pow * batch ** p.alpha
-    shape = np.negative(np.expm1(np.negative(x, out=x), out=x), out=x)  # 1 - exp(-x)
-    tc = np.divide(p.k_tc * batch, shape, out=shape)
+    # t_c = k_tc B / (1 - exp(-g B^alpha)) = (-k_tc B) / expm1(-g B^alpha)
+    x = p.neg_g_pow * batch ** p.alpha
+    tc = np.divide(p.neg_k_tc * batch, np.expm1(x, out=x), out=x)
     if p.table.has_moe:
         moved = p.wb * _touched(p, batch) + p.ab * batch
         tm = moved * p.inv_bw_eff
@@ -268,13 +271,12 @@ def comm_time(p: Prepared, batch, compute_total):
 class Stacked:
     """Several prepared passes (a serving plan's prefill and decode step) as one set of
     arrays, so that one pass over them prices all of them at a scalar batch: a single solve
-    spends its time on numpy's per-call cost, not on the rows. The ramp and the compute
-    term are stored negated, ``1 - exp(-x)`` being ``-expm1(-x)``."""
+    spends its time on numpy's per-call cost, not on the rows."""
 
     parts: tuple[Prepared, ...]
     alpha: float
-    neg_g_pow: np.ndarray       # -g_pow
-    neg_k_tc: np.ndarray        # -k_tc
+    neg_g_pow: np.ndarray       # Prepared's, concatenated
+    neg_k_tc: np.ndarray
     tm_a: np.ndarray
     tm_w: np.ndarray
     launch_floor: np.ndarray
@@ -293,8 +295,8 @@ def stack(parts: tuple[Prepared, ...]) -> Stacked | None:
         counts[row:row + len(p.count), j] = p.count
         row += len(p.count)
     return Stacked(parts=parts, alpha=parts[0].alpha,
-                   neg_g_pow=-cat([p.g_pow for p in parts]),
-                   neg_k_tc=-cat([p.k_tc for p in parts]),
+                   neg_g_pow=cat([p.neg_g_pow for p in parts]),
+                   neg_k_tc=cat([p.neg_k_tc for p in parts]),
                    tm_a=cat([p.tm_a for p in parts]), tm_w=cat([p.tm_w for p in parts]),
                    launch_floor=cat([p.launch_floor for p in parts]), counts=counts)
 
