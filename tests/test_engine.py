@@ -159,9 +159,16 @@ def test_every_model_solves_on_h100(model):
 
 @pytest.mark.parametrize("hw", list(mlsysim.Hardware), ids=lambda h: h.key)
 def test_every_device_runs_resnet(hw):
+    """No device runs ResNet-50 faster than its own roofs allow: latency >= max(F / peak,
+    bytes / bandwidth) at the spec peak and bandwidth (efficiencies are <= 1), and the
+    reported MFU is F / (latency x peak), at most 1."""
     precision = hw.compute.default_precision
     p = Engine.solve(RESNET, hw, batch_size=1, precision=precision)
-    assert np.isfinite(p.latency_s) and p.latency_s > 0
+    peak = hw.peak(precision).to("flop/s").magnitude
+    roof = max(p.flops_total / peak, p.bytes_total / hw._base["bandwidth"])
+    assert roof <= p.latency_s, hw.key
+    assert p.mfu == pytest.approx(p.flops_total / (p.latency_s * peak), rel=1e-9)
+    assert p.mfu <= 1.0
 
 
 # --- a pass split over devices: tp_size, pp_size, memory_utilization ----------------------
