@@ -103,16 +103,19 @@ def pass_time(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment,
 def pass_prepared(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment, ...], *,
                   precision: str, e: float, kv_e: float, we: float, tp: int, eff: Efficiency,
                   encoder: bool = False, phase: str | None = None, flash: bool = True,
-                  sparse: bool = False, pp: int = 1, path=None):
+                  sparse: bool = False, pp: int = 1, path=None, kv_per_query_head: bool = False):
     """The prepared cost table of one pass (cached per model, segments and precisions); its
     tensor- and pipeline-parallel collectives are priced on ``path`` (default: the chip's
-    own interconnect)."""
-    key = ("pass", model, segments, e, kv_e, we, tp, pp, encoder, phase, flash)
+    own interconnect). ``kv_per_query_head``: the generation kernel reads the KV cache once
+    per query head (``decode_attention="per_head"``)."""
+    key = ("pass", model, segments, e, kv_e, we, tp, pp, encoder, phase, flash,
+           kv_per_query_head)
     table = _TABLES.get(key)
     if table is None:
         if isinstance(model, TransformerSpec):
             table = lower_segments(model, list(segments), e=e, kv_e=kv_e, we=we, tp=tp, pp=pp,
-                                   encoder=encoder, flash=flash)
+                                   encoder=encoder, flash=flash,
+                                   kv_per_query_head=kv_per_query_head)
         else:
             seg = segments[0]
             table = lower(model, phase=phase, seq_len=seg.queries if phase == "prefill"
@@ -406,6 +409,7 @@ class PassRecipe:
     graphs: bool
     draft: ModelSpec | None
     draft_len: int
+    kv_per_query_head: bool = False
 
     def __call__(self, variant: str) -> dict[str, Any]:
         """The prepared passes at ``variant`` (nominal, fast, slow)."""
@@ -414,6 +418,9 @@ class PassRecipe:
         eff_p = serving_efficiency(self.hardware, self.precision, False, variant)
         eff_d = serving_efficiency(self.decode_hw, self.precision, self.graphs, variant)
         model, pp, mid = self.model, self.pp, self.mid
+        # Per-head re-reads of the KV cache may hit in L2; how many is not measured, so the
+        # band's fast edge has L2 absorb them all (one read per KV head), the others none.
+        reread = self.kv_per_query_head and variant != "fast"
         # The band's edges move the collectives by their fits' spread too.
         path_p, path_d = self.path_p.at(variant), self.path_d.at(variant)
         if isinstance(model, TransformerSpec):
@@ -422,7 +429,8 @@ class PassRecipe:
                                 eff=eff_p, encoder=True, flash=self.flash, pp=pp,
                                 path=path_p, **kw)
             step = pass_prepared(model, self.decode_hw, (Segment(1, mid),), eff=eff_d,
-                                 flash=self.flash, pp=pp, path=path_d, **kw)
+                                 flash=self.flash, pp=pp, path=path_d,
+                                 kv_per_query_head=reread, **kw)
         else:
             pre = pass_prepared(model, self.hardware, (Segment(self.prompt),), eff=eff_p,
                                 phase="prefill", pp=pp, path=path_p, **kw)
@@ -432,11 +440,12 @@ class PassRecipe:
         if self.draft is not None:
             # The draft runs tensor-parallel within a stage; verification is a target pass
             # through the whole pipeline. Each pays its own collectives.
+            per_head = dict(kv_per_query_head=reread)
             out["draft_step"] = pass_prepared(self.draft, self.decode_hw, (Segment(1, mid),),
-                                              eff=eff_d, path=path_d, **kw)
+                                              eff=eff_d, path=path_d, **per_head, **kw)
             out["verify"] = pass_prepared(model, self.decode_hw,
                                           (Segment(self.draft_len + 1, mid),), eff=eff_d, pp=pp,
-                                          path=path_d, **kw)
+                                          path=path_d, **per_head, **kw)
         return out
 
 
@@ -557,6 +566,9 @@ class ServingModel(ForwardModel):
                "the engine preset's)"),
         Option("sparsity", None, "'2:4' for the device's sparse peak, or None"),
         Option("attention_kernel", "flash", "'flash' or 'materialized'"),
+        Option("decode_attention", "grouped", "'grouped' (each KV head's cache read once a "
+               "step) or 'per_head' (once per query head: a masked-MHA generation kernel "
+               "without GQA support, e.g. TensorRT-LLM before v0.7)"),
         Option("engine", None, "a serving-engine preset (ServingEngines: vllm, sglang, "
                "tensorrt_llm, static): its per-step fixed cost and CUDA-graph setting"),
         Option("weight_group_size", None, "group-wise quantized weights (int8/int4/fp4): "
@@ -583,8 +595,8 @@ class ServingModel(ForwardModel):
               draft_acceptance_rate: float | None = None, draft_len: int = 4,
               memory_utilization: float = 0.9, page_size: int = 16,
               cuda_graphs: bool | None = None, sparsity: str | None = None,
-              attention_kernel: str = "flash", engine=None,
-              weight_group_size: int | None = None,
+              attention_kernel: str = "flash", decode_attention: str = "grouped",
+              engine=None, weight_group_size: int | None = None,
               config: ServingConfig | None = None) -> ServingResult:
         """Serve ``batch_size`` requests of ``seq_len`` prompt and ``output_len`` new tokens.
 
@@ -593,6 +605,11 @@ class ServingModel(ForwardModel):
         half the weights plus a 2-bit index per kept value (fp16: 1.125 B per weight).
         ``attention_kernel``: "flash" (scores stay on chip) or "materialized" (the score matrix
         round-trips memory: what naive attention costs at long prompts).
+        ``decode_attention``: "grouped" (the default: each KV head's cache is read once per
+        step, shared by its query heads, as FlashAttention's, FlashInfer's and XQA kernels
+        do) or "per_head" (a generation kernel with one thread block per sequence and query
+        head reads the cache once per query head, ``heads / kv_heads`` times as much under
+        GQA: TensorRT-LLM's masked MHA before its MQA/GQA optimization of v0.7).
         ``precision`` is the compute/activation precision; ``weight_precision`` (e.g. "int4"
         for weight-only quantization) and ``kv_precision`` (e.g. "fp8") default to it.
         ``engine`` (a ``ServingEngines`` preset: "vllm", "sglang", "tensorrt_llm",
@@ -626,6 +643,7 @@ class ServingModel(ForwardModel):
             draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
             memory_utilization=memory_utilization, page_size=page_size,
             cuda_graphs=cuda_graphs, sparsity=sparsity, attention_kernel=attention_kernel,
+            decode_attention=decode_attention,
             engine=engine, weight_group_size=weight_group_size)
         return self._evaluate(plan, batch_size)
 
@@ -637,7 +655,7 @@ class ServingModel(ForwardModel):
                 decode_hardware=None, network_bandwidth=None, cached_prefix_len=0,
                 draft_model=None, draft_acceptance_rate=None, draft_len=4,
                 memory_utilization=0.9, page_size=16, cuda_graphs=None, sparsity=None,
-                attention_kernel="flash", engine=None,
+                attention_kernel="flash", decode_attention="grouped", engine=None,
                 weight_group_size=None) -> ServingPlan:
         """The validated, lowered plan of a config, every batch size at once: what
         optimizers evaluate with :func:`serving_times` over an array of batches. Cached on
@@ -651,6 +669,7 @@ class ServingModel(ForwardModel):
             values = (seq_len, precision, output_len, weight_precision, kv_precision, tp_size,
                       pp_size, cached_prefix_len, draft_acceptance_rate, draft_len,
                       memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel,
+                      decode_attention,
                       engine, weight_group_size)
             # Types are part of the key: True == 1 and 2048.0 == 2048 must not reuse a plan
             # that validated the other value. Unhashable arguments are never cached.
@@ -667,7 +686,8 @@ class ServingModel(ForwardModel):
                     cached_prefix_len=cached_prefix_len, draft_model=draft_model,
                     draft_acceptance_rate=draft_acceptance_rate, draft_len=draft_len,
                     memory_utilization=memory_utilization, page_size=page_size,
-                    sparsity=sparsity, attention_kernel=attention_kernel, engine=engine,
+                    sparsity=sparsity, attention_kernel=attention_kernel,
+                    decode_attention=decode_attention, engine=engine,
                     cuda_graphs=cuda_graphs, weight_group_size=weight_group_size)
             plan = _PLANS.put(key, self._plan(model, hardware, config))
         return plan
@@ -807,7 +827,8 @@ class ServingModel(ForwardModel):
             model=model, hardware=hardware, decode_hw=decode_hw, path_p=path_p, path_d=path_d,
             prompt=prompt, cached=cached, mid=mid, flash=a["attention_kernel"] == "flash",
             pp=pp, precision=precision, e=e, kv_e=kv_e, we=we, tp=tp,
-            sparse=sparsity is not None, graphs=graphs, draft=draft, draft_len=k)
+            sparse=sparsity is not None, graphs=graphs, draft=draft, draft_len=k,
+            kv_per_query_head=a["decode_attention"] == "per_head")
         act = self._activation_bytes(model, prompt, e, tp)
         return ServingPlan(
             config=config, system=resolved, model=model, hardware=hardware, decode_hw=decode_hw,

@@ -143,6 +143,8 @@ class ServingConfig(Config):
     cuda_graphs: bool | None = None      # None: True, or the engine preset's
     sparsity: Literal["2:4"] | None = None
     attention_kernel: Literal["flash", "materialized"] = "flash"
+    decode_attention: Literal["grouped", "per_head"] = "grouped"  # per_head: the generation
+    # kernel reads each KV head's cache once per query head (masked MHA without GQA support)
     engine: Any = None                   # a ServingEngines preset (zoo key or spec)
     weight_group_size: PosInt | None = None  # group-wise quantized weights: one 16-bit scale
                                              # and zero point per group of this many

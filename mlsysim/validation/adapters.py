@@ -662,6 +662,29 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
     return predicted(value, low, high, p.feasible, p.reason, method, notes)
 
 
+# TensorRT-LLM's generation kernel before v0.7 ran one thread block per sequence and query
+# head, each reading its KV head's cache ("a single CUDA thread-block per head",
+# docs/source/gpt_attention.md at commit 138f96d4, the performance.md of the v0.6.1 rows); the
+# "MMHA optimization for MQA and GQA" came with the release of December 2023 (NVIDIA/
+# TensorRT-LLM pull request #524, 2023-12-01: v0.7).
+_TRTLLM_VERSION = re.compile(r"TensorRT-LLM v(\d+)\.(\d+)")
+FIRST_GQA_MMHA = (0, 7)
+
+
+def row_decode_attention(row: ReferenceRow, model, notes: list[str]) -> str:
+    """``"per_head"`` for a GQA/MQA model served by a TensorRT-LLM release before v0.7 (its
+    generation kernel reads the cache once per query head), else ``"grouped"``."""
+    m = _TRTLLM_VERSION.search(row.framework or "")
+    kv, heads = getattr(model, "n_kv_heads", None), getattr(model, "heads", None)
+    if m and (int(m[1]), int(m[2])) < FIRST_GQA_MMHA and kv and heads and kv < heads and \
+            not getattr(model, "mla", None):
+        notes.append(f"{row.framework}: its masked-MHA generation kernel reads each KV head's "
+                     f"cache once per query head ({heads // kv} query heads per KV head; GQA "
+                     "support came in v0.7): decode_attention='per_head'")
+        return "per_head"
+    return "grouped"
+
+
 def predict_serving(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction:
     """A generative model's row by ``ServingModel().solve``.
 
@@ -706,11 +729,14 @@ def predict_serving(row: ReferenceRow, model, hw, notes: list[str]) -> Predictio
         notes.append(f"group-wise {wprec} in groups of {group}: a 16-bit scale and zero point "
                      f"per group, {GROUP_SCALE_BYTES / group:.3g} B per weight more")
 
+    decode_attention = row_decode_attention(row, model, notes)
+
     def solve(tp: int):
         return serving_batch(
             lambda b: solver.solve(model=model, hardware=hw, seq_len=prompt, output_len=out,
                                    batch_size=b, precision=precision, weight_precision=wprec,
-                                   tp_size=tp, weight_group_size=group), batch)
+                                   tp_size=tp, weight_group_size=group,
+                                   decode_attention=decode_attention), batch)
 
     tp = stated_tp(row)
     if tp is not None:

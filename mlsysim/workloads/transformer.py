@@ -117,7 +117,7 @@ def _mlp_rows(b: OperatorBuilder, spec: TransformerSpec, width: float, tokens: f
 def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segment], *,
                 e: float, we: float, kv_e: float, layers: int, tp: int = 1,
                 cross_tokens: int = 0, prefix: str = "layer", flash: bool = True,
-                dropout: bool = False) -> None:
+                dropout: bool = False, kv_per_query_head: bool = False) -> None:
     """Rows for ``layers`` layers over the given segments, on one of ``tp`` tensor-parallel
     devices (heads, FFN width, experts' width and the KV heads split; MLA's latent cache is
     shared by all heads and so replicated). ``flash=False`` models materialized attention:
@@ -127,7 +127,11 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
     ``dropout`` (training with attention dropout on materialized scores, Megatron-LM's
     separate dropout after its fused softmax): one more kernel reads the probabilities and
     writes them dropped and a one-byte mask, 2 e + 1 bytes per score and head; FlashAttention
-    fuses it."""
+    fuses it. ``kv_per_query_head``: a generation-phase kernel that runs one thread block per
+    (sequence, query head), each reading its KV head's cache (FasterTransformer's and
+    TensorRT-LLM's masked MHA before their GQA support): a segment of few new tokens over a
+    cache reads the cache once per query head, ``heads / kv_heads`` times (per device) what a
+    grouped kernel reads; a prompt's FMHA is unaffected."""
     h, d = spec.hidden, spec.d_head
     heads = spec.heads / tp
     kv_share = 1.0 if spec.mla else max(spec.n_kv_heads / tp, 1) / spec.n_kv_heads
@@ -137,6 +141,9 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
     o_w /= tp
     tokens = float(sum(s.tokens for s in segments))
     writes = 0.0 if prefix == "encoder" else float(sum(s.tokens for s in segments))
+    # Query heads per KV head on this device (KV heads are replicated when tp exceeds them).
+    reread = heads / max(spec.n_kv_heads / tp, 1) if kv_per_query_head and not spec.mla \
+        else 1.0
 
     groups = Counter()
     for i in range(layers):
@@ -160,7 +167,8 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
             else:
                 per_pair = 4 * d
             attn_flops += heads * per_pair * (s.pairs(window) if flash else s.score_elements())
-        kv_read = sum(s.kv_tokens_read(window) for s in segments) * per_tok_kv
+        kv_read = sum(s.kv_tokens_read(window) * (reread if s.queries <= 8 and s.prefix > 0
+                                                  else 1.0) for s in segments) * per_tok_kv
         b.add(f"{tag}.norm", OpKind.NORM, flops=8 * tokens * h, act_bytes=4 * tokens * h * e,
               count=n)
         b.add(f"{tag}.qkv", OpKind.GEMM, flops=2 * tokens * qkv_w, weight_bytes=qkv_w * we,
@@ -217,7 +225,8 @@ def comm_bytes(e: float) -> float:
 def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
                    kv_e: float | None = None, we: float | None = None, tp: int = 1,
                    pp: int = 1, encoder: bool = False, flash: bool = True,
-                   all_logits: bool = False, dropout: bool = False) -> OperatorTable:
+                   all_logits: bool = False, dropout: bool = False,
+                   kv_per_query_head: bool = False) -> OperatorTable:
     """Operators of one decoder pass over ``segments`` (per sample), on one of ``tp``
     tensor-parallel devices of a ``pp``-stage pipeline. ``encoder``: also run the encoder
     (encoder-decoder prefill).
@@ -227,7 +236,9 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
     elements each; a pipeline hands the activations of the pass from stage to stage, ``pp - 1``
     sends within the ``tp x pp`` group. Messages are at least 16-bit (:func:`comm_bytes`).
     ``all_logits``: the
-    LM head runs on every token (training), not only each sequence's last (generation)."""
+    LM head runs on every token (training), not only each sequence's last (generation).
+    ``kv_per_query_head``: the generation kernel reads the cache per query head
+    (:func:`_stack_rows`)."""
     kv_e = e if kv_e is None else kv_e
     we = e if we is None else we
     e = ce = comm_bytes(e)      # activations (and their messages) in 16 bits or wider
@@ -262,7 +273,8 @@ def lower_segments(spec: TransformerSpec, segments: list[Segment], *, e: float,
         b.add("embedding", OpKind.EMBEDDING, flops=0, act_bytes=tokens * h * e)
         b.section = Section.STACK
         _stack_rows(b, spec, segments, e=e, we=we, kv_e=kv_e, layers=spec.layers, tp=tp,
-                    cross_tokens=enc_tokens, flash=flash, dropout=dropout)
+                    cross_tokens=enc_tokens, flash=flash, dropout=dropout,
+                    kv_per_query_head=kv_per_query_head)
         b.collective("tp_allreduce", "allreduce", message_bytes=tokens * h * ce, group=tp,
                      count=2 * spec.layers)
         b.section = Section.POST
