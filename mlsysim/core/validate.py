@@ -17,13 +17,11 @@ __all__ = ["positive_int", "positive_float", "fraction", "precision_of", "non_ne
            "bandwidth", "parallel_split", "flag"]
 
 
-def positive_int(name: str, value, owner: str) -> int:
+def positive_int(name: str, value, owner: str, *, kind: str = "positive") -> int:
     """A whole number >= 1 (bools, NaN, inf, fractions and strings are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValidationError(name, f"must be a positive whole number. Got {value!r} instead.",
-                              owner=owner)
-    if not math.isfinite(value) or value != int(value) or value < 1:
-        raise ValidationError(name, f"must be a positive whole number. Got {value!r} instead.",
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not math.isfinite(value) or value != int(value) or value < 1:
+        raise ValidationError(name, f"must be a {kind} whole number. Got {value!r} instead.",
                               owner=owner)
     return int(value)
 
@@ -36,9 +34,10 @@ def flag(name: str, value, owner: str) -> bool:
 
 
 def non_negative_int(name: str, value, owner: str) -> int:
+    """A whole number >= 0 (the refusal says non-negative: 0 is allowed)."""
     if value == 0 and not isinstance(value, bool):
         return 0
-    return positive_int(name, value, owner)
+    return positive_int(name, value, owner, kind="non-negative")
 
 
 def positive_float(name: str, value, owner: str, *, allow_zero: bool = False) -> float:
