@@ -596,7 +596,8 @@ class Parts:
 
     fwd: dict[str, Any]           # pre, stack, post, send -> Prepared | None
     bwd: dict[str, Any]           # pre, stack, post, recv_grad -> Prepared | None
-    params: dict[str, float]      # local parameters per device: pre, stack (all layers), post
+    params: dict[str, float]      # local parameters per device: pre, stack (all layers), post,
+                                  # tied (the LM head's copy of a tied embedding, in post)
     eff: Any
     layers: int
     model_flops_per_sample: float  # the MFU convention's flops per sequence (or image)
@@ -666,10 +667,21 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
     expert_w = float(w_rows[expert].sum()) * ep
     expert_share = expert_w / max(float(w_rows.sum()) + expert_w * (1 - 1 / ep), 1e-30)
     total_local = model.parameter_count / tp * (1 - expert_share + expert_share / ep)
+    # The embedding tables have no weight row (a lookup reads a few of their rows), yet the
+    # first stage holds them, split over the TP group (Megatron-LM's vocab-parallel
+    # embedding). A tied LM head reads the same table on the last stage, which keeps a copy
+    # of it when it is not also the first (Megatron-LM all-reduces the two copies' gradients).
+    embedding = (model.vocab + (model.max_context if model.position == "learned" else 0)) \
+        * model.hidden / tp
+    tied = model.vocab * model.hidden / tp if model.tied_embeddings and model.lm_head and \
+        model.kind != "encoder" else 0.0
+    rest = total_local - embedding + tied
     w_total = max(float(w_rows.sum()), 1e-30)
-    params = {sec: total_local * float(w_rows[fwd.section == code].sum()) / w_total
+    params = {sec: rest * float(w_rows[fwd.section == code].sum()) / w_total
               for sec, code in (("pre", Section.PRE), ("stack", Section.STACK),
                                 ("post", Section.POST))}
+    params["pre"] += embedding
+    params["tied"] = tied
     h = model.hidden
     kv_dim = model.n_kv_heads * model.d_head
     moe_layers = (model.layers - model.moe.dense_layers) if model.moe else 0
@@ -831,12 +843,15 @@ def stage_kind_table(layers: int, pp, layout=None) -> list[StageKind]:
 def stage_params(parts: Parts, pp, stage, kind: StageKind | None = None):
     """Local parameters on one device of ``stage`` (of a ``kind``: per config, from its
     depths)."""
+    tied = parts.params.get("tied", 0.0)   # one table when the first stage is the last
     if kind is not None:
         return (parts.params["pre"] * kind.first_d + parts.params["stack"] * kind.share_d
-                + parts.params["post"] * kind.last_d)[kind.depth]
+                + parts.params["post"] * kind.last_d
+                - tied * (kind.first_d & kind.last_d))[kind.depth]
     share = stage_layers_of(parts.layers, pp, stage) / parts.layers
-    return (parts.params["pre"] * (stage == 0) + parts.params["stack"] * share
-            + parts.params["post"] * (stage == pp - 1))
+    first, last = stage == 0, stage == pp - 1
+    return (parts.params["pre"] * first + parts.params["stack"] * share
+            + parts.params["post"] * last - tied * (first & last))
 
 
 def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
