@@ -738,7 +738,8 @@ def _layered_parts(model, hardware, path, precision, e, recompute, eff,
                       for k in ("pre", "stack", "post")},
                  bwd={k: None if b_sec[k] is None else prep(b_sec[k])
                       for k in ("pre", "stack", "post")},
-                 params={"pre": float(model.parameter_count), "stack": 0.0, "post": 0.0},
+                 params={"pre": float(model.parameter_count), "stack": 0.0, "post": 0.0,
+                         "tied": 0.0},
                  eff=eff, layers=1, model_flops_per_sample=3.0 * fwd_flops,
                  act_per_sample=acts, overlap_slowdown=OVERLAP_SLOWDOWN[variant])
 
@@ -840,18 +841,12 @@ def stage_kind_table(layers: int, pp, layout=None) -> list[StageKind]:
     return out
 
 
-def stage_params(parts: Parts, pp, stage, kind: StageKind | None = None):
-    """Local parameters on one device of ``stage`` (of a ``kind``: per config, from its
-    depths)."""
-    tied = parts.params.get("tied", 0.0)   # one table when the first stage is the last
-    if kind is not None:
-        return (parts.params["pre"] * kind.first_d + parts.params["stack"] * kind.share_d
-                + parts.params["post"] * kind.last_d
-                - tied * (kind.first_d & kind.last_d))[kind.depth]
-    share = stage_layers_of(parts.layers, pp, stage) / parts.layers
-    first, last = stage == 0, stage == pp - 1
-    return (parts.params["pre"] * first + parts.params["stack"] * share
-            + parts.params["post"] * last - tied * (first & last))
+def stage_params(parts: Parts, kind: StageKind):
+    """Local parameters on one device of a stage ``kind``, per config (from its depths)."""
+    tied = parts.params["tied"]      # one copy of a tied table when the first stage is the last
+    return (parts.params["pre"] * kind.first_d + parts.params["stack"] * kind.share_d
+            + parts.params["post"] * kind.last_d
+            - tied * (kind.first_d & kind.last_d))[kind.depth]
 
 
 def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
@@ -886,7 +881,7 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
         w = {"pre": kind.first_d, "stack": kind.share_d, "post": kind.last_d}
         cell = kind.depth * len(mbs_values) + mbs_idx
         one = 0.0 if gather is None else gather[0] + gather[1] * (
-            params[i] if params is not None else stage_params(parts, pp, None, kind))
+            params[i] if params is not None else stage_params(parts, kind))
         out.append((pass_time(f, w, cell, (~kind.last_d)[kind.depth], one),
                     pass_time(b, w, cell, (~kind.first_d)[kind.depth],
                               (3 if parts.regather else 2) * one)))
@@ -1197,7 +1192,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
         return ab[pair, 0], ab[pair, 1]
 
     kinds = stage_kind_table(parts.layers, pp, layout)
-    params = [stage_params(parts, pp, None, k) for k in kinds]
+    params = [stage_params(parts, k) for k in kinds]
     gather = None
     if np.any(zero == 3):       # ZeRO-3: gather the stage's weights per pass (overlapped)
         a, b = group_terms("allgather", pair_dp * cp, dp_span)
