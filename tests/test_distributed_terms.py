@@ -2,13 +2,19 @@
 memory, materialized attention's backward, a stage's local parameters, the overlap slowdown
 at the band's edges for a layered model, and the DP-overlap note's printed values."""
 
+import numpy as np
 import pytest
 
 import mlsysim
 from mlsysim import Fleet, Systems
 from mlsysim.core.collectives import comm_path, resolve_system
 from mlsysim.errors import ValidationError
-from mlsysim.solvers.distributed import activation_bytes, parts_for, stage_params
+from mlsysim.solvers.distributed import (
+    activation_bytes,
+    parts_for,
+    stage_kind_table,
+    stage_params,
+)
 
 LLAMA = mlsysim.Models.get("Llama3_8B")
 
@@ -81,14 +87,15 @@ def test_materialized_attention_backward_is_twice_its_forward():
     assert _row(flash.bwd["stack"], "layer.attention.dgrad") == (5_379_194_880.0, 32.0)
 
 
-def test_stage_params_without_a_kind_puts_the_remainder_on_the_first_stage():
+def test_stage_params_put_the_remainder_on_the_first_stage():
     """32 layers over 3 stages: 11, 11, 10 (the remainder on the earliest). Local parameters
-    of a stage: its share of the stack's, plus the pre-stack rows' on the first stage and the
-    post-stack rows' (head) on the last; the three add up to the whole model, Llama-3-8B's
-    8,030,261,248 parameters."""
+    of a stage: its share of the stack's, plus the pre-stack ones (the embedding table) on the
+    first stage and the post-stack rows' (head) on the last; the three add up to the whole
+    model, Llama-3-8B's 8,030,261,248 parameters (untied: no second copy)."""
     p = _parts(flash=True)
     pre, stack, post = (p.params[k] for k in ("pre", "stack", "post"))
-    got = [float(stage_params(p, 3, s)) for s in range(3)]
+    assert pre == pytest.approx(128_256 * 4_096, rel=1e-12)   # the embedding table alone
+    got = [float(stage_params(p, k)[0]) for k in stage_kind_table(32, np.array([3]))]
     assert got == pytest.approx([pre + stack * 11 / 32, stack * 11 / 32,
                                  stack * 10 / 32 + post], rel=1e-12)
     assert sum(got) == pytest.approx(8_030_261_248, rel=1e-12)
