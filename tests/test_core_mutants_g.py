@@ -6,9 +6,10 @@ import re
 import warnings
 
 import pytest
+from efficiencies import ideal as _ideal
 
 import mlsysim
-from mlsysim.core.calibration import Efficiency, fit_gemm
+from mlsysim.core.calibration import fit_gemm
 from mlsysim.core.collectives import CollectiveEfficiency, collective_time, fit_report
 from mlsysim.core.costmodel import evaluate, prepare
 from mlsysim.core.device_calibration import read_measurements
@@ -26,13 +27,6 @@ ROUND = HardwareSpec(key="Round", name="Round", group="Cloud", vendor="Test",
                      compute={"dense": {"fp16": "1 TFLOP/s"}},
                      memory={"capacity": "10 GB", "bandwidth": "1 TB/s"},
                      source="test", as_of="2024")
-
-
-def _ideal(memory: float = 1.0) -> Efficiency:
-    """Efficiencies of 1, no launch floor, and a ramp that has faded for any row of at least
-    one flop (F / (peak tau) >= 1 / (1e12 x 1e-15) = 1000, so 1 - exp(-1000) = 1.0)."""
-    return Efficiency(gemm_max=1.0, gemm_tau_s=1e-15, gemm_alpha=1.0, attention_max=1.0,
-                      memory=memory, kernel_overhead_s=0.0)
 
 
 # ------------------------------------------------------------------ operator regime and binding

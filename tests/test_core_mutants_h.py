@@ -8,9 +8,10 @@ import math
 from dataclasses import dataclass
 
 import pytest
+from efficiencies import ideal as _ideal
 
 import mlsysim
-from mlsysim.core.calibration import Efficiency, calibration, canonical_precision
+from mlsysim.core.calibration import calibration, canonical_precision
 from mlsysim.core.collectives import (
     CollectiveEfficiency,
     CommPath,
@@ -32,13 +33,6 @@ ROUND = HardwareSpec(key="Round", name="Round", group="Cloud", vendor="Test",
                      compute={"dense": {"fp16": "1 TFLOP/s"}},
                      memory={"capacity": "10 GB", "bandwidth": "1 TB/s"},
                      source="test", as_of="2024")
-
-
-def _ideal() -> Efficiency:
-    """Efficiencies of 1, no launch floor, and a ramp that has faded for any row of at least
-    one flop (F / (peak tau) >= 1 / (1e12 x 1e-15) = 1000, so 1 - exp(-1000) = 1.0)."""
-    return Efficiency(gemm_max=1.0, gemm_tau_s=1e-15, gemm_alpha=1.0, attention_max=1.0,
-                      memory=1.0, kernel_overhead_s=0.0)
 
 
 # ------------------------------------------------------------------------------ calibration

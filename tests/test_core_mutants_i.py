@@ -6,10 +6,11 @@ the checkpoint explanation's gigabytes."""
 
 import numpy as np
 import pytest
+from efficiencies import ideal as _ideal
 
 import mlsysim
 from mlsysim import Engine
-from mlsysim.core.calibration import Efficiency, fit_calibration
+from mlsysim.core.calibration import fit_calibration
 from mlsysim.core.collectives import collective_time
 from mlsysim.core.costmodel import evaluate, prepare
 from mlsysim.core.power import device_power, load_power_rows, power_params
@@ -26,13 +27,6 @@ TWO_PEAKS = HardwareSpec(key="TwoPeaks", name="TwoPeaks", group="Cloud", vendor=
                          compute={"dense": {"fp16": "1 TFLOP/s", "bf16": "2 TFLOP/s"}},
                          memory={"capacity": "10 GB", "bandwidth": "1 TB/s"},
                          source="test sheet", as_of="2024")
-
-
-def _ideal() -> Efficiency:
-    """Efficiencies of 1, no launch floor, and a ramp that has faded for any row of at least
-    one flop (F / (peak tau) >= 1 / (2e12 x 1e-15) = 500, so 1 - exp(-500) = 1.0)."""
-    return Efficiency(gemm_max=1.0, gemm_tau_s=1e-15, gemm_alpha=1.0, attention_max=1.0,
-                      memory=1.0, kernel_overhead_s=0.0)
 
 
 # ------------------------------------------------------------------------------ calibration
