@@ -87,3 +87,15 @@ def test_band_fast_edge_lets_l2_absorb_the_rereads():
     assert p_lo == g_lo
     assert p_hi > 2 * g_hi
     assert p_lo < p.itl < p_hi
+
+
+def test_explain_says_the_cache_is_read_per_query_head():
+    """Llama-2 70B at TP 4: 16 query heads over 2 KV heads per device, 8 reads per step."""
+    kw = dict(seq_len=128, output_len=256, batch_size=8, tp_size=4, precision="fp8")
+    per = ServingModel().solve("Llama2_70B", "H100", decode_attention="per_head", **kw)
+    line = [x for x in per.explain().splitlines() if "decode attention" in x]
+    assert line == ["  decode attention per query head: each step reads a KV head's cache 8 "
+                    "times (once per query head sharing it); the band's fast edge reads it "
+                    "once (L2 absorbing the rest)"]
+    grouped = ServingModel().solve("Llama2_70B", "H100", **kw)
+    assert "decode attention" not in grouped.explain()

@@ -380,9 +380,20 @@ class ServingResult(Result):
             f"{self.activation_bytes / 1e9:.3g} GB of {self.usable_bytes / 1e9:.4g} GB usable"
             f" -> {'fits' if self.feasible else 'DOES NOT FIT'}; up to "
             f"{self.max_concurrent_sequences} sequences",
+            *self._decode_attention_lines(),
             *(f"  note: {n}" for n in self.notes),
         ]
         return "\n".join(lines)
+
+    def _decode_attention_lines(self) -> list[str]:
+        plan = self._plan
+        if plan is None or plan.config.decode_attention != "per_head":
+            return []
+        m, tp = self.model, self.tp_size
+        group = m.heads / tp / max(m.n_kv_heads / tp, 1)
+        return [f"  decode attention per query head: each step reads a KV head's cache "
+                f"{group:g} times (once per query head sharing it); the band's fast edge "
+                "reads it once (L2 absorbing the rest)"]
 
 
 @dataclass(frozen=True)
