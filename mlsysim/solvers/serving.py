@@ -43,7 +43,13 @@ from ..specs.model import ModelSpec, SSMSpec, TransformerSpec
 from ..units import Q_, Rate
 from ..workloads import lower
 from ..workloads.ssm import ssm_state_bytes
-from ..workloads.transformer import Segment, kv_bytes_per_token, kv_cache_bytes, lower_segments
+from ..workloads.transformer import (
+    Segment,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    lower_segments,
+    query_heads_per_kv_head,
+)
 
 __all__ = ["ServingModel", "ServingResult", "ServingPlan", "METRIC_DEFINITIONS", "pass_time",
            "serving_times", "expected_accepted_tokens"]
@@ -389,8 +395,7 @@ class ServingResult(Result):
         plan = self._plan
         if plan is None or plan.config.decode_attention != "per_head":
             return []
-        m, tp = self.model, self.tp_size
-        group = m.heads / tp / max(m.n_kv_heads / tp, 1)
+        group = query_heads_per_kv_head(self.model, self.tp_size)
         return [f"  decode attention per query head: each step reads a KV head's cache "
                 f"{group:g} times (once per query head sharing it); the band's fast edge "
                 "reads it once (L2 absorbing the rest)"]
@@ -507,14 +512,18 @@ class ServingPlan:
                                                  _stacked=[])
         return hit
 
+    @property
+    def passes(self) -> tuple:
+        """The prepared passes: (prefill, decode step[, draft step, verification])."""
+        return (self.prefill, self.step) if self.draft is None else \
+            (self.prefill, self.step, self.draft_step, self.verify)
+
     def passes_at(self, batch: int) -> list[tuple[float, float]]:
         """(latency, collective time) of (prefill, step[, draft step, verify]) at one scalar
         batch, priced together (:func:`~mlsysim.core.costmodel.stacked_latencies`) when
         they can be."""
         if not self._stacked:
-            parts = (self.prefill, self.step) if self.draft is None else \
-                (self.prefill, self.step, self.draft_step, self.verify)
-            self._stacked.append((parts, stack(parts)))
+            self._stacked.append((self.passes, stack(self.passes)))
         parts, stacked = self._stacked[0]
         if stacked is None:
             return [(float(e.latency), float(e.comm_time))
@@ -530,9 +539,7 @@ def serving_times(plan: ServingPlan, batch):
         flat, passes = batch, plan.passes_at(batch)
     else:
         flat = batch[..., 0]
-        parts = (plan.prefill, plan.step) if plan.draft is None else \
-            (plan.prefill, plan.step, plan.draft_step, plan.verify)
-        passes = [(e.latency, e.comm_time) for e in (evaluate(p, batch) for p in parts)]
+        passes = [(e.latency, e.comm_time) for e in (evaluate(p, batch) for p in plan.passes)]
     (t_p, comm_p), (t_d, comm_d) = passes[0], passes[1]
     # An engine preset's fixed cost per scheduler step: once for the prefill step, once per
     # decode step (a speculative round is one step: k draft launches and a verification).

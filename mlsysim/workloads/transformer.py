@@ -94,6 +94,12 @@ class Segment:
         return float(self.sequences * (kept + self.queries))
 
 
+def query_heads_per_kv_head(spec: TransformerSpec, tp: int = 1) -> float:
+    """Query heads sharing one KV head on one of ``tp`` devices (KV heads are replicated when
+    tp exceeds them): 64 / 8 = 8 for Llama-2 70B at any tp up to 8, 4 at tp 16."""
+    return spec.heads / tp / max(spec.n_kv_heads / tp, 1)
+
+
 def _mlp_rows(b: OperatorBuilder, spec: TransformerSpec, width: float, tokens: float,
               e: float, we: float, count: int, prefix: str,
               moe: tuple[int, int, float] | None = None, experts_total: int = 1,
@@ -141,9 +147,7 @@ def _stack_rows(b: OperatorBuilder, spec: TransformerSpec, segments: list[Segmen
     o_w /= tp
     tokens = float(sum(s.tokens for s in segments))
     writes = 0.0 if prefix == "encoder" else float(sum(s.tokens for s in segments))
-    # Query heads per KV head on this device (KV heads are replicated when tp exceeds them).
-    reread = heads / max(spec.n_kv_heads / tp, 1) if kv_per_query_head and not spec.mla \
-        else 1.0
+    reread = query_heads_per_kv_head(spec, tp) if kv_per_query_head and not spec.mla else 1.0
 
     groups = Counter()
     for i in range(layers):
