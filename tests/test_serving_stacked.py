@@ -56,3 +56,46 @@ def test_moe_passes_are_not_stacked():
     (t_p, _), (t_d, _) = plan.passes_at(16)
     assert t_p == pytest.approx(float(evaluate(plan.prefill, 16).latency), rel=1e-15)
     assert t_d == pytest.approx(float(evaluate(plan.step, 16).latency), rel=1e-15)
+
+
+def test_overlapped_collectives_hide_behind_each_parts_own_compute():
+    """Two passes, each a GEMM beside an overlapped all-reduce of 1e8 B over 2 ranks on an
+    ideal 1e12 B/s link: the ring moves 2 x (2 - 1) / 2 x 1e8 B = 1e8 B, 0.1 ms. Beside a
+    1 GFLOP GEMM (1 ms at 1 TFLOP/s) it hides entirely; beside a 1 MFLOP one (1 us) 0.1 ms -
+    1 us = 99 us of it shows. Each part hides its collective behind its own compute only, as
+    evaluate() prices it."""
+    from efficiencies import ideal
+
+    from mlsysim.core.collectives import CollectiveEfficiency, CommPath
+    from mlsysim.core.costmodel import prepare
+    from mlsysim.specs.hardware import HardwareSpec
+    from mlsysim.workloads.operators import OperatorBuilder, OpKind
+
+    hw = HardwareSpec(key="Round2", name="Round2", group="Cloud", vendor="Test",
+                      compute={"dense": {"fp16": "1 TFLOP/s"}},
+                      memory={"capacity": "10 GB", "bandwidth": "1 TB/s"},
+                      source="test", as_of="2024")
+    eta1 = CollectiveEfficiency(alpha_s=0.0, eta_bus=1.0, estimated=False)
+    path = CommPath(name="round", total=8, domain=8, up_name="up", up_bw=1e12, up_eff=eta1,
+                    up_inr=False)
+    parts = []
+    for flops in (1e9, 1e6):
+        b = OperatorBuilder()
+        b.add("gemm", OpKind.GEMM, flops=flops, weight_bytes=0.0, act_bytes=0.0)
+        b.collective("grad", "allreduce", message_bytes=1e8, group=2, overlap=True)
+        parts.append(prepare(b.build(weight_total_bytes=0.0), hw, "fp16", ideal(), path=path))
+    got = stacked_latencies(stack(tuple(parts)), 1)
+    for p, (latency, comm) in zip(parts, got):
+        e = evaluate(p, 1)
+        assert latency == pytest.approx(float(e.latency), rel=1e-12)
+        assert comm == pytest.approx(float(e.comm_time), rel=1e-12, abs=1e-18)
+    assert got[0] == pytest.approx((1e-3, 0.0), abs=1e-15)
+    assert got[1][1] == pytest.approx(1e-4 - 1e-6, rel=1e-9)
+
+
+def test_explain_counts_query_heads_per_device_when_tp_exceeds_the_kv_heads():
+    """Qwen2.5-7B: 28 query heads, 4 KV heads. At TP 7 a device has 4 query heads and one
+    replicated KV head: 4 reads a step, not the model's 28 / 4 = 7."""
+    r = ServingModel().solve("Qwen2_5_7B", "DGX_H100", seq_len=128, output_len=64,
+                             batch_size=8, tp_size=7, decode_attention="per_head")
+    assert "reads a KV head's cache 4 times" in r.explain()

@@ -94,7 +94,7 @@ class Segment:
         return float(self.sequences * (kept + self.queries))
 
 
-def query_heads_per_kv_head(spec: TransformerSpec, tp: int = 1) -> float:
+def query_heads_per_kv_head(spec: TransformerSpec, tp: int) -> float:
     """Query heads sharing one KV head on one of ``tp`` devices (KV heads are replicated when
     tp exceeds them): 64 / 8 = 8 for Llama-2 70B at any tp up to 8, 4 at tp 16."""
     return spec.heads / tp / max(spec.n_kv_heads / tp, 1)
