@@ -100,6 +100,20 @@ def test_three_inputs_and_keywords_agree():
     assert DM.solve("Llama3_8B", ONE_NODE, cfg).to_dict() == solve().to_dict()
 
 
+def test_a_repeated_keyword_call_reuses_its_result_but_not_across_types():
+    """Keyword calls are cached on their arguments and their types: the same call returns the
+    same (frozen) result, while True (== 1) and 64.0 (== 64) are validated afresh, not served
+    the result that validated 1 or 64."""
+    assert solve() is solve()
+    solve(zero_stage=1, tp_size=1)
+    with pytest.raises(ValidationError) as info:
+        solve(tp_size=True)
+    assert info.value.field == "tp_size"
+    with pytest.raises(ValidationError) as info:
+        solve(batch_size=64.5)
+    assert info.value.field == "batch_size"
+
+
 @pytest.mark.parametrize("kw, field", [
     ({"tp_size": 3}, "tp_size"),                       # 32 heads
     ({"pp_size": 64}, "pp_size"),                      # 32 layers

@@ -556,9 +556,22 @@ class DistributedModel(ForwardModel):
         >>> r.parallelism["dp"], r.feasible, r.bubble_fraction
         (8, True, 0.0)
         """
+        call = None
         if isinstance(batch_size, DistributedConfig):
             config, batch_size = batch_size, None
         if config is None:
+            values = (batch_size, seq_len, precision, tp_size, pp_size, cp_size, ep_size,
+                      dp_size, microbatch_size, microbatch_count, v_stages, sequence_parallel,
+                      zero_stage, activation_recomputation, overlap_comm, optimizer, schedule,
+                      capacity_factor, memory_utilization, token_budget, rank_order,
+                      attention_kernel, first_stage_layers, last_stage_layers, dropout)
+            # A keyword call is cached on its arguments and their types (True == 1 and
+            # 2048.0 == 2048 must not reuse a result that validated the other value);
+            # unhashable arguments are never cached, so validation names them.
+            call = (model, fleet, values, tuple(map(type, values)))
+            result = _PLANS.get(call)
+            if result is not None:
+                return result
             config = DistributedConfig(
                 batch_size=batch_size, seq_len=seq_len, precision=precision, tp_size=tp_size,
                 pp_size=pp_size, cp_size=cp_size, ep_size=ep_size, dp_size=dp_size,
@@ -578,6 +591,8 @@ class DistributedModel(ForwardModel):
         result = _PLANS.get(key)
         if result is None:
             result = _PLANS.put(key, _solve_one(model, fleet, config))
+        if call is not None:
+            _PLANS.put(call, result)
         return result
 
 
