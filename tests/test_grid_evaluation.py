@@ -1,7 +1,8 @@
 """The broadcast grid of ParallelismOptimizer (``evaluate_grid``): a mixed grid gives each
 config exactly what that config gives alone, although the grid evaluates its per-depth and
 per-(pp, dp) terms once per distinct value and picks the slowest and the fullest stage kinds
-by comparison; and ``factorize``, its sort-free ``np.unique``."""
+by comparison; ``evaluate_one``, the same equations in Python floats for a single solve, gives
+what the grid gives on random configs; and ``factorize``, its sort-free ``np.unique``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 import mlsysim
 from mlsysim.core.collectives import resolve_system, system_spec
-from mlsysim.solvers.distributed import evaluate_grid, factorize, parts_for
+from mlsysim.solvers.distributed import evaluate_grid, evaluate_one, factorize, parts_for
 
 ARGS = dict(precision="bf16", seq=2048, recompute="selective", schedule="1f1b",
             overlap=True, optimizer="adam", capacity_factor=1.0, usable=80e9)
@@ -79,3 +80,57 @@ def test_a_grid_whose_lowering_columns_vary_is_refused(setup):
     grid["tp"] = np.array([2, 4])
     with pytest.raises(ValueError, match=r"tp must be the same in every config .*\[2, 4\]"):
         evaluate_grid(parts, system, model, grid, sp=False, **ARGS)
+
+
+@pytest.mark.parametrize("model_name,tp,recompute,sp,flash", [
+    ("Llama3_8B", 2, "selective", False, True),    # hand-offs also all-gather the tp shards
+    ("Llama3_8B", 4, "full", True, True),          # ZeRO-3's regather under recomputation
+    ("GPT2", 1, "none", False, False),             # materialized scores, tied embeddings
+    ("Mixtral_8x7B", 2, "none", True, True),       # MoE rows and their activations
+    ("ResNet50", 1, "none", False, True),          # a layered model: one stage
+])
+def test_the_single_config_path_gives_what_the_grid_gives(setup, model_name, tp, recompute,
+                                                          sp, flash):
+    """A single solve prices its config with ``evaluate_one`` (floats); the optimizer with
+    ``evaluate_grid`` (arrays). On 60 random configs per lowering (depth, interleaving,
+    micro-batch, ZeRO stage, rank order, schedule, overlap, stage layout, band edge) every
+    key agrees to 1e-12: a factor changed in one of the two and not the other fails here."""
+    system, _, _ = setup
+    hardware, path = resolve_system(system)
+    model = mlsysim.Models.get(model_name)
+    layers = getattr(model, "layers", 1) if hasattr(model, "heads") else 1
+    rng = np.random.default_rng(len(model_name) * 7 + tp)
+    seq = 2048 if hasattr(model, "heads") else 1
+    checked = 0
+    while checked < 60:
+        variant = ["nominal", "fast", "slow"][rng.integers(3)]
+        parts = parts_for(model, hardware, path, "bf16", seq, tp, 1, 1, recompute, sp, 1.0,
+                          32, flash, bool(rng.integers(2)), variant)
+        pp = int(rng.choice([1, 2, 4, 8])) if layers > 1 else 1
+        if 32 % (tp * pp):
+            continue
+        dp = 32 // (tp * pp)
+        v = int(rng.choice([1, 2])) if pp > 1 and layers % (2 * pp) == 0 else 1
+        mbs, m = int(rng.choice([1, 2, 3])), int(rng.choice([1, 2, 4, 8])) * pp
+        layout = None
+        if pp > 2 and rng.integers(2):
+            layout = (int(rng.integers(1, layers // pp + 1)), None)
+        opts = dict(precision="bf16", seq=seq if seq > 1 else 1, sp=sp, recompute=recompute,
+                    schedule=["1f1b", "gpipe"][rng.integers(2)], overlap=bool(rng.integers(2)),
+                    optimizer=["adam", "sgd", "adafactor" if seq > 1 else "adam8bit"][
+                        rng.integers(3)],
+                    capacity_factor=1.0, usable=80e9,
+                    rank_order=["tp-cp-dp-pp", "tp-cp-pp-dp"][rng.integers(2)], flash=flash,
+                    layout=layout, dropout=True, variant=variant,
+                    zero3_split=bool(rng.integers(2)))
+        zero = int(rng.integers(4))
+        grid = evaluate_grid(parts, system, model, dict(
+            tp=np.array([tp]), cp=np.array([1]), pp=np.array([pp]), dp=np.array([dp]),
+            v=np.array([v]), mbs=np.array([mbs]), m=np.array([m]), zero=np.array([zero])),
+            **opts)
+        one = evaluate_one(parts, system, model, tp=tp, pp=pp, cp=1, dp=dp, v=v, mbs=mbs, m=m,
+                           zero=zero, **opts)
+        assert set(one) == set(grid)
+        for k, value in one.items():
+            assert value == pytest.approx(float(grid[k][0]), rel=1e-12, abs=0.0), (k, opts)
+        checked += 1

@@ -509,8 +509,10 @@ def busy_seconds(prepared, batch) -> tuple[float, float]:
     compute = work & (tc >= tm)
     memory = work & ~compute
     flops = p.table.flops_per_sample * batch
-    return (float((flops * p.inv_peak_ideal * compute) @ p.count),
-            float((tm * p.efficiency.memory * memory) @ p.count))
+    busy = ((flops * p.inv_peak_ideal * compute) @ p.count,
+            (tm * p.efficiency.memory * memory) @ p.count)
+    # A batch array of shape (n, 1) gives n of each.
+    return busy if np.ndim(busy[0]) else (float(busy[0]), float(busy[1]))
 
 
 def profile_power(profile) -> float:

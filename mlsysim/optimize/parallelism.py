@@ -266,7 +266,11 @@ class ParallelismOptimizer(ForwardModel):
             pruned["out of memory"] += int((~fits).sum())
             peak = hardware._base[f"peak_{precision}"]
             mfu = g["model_flops"] / (devices * peak * g["step"])
-            for i in np.flatnonzero(fits):
+            # Only this lowering's best top_k can reach the overall top_k: the rest are never
+            # turned into Python rows (a stable sort keeps the grid's order among equals).
+            score = np.where(fits, g["step"] if objective == "step_time" else -mfu, np.inf)
+            best_here = np.argsort(score, kind="stable")[:min(top_k, int(fits.sum()))]
+            for i in best_here:
                 found.append({"config": {"tp": tp, "pp": int(grid["pp"][i]),
                                          "dp": int(grid["dp"][i]), "cp": cp, "ep": ep,
                                          "v_stages": int(grid["v"][i]),

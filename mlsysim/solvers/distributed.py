@@ -603,6 +603,7 @@ class DistributedModel(ForwardModel):
 # closed forms over numpy arrays on top (ParallelismOptimizer broadcasts them).
 
 _PARTS = ContentCache("training parts", maxsize=512)
+_DP_TERMS = ContentCache("data-parallel collective terms", maxsize=4096)
 
 
 @dataclass(frozen=True)
@@ -620,6 +621,8 @@ class Parts:
     p2p_bytes_per_sample: float = 0.0  # a pipeline hand-off's message per sample (bytes)
     regather: bool = False         # full recomputation: the backward re-runs the forward
     overlap_slowdown: float = OVERLAP_SLOWDOWN["nominal"]  # s of the overlap rule
+    # Per micro-batch size: each section's times, activity and collectives (_section_terms).
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _lowering_check(model, tp: int, cp: int, ep: int, seq: int) -> None:
@@ -768,6 +771,36 @@ def _part_times(prepared, mbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return np.asarray(c), np.asarray(b), np.asarray(o)
 
 
+_BLOCK = 64      # micro-batch sizes 1..64 are priced together the first time one is asked
+
+
+def _section_terms(parts: Parts, mbs: int) -> dict[tuple[str, str], tuple]:
+    """Each section's (compute, blocking, overlappable) seconds, (compute, memory) busy
+    seconds and seconds per collective group at micro-batch size ``mbs``, as floats: what one
+    config needs from the operator tables. Sizes up to _BLOCK are evaluated as one block (a
+    numpy pass over 64 sizes costs about what one does) and kept in ``parts.memo``."""
+    hit = parts.memo.get(mbs)
+    if hit is not None:
+        return hit
+    from ..core.power import busy_seconds
+    sizes = np.arange(1, _BLOCK + 1) if mbs <= _BLOCK else np.array([mbs])
+    cols = {}
+    for side in ("fwd", "bwd"):
+        for sec, p in getattr(parts, side).items():
+            if p is None:
+                continue
+            times = _part_times(p, sizes)
+            busy = busy_seconds(p, sizes[:, None].astype(float))
+            comm = _comm_by_name(p, sizes[:, None, None].astype(float))
+            cols[side, sec] = (times, busy, comm)
+    for j, size in enumerate(sizes.tolist()):
+        parts.memo[size] = {key: (tuple(float(t[j]) for t in times),
+                                  tuple(float(b[j]) for b in busy),
+                                  {name: float(t[j]) for name, t in comm.items()})
+                            for key, (times, busy, comm) in cols.items()}
+    return parts.memo[mbs]
+
+
 def stage_layers_of(layers: int, pp, stage, layout=None):
     """Vectorized ``stage_layers``: layers on ``stage`` of ``pp`` (remainder on the first).
     ``layout`` = (first, last): the first and/or last stage's layers as set (None: an even
@@ -914,8 +947,8 @@ def dp_exposed(t_b, reduction, v, pp, slowdown: float):
     (2.0, 1.0)
     """
     window = ((v - 1) * pp + 1) * t_b / v
-    return np.maximum(overlapped(t_b / v, reduction / v, slowdown) - t_b / v,
-                      overlapped(window, reduction, slowdown) - window)
+    return _maximum(overlapped(t_b / v, reduction / v, slowdown) - t_b / v,
+                    overlapped(window, reduction, slowdown) - window)
 
 
 def overlapped(compute, comm, slowdown: float):
@@ -923,7 +956,28 @@ def overlapped(compute, comm, slowdown: float):
     slowed by ``slowdown`` while they share the device (module docstring):
     ``max(comm, compute + comm * s / (1 + s))``; ``s`` = 0 is the ideal ``max(compute, comm)``.
     Broadcasts."""
-    return np.maximum(comm, compute + comm * (slowdown / (1.0 + slowdown)))
+    return _maximum(comm, compute + comm * (slowdown / (1.0 + slowdown)))
+
+
+def _maximum(a, b):
+    """``np.maximum``, in plain Python when both are scalars (one config's hot path)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a if a >= b else b
+    return np.maximum(a, b)
+
+
+def _minimum(a, b):
+    """``np.minimum``, in plain Python when both are scalars."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a if a <= b else b
+    return np.minimum(a, b)
+
+
+def _where(cond, a, b):
+    """``np.where``, in plain Python when the condition is one bool."""
+    if isinstance(cond, (bool, np.bool_)):
+        return a if cond else b
+    return np.where(cond, a, b)
 
 
 def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, seq: int,
@@ -971,33 +1025,35 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
     if schedule == "gpipe":
         in_flight = m * 1.0
     else:
-        in_flight = np.minimum(m, pp - stage)
+        in_flight = _minimum(m, pp - stage)
         # The first stage of an interleaved schedule holds more (one stage holds no more).
         first = (v > 1) & (stage == 0) & (pp > 1)
-        if np.any(first):
-            in_flight = np.where(first, in_flight * (1 + (pp - 1) / (pp * v)), in_flight)
+        if first is True or (first is not False and np.any(first)):
+            in_flight = _where(first, in_flight * (1 + (pp - 1) / (pp * v)), in_flight)
     tokens = seq / cp * e / 2                # a sequence's tokens, in 16-bit element units
     logits = 4 * seq / cp * model.vocab / tp  # the last stage's fp32 logits per sequence
     return (mbs * layers * (tokens * kept)) * in_flight + \
-        np.where(stage == pp - 1, mbs * logits, 0.0)
+        _where(stage == pp - 1, mbs * logits, 0.0)
 
 
-def _comm_by_name(p, batch: int) -> dict[str, float]:
-    """Seconds per pass of each collective row group (before the overlap rule)."""
+def _comm_by_name(p, batch) -> dict[str, Any]:
+    """Seconds per pass of each collective row group (before the overlap rule); ``batch`` an
+    int, or an array of shape (n, 1, 1) for n sizes at once (then arrays of n)."""
     if p is None or p.comm_rows is None:
         return {}
     per = np.min(p.comm_a + p.comm_b * batch, axis=-1) * p.count[p.comm_rows]
-    out: dict[str, float] = {}
-    for i, t in zip(p.comm_rows, per):
+    out: dict[str, Any] = {}
+    for j, i in enumerate(p.comm_rows):
         name = p.table.names[i].split(".")[0]
-        out[name] = out.get(name, 0.0) + float(t)
+        t = per[..., j]
+        out[name] = out.get(name, 0.0) + (float(t) if np.ndim(t) == 0 else t)
     return out
 
 
 def optimizer_seconds(parts: Parts, nbytes):
     """The fused update: bytes / (BW x eta_mem), at least one kernel launch (broadcasts)."""
     p = next(t for t in (*parts.fwd.values(), *parts.bwd.values()) if t is not None)
-    return np.maximum(nbytes * p.inv_bw_eff, parts.eff.kernel_overhead_s)
+    return _maximum(nbytes * p.inv_bw_eff, parts.eff.kernel_overhead_s)
 
 
 def dp_terms(system, n: int, span: int, kind: str = "allreduce",
@@ -1005,11 +1061,15 @@ def dp_terms(system, n: int, span: int, kind: str = "allreduce",
     """(seconds, seconds per byte) of the cheapest algorithm of a data-parallel collective
     over ``n`` ranks spread over ``span`` devices (large messages: the least per-byte cost),
     with the collective fits at ``variant``."""
-    from ..core.collectives import collective_terms, comm_path
     if n <= 1:
         return 0.0, 0.0
-    terms = collective_terms(comm_path(system).at(variant), kind, n, span=span)
-    return min(terms, key=lambda t: t[1])
+    key = (system, n, span, kind, variant)
+    hit = _DP_TERMS.get(key)
+    if hit is None:
+        from ..core.collectives import collective_terms, comm_path
+        terms = collective_terms(comm_path(system).at(variant), kind, n, span=span)
+        hit = _DP_TERMS.put(key, min(terms, key=lambda t: t[1]))
+    return hit
 
 
 def _depth(model) -> int:
@@ -1098,12 +1158,11 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep,
                           c.activation_recomputation, sp, c.capacity_factor, devices,
                           c.attention_kernel == "flash", c.dropout, variant)
-        g = evaluate_grid(parts, system, model, dict(
-            tp=np.array([tp]), pp=np.array([pp]), cp=np.array([cp]), dp=np.array([dp]),
-            v=np.array([v]), mbs=np.array([mbs]), m=np.array([m]),
-            zero=np.array([c.zero_stage])),
-            precision=precision, seq=seq, sp=sp, recompute=c.activation_recomputation,
-            schedule=c.schedule, overlap=c.overlap_comm, optimizer=c.optimizer,
+        g = evaluate_one(
+            parts, system, model, tp=tp, pp=pp, cp=cp, dp=dp, v=v, mbs=mbs, m=m,
+            zero=c.zero_stage, precision=precision, seq=seq, sp=sp,
+            recompute=c.activation_recomputation, schedule=c.schedule,
+            overlap=c.overlap_comm, optimizer=c.optimizer,
             capacity_factor=c.capacity_factor, usable=hardware._base["capacity"]
             * c.memory_utilization, rank_order=c.rank_order,
             flash=c.attention_kernel == "flash", layout=layout, dropout=c.dropout,
@@ -1111,53 +1170,47 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         return parts, g
 
     def band() -> tuple[float, float]:
-        return tuple(float(at(edge)[1]["step"][0]) for edge in ("fast", "slow"))
+        return tuple(at(edge)[1]["step"] for edge in ("fast", "slow"))
 
     parts, g = at("nominal")
-    k = int(g["slowest"][0])
-    stage = stage_kinds(np.array([pp]))[k][0]
+    stage = (0, min(1, pp - 1), pp - 1)[g["slowest"]]         # stage_kinds()
     share = stage_layers_of(depth, pp, stage, layout) / depth
+    # The slowest stage's collectives by name and its devices' activity over the step
+    # (micro-batches busy, bubble and optimizer idle-ish: the power model's inputs).
     comm: dict[str, float] = {}
-    for side in ("fwd", "bwd"):
-        d = getattr(parts, side)
-        for sec, w in (("pre", stage == 0), ("stack", share), ("post", stage == pp - 1)):
-            for name, t in _comm_by_name(d[sec], mbs).items():
-                comm[name] = comm.get(name, 0.0) + w * t
-    hand_offs = v * ((stage < pp - 1) + (stage > 0)) * (pp > 1)
-    comm["pp_send"] = float(hand_offs * g["p2p"][0])
-    # Activity of the slowest stage's devices over the step (micro-batches busy, bubble and
-    # optimizer idle-ish): the power model's inputs.
-    from ..core.power import busy_seconds
     busy_c = busy_m = 0.0
-    for side in (parts.fwd, parts.bwd):
-        for sec, w in (("pre", stage == 0), ("stack", share), ("post", stage == pp - 1)):
-            if side[sec] is not None and w:
-                c_s, m_s = busy_seconds(side[sec], mbs)
-                busy_c, busy_m = busy_c + w * c_s, busy_m + w * m_s
-    step_s = float(g["step"][0])
+    for (_side, sec), (_, (c_s, m_s), by_name) in _section_terms(parts, mbs).items():
+        w = {"pre": stage == 0, "stack": share, "post": stage == pp - 1}[sec]
+        for name, t in by_name.items():
+            comm[name] = comm.get(name, 0.0) + w * t
+        if w:
+            busy_c, busy_m = busy_c + w * c_s, busy_m + w * m_s
+    hand_offs = v * ((stage < pp - 1) + (stage > 0)) * (pp > 1)
+    comm["pp_send"] = float(hand_offs * g["p2p"])
+    step_s = g["step"]
     act = (float(min(1.0, m * busy_c / step_s)), float(min(1.0, m * busy_m / step_s)))
-    memory = MemoryBudget(weights=float(g["weights"][0]), gradients=float(g["grads"][0]),
-                          optimizer=float(g["opt"][0]), activations=float(g["acts"][0]),
+    memory = MemoryBudget(weights=g["weights"], gradients=g["grads"],
+                          optimizer=g["opt"], activations=g["acts"],
                           usable=hardware._base["capacity"] * c.memory_utilization,
                           per_sample_label="activations")
     notes = []
-    window = ((v - 1) * pp + 1) * float(g["t_b"][0]) / v       # dp_exposed()'s window
-    if g["dp"][0] > window and c.overlap_comm:
+    window = ((v - 1) * pp + 1) * g["t_b"] / v       # dp_exposed()'s window
+    if g["dp"] > window and c.overlap_comm:
         behind = "the last micro-batch's backward" if v == 1 else \
             f"the last backwards of its {v} chunks"
-        notes.append(f"DP gradient reduction ({g['dp'][0] * 1e3:.3g} ms) outlasts {behind} "
+        notes.append(f"DP gradient reduction ({g['dp'] * 1e3:.3g} ms) outlasts {behind} "
                      f"({window * 1e3:.3g} ms)")
     return DistributedResult(
         model=model, system=system, hardware=hardware, batch_size=c.batch_size, seq_len=seq,
         precision=precision, parallelism={"dp": dp, "tp": tp, "pp": pp, "cp": cp, "ep": ep},
-        microbatch_size=mbs, microbatch_count=m, v_stages=v, step_s=float(g["step"][0]),
-        compute_s=float(g["compute"][0]), bubble_s=float(g["bubble"][0]),
-        optimizer_s=float(g["optimizer"][0]), tp_comm_s=m * comm.get("tp_allreduce", 0.0),
+        microbatch_size=mbs, microbatch_count=m, v_stages=v, step_s=g["step"],
+        compute_s=g["compute"], bubble_s=g["bubble"],
+        optimizer_s=g["optimizer"], tp_comm_s=m * comm.get("tp_allreduce", 0.0),
         cp_comm_s=m * comm.get("cp_kv_allgather", 0.0),
         ep_comm_s=m * comm.get("ep_alltoall", 0.0), pp_comm_s=m * comm.get("pp_send", 0.0),
-        dp_comm_s=float(g["dp"][0]), dp_exposed_s=float(g["dp_exposed"][0]),
-        zero3_comm_s=float(g["z3"][0]), zero3_exposed_s=float(g["z3_exposed"][0]),
-        model_flops=float(g["model_flops"][0]), hardware_flops=float(g["hw_flops"][0]),
+        dp_comm_s=g["dp"], dp_exposed_s=g["dp_exposed"],
+        zero3_comm_s=g["z3"], zero3_exposed_s=g["z3_exposed"],
+        model_flops=g["model_flops"], hardware_flops=g["hw_flops"],
         peak_flops=hardware._base[f"peak_{precision}"], devices=sh.devices, memory=memory,
         activation_recomputation=c.activation_recomputation, zero_stage=c.zero_stage,
         token_budget=c.token_budget, notes=tuple(notes), activity=act, _band=band)
@@ -1291,6 +1344,114 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
             "acts": a_full, "memory": total, "fits": total <= usable,
             "model_flops": parts.model_flops_per_sample * samples, "hw_flops": hw,
             "tokens": tokens}
+
+
+def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: int, v: int,
+                 mbs: int, m: int, zero: int, precision: str, seq: int, sp: bool,
+                 recompute: str, schedule: str, overlap: bool, optimizer: str,
+                 capacity_factor: float, usable: float, rank_order: str = "tp-cp-dp-pp",
+                 flash: bool = True, layout=None, dropout: bool = True,
+                 variant: str = "nominal", zero3_split: bool = False) -> dict[str, Any]:
+    """:func:`evaluate_grid` for one config, in Python floats: the same equations term for
+    term (tests/test_grid_evaluation.py checks them equal on random configs), without
+    numpy's per-call cost on arrays of one, which a single solve would spend its time on."""
+    e = _element_bytes(precision)
+    shard = dp * cp
+    dp_outer = rank_order == "tp-cp-pp-dp"
+    dp_span = tp * cp * dp * (pp if dp_outer else 1)
+    p2p_span = 2 * tp * cp * (1 if dp_outer else dp)
+    terms = _section_terms(parts, mbs)
+    kinds = []
+    for stage in (0, min(1, pp - 1), pp - 1):        # stage_kinds()
+        layers = int(stage_layers_of(parts.layers, pp, stage, layout))
+        first, last = stage == 0, stage == pp - 1
+        share = layers / parts.layers
+        params = (parts.params["pre"] * first + parts.params["stack"] * share
+                  + parts.params["post"] * last - parts.params["tied"] * (first & last))
+        kinds.append((stage, layers, share, first, last, params))
+    gather = None
+    if zero == 3:
+        a, b = dp_terms(system, dp * cp, dp_span, "allgather", variant)
+        gather = (a, b * e)
+    p2p = 0.0
+    if pp > 1 and parts.p2p_bytes_per_sample:
+        a, b = dp_terms(system, 2, p2p_span, "p2p", variant)
+        p2p = a + b * parts.p2p_bytes_per_sample * mbs
+        if not sp and tp > 1:
+            a, b = dp_terms(system, tp, tp, "allgather", variant)
+            p2p = p2p + a + b * parts.p2p_bytes_per_sample * tp * mbs
+    s = parts.overlap_slowdown
+    share_s = s / (1.0 + s)
+
+    def pass_time(side: str, w: dict, hand_on: bool, extra: float) -> float:
+        c = blk = ov = 0
+        for sec, weight in w.items():
+            if (side, sec) in terms:
+                t = terms[side, sec][0]
+                c, blk, ov = c + weight * t[0], blk + weight * t[1], ov + weight * t[2]
+        comm = ov + extra
+        return blk + hand_on * (v * p2p) + max(comm, c + comm * share_s)   # overlapped()
+
+    def stage_times(gathered) -> list[tuple[float, float]]:
+        out = []
+        for _, _, share, first, last, params in kinds:
+            w = {"pre": first, "stack": share, "post": last}
+            one = 0.0 if gathered is None else gathered[0] + gathered[1] * params
+            out.append((pass_time("fwd", w, not last, one),
+                        pass_time("bwd", w, not first, (3 if parts.regather else 2) * one)))
+        return out
+
+    stages = stage_times(gather)
+    slowest, (t_f, t_b) = 0, stages[0]
+    t_slow = t_f + t_b
+    for i, (f, b) in enumerate(stages[1:], 1):
+        if f + b > t_slow:
+            slowest, t_slow, t_b = i, f + b, b
+    compute = m * t_slow
+    bubble = (pp - 1) / v * t_slow
+    p_max = max(k[5] for k in kinds)
+    z3_comm = z3_exposed = 0.0
+    if gather is not None and zero3_split:
+        one = gather[0] + gather[1] * kinds[slowest][5]
+        z3_comm = m * (1 + (3 if parts.regather else 2)) * one
+        z3_exposed = m * (t_slow - sum(stage_times(None)[slowest]))
+    a, b = dp_terms(system, dp * cp, dp_span, "allreduce", variant)
+    dp_t = a + b * p_max * e if zero < 3 else 0.0
+    exposed = float(dp_exposed(t_b, dp_t, v, pp, s)) if overlap else dp_t
+    state = optimizer_state_bytes_per_param(optimizer, model, OWNER) + (4.0 if e < 4 else 0.0)
+    update = 2 * (state + e) + e
+    opt_t = float(optimizer_seconds(parts, p_max / (shard if zero >= 1 else 1) * update))
+    step = compute + bubble + opt_t + exposed
+    w_per = e / (shard if zero >= 3 else 1)
+    g_per = e / (shard if zero >= 2 else 1)
+    o_per = state / (shard if zero >= 1 else 1)
+    per_param = w_per + g_per + o_per
+    total = p_full = a_full = None
+    for stage, layers, _, _, _, params in kinds:
+        if isinstance(model, TransformerSpec):
+            acts = float(activation_bytes(
+                model, tp=tp, pp=pp, cp=cp, v=v, stage=stage, m=m, mbs=mbs, seq=seq, e=e,
+                sp=sp, recompute=recompute, schedule=schedule,
+                capacity_factor=capacity_factor, flash=flash, layers=layers,
+                dropout=dropout))
+        else:
+            acts = parts.act_per_sample * mbs * (1.0 if schedule == "1f1b" else m)
+        t = params * per_param + acts
+        if total is None or t > total:
+            total, p_full, a_full = t, params, acts
+    samples = float(dp * m * mbs)
+    per_sample = parts.memo.get("hw_flops_per_sample")
+    if per_sample is None:
+        per_sample = parts.memo["hw_flops_per_sample"] = sum(
+            p.flops_per_batch for side in (parts.fwd, parts.bwd) for sec, p in side.items()
+            if p is not None and sec not in ("send", "recv_grad"))
+    return {"step": step, "compute": compute, "bubble": bubble, "optimizer": opt_t,
+            "p2p": p2p, "dp": dp_t, "dp_exposed": exposed, "t_b": t_b, "slowest": slowest,
+            "z3": z3_comm, "z3_exposed": z3_exposed,
+            "weights": p_full * w_per, "grads": p_full * g_per, "opt": p_full * o_per,
+            "acts": a_full, "memory": total, "fits": total <= usable,
+            "model_flops": parts.model_flops_per_sample * samples,
+            "hw_flops": per_sample * tp * cp * samples, "tokens": samples * seq}
 
 
 def _uniform(column, name: str) -> int:

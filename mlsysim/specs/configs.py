@@ -32,11 +32,16 @@ __all__ = ["Config", "ServingConfig", "ContinuousBatchingConfig", "DistributedCo
 def _check(fn_name: str, **kw):
     """A before-validator running one of core.validate's checks (raising our error)."""
 
+    fn = None
+
     def run(value: Any, info: pydantic.ValidationInfo) -> Any:
-        from ..core import validate as check
+        nonlocal fn
         if value is None:
             return value
-        return getattr(check, fn_name)(info.field_name, value, "", **kw)
+        if fn is None:      # bound on first use: core imports specs
+            from ..core import validate as check
+            fn = getattr(check, fn_name)
+        return fn(info.field_name, value, "", **kw)
 
     return BeforeValidator(run)
 
@@ -74,7 +79,10 @@ class Config(Spec):
 
     @cached_property
     def _content_hash(self) -> int:
-        return hash(tuple((k, _hashable(v)) for k, v in self.__dict__.items()))
+        try:                            # every field hashable: the common case, one call
+            return hash(tuple(self.__dict__.items()))
+        except TypeError:
+            return hash(tuple((k, _hashable(v)) for k, v in self.__dict__.items()))
 
     def options(self) -> dict[str, Any]:
         """The fields as keyword arguments of the solver's ``solve``."""
