@@ -80,7 +80,7 @@ import numpy as np
 
 from ..cache import ContentCache
 from ..core import validate as check
-from ..core.collectives import resolve_system
+from ..core.collectives import collective_terms, comm_path, resolve_system, system_spec
 from ..core.contract import REQUIRED, ForwardModel, Option, Result
 from ..core.costmodel import evaluate_parts, prepare
 from ..core.engine import efficiency_for, resolve
@@ -1066,7 +1066,6 @@ def dp_terms(system, n: int, span: int, kind: str = "allreduce",
     key = (system, n, span, kind, variant)
     hit = _DP_TERMS.get(key)
     if hit is None:
-        from ..core.collectives import collective_terms, comm_path
         terms = collective_terms(comm_path(system).at(variant), kind, n, span=span)
         hit = _DP_TERMS.put(key, min(terms, key=lambda t: t[1]))
     return hit
@@ -1078,7 +1077,6 @@ def _depth(model) -> int:
 
 
 def _resolve(model, system, c: DistributedConfig):
-    from ..core.collectives import system_spec
     system = system_spec(system)
     hardware, path = resolve_system(system)
     model = resolve(model, hardware)[0]
