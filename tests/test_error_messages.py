@@ -214,7 +214,7 @@ CASES = {
         lambda: mlsysim.EconomicsModel().solve(**mlsysim.EconomicsModel.example(),
                                                other_opex_per_year="5 kWh"),
         "The 'other_opex_per_year' parameter of EconomicsModel must be a price in USD (e.g. "
-        "'0.08 USD/kWh'). Got '5 kWh' instead."),
+        "'30000 USD'). Got '5 kWh' instead."),
 }
 
 

@@ -150,6 +150,13 @@ CASES = {
     "ServingConfig output_len=0": lambda: ServingConfig(seq_len=128, output_len=0),
     "ServingConfig network bandwidth a word": lambda: ServingConfig(
         seq_len=128, decode_hardware="H100", network_bandwidth="fast"),
+    "ServingModel network_bandwidth without decode_hardware": lambda: ServingModel().solve(
+        "Llama3_8B", "H100", seq_len=128, network_bandwidth="50 GB/s"),
+    "ServingModel cuda_graphs as a string": lambda: ServingModel().solve(
+        "Llama3_8B", "H100", seq_len=128, cuda_graphs="no"),
+    "DistributedModel sequence_parallel as a string": _dist(sequence_parallel="yes"),
+    "DistributedModel dropout as 1": _dist(dropout=1),
+    "DistributedModel no batch_size": _dist(batch_size=None),
     "CompressionModel unknown method": _bad("CompressionModel", method="int3_magic"),
     "CompressionModel unknown model": _bad("CompressionModel", model="Llama3_9B"),
     "BatchingOptimizer sla_latency_ms=0": _bad("BatchingOptimizer", sla_latency_ms=0),
@@ -230,6 +237,7 @@ CASES = {
     "SustainabilityModel month 0": _bad("SustainabilityModel", month=0),
     "PlacementOptimizer unknown region": _bad("PlacementOptimizer",
                                               regions=["Quebec", "Atlantis"]),
+    "PlacementOptimizer no regions": _bad("PlacementOptimizer", regions=[]),
     "PlacementOptimizer unknown datacenter": _bad("PlacementOptimizer", datacenter="Garage"),
     "PlacementOptimizer unknown objective": _bad("PlacementOptimizer", objective="cheapest"),
     "PlacementOptimizer negative carbon tax": _bad("PlacementOptimizer", carbon_tax_per_ton=-1),

@@ -583,6 +583,12 @@ class SingleNodeModel(ForwardModel):
             from ..errors import ValidationError
             raise ValidationError("phase", f"must be a string. Got {phase!r} instead.",
                                   owner=owner)
+        from ..workloads import allowed_phases
+        if phase not in allowed_phases(model):
+            from ..errors import ValidationError
+            raise ValidationError("phase", f"must be one of {', '.join(allowed_phases(model))} "
+                                  f"for {model.name} ({model.architecture}). Got {phase!r} "
+                                  "instead.", owner=owner)
         seq = self._seq_len(model, seq_len, owner)
         if tp * pp > 1:
             if not isinstance(model, (TransformerSpec, SSMSpec)):

@@ -178,6 +178,9 @@ class PlacementOptimizer(ForwardModel):
             from ..specs.infra import GridSpec
             # Zoo names (unknown ones raise with the closest) or GridSpecs of the user's own.
             grids = [r if isinstance(r, GridSpec) else Grids.get(r) for r in regions]
+            if not grids:
+                raise ValidationError("regions", "must name at least one region (leave it out "
+                                      "to rank every zoo grid). Got [] instead.", owner=OWNER)
         seconds = duration_seconds(duration_days, run, OWNER)
         _datacenter(datacenter, grids[0] if grids else "US_Avg", OWNER)   # validate it once
         out, skipped = [], {}

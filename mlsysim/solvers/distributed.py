@@ -823,6 +823,12 @@ def check_layout(layers: int, pp: int, first, last, owner: str) -> None:
     rest = layers - (first or 0) - (last or 0)
     others = pp - fixed
     field = "first_stage_layers" if first is not None else "last_stage_layers"
+    if rest < 0:
+        given = " + ".join(f"{n}={v}" for n, v in (("first_stage_layers", first),
+                                                    ("last_stage_layers", last))
+                           if v is not None)
+        raise ValidationError(field, f"must leave layers for the other stages: {given} "
+                              f"exceeds the {layers} layers of the model.", owner=owner)
     if rest < others or (others == 0 and rest != 0):
         raise ValidationError(field, f"leaves {rest} of the {layers} layers for {others} "
                               f"other stage{'s' if others != 1 else ''} of pp_size={pp}"

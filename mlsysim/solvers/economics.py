@@ -47,7 +47,8 @@ def _price(value, name: str, unit: str) -> float:
             q = Q_(value) if isinstance(value, str) else value
             v = float(q.to(unit).magnitude)
         except Exception:
-            raise ValidationError(name, f"must be a price in {unit} (e.g. '0.08 USD/kWh'). Got "
+            example = {"USD/kWh": "0.08 USD/kWh", "USD/h": "2.5 USD/h"}.get(unit, "30000 USD")
+            raise ValidationError(name, f"must be a price in {unit} (e.g. '{example}'). Got "
                                   f"{value!r} instead.", owner=OWNER) from None
         return check.positive_float(name, v, OWNER, allow_zero=True)
     return check.positive_float(name, value, OWNER, allow_zero=True)

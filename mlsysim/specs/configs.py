@@ -53,6 +53,7 @@ def _lower(value: Any) -> Any:
 PosInt = Annotated[int, _check("positive_int")]
 NonNegInt = Annotated[int, _check("non_negative_int")]
 Fraction = Annotated[float, _check("fraction")]
+Flag = Annotated[bool, pydantic.Field(strict=True)]     # True or False, never "yes" or 1
 PrecisionName = Annotated[Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4",
                                   "int8", "int4"], BeforeValidator(_lower)]
 
@@ -117,6 +118,12 @@ def _our_error(exc: pydantic.ValidationError, owner: str) -> ValidationError:
     if msg.startswith("Input should be"):
         msg = "must be" + msg[len("Input should be"):]
     got = err.get("input")
+    if err["type"] == "bool_type":
+        msg = "must be True or False"
+    elif got is None and err["type"] in ("int_type", "float_type", "string_type"):
+        kind = {"int_type": "a whole number", "float_type": "a number",
+                "string_type": "a name"}[err["type"]]
+        msg = f"is required ({kind})"
     return ValidationError(field, f"{msg}." + (f" Got {got!r} instead." if field != "(config)"
                                                else ""), owner=owner)
 
@@ -148,7 +155,7 @@ class ServingConfig(Config):
     draft_len: PosInt = 4
     memory_utilization: Fraction = 0.9
     page_size: PosInt = 16
-    cuda_graphs: bool | None = None      # None: True, or the engine preset's
+    cuda_graphs: Flag | None = None      # None: True, or the engine preset's
     sparsity: Literal["2:4"] | None = None
     attention_kernel: Literal["flash", "materialized"] = "flash"
     decode_attention: Literal["grouped", "per_head"] = "grouped"  # per_head: the generation
@@ -181,6 +188,11 @@ class ServingConfig(Config):
             raise ValidationError("network_bandwidth", "is needed with decode_hardware (e.g. "
                                   "'50 GB/s') to move the prompt's KV cache.", owner=self.owner)
         if self.network_bandwidth is not None:
+            if self.decode_hardware is None:
+                raise ValidationError("network_bandwidth", "applies only with decode_hardware "
+                                      "(the prefill-to-decode KV link of disaggregated "
+                                      "serving); give decode_hardware or leave it out.",
+                                      owner=self.owner)
             from ..core import validate as check
             check.bandwidth("network_bandwidth", self.network_bandwidth, self.owner)
         if self.memory_utilization == 0:
@@ -249,10 +261,10 @@ class DistributedConfig(Config):
     microbatch_size: PosInt | None = None
     microbatch_count: PosInt | None = None
     v_stages: PosInt = 1
-    sequence_parallel: bool | None = None    # default: on whenever tp_size > 1
+    sequence_parallel: Flag | None = None    # default: on whenever tp_size > 1
     zero_stage: Literal[0, 1, 2, 3] = 0
     activation_recomputation: Literal["none", "selective", "full"] = "none"
-    overlap_comm: bool = True
+    overlap_comm: Flag = True
     optimizer: Literal["adam", "adamw", "sgd", "adafactor", "adam8bit"] = "adam"
     schedule: Literal["1f1b", "gpipe"] = "1f1b"
     capacity_factor: Annotated[float, _check("positive_float")] = 1.0
@@ -262,7 +274,7 @@ class DistributedConfig(Config):
     attention_kernel: Literal["flash", "materialized"] = "flash"
     first_stage_layers: PosInt | None = None  # Megatron's decoder_first_pipeline_num_layers
     last_stage_layers: PosInt | None = None   # ... decoder_last_pipeline_num_layers
-    dropout: bool = True                      # attention and hidden dropout (masks stored)
+    dropout: Flag = True                      # attention and hidden dropout (masks stored)
 
     @model_validator(mode="after")
     def _cross_fields(self):
