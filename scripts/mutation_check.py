@@ -38,6 +38,11 @@ MUTATIONS = [
     ("collectives: hierarchical inter-node share S/L", "mlsysim/core/collectives.py",
      "hier_b += 2 * (N - 1) / N / L / (e_out * bw_out)",
      "hier_b += 2 * (N - 1) / N / (e_out * bw_out)", ["tests/test_systems_collectives.py"]),
+    ("collectives: all-gather across nodes spreads over the node's ports",
+     "mlsysim/core/collectives.py",
+     "(N - 1) / N / L / (e_out * bw_out) + (L - 1) / L / (up.eta_link * path.up_bw))",
+     "(N - 1) / N / (e_out * bw_out) + (L - 1) / L / (up.eta_link * path.up_bw))",
+     ["tests/test_collectives.py", "tests/test_distributed.py"]),
     ("collectives: NIC bandwidth per accelerator", "mlsysim/core/collectives.py",
      "out_bw = out._base[\"device_bandwidth\"] * node.nics_per_node / node.accelerators_per_node\n"
      "        if fleet",

@@ -368,16 +368,37 @@ def _two_node_fleet():
 
 
 @pytest.mark.parametrize("algorithm", ["auto", "ring", "nccl", "hierarchical"])
-def test_an_all_gather_across_nodes_runs_as_one_ring_under_any_allowed_algorithm(algorithm):
-    """Only all-reduce has a hierarchical schedule: an all-gather over 16 GPUs in 2 nodes is a
-    flat ring on the scale-out link whichever of auto, ring, nccl or hierarchical is asked,
-    (n-1) alpha_out + (n-1)/n S / (eta_out B_out) = 15 alpha_out + 15/16 S / (eta_out 12.5 GB/s)."""
+def test_an_all_gather_across_nodes_spreads_over_the_nodes_ports(algorithm):
+    """An all-gather over 16 GPUs in 2 nodes (L = 8 per node, N = 2): NCCL's rings cross each
+    node once per channel, its channels spread over the NICs, so across nodes each GPU's port
+    carries its local index's S / L, and the 8 pieces meet over the switch:
+    hierarchical = (N-1) alpha_out + (L-1) alpha_up + S [1/2 / (8 eta_out 12.5 GB/s)
+    + 7/8 / (eta_up 100 GB/s)]. A flat ring pushes 15/16 S through every GPU's port:
+    15 alpha_out + 15/16 S / (eta_out 12.5 GB/s). 'ring' is the flat ring; auto and nccl
+    take the faster (here the two-level one, 8x fewer bytes per port)."""
+    from mlsysim.core.collectives import comm_path
+    fleet = _two_node_fleet()
+    p = comm_path(fleet)
+    out, up = p.out_eff, p.up_eff
+    S = 1e8
+    flat = 15 * out.alpha_s + 15 / 16 * S / (out.eta_link * 12.5e9)
+    hier = out.alpha_s + 7 * up.alpha_s + S * (0.5 / (8 * out.eta_link * 12.5e9)
+                                               + 7 / 8 / (up.eta_link * 100e9))
+    want = {"ring": flat, "hierarchical": hier}.get(algorithm, min(flat, hier))
+    assert hier < flat / 3
+    assert collective_time(fleet, "allgather", S, 16, algorithm=algorithm) == \
+        pytest.approx(want, rel=1e-12)
+    assert collective_time(fleet, "reducescatter", S, 16, algorithm=algorithm) == \
+        pytest.approx(want, rel=1e-12)
+
+
+def test_a_broadcast_across_nodes_stays_a_flat_ring():
+    """Broadcast has no two-level schedule here: (n-1) alpha_out + S / (eta_out B_out)."""
     from mlsysim.core.collectives import comm_path
     fleet = _two_node_fleet()
     out = comm_path(fleet).out_eff
-    want = 15 * out.alpha_s + 15 / 16 * 1e8 / (out.eta_link * 12.5e9)
-    assert collective_time(fleet, "allgather", 1e8, 16, algorithm=algorithm) == \
-        pytest.approx(want, rel=1e-12)
+    assert collective_time(fleet, "broadcast", 1e8, 16) == \
+        pytest.approx(15 * out.alpha_s + 1e8 / (out.eta_link * 12.5e9), rel=1e-12)
 
 
 # ---------------------------------------------------------------- the fit report

@@ -234,25 +234,31 @@ def test_zero3_gathers_are_reported_as_communication():
     """ZeRO-3 on 4 DGX H100 over InfiniBand NDR, Llama-3-8B (8,030,261,248 parameters, bf16),
     batch 32 x 512, one sequence per GPU. Each pass all-gathers the 16.06 GB of weights over
     the 32 data-parallel ranks, t_g = a + 2 B x 8.030e9 x b with (a, b) the fleet's all-gather
-    terms (a ring across nodes at 44.07 GB/s: 16.06e9 / 44.07e9 = 0.3645 s); forward gather,
-    backward gather and reduce-scatter make 3 t_g = 1.094 s per step. Compute is ~37 ms, so
-    every pass waits for its gathers: the micro-batch time equals the gather time, nearly all
-    of it is exposed, and the step is interconnect-bound. Full recomputation gathers once more
-    for the re-run forward: 4 t_g. Before, those 1.06 s were reported
-    as 0 ms of communication and the step as compute-bound."""
+    terms, two levels: each GPU's NDR port carries (N-1)/N / L = 3/4 / 8 of the buffer at
+    eta_out x 50 GB/s and the node's 8 pieces meet over NVLink, 7/8 at eta_up x 450 GB/s:
+    b = 0.09375 / (0.8538 x 50e9) + 0.875 / (0.9803 x 450e9) = 1 / (239.3 GB/s), so
+    t_g = 16.06e9 / 239.3e9 = 0.0671 s; forward gather, backward gather and reduce-scatter
+    make 3 t_g = 0.2015 s per step. Compute is ~37 ms, so every pass waits for its gathers:
+    the micro-batch time equals the gather time, most of it is exposed (0.2015 - 0.037), and
+    the step is interconnect-bound. Before, those seconds were reported as 0 ms of
+    communication and the step as compute-bound."""
+    from mlsysim.core.collectives import comm_path
     from mlsysim.solvers.distributed import dp_terms
     from mlsysim.solvers.efficiency import EfficiencyModel
     fleet = Fleet(name="4xDGX", node=Systems.Nodes.DGX_H100, count=4,
                   fabric=Systems.Fabrics.InfiniBand_NDR)
     r = DistributedModel().solve("Llama3_8B", fleet, batch_size=32, seq_len=512,
                                  zero_stage=3)
+    p = comm_path(fleet)
     a, b = dp_terms(fleet, 32, 32, "allgather")
-    assert 1 / b / 1e9 == pytest.approx(44.07, rel=1e-3)
+    assert b == pytest.approx(3 / 4 / 8 / (p.out_eff.eta_link * 50e9)
+                              + 7 / 8 / (p.up_eff.eta_link * 450e9), rel=1e-12)
+    assert 1 / b / 1e9 == pytest.approx(239.3, rel=1e-3)
     t_g = a + b * 2 * 8_030_261_248
-    assert t_g == pytest.approx(0.3645, rel=1e-3)
+    assert t_g == pytest.approx(0.06715, rel=1e-3)
     assert r.zero3_comm_s == pytest.approx(3 * t_g, rel=1e-9)
     assert r.compute_s == pytest.approx(r.zero3_comm_s, rel=1e-9)
-    assert 1.0 < r.zero3_exposed_s < r.zero3_comm_s - 0.025
+    assert 0.15 < r.zero3_exposed_s < r.zero3_comm_s - 0.025
     exposed_ms = r.zero3_exposed_s * 1e3
     assert r.communication_latency.to("ms").magnitude == pytest.approx(exposed_ms)
     assert r.dp_communication_latency.to("ms").magnitude == pytest.approx(exposed_ms)

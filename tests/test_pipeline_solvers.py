@@ -148,12 +148,13 @@ def test_full_recomputation_repeats_the_forward_tp_all_reduces():
 
 def test_zero3_gathers_weights_every_micro_batch():
     """ZeRO-3: two all-gathers and one reduce-scatter of the stage's weights per micro-batch,
-    flat rings across nodes ((n - 1)/n per byte): 2 DGX, dp = 16, m = 32 / 16 = 2:
-    Q = 3 x 2 x 15/16 x 2 B x 8,030,261,248."""
+    two-level across nodes: 2 DGX (N = 2, L = 8 members each), dp = 16, m = 32 / 16 = 2; each
+    GPU's port carries (N-1)/N / L = 1/16 of the buffer: Q = 3 x 2 x 1/16 x 2 B x
+    8,030,261,248 (a flat ring would push 15/16 of it through every port)."""
     fleet = Fleet(name="2 x DGX H100", node=DGX, count=2)
     r = ROOF.solve(Models.Llama3_8B, fleet, batch_size=32, seq_len=2048, zero_stage=3)
     assert r.training.microbatch_count == 2
-    assert close(r.dp_bytes, 3 * 2 * 15 / 16 * 2 * LLAMA3_8B_PARAMS)
+    assert close(r.dp_bytes, 3 * 2 * (1 / 2 / 8) * 2 * LLAMA3_8B_PARAMS)
 
 
 def test_scale_out_factor_matches_the_collective_model():

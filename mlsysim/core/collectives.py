@@ -39,9 +39,18 @@ port bandwidth / accelerators per node, divided by the fleet's oversubscription 
     hierarchical all-reduce = reduce-scatter within L + all-reduce of S/L across N (ring, or
                               in-network with SHARP) + all-gather within L
 
-and ``auto`` takes the faster of that and a flat ring bottlenecked by ``B_out``. Other kinds
-cross nodes as flat rings limited by ``B_out``; all-to-all sends the (n-L)/n share of its buffer
-off-node. A collective over one device, or of zero bytes, takes exactly 0 s.
+and ``auto`` takes the faster of that and a flat ring bottlenecked by ``B_out``. All-gather and
+reduce-scatter have the same two levels (NCCL's rings enter and leave each node once per
+channel, its channels spread over the node's NICs, so each port carries 1/L of the off-node
+traffic):
+
+    all-gather = all-gather of S/L across N (each member's own port) + all-gather within L
+               = (N-1) alpha_out + (L-1) alpha_up + S [(N-1)/N / (L eta_out B_out)
+                                                      + (L-1)/L / (eta_up B_up)]
+
+(reduce-scatter the same in reverse), and ``auto`` takes the faster of that and the flat ring.
+Broadcast crosses nodes as a flat ring limited by ``B_out``; all-to-all sends the (n-L)/n share
+of its buffer off-node. A collective over one device, or of zero bytes, takes exactly 0 s.
 
 Fit, scale-up (``fit_collectives``). nccl-tests reports busbw = algbw * 2(n-1)/n, so a row
 (``S``, ``n``, busbw) was measured at ``t = 2(n-1)/n * S / busbw``. Rows are pooled by the fabric
@@ -584,7 +593,15 @@ def _across(kind: str, n: int, path: CommPath, algorithm: str,
         if algorithm not in ("auto", "ring", "hierarchical", "nccl"):
             raise ValidationError("algorithm", f"'{algorithm}' applies to all-reduce only; "
                                   f"{kind} runs as a ring.", owner=_OWNER)
-        return [flat]
+        if kind not in ("allgather", "reducescatter") or L == 1 or algorithm == "ring":
+            return [flat]
+        # Each of the L members per domain has its own scale-out port: across the N domains
+        # the members of one local index exchange S / L each ((N-1)/N of it off-node), and
+        # the domain's L pieces meet over the scale-up links ((L-1)/L of S).
+        up = path.up_eff
+        hier = ((N - 1) * a_out + (L - 1) * up.alpha_s,
+                (N - 1) / N / L / (e_out * bw_out) + (L - 1) / L / (up.eta_link * path.up_bw))
+        return [hier] if algorithm == "hierarchical" else [hier, flat]
     if algorithm in ("one_shot", "two_shot", "tree", "in_network"):
         raise ValidationError("algorithm", f"'{algorithm}' runs within one scale-up domain; a "
                               f"group of {n} spanning {N} domains uses 'hierarchical', 'ring' or "

@@ -27,8 +27,10 @@ accelerator sends over the scale-out fabric:
   all-gather within; the fewest bytes through the NICs): ``2 (N - 1) / N / L`` for a ring
   across [Patarasuk & Yuan 2009], ``1 / L`` with in-switch reduction (InfiniBand SHARP:
   ``S / L`` up, the result down);
-- all-gather and reduce-scatter (ZeRO-3): flat rings, ``(n - 1) / n`` [Thakur, Rabenseifner &
-  Gropp 2005];
+- all-gather and reduce-scatter (ZeRO-3): the same two levels, ``(N - 1) / N / L`` (each of
+  a domain's ``L`` members exchanges its local index's ``S / L`` across the ``N`` domains
+  through its own port); ``(n - 1) / n`` with one member per domain, a flat ring [Thakur,
+  Rabenseifner & Gropp 2005];
 - a pipeline hand-off (point to point between ranks ``stride`` apart, a pair spanning
   ``2 stride`` devices as DistributedModel prices it): 1.
 
@@ -90,6 +92,8 @@ def scale_out_factor(path, kind: str, n: int, span: int) -> float:
         return 1.0 / L if path.out_inr else 2.0 * (N - 1) / N / L
     if kind == "p2p":
         return 1.0
+    if kind in ("allgather", "reducescatter") and L > 1:
+        return (N - 1) / N / L          # each member's port carries its local index's share
     return (n - 1) / n
 
 
