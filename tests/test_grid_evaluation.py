@@ -111,7 +111,8 @@ def test_the_single_config_path_gives_what_the_grid_gives(setup, model_name, tp,
             continue
         dp = 32 // (tp * pp)
         v = int(rng.choice([1, 2])) if pp > 1 and layers % (2 * pp) == 0 else 1
-        mbs, m = int(rng.choice([1, 2, 3])), int(rng.choice([1, 2, 4, 8])) * pp
+        # Sizes past the 64 priced as one block take the single-size path.
+        mbs, m = int(rng.choice([1, 2, 3, 80])), int(rng.choice([1, 2, 4, 8])) * pp
         layout = None
         if pp > 2 and rng.integers(2):
             layout = (int(rng.integers(1, layers // pp + 1)), None)
