@@ -31,8 +31,15 @@ class ValidationError(MLSysimError, ValueError):
     def __init__(self, field: str, message: str, *, owner: str | None = None):
         self.field = field
         self.owner = owner
+        self.message = message
         where = f"The '{field}' parameter" + (f" of {owner}" if owner else "")
         super().__init__(f"{where} {message}")
+
+    def owned_by(self, owner: str) -> ValidationError:
+        """The same refusal in the name of ``owner``: a solver that passes its own parameters
+        on to another one answers for them (ContinuousBatchingModel's tp_size is its own)."""
+        return self if self.owner == owner else ValidationError(self.field, self.message,
+                                                                owner=owner)
 
 
 class UnknownNameError(MLSysimError, KeyError, AttributeError):

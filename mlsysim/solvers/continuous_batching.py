@@ -221,12 +221,15 @@ class ContinuousBatchingModel(ForwardModel):
                                   f"{model.architecture}.", owner=OWNER)
         P, Out, lam = c.prompt_len, c.output_len, c.arrival_rate_qps
         # One request through ServingModel validates the rest (precisions, TP, context, memory).
-        single = ServingModel().solve(model, system, seq_len=P, output_len=Out,
-                                      precision=c.precision, kv_precision=c.kv_precision,
-                                      weight_precision=c.weight_precision, tp_size=c.tp_size,
-                                      page_size=c.page_size,
-                                      memory_utilization=c.memory_utilization,
-                                      engine=preset)
+        try:
+            single = ServingModel().solve(model, system, seq_len=P, output_len=Out,
+                                          precision=c.precision, kv_precision=c.kv_precision,
+                                          weight_precision=c.weight_precision,
+                                          tp_size=c.tp_size, page_size=c.page_size,
+                                          memory_utilization=c.memory_utilization,
+                                          engine=preset)
+        except ValidationError as exc:      # the options are this solver's own
+            raise exc.owned_by(OWNER) from None
         tp = single.tp_size
         prec, kvp, wp = single.precision, single.kv_precision, single.weight_precision
         e, kv_e, we = (BYTES_PER_ELEMENT[p] for p in (prec, kvp, wp))

@@ -345,10 +345,14 @@ class NetworkRooflineModel(ForwardModel):
                 raise ValidationError("batch_size", "must be given (the global batch in "
                                       "sequences) unless a config is. Got None instead.",
                                       owner=OWNER)
-            config = DistributedConfig(
-                batch_size=batch_size, seq_len=seq_len, precision=precision, tp_size=tp_size,
-                pp_size=pp_size, dp_size=dp_size, microbatch_size=microbatch_size,
-                zero_stage=zero_stage, rank_order=rank_order)
+            try:
+                config = DistributedConfig(
+                    batch_size=batch_size, seq_len=seq_len, precision=precision,
+                    tp_size=tp_size, pp_size=pp_size, dp_size=dp_size,
+                    microbatch_size=microbatch_size, zero_stage=zero_stage,
+                    rank_order=rank_order)
+            except ValidationError as exc:
+                raise exc.owned_by(OWNER) from None
         elif not isinstance(config, DistributedConfig):
             raise ValidationError("config", "must be a DistributedConfig. Got "
                                   f"{type(config).__name__} instead.", owner=OWNER)
@@ -358,7 +362,10 @@ class NetworkRooflineModel(ForwardModel):
                                       "PP traffic only (context- and expert-parallel traffic "
                                       f"is left out). Got {getattr(config, name)} instead.",
                                       owner=OWNER)
-        t = DistributedModel().solve(model, fleet, config=config)
+        try:
+            t = DistributedModel().solve(model, fleet, config=config)
+        except ValidationError as exc:      # the parallelism options are this solver's own
+            raise exc.owned_by(OWNER) from None
         sp = config.tp_size > 1 if config.sequence_parallel is None else \
             config.sequence_parallel
         return _roofline(t, config.rank_order, sp)
