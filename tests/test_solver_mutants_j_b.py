@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from test_layered_lowering import SPEC as LAYERED_SPEC
 
 import mlsysim
 from mlsysim.core.collectives import collective_time
@@ -19,24 +20,10 @@ from mlsysim.solvers.queueing import response_time_quantile
 from mlsysim.solvers.reliability import ReliabilityModel
 from mlsysim.solvers.responsible import ResponsibleEngineeringModel
 from mlsysim.specs.infra import Datacenter, GridSpec
-from mlsysim.specs.model import LayeredSpec
 
 # The layered spec of tests/test_layered_lowering.py: a 3-D conv, an fc, an attention, an
 # embedding, and a block of one fc run twice per sample.
-KINDS = LayeredSpec.model_validate({
-    "key": "Kinds", "name": "Kinds", "architecture": "test", "group": "Tiny",
-    "published_parameters": 216 + 144 + 800 + 16, "family": "layers", "source": "test",
-    "as_of": "2026",
-    "blocks": [
-        {"name": "enc", "layers": [
-            {"op": "conv", "name": "c3", "cin": 2, "cout": 4, "k": [3, 3, 3],
-             "out": [4, 4, 4], "stride": 2},
-            {"op": "fc", "name": "proj", "cin": 8, "cout": 16, "tokens": 3, "bias": True},
-            {"op": "attention", "name": "attn", "tokens": 3, "kv_tokens": 5, "heads": 2,
-             "head_dim": 4},
-            {"op": "embedding", "name": "emb", "rows": 100, "dim": 8, "lookups": 3}]},
-        {"name": "loop", "runs": 2, "layers": [{"op": "fc", "name": "step", "cin": 4,
-                                                "cout": 4}]}]})
+KINDS = LAYERED_SPEC
 T_KERNEL = 8.1e-6   # H100's fitted per-kernel launch time (fp16), as Engine.explain prints it
 
 
