@@ -778,7 +778,8 @@ def _section_terms(parts: Parts, mbs: int) -> dict[tuple[str, str], tuple]:
     """Each section's (compute, blocking, overlappable) seconds, (compute, memory) busy
     seconds and seconds per collective group at micro-batch size ``mbs``, as floats: what one
     config needs from the operator tables. Sizes up to _BLOCK are evaluated as one block (a
-    numpy pass over 64 sizes costs about what one does) and kept in ``parts.memo``."""
+    numpy pass over 64 sizes costs about what one does) and kept in ``parts.memo``; a larger
+    size is evaluated alone each time."""
     hit = parts.memo.get(mbs)
     if hit is not None:
         return hit
@@ -793,12 +794,14 @@ def _section_terms(parts: Parts, mbs: int) -> dict[tuple[str, str], tuple]:
             busy = busy_seconds(p, sizes[:, None].astype(float))
             comm = _comm_by_name(p, sizes[:, None, None].astype(float))
             cols[side, sec] = (times, busy, comm)
+    out = {}
     for j, size in enumerate(sizes.tolist()):
-        parts.memo[size] = {key: (tuple(float(t[j]) for t in times),
-                                  tuple(float(b[j]) for b in busy),
-                                  {name: float(t[j]) for name, t in comm.items()})
-                            for key, (times, busy, comm) in cols.items()}
-    return parts.memo[mbs]
+        out[size] = {key: (tuple(float(t[j]) for t in times), tuple(float(b[j]) for b in busy),
+                           {name: float(t[j]) for name, t in comm.items()})
+                     for key, (times, busy, comm) in cols.items()}
+    if mbs <= _BLOCK:          # larger sizes are priced alone and not kept: the memo stays small
+        parts.memo.update(out)
+    return out[mbs]
 
 
 def stage_layers_of(layers: int, pp, stage, layout=None):
