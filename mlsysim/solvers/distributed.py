@@ -1369,7 +1369,9 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
     p2p_span = 2 * tp * cp * (1 if dp_outer else dp)
     terms = _section_terms(parts, mbs)
     kinds = []
-    for stage in (0, min(1, pp - 1), pp - 1):        # stage_kinds()
+    # stage_kinds(), each distinct stage once (pp = 1 and 2 repeat one): the index of a stage
+    # in this list is its first index in the grid's three kinds, as the grid's "slowest" is.
+    for stage in dict.fromkeys((0, min(1, pp - 1), pp - 1)):
         layers = int(stage_layers_of(parts.layers, pp, stage, layout))
         first, last = stage == 0, stage == pp - 1
         share = layers / parts.layers
