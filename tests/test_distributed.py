@@ -486,3 +486,17 @@ def test_the_dp_note_names_the_window_the_reduction_outlasts():
                          f"backward ({t_b * 1e3:.3g} ms)",)
     assert two.notes == (f"DP gradient reduction (55.4 ms) outlasts the last backwards of its "
                          f"2 chunks ({window * 1e3:.3g} ms)",)
+
+
+def test_a_numpy_boolean_is_a_flag_but_yes_and_one_are_not():
+    """Config flags are strict (True or False): a sweep's numpy booleans are the same flags,
+    the string "yes" and the integer 1 are refused naming the field."""
+    import numpy as np
+    dm = DistributedModel()
+    kw = dict(batch_size=64, seq_len=1024, zero_stage=3)
+    assert dm.solve("Llama3_8B", "DGX_H100", dropout=np.False_, **kw).step_s == \
+        dm.solve("Llama3_8B", "DGX_H100", dropout=False, **kw).step_s
+    for bad in ("yes", 1):
+        with pytest.raises(ValidationError, match=r"'dropout' parameter of DistributedModel "
+                                                  r"must be True or False"):
+            dm.solve("Llama3_8B", "DGX_H100", dropout=bad, **kw)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
+import numpy as np
 import pydantic
 from pydantic import BeforeValidator, model_validator
 
@@ -53,7 +54,12 @@ def _lower(value: Any) -> Any:
 PosInt = Annotated[int, _check("positive_int")]
 NonNegInt = Annotated[int, _check("non_negative_int")]
 Fraction = Annotated[float, _check("fraction")]
-Flag = Annotated[bool, pydantic.Field(strict=True)]     # True or False, never "yes" or 1
+def _numpy_bool(value: Any) -> Any:
+    """A numpy boolean (a sweep's column) is a bool; "yes", 1 and None stay errors."""
+    return bool(value) if isinstance(value, np.bool_) else value
+
+
+Flag = Annotated[bool, pydantic.Field(strict=True), BeforeValidator(_numpy_bool)]
 PrecisionName = Annotated[Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4",
                                   "int8", "int4"], BeforeValidator(_lower)]
 
