@@ -101,3 +101,20 @@ def test_dropout_free_search_equals_distributed_model_and_uses_less_memory():
         assert r.step_s * 1e3 == pytest.approx(c["step_ms"], rel=1e-12)
         on = _dm({**c["config"], "dropout": True})
         assert r.memory.activations < on.memory.activations
+
+
+def test_each_lowering_keeps_only_its_best_fitting_configs():
+    """The search turns only each lowering's top_k fitting configs into rows. With top_k
+    larger than the grid every fitting config is a candidate, and only those: the count is
+    the searched configs minus the out-of-memory ones. The best 3 of that full list are the
+    3 a top_k=3 search returns, in the same order."""
+    kw = dict(batch_size=64, seq_len=2048, zero_stages=(0, 1, 3), microbatch_sizes=(1, 2))
+    opt = ParallelismOptimizer()
+    every = opt.solve("Llama3_8B", "DGX_H100", top_k=10**6, **kw)
+    fits = every.total_searched - every.pruned["out of memory"]
+    assert fits > 3 and every.pruned["out of memory"] > 0
+    assert len(every.top_candidates) == fits
+    three = opt.solve("Llama3_8B", "DGX_H100", top_k=3, **kw)
+    assert [c["config"] for c in three.top_candidates] == \
+        [c["config"] for c in every.top_candidates[:3]]
+    assert all(np.isfinite(c["step_ms"]) for c in every.top_candidates)
