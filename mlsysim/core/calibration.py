@@ -40,9 +40,10 @@ from .datafile import open_text
 
 __all__ = ["Efficiency", "Calibration", "load_microbench", "fit_calibration", "calibration",
            "MICROBENCH_CSV", "precision_class", "canonical_precision", "BEST_OF_SEARCH_SOURCES",
-           "best_of_search_correction"]
+           "best_of_search_correction", "attention_kernel_ratio", "ATTENTION_KERNELS_CSV"]
 
 MICROBENCH_CSV = Path(__file__).parents[1] / "validation" / "microbench" / "microbench.csv"
+ATTENTION_KERNELS_CSV = MICROBENCH_CSV.with_name("attention_kernels.csv")
 _COLUMNS = ("id", "hardware", "kind", "precision", "m", "n", "k", "message_bytes",
             "num_devices", "metric", "value", "unit", "source_key", "notes")
 
@@ -406,3 +407,42 @@ def calibration() -> Calibration:
     """The package's calibration, fitted once from the shipped microbenchmarks."""
     rows = load_microbench()
     return fit_calibration(rows, *device_specs(rows))
+
+
+@lru_cache(maxsize=1)
+def _attention_kernel_speeds() -> dict[str, list[tuple[float, float]]]:
+    """kernel -> [(sequence length, TFLOP/s)] from attention_kernels.csv, one panel (a
+    device, pass set, mask and head dimension) per file: the ratios below compare like with
+    like."""
+    speeds: dict[str, list[tuple[float, float]]] = {}
+    with open_text(ATTENTION_KERNELS_CSV) as fh:
+        for row in csv.DictReader(fh):
+            speeds.setdefault(row["kernel"], []).append((float(row["seq_len"]),
+                                                          float(row["value"])))
+    return {k: sorted(v) for k, v in speeds.items()}
+
+
+def attention_kernel_ratio(kernel: str, seq_len: float) -> float:
+    """Speed of attention ``kernel`` over FlashAttention-2's at ``seq_len`` tokens (forward +
+    backward, measured on one device: attention_kernels.csv), linear in log2(seq_len) between
+    the measured lengths and held at the nearest measured one outside them (no trend is
+    extrapolated). ``"flash2"`` is 1.
+
+    >>> round(attention_kernel_ratio("flash1", 2048), 4)        # 77 / 140
+    0.55
+    >>> round(attention_kernel_ratio("triton_ops", 65536), 4)   # held at 16k: 67 / 171
+    0.3918
+    """
+    speeds = _attention_kernel_speeds()
+    if kernel not in speeds:
+        raise ValueError(f"no attention-kernel measurements for {kernel!r}; measured: "
+                         f"{', '.join(sorted(speeds))}")
+    ref = dict(speeds["flash2"])
+    points = [(math.log2(s), v / ref[s]) for s, v in speeds[kernel] if s in ref]
+    x = math.log2(max(seq_len, 1.0))
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, r0), (x1, r1) in zip(points, points[1:]):
+        if x <= x1:
+            return r0 + (r1 - r0) * (x - x0) / (x1 - x0)
+    return points[-1][1]

@@ -73,13 +73,14 @@ pipeline warm-up differences between stages beyond the slowest-stage rule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..cache import ContentCache
 from ..core import validate as check
+from ..core.calibration import attention_kernel_ratio
 from ..core.collectives import collective_terms, comm_path, resolve_system, system_spec
 from ..core.contract import REQUIRED, ForwardModel, Option, Result
 from ..core.costmodel import evaluate_parts, prepare
@@ -93,7 +94,6 @@ from ..units import Q_, Rate
 from ..workloads.operators import OpKind, Section
 from ..workloads.training import (
     ATTENTION_BACKWARD,
-    Sharding,
     scale_rows,
     section_tables,
     training_table,
@@ -512,8 +512,10 @@ class DistributedModel(ForwardModel):
         Option("token_budget", None, "tokens to train on (gives time and GPU-hours)"),
         Option("rank_order", "tp-cp-dp-pp", "rank layout, innermost first: Megatron's "
                "'tp-cp-dp-pp' or 'tp-cp-pp-dp' (data parallelism outermost, as Llama 3)"),
-        Option("attention_kernel", "flash", "'flash' (FlashAttention-2) or 'materialized' "
-               "(scores in memory, pre-2022 kernels)"),
+        Option("attention_kernel", "flash", "'flash' (FlashAttention-2), 'flash1' "
+               "(FlashAttention's first release), 'triton' (FlashAttention in Triton, "
+               "2022-23): both slower than FlashAttention-2 by a measured ratio per sequence "
+               "length; or 'materialized' (scores in memory, pre-2022 kernels)"),
         Option("first_stage_layers", None, "layers on the first pipeline stage (default: an "
                "even share; Megatron's decoder_first_pipeline_num_layers)"),
         Option("last_stage_layers", None, "layers on the last pipeline stage (default: an "
@@ -645,25 +647,46 @@ def _lowering_check(model, tp: int, cp: int, ep: int, seq: int) -> None:
             + f". Got {ep} instead.", owner=OWNER)
 
 
+def attention_speed(kernel: str, seq: int, variant: str = "nominal") -> float:
+    """A fused attention kernel's speed over FlashAttention-2's at ``seq`` query tokens
+    (``core.calibration.attention_kernel_ratio``, measured forward + backward). "flash1" is
+    FlashAttention's first CUDA release. "triton", the Triton FlashAttention of 2022-23
+    (llm-foundry's ``flash_attn_triton.py``, whose author finds its forward + backward
+    "slightly slower" than the CUDA FlashAttention of the time), runs at FlashAttention-1's
+    speed, and at the slow edge of the band at OpenAI's ``triton.ops.flash_attention``'s,
+    measured in the same figure. FlashAttention-2 and materialized attention are 1 (the
+    latter is priced as its own kernels)."""
+    if kernel == "flash1" or (kernel == "triton" and variant != "slow"):
+        return attention_kernel_ratio("flash1", seq)
+    if kernel == "triton":
+        return attention_kernel_ratio("triton_ops", seq)
+    return 1.0
+
+
 def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: str, seq: int,
               tp: int, cp: int, ep: int, recompute: str, sp: bool, capacity_factor: float,
               devices: int, flash: bool = True, dropout: bool = True,
-              variant: str = "nominal") -> Parts:
+              variant: str = "nominal", attention_ratio: float = 1.0) -> Parts:
     """The prepared sections of one micro-batch sequence on one device (module docstring),
     with the efficiencies and collective fits at ``variant`` (nominal, or the calibration
     spread's fast or slow edge: the band).
     ``flash=False``: attention with materialized scores (pre-2022 kernels): the scores
     round-trip memory, and the backward runs four matmuls to the forward's two instead of
     FlashAttention-2's five (no recomputation of the scores); with ``dropout`` its attention
-    dropout is a kernel of its own over the scores (FlashAttention fuses it)."""
+    dropout is a kernel of its own over the scores (FlashAttention fuses it).
+    ``attention_ratio``: the fused attention kernel's speed over FlashAttention-2's (a Triton
+    FlashAttention runs at ``attention_kernel_ratio("triton", s)``); it scales the device's
+    calibrated attention efficiency."""
     key = (model, hardware, path, precision, seq, tp, cp, ep, recompute, sp, capacity_factor,
-           devices, flash, dropout, variant)
+           devices, flash, dropout, variant, attention_ratio)
     hit = _PARTS.get(key)
     if hit is not None:
         return hit
     _lowering_check(model, tp, cp, ep, seq)
     e = _element_bytes(precision)
     eff = efficiency_for(hardware, precision).variant(variant)
+    if attention_ratio != 1.0:
+        eff = replace(eff, attention_max=eff.attention_max * attention_ratio)
     path = path.at(variant)
     if not isinstance(model, TransformerSpec):
         return _PARTS.put(key, _layered_parts(model, hardware, path, precision, e, recompute,
@@ -994,9 +1017,38 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
                      capacity_factor: float, flash: bool = True, layers=None,
                      dropout: bool = True):
     """Activation bytes held by one device of ``stage`` (module docstring); broadcasts.
-    ``layers``: the stage's layers when the caller has them (else derived). Without
+    ``layers``: the stage's layers when the caller has them (else derived)."""
+    kept = kept_per_token(model, tp, seq, sp, recompute, capacity_factor, flash, dropout)
+    if layers is None:
+        layers = stage_layers_of(model.layers, pp, stage)
+    if schedule == "gpipe":
+        in_flight = m * 1.0
+    else:
+        in_flight = _minimum(m, pp - stage)
+        # The first stage of an interleaved schedule holds more (one stage holds no more).
+        first = (v > 1) & (stage == 0) & (pp > 1)
+        if first is True or (first is not False and np.any(first)):
+            in_flight = _where(first, in_flight * (1 + (pp - 1) / (pp * v)), in_flight)
+    tokens = seq / cp * e / 2                # a sequence's tokens, in 16-bit element units
+    logits = 4 * seq / cp * model.vocab / tp  # the last stage's fp32 logits per sequence
+    return (mbs * layers * (tokens * kept)) * in_flight + \
+        _where(stage == pp - 1, mbs * logits, 0.0)
+
+
+_KEPT = ContentCache("activation elements kept per token", maxsize=1024)
+
+
+def kept_per_token(model: TransformerSpec, tp: int, seq: int, sp: bool, recompute: str,
+                   capacity_factor: float, flash: bool = True, dropout: bool = True) -> float:
+    """16-bit elements one layer keeps per token for the backward pass on one of ``tp``
+    devices (Korthikanti et al. 2022; module docstring): a constant of the model and the
+    lowering, so it is worked out once and a config's activations are one product. Without
     ``dropout`` the attention and MLP dropout masks (one byte per element of the hidden
     state each, ``h`` bytes per token) are not stored."""
+    key = (model, tp, seq, sp, recompute, capacity_factor, flash, dropout)
+    hit = _KEPT.get(key)
+    if hit is not None:
+        return hit
     h = model.hidden
     kv_dim = model.n_kv_heads * model.d_head
     mats = 2 if model.ffn_gated else 1
@@ -1006,8 +1058,6 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
     def mlp(width: float) -> float:
         return 2 * h + mask + 2 * (mats + 1) * width
 
-    if layers is None:
-        layers = stage_layers_of(model.layers, pp, stage)
     moe_frac = 0.0 if model.moe is None else \
         (model.layers - model.moe.dense_layers) / model.layers
     per_dense = attn + mlp(model.ffn) + 4 * h
@@ -1016,8 +1066,6 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
         mo = model.moe
         width = mo.expert_ffn * mo.active * capacity_factor + mo.expert_ffn * mo.shared_experts
         per_moe = attn + mlp(width) + 4 * h
-    # What one layer keeps per token, in 16-bit elements (a constant of the model and the
-    # config: the per-config work below is one product per term).
     per_layer = (1 - moe_frac) * per_dense + moe_frac * per_moe
     if recompute == "full":
         kept = 2 * h / (tp if sp else 1)
@@ -1031,18 +1079,7 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
             # token per layer (Korthikanti et al. 2022, Table 2); selective recomputation
             # exists to drop exactly these.
             kept = kept + 5 * model.heads * seq / tp
-    if schedule == "gpipe":
-        in_flight = m * 1.0
-    else:
-        in_flight = _minimum(m, pp - stage)
-        # The first stage of an interleaved schedule holds more (one stage holds no more).
-        first = (v > 1) & (stage == 0) & (pp > 1)
-        if first is True or (first is not False and np.any(first)):
-            in_flight = _where(first, in_flight * (1 + (pp - 1) / (pp * v)), in_flight)
-    tokens = seq / cp * e / 2                # a sequence's tokens, in 16-bit element units
-    logits = 4 * seq / cp * model.vocab / tp  # the last stage's fp32 logits per sequence
-    return (mbs * layers * (tokens * kept)) * in_flight + \
-        _where(stage == pp - 1, mbs * logits, 0.0)
+    return _KEPT.put(key, float(kept))
 
 
 def _comm_by_name(p, batch) -> dict[str, Any]:
@@ -1139,7 +1176,9 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
             raise ValidationError("dp_size", f"times tp_size x pp_size x cp_size (={dp} x "
                                   f"{per_replica}) must equal the {devices} accelerators of "
                                   f"{system.name}. Got dp_size={dp} instead.", owner=OWNER)
-    sh = Sharding(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp)
+    if (dp * cp) % ep:       # Sharding's rule, checked here without building one per solve
+        raise ValidationError("ep_size", f"must divide dp_size x cp_size (={dp} x {cp}). Got "
+                              f"{ep} instead.", owner=OWNER)
     if c.batch_size % dp:
         raise ValidationError("batch_size", f"must be a multiple of dp_size (={dp}). Got "
                               f"{c.batch_size} instead.", owner=OWNER)
@@ -1161,10 +1200,14 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         raise ValidationError("v_stages", f"needs micro-batches per replica (={m}) divisible "
                               f"by pp_size (={pp}) for the interleaved schedule.", owner=OWNER)
     sp = tp > 1 if c.sequence_parallel is None else c.sequence_parallel
+    flash = c.attention_kernel != "materialized"     # FlashAttention 1 and Triton's are fused
+
     def at(variant: str):
         parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep,
                           c.activation_recomputation, sp, c.capacity_factor, devices,
-                          c.attention_kernel == "flash", c.dropout, variant)
+                          flash, c.dropout, variant,
+                          attention_ratio=attention_speed(c.attention_kernel, seq // cp,
+                                                          variant))
         g = evaluate_one(
             parts, system, model, tp=tp, pp=pp, cp=cp, dp=dp, v=v, mbs=mbs, m=m,
             zero=c.zero_stage, precision=precision, seq=seq, sp=sp,
@@ -1172,7 +1215,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
             overlap=c.overlap_comm, optimizer=c.optimizer,
             capacity_factor=c.capacity_factor, usable=hardware._base["capacity"]
             * c.memory_utilization, rank_order=c.rank_order,
-            flash=c.attention_kernel == "flash", layout=layout, dropout=c.dropout,
+            flash=flash, layout=layout, dropout=c.dropout,
             variant=variant, zero3_split=variant == "nominal")
         return parts, g
 
@@ -1218,7 +1261,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         dp_comm_s=g["dp"], dp_exposed_s=g["dp_exposed"],
         zero3_comm_s=g["z3"], zero3_exposed_s=g["z3_exposed"],
         model_flops=g["model_flops"], hardware_flops=g["hw_flops"],
-        peak_flops=hardware._base[f"peak_{precision}"], devices=sh.devices, memory=memory,
+        peak_flops=hardware._base[f"peak_{precision}"], devices=tp * pp * cp * dp, memory=memory,
         activation_recomputation=c.activation_recomputation, zero_stage=c.zero_stage,
         token_budget=c.token_budget, notes=tuple(notes), activity=act, _band=band)
 
@@ -1392,22 +1435,25 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
     s = parts.overlap_slowdown
     share_s = s / (1.0 + s)
 
-    def pass_time(side: str, w: dict, hand_on: bool, extra: float) -> float:
-        c = blk = ov = 0
-        for sec, weight in w.items():
-            if (side, sec) in terms:
-                t = terms[side, sec][0]
-                c, blk, ov = c + weight * t[0], blk + weight * t[1], ov + weight * t[2]
-        comm = ov + extra
+    none = (0.0, 0.0, 0.0)
+    # Each side's (compute, blocking, overlappable) seconds of its pre, stack and post sections.
+    fwd, bwd = ([terms[side, sec][0] if (side, sec) in terms else none
+                 for sec in ("pre", "stack", "post")] for side in ("fwd", "bwd"))
+
+    def pass_time(t, first, share, last, hand_on: bool, extra: float) -> float:
+        pre, stack, post = t
+        c = first * pre[0] + share * stack[0] + last * post[0]
+        blk = first * pre[1] + share * stack[1] + last * post[1]
+        comm = first * pre[2] + share * stack[2] + last * post[2] + extra
         return blk + hand_on * (v * p2p) + max(comm, c + comm * share_s)   # overlapped()
 
     def stage_times(gathered) -> list[tuple[float, float]]:
         out = []
         for _, _, share, first, last, params in kinds:
-            w = {"pre": first, "stack": share, "post": last}
             one = 0.0 if gathered is None else gathered[0] + gathered[1] * params
-            out.append((pass_time("fwd", w, not last, one),
-                        pass_time("bwd", w, not first, (3 if parts.regather else 2) * one)))
+            out.append((pass_time(fwd, first, share, last, not last, one),
+                        pass_time(bwd, first, share, last, not first,
+                                  (3 if parts.regather else 2) * one)))
         return out
 
     stages = stage_times(gather)

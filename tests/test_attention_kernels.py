@@ -1,0 +1,94 @@
+"""Fused attention kernels slower than FlashAttention-2 (issue 9, validation of the 2023 MPT
+runs): a measured speed ratio per sequence length scales the device's attention efficiency.
+
+The ratios come from one figure (Dao 2023, arXiv:2307.08691, Fig. 4c: A100, causal, head
+dimension 64, forward + backward TFLOP/s), copied into
+``mlsysim/validation/microbench/attention_kernels.csv``:
+
+    seq        512  1k   2k   4k   8k   16k
+    FA-2        88  119  140  156  165  171
+    FA-1        58   70   77   87   92   97
+    triton.ops  59   75   79   76   79   67
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import mlsysim
+from mlsysim.core.calibration import attention_kernel_ratio
+from mlsysim.solvers.distributed import _resolve, attention_speed, parts_for
+from mlsysim.specs.configs import DistributedConfig
+from mlsysim.workloads.operators import OpKind
+
+DM = mlsysim.DistributedModel()
+
+
+@pytest.mark.parametrize("kernel, seq, expected", [
+    ("flash1", 2048, 77 / 140),
+    ("flash1", 16384, 97 / 171),
+    ("triton_ops", 4096, 76 / 156),
+    ("flash1", 256, 58 / 88),          # below the measured lengths: held at 512
+    ("triton_ops", 65536, 67 / 171),   # above: held at 16k, no trend extrapolated
+    ("flash2", 3000, 1.0),
+])
+def test_the_ratio_is_the_measured_speed_over_flashattention_2s(kernel, seq, expected):
+    assert attention_kernel_ratio(kernel, seq) == pytest.approx(expected, rel=1e-12)
+
+
+def test_between_measured_lengths_the_ratio_is_linear_in_log2_of_the_length():
+    """3000 tokens: log2(3000) = 11.5507, 55.07 % of the way from 2k (77/140 = 0.55) to 4k
+    (87/156 = 0.557692): 0.55 + 0.5507 x 0.007692 = 0.554236."""
+    frac = math.log2(3000) - 11
+    expected = 77 / 140 + (87 / 156 - 77 / 140) * frac
+    assert attention_kernel_ratio("flash1", 3000) == pytest.approx(expected, rel=1e-12)
+    assert attention_kernel_ratio("flash1", 3000) == pytest.approx(0.554236, abs=1e-6)
+
+
+def test_an_unmeasured_kernel_is_refused_with_the_measured_ones_named():
+    with pytest.raises(ValueError, match="flash1, flash2, triton_ops"):
+        attention_kernel_ratio("flash3", 2048)
+
+
+def test_triton_runs_at_flashattention_1s_speed_and_at_the_slow_edge_at_triton_ops():
+    """llm-foundry's Triton kernel is documented as "slightly slower" than the CUDA
+    FlashAttention of its time: nominal and fast edge FA-1, slow edge triton.ops."""
+    assert attention_speed("triton", 2048) == pytest.approx(77 / 140, rel=1e-12)
+    assert attention_speed("triton", 2048, "fast") == pytest.approx(77 / 140, rel=1e-12)
+    assert attention_speed("triton", 2048, "slow") == pytest.approx(79 / 140, rel=1e-12)
+    assert attention_speed("triton", 16384, "slow") == pytest.approx(67 / 171, rel=1e-12)
+    assert attention_speed("flash1", 16384, "slow") == pytest.approx(97 / 171, rel=1e-12)
+    assert attention_speed("flash", 16384) == attention_speed("materialized", 512) == 1.0
+
+
+def test_the_ratio_divides_only_the_attention_rows_compute_time():
+    """Llama-3-8B at 2,048 tokens on an H100: with the ratio r = 0.55 every attention row's
+    seconds per sample at the compute roof (k_tc = F / (peak x eta_max)) is 1 / 0.55 times
+    FlashAttention-2's; GEMMs and vector rows keep theirs."""
+    model, system, hw, path, prec, seq = _resolve("Llama3_8B", "DGX_H100",
+                                                  DistributedConfig(batch_size=8, seq_len=2048))
+    args = (model, hw, path, prec, seq, 1, 1, 1, "none", False, 1.0, 8)
+    flash2 = parts_for(*args)
+    fa1 = parts_for(*args, attention_ratio=77 / 140)
+    for side in ("fwd", "bwd"):
+        a, b = flash2.__dict__[side]["stack"], fa1.__dict__[side]["stack"]
+        attn = np.asarray(a.table.kind) == OpKind.ATTENTION
+        assert attn.any() and (~attn).any()
+        assert b.k_tc[attn] == pytest.approx(a.k_tc[attn] * 140 / 77, rel=1e-12)
+        assert np.array_equal(b.k_tc[~attn], a.k_tc[~attn])
+
+
+def test_a_slower_attention_kernel_lengthens_the_step_and_lowers_mfu_alike():
+    """Same model flops, so MFU falls by exactly the factor the step time grows; the growth
+    is at most 1 / r (if the whole step were attention) and here, at 8k tokens where attention
+    is about a third of the flops, well below it."""
+    kw = dict(batch_size=8, seq_len=8192, zero_stage=1)
+    fa2 = DM.solve("Llama3_8B", "DGX_H100", **kw)
+    fa1 = DM.solve("Llama3_8B", "DGX_H100", attention_kernel="flash1", **kw)
+    grow = fa1.step_s / fa2.step_s
+    assert 1.05 < grow < 171 / 97
+    assert fa2.mfu / fa1.mfu == pytest.approx(grow, rel=1e-12)
+    triton = DM.solve("Llama3_8B", "DGX_H100", attention_kernel="triton", **kw)
+    assert triton.step_s == fa1.step_s
+    assert triton.step_band_s[1] > fa1.step_band_s[1]
