@@ -9,6 +9,7 @@ dimension 64, forward + backward TFLOP/s), copied into
     FA-2        88  119  140  156  165  171
     FA-1        58   70   77   87   92   97
     triton.ops  59   75   79   76   79   67
+    xformers    51   60   66   68   69   80
 """
 
 import math
@@ -31,6 +32,7 @@ DM = mlsysim.DistributedModel()
     ("triton_ops", 4096, 76 / 156),
     ("flash1", 256, 58 / 88),          # below the measured lengths: held at 512
     ("triton_ops", 65536, 67 / 171),   # above: held at 16k, no trend extrapolated
+    ("xformers", 2048, 66 / 140),
     ("flash2", 3000, 1.0),
 ])
 def test_the_ratio_is_the_measured_speed_over_flashattention_2s(kernel, seq, expected):
@@ -47,7 +49,7 @@ def test_between_measured_lengths_the_ratio_is_linear_in_log2_of_the_length():
 
 
 def test_an_unmeasured_kernel_is_refused_with_the_measured_ones_named():
-    with pytest.raises(ValueError, match="flash1, flash2, triton_ops"):
+    with pytest.raises(ValueError, match="flash1, flash2, triton_ops, xformers"):
         attention_kernel_ratio("flash3", 2048)
 
 
@@ -60,6 +62,7 @@ def test_triton_runs_at_flashattention_1s_speed_and_at_the_slow_edge_at_triton_o
     assert attention_speed("triton", 16384, "slow") == pytest.approx(67 / 171, rel=1e-12)
     assert attention_speed("flash1", 16384, "slow") == pytest.approx(97 / 171, rel=1e-12)
     assert attention_speed("flash", 16384) == attention_speed("materialized", 512) == 1.0
+    assert attention_speed("xformers", 4096, "slow") == pytest.approx(68 / 156, rel=1e-12)
 
 
 def test_the_ratio_divides_only_the_attention_rows_compute_time():
@@ -92,3 +95,17 @@ def test_a_slower_attention_kernel_lengthens_the_step_and_lowers_mfu_alike():
     triton = DM.solve("Llama3_8B", "DGX_H100", attention_kernel="triton", **kw)
     assert triton.step_s == fa1.step_s
     assert triton.step_band_s[1] > fa1.step_band_s[1]
+
+
+def test_the_llama_1_and_2_runs_are_priced_with_the_xformers_attention_llama_1_names():
+    """LLaMA (Touvron et al. 2023a) sec. 2.4 trains with xformers' causal attention; Llama 2
+    keeps LLaMA 1's setup. Every other energy run keeps FlashAttention-2 (or materialized)."""
+    from mlsysim.validation.adapters import energy_setups
+
+    runs = energy_setups().runs
+    for name, run in runs.items():
+        expected = "xformers" if name.startswith(("llama1-", "llama2-")) else None
+        if expected:
+            assert run.attention_kernel == expected, name
+        else:
+            assert run.attention_kernel in ("flash", "materialized"), name

@@ -514,8 +514,9 @@ class DistributedModel(ForwardModel):
                "'tp-cp-dp-pp' or 'tp-cp-pp-dp' (data parallelism outermost, as Llama 3)"),
         Option("attention_kernel", "flash", "'flash' (FlashAttention-2), 'flash1' "
                "(FlashAttention's first release), 'triton' (FlashAttention in Triton, "
-               "2022-23): both slower than FlashAttention-2 by a measured ratio per sequence "
-               "length; or 'materialized' (scores in memory, pre-2022 kernels)"),
+               "2022-23), 'xformers' (xformers' memory-efficient attention): the last three "
+               "slower than FlashAttention-2 by a measured ratio per sequence length; or "
+               "'materialized' (scores in memory, pre-2022 kernels)"),
         Option("first_stage_layers", None, "layers on the first pipeline stage (default: an "
                "even share; Megatron's decoder_first_pipeline_num_layers)"),
         Option("last_stage_layers", None, "layers on the last pipeline stage (default: an "
@@ -654,12 +655,15 @@ def attention_speed(kernel: str, seq: int, variant: str = "nominal") -> float:
     (llm-foundry's ``flash_attn_triton.py``, whose author finds its forward + backward
     "slightly slower" than the CUDA FlashAttention of the time), runs at FlashAttention-1's
     speed, and at the slow edge of the band at OpenAI's ``triton.ops.flash_attention``'s,
-    measured in the same figure. FlashAttention-2 and materialized attention are 1 (the
-    latter is priced as its own kernels)."""
+    measured in the same figure; "xformers", xformers' memory-efficient attention (its cutlass
+    kernel), at its own measured speed. FlashAttention-2 and materialized attention are 1
+    (the latter is priced as its own kernels)."""
     if kernel == "flash1" or (kernel == "triton" and variant != "slow"):
         return attention_kernel_ratio("flash1", seq)
     if kernel == "triton":
         return attention_kernel_ratio("triton_ops", seq)
+    if kernel == "xformers":
+        return attention_kernel_ratio("xformers", seq)
     return 1.0
 
 

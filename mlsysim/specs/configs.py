@@ -277,7 +277,7 @@ class DistributedConfig(Config):
     memory_utilization: Fraction = 0.95
     token_budget: Annotated[float, _check("positive_float")] | None = None
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] = "tp-cp-dp-pp"
-    attention_kernel: Literal["flash", "flash1", "triton", "materialized"] = "flash"
+    attention_kernel: Literal["flash", "flash1", "triton", "xformers", "materialized"] = "flash"
     first_stage_layers: PosInt | None = None  # Megatron's decoder_first_pipeline_num_layers
     last_stage_layers: PosInt | None = None   # ... decoder_last_pipeline_num_layers
     dropout: Flag = True                      # attention and hidden dropout (masks stored)

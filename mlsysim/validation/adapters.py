@@ -810,7 +810,7 @@ class TrainingSetup(Spec):
     zero_stage: Literal[0, 1, 2, 3]
     overlap_comm: bool
     rank_order: Literal["tp-cp-dp-pp", "tp-cp-pp-dp"] = "tp-cp-dp-pp"
-    attention_kernel: Literal["flash", "flash1", "triton", "materialized"] = "flash"
+    attention_kernel: Literal["flash", "flash1", "triton", "xformers", "materialized"] = "flash"
     first_stage_layers: _Pos | None = None
     last_stage_layers: _Pos | None = None
     dropout: bool = True
