@@ -99,6 +99,25 @@ def test_train_and_optimize_commands():
                                        for r in json.loads(out.stdout))
 
 
+def test_train_prices_the_attention_kernel_named():
+    """--attention reaches DistributedModel: the Triton kernel of 2023 makes a long-sequence
+    step slower by the same factor the API gives, and a kernel name not known is exit 2."""
+    import mlsysim
+
+    args = ("train", "Llama3_8B", "DGX_H100", "-b", "8", "--seq-len", "8192", "--zero", "1",
+            "--json")
+    flash, triton = (json.loads(run(*args, "--attention", k).stdout) for k in ("flash", "triton"))
+    api = mlsysim.DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=8,
+                                           seq_len=8192, zero_stage=1, attention_kernel="triton")
+    step = {k: d["step_latency_total"] for k, d in (("flash", flash), ("triton", triton))}
+    assert step["triton"]["unit"] == "ms"
+    assert step["triton"]["value"] == pytest.approx(api.step_s * 1e3, rel=1e-9)
+    assert step["triton"]["value"] > 1.05 * step["flash"]["value"]
+    out = run(*args[:-1], "--attention", "flash3")
+    assert out.returncode == 2 and "--attention must be" in out.stderr
+    assert "'xformers'" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_train_adds_the_wall_time_with_failures():
     """--checkpoint-s chains ReliabilityModel onto the run: one DGX H100 (8 GPUs) has a fleet
     MTBF of 50,677 / 8 = 6,335 h (reliability.yaml's per-GPU rate), so with 60 s checkpoints

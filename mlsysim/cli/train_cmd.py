@@ -41,6 +41,9 @@ def train_cmd(
     recompute: str = typer.Option("none", "--recompute", help="none | selective | full"),
     zero: int = typer.Option(0, "--zero", help="ZeRO stage 0-3."),
     optimizer: str = typer.Option("adam", "--optimizer"),
+    attention: str = typer.Option(
+        "flash", "--attention", help="Attention kernel: flash (FlashAttention-2) | flash1 | "
+        "triton | xformers (2022-23 kernels, slower by measured ratios) | materialized."),
     tokens: Optional[float] = typer.Option(None, "--tokens", help="Token budget: time to "
                                            "train and GPU-hours."),
     checkpoint_s: Optional[float] = typer.Option(
@@ -65,9 +68,11 @@ def train_cmd(
             model, _system(fleet, nodes), batch_size=batch_size, seq_len=seq_len,
             precision=precision, tp_size=tp, pp_size=pp, cp_size=cp, ep_size=ep, dp_size=dp,
             microbatch_size=mbs, v_stages=v_stages, activation_recomputation=recompute,
-            zero_stage=zero, optimizer=optimizer, token_budget=tokens)
+            zero_stage=zero, optimizer=optimizer, attention_kernel=attention,
+            token_budget=tokens)
 
-    result = run_guarded(as_json, solve, flags={"checkpoint_s": "--checkpoint-s"})
+    result = run_guarded(as_json, solve, flags={"checkpoint_s": "--checkpoint-s",
+                                                "attention_kernel": "--attention"})
     failures = None
     if checkpoint_s is not None and result.feasible:
         from ..solvers.reliability import ReliabilityModel
