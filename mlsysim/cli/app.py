@@ -424,7 +424,8 @@ def serve_cmd(
                                                    "int4_weight_only, w8a8_fp8, fp8_kv."),
     memory_utilization: Optional[float] = typer.Option(
         None, "--memory-utilization", help="Fraction of device memory the engine may use "
-                                           "(default 0.9)."),
+                                           "(default: the engine's own rule; 0.9 without "
+                                           "--engine)."),
     explain: bool = typer.Option(False, "--explain"),
     trace: bool = TRACE_OPT,
     as_csv: bool = typer.Option(False, "--csv", help="Print the sweep table as CSV."),

@@ -174,7 +174,8 @@ class ContinuousBatchingModel(ForwardModel):
         Option("weight_precision", None, "weight precision; default: precision"),
         Option("tp_size", 1, "tensor-parallel devices"),
         Option("page_size", 16, "tokens per KV-cache page"),
-        Option("memory_utilization", 0.9, "fraction of device memory the engine may use"),
+        Option("memory_utilization", None, "fraction of device memory for weights, "
+               "activations and KV cache (default: the engine preset's own rule)"),
         Option("config", None, "a ContinuousBatchingConfig holding all of the above but model "
                "and hardware (the three-input form)"),
     )
@@ -190,7 +191,7 @@ class ContinuousBatchingModel(ForwardModel):
               output_len: int | None = None, arrival_rate_qps: float | None = None,
               engine: str = "vllm", precision: str | None = None,
               kv_precision: str | None = None, weight_precision: str | None = None,
-              tp_size: int = 1, page_size: int = 16, memory_utilization: float = 0.9,
+              tp_size: int = 1, page_size: int = 16, memory_utilization: float | None = None,
               config: ContinuousBatchingConfig | None = None) -> ContinuousBatchingResult:
         """Serve a stream of requests with a serving-engine preset (``mlsysim.zoo.ServingEngines``:
         vllm, sglang, tensorrt_llm, static). ``hardware`` is a chip, node or fleet; the

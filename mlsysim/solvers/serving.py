@@ -55,6 +55,7 @@ __all__ = ["ServingModel", "ServingResult", "ServingPlan", "METRIC_DEFINITIONS",
            "serving_times", "expected_accepted_tokens"]
 
 OWNER = "ServingModel"
+DEFAULT_MEMORY_UTILIZATION = 0.9   # without an engine preset: vLLM's gpu_memory_utilization default
 
 METRIC_DEFINITIONS = {
     "ttft": "time to first token: prefill of the (uncached) prompt for the whole batch, plus "
@@ -578,7 +579,8 @@ class ServingModel(ForwardModel):
         Option("draft_model", None, "speculative decoding: the draft model"),
         Option("draft_acceptance_rate", None, "probability a draft token is accepted"),
         Option("draft_len", 4, "draft tokens per verification step"),
-        Option("memory_utilization", 0.9, "fraction of device memory the engine may use"),
+        Option("memory_utilization", None, "fraction of device memory for weights, "
+               "activations and KV cache (default: the engine preset's own rule, else 0.9)"),
         Option("page_size", 16, "tokens per KV-cache page"),
         Option("cuda_graphs", None, "decode steps replayed as CUDA graphs (default: True, or "
                "the engine preset's)"),
@@ -611,7 +613,7 @@ class ServingModel(ForwardModel):
               tp_size: int = 1, pp_size: int = 1, decode_hardware=None,
               network_bandwidth=None, cached_prefix_len: int = 0, draft_model=None,
               draft_acceptance_rate: float | None = None, draft_len: int = 4,
-              memory_utilization: float = 0.9, page_size: int = 16,
+              memory_utilization: float | None = None, page_size: int = 16,
               cuda_graphs: bool | None = None, sparsity: str | None = None,
               attention_kernel: str = "flash", decode_attention: str = "grouped",
               engine=None, weight_group_size: int | None = None,
@@ -632,9 +634,12 @@ class ServingModel(ForwardModel):
         for weight-only quantization) and ``kv_precision`` (e.g. "fp8") default to it.
         ``engine`` (a ``ServingEngines`` preset: "vllm", "sglang", "tensorrt_llm",
         "static") adds that engine's fixed cost per step to the prefill and every decode
-        step and sets ``cuda_graphs`` from it (the same presets ``ContinuousBatchingModel``
-        uses); without one (the default) the times are the kernels' and collectives' alone
-        and ``cuda_graphs`` defaults to True.
+        step, sets ``cuda_graphs`` from it (the same presets ``ContinuousBatchingModel``
+        uses) and, unless ``memory_utilization`` is given, the memory the engine takes by
+        its own default: vLLM 0.9 of the device, SGLang 0.79-0.88 by TP for weights and the
+        KV pool, TensorRT-LLM 0.9 of what weights and activations leave; without one (the
+        default) the times are the kernels' and collectives' alone, ``cuda_graphs`` defaults
+        to True and 0.9 of the device is usable.
         ``hardware`` is the system: a chip, or a node or fleet (``mlsysim.Systems``), whose
         fabrics price the tensor- and pipeline-parallel collectives; a group larger than the
         scale-up domain crosses the scale-out fabric. The keywords are the convenience form of
@@ -672,7 +677,7 @@ class ServingModel(ForwardModel):
                 weight_precision=None, kv_precision=None, tp_size=1, pp_size=1,
                 decode_hardware=None, network_bandwidth=None, cached_prefix_len=0,
                 draft_model=None, draft_acceptance_rate=None, draft_len=4,
-                memory_utilization=0.9, page_size=16, cuda_graphs=None, sparsity=None,
+                memory_utilization=None, page_size=16, cuda_graphs=None, sparsity=None,
                 attention_kernel="flash", decode_attention="grouped", engine=None,
                 weight_group_size=None) -> ServingPlan:
         """The validated, lowered plan of a config, every batch size at once: what
@@ -778,7 +783,7 @@ class ServingModel(ForwardModel):
                                   "tokens.", owner=OWNER)
         check.parallel_split(model, tp, pp, {id(path_p): path_p, id(path_d): path_d}.values(),
                              OWNER)
-        util, page = a["memory_utilization"], a["page_size"]
+        page = a["page_size"]
         transformer = isinstance(model, TransformerSpec)
         mid = prompt + (out - 1) // 2
 
@@ -831,9 +836,8 @@ class ServingModel(ForwardModel):
             kv_seq += kv_cache_bytes(draft, paged, kv_e) * d_share
 
         h = model.hidden if transformer else model.d_model
-        usable = decode_hw._base["capacity"] * util
         graphs = True if a["cuda_graphs"] is None else bool(a["cuda_graphs"])
-        overhead, engine = 0.0, None
+        overhead, engine, preset = 0.0, None, None
         if a["engine"] is not None:
             from ..specs.serving import ServingEngineSpec
             from ..zoo import ServingEngines
@@ -841,13 +845,20 @@ class ServingModel(ForwardModel):
                 ServingEngines.get(a["engine"])       # unknown names raise with suggestions
             graphs, engine = preset.cuda_graphs, preset.name
             overhead = float(preset.step_overhead.to("s").magnitude)
+        act = self._activation_bytes(model, prompt, e, tp)
+        capacity = decode_hw._base["capacity"]
+        if a["memory_utilization"] is not None:     # the caller's fraction of the device
+            usable = capacity * a["memory_utilization"]
+        elif preset is not None:                    # the engine's own default and rule
+            usable = preset.usable_bytes(capacity, weights, act, tp)
+        else:
+            usable = capacity * DEFAULT_MEMORY_UTILIZATION
         passes = PassRecipe(
             model=model, hardware=hardware, decode_hw=decode_hw, path_p=path_p, path_d=path_d,
             prompt=prompt, cached=cached, mid=mid, flash=a["attention_kernel"] == "flash",
             pp=pp, precision=precision, e=e, kv_e=kv_e, we=we, tp=tp,
             sparse=sparsity is not None, graphs=graphs, draft=draft, draft_len=k,
             kv_per_query_head=a["decode_attention"] == "per_head")
-        act = self._activation_bytes(model, prompt, e, tp)
         return ServingPlan(
             config=config, system=resolved, model=model, hardware=hardware, decode_hw=decode_hw,
             draft=draft, precision=precision, wprec=wprec, kvprec=kvprec, prompt=prompt,

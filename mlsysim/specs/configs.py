@@ -159,7 +159,7 @@ class ServingConfig(Config):
     draft_model: Any = None              # a model spec or zoo name
     draft_acceptance_rate: Fraction | None = None
     draft_len: PosInt = 4
-    memory_utilization: Fraction = 0.9
+    memory_utilization: Fraction | None = None   # None: the engine preset's rule, else 0.9
     page_size: PosInt = 16
     cuda_graphs: Flag | None = None      # None: True, or the engine preset's
     sparsity: Literal["2:4"] | None = None
@@ -246,7 +246,7 @@ class ContinuousBatchingConfig(Config):
     weight_precision: PrecisionName | None = None
     tp_size: PosInt = 1
     page_size: PosInt = 16
-    memory_utilization: Fraction = 0.9
+    memory_utilization: Fraction | None = None   # None: the engine preset's rule
 
 
 class DistributedConfig(Config):

@@ -1,8 +1,11 @@
-"""Serving-engine presets: scheduler limits and per-step overhead, as data with sources."""
+"""Serving-engine presets: scheduler limits, per-step overhead and the memory the engine takes,
+as data with sources."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from .base import QuantityOf, Sourced
 
@@ -19,4 +22,48 @@ class ServingEngineSpec(Sourced):
     max_concurrent_prefills: int = Field(default=1, gt=0)  # prompts sharing a step's budget
     cuda_graphs: bool
     step_overhead: QuantityOf("s", allow_zero=True)
+    # How much device memory the engine takes (its default setting):
+    #   total  - weights, activations and KV cache within fraction x capacity (vLLM's
+    #            gpu_memory_utilization);
+    #   static - weights and the KV pool within fraction x capacity, activation buffers outside
+    #            it (SGLang's mem_fraction_static);
+    #   free   - the KV cache gets fraction x the memory left after weights and activations
+    #            (TensorRT-LLM's free_gpu_memory_fraction).
+    memory_rule: Literal["total", "static", "free"] = "total"
+    memory_fraction: float = Field(default=0.9, gt=0, le=1, allow_inf_nan=False)
+    # Where the default depends on the tensor-parallel degree: {tp: fraction}, the entry of
+    # the largest tp not above the run's applies (SGLang lowers it as tp grows).
+    memory_fraction_by_tp: dict[int, float] = {}
     group: str = "ServingEngine"
+
+    @field_validator("memory_fraction_by_tp")
+    @classmethod
+    def _fractions(cls, v: dict[int, float]) -> dict[int, float]:
+        for tp, f in v.items():
+            if tp < 1 or not 0 < f <= 1:
+                raise ValueError(f"memory_fraction_by_tp needs tp >= 1 and 0 < fraction <= 1; "
+                                 f"got {tp}: {f}")
+        return v
+
+    def fraction(self, tp: int = 1) -> float:
+        """The memory fraction at tensor-parallel degree ``tp``.
+
+        >>> from mlsysim.zoo import ServingEngines
+        >>> ServingEngines.get("sglang").fraction(1), ServingEngines.get("sglang").fraction(8)
+        (0.88, 0.81)
+        """
+        steps = [t for t in self.memory_fraction_by_tp if t <= tp]
+        return self.memory_fraction_by_tp[max(steps)] if steps else self.memory_fraction
+
+    def usable_bytes(self, capacity: float, weights: float, activations: float,
+                     tp: int = 1) -> float:
+        """Bytes of one device the engine uses for weights, activations and KV cache, by its
+        ``memory_rule``: total f C; static f C + A; free W + A + f (C - W - A) (never more
+        than C, never less than W + A when those alone do not fit)."""
+        f = self.fraction(tp)
+        if self.memory_rule == "total":
+            return f * capacity
+        if self.memory_rule == "static":
+            return min(capacity, f * capacity + activations)
+        resident = weights + activations
+        return resident + f * max(capacity - resident, 0.0)
