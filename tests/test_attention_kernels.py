@@ -109,3 +109,23 @@ def test_the_llama_1_and_2_runs_are_priced_with_the_xformers_attention_llama_1_n
             assert run.attention_kernel == expected, name
         else:
             assert run.attention_kernel in ("flash", "materialized"), name
+
+
+def test_the_optimizer_prices_the_kernel_the_way_the_single_solve_does():
+    """ParallelismOptimizer(attention_kernel="triton") hands its best config, kernel included,
+    to DistributedModel, which gives the same step; the kernel costs the search's best step
+    time at 8K tokens (attention a third of the flops)."""
+    kw = dict(batch_size=64, seq_len=8192, zero_stages=(1,), microbatch_sizes=(1,),
+              recomputation=("selective",))
+    opt = mlsysim.ParallelismOptimizer()
+    flash = opt.solve("Llama3_8B", "DGX_H100", **kw)
+    triton = opt.solve("Llama3_8B", "DGX_H100", attention_kernel="triton", **kw)
+    assert triton.best_config["attention_kernel"] == "triton"
+    assert triton.best_step_s > 1.05 * flash.best_step_s
+    c = triton.best_config
+    again = DM.solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=8192, tp_size=c["tp"],
+                     pp_size=c["pp"], dp_size=c["dp"], v_stages=c["v_stages"],
+                     microbatch_size=c["microbatch_size"], zero_stage=c["zero_stage"],
+                     activation_recomputation=c["activation_recomputation"],
+                     attention_kernel=c["attention_kernel"])
+    assert again.step_s == pytest.approx(triton.best_step_s, rel=1e-9)

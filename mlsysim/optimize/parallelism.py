@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.contract import REQUIRED, ForwardModel, Option, Result
 from ..errors import ValidationError
-from ..solvers.distributed import _resolve, evaluate_grid, parts_for
+from ..solvers.distributed import _resolve, attention_speed, evaluate_grid, parts_for
 from ..specs.configs import DistributedConfig
 from ..units import Q_, Rate
 
@@ -143,6 +143,8 @@ class ParallelismOptimizer(ForwardModel):
         Option("memory_utilization", 0.95, "usable fraction of device memory"),
         Option("dropout", True, "attention and hidden dropout on (their masks stored); "
                "False for models trained without, as Llama"),
+        Option("attention_kernel", "flash", "the attention kernel the run uses "
+               "(DistributedModel's: flash, flash1, triton, xformers, materialized)"),
     )
 
     @classmethod
@@ -161,7 +163,8 @@ class ParallelismOptimizer(ForwardModel):
               microbatch_sizes=(1, 2, 4, 8), v_stages=(1, 2),
               recomputation=("none", "selective", "full"), zero_stages=(0, 1, 2, 3),
               objective: str = "step_time", top_k: int = 5,
-              memory_utilization: float = 0.95, dropout: bool = True) -> ParallelismResult:
+              memory_utilization: float = 0.95, dropout: bool = True,
+              attention_kernel: str = "flash") -> ParallelismResult:
         """Search, returning the best configs (``best_config`` feeds ``DistributedModel``).
 
         Examples
@@ -174,7 +177,9 @@ class ParallelismOptimizer(ForwardModel):
         """
         from ..core import validate as check
         base = DistributedConfig(batch_size=batch_size, seq_len=seq_len, precision=precision,
-                                 memory_utilization=memory_utilization, dropout=dropout)
+                                 memory_utilization=memory_utilization, dropout=dropout,
+                                 attention_kernel=attention_kernel)
+        flash = base.attention_kernel != "materialized"
         model, system, hardware, path, precision, seq = _resolve(model, fleet, base)
         if objective not in OBJECTIVES:
             raise ValidationError("objective", f"must be one of {', '.join(OBJECTIVES)}. Got "
@@ -254,13 +259,15 @@ class ParallelismOptimizer(ForwardModel):
             sel = np.flatnonzero(keep)
             sp = tp > 1
             parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep, rc, sp, 1.0,
-                              devices, dropout=base.dropout)
+                              devices, flash=flash, dropout=base.dropout,
+                              attention_ratio=attention_speed(base.attention_kernel, seq // cp))
             n = len(sel)
             grid = dict(tp=np.full(n, tp), pp=P[sel], cp=np.full(n, cp), dp=dp[sel], v=V[sel],
                         mbs=MB[sel], m=M[sel], zero=Z[sel])
             g = evaluate_grid(parts, system, model, grid, precision=precision, seq=seq, sp=sp,
                               recompute=rc, schedule="1f1b", overlap=True, optimizer="adam",
-                              capacity_factor=1.0, usable=usable, dropout=base.dropout)
+                              capacity_factor=1.0, usable=usable, flash=flash,
+                              dropout=base.dropout)
             searched += n
             fits = g["fits"]
             pruned["out of memory"] += int((~fits).sum())
@@ -277,7 +284,8 @@ class ParallelismOptimizer(ForwardModel):
                                          "microbatch_size": int(grid["mbs"][i]),
                                          "zero_stage": int(grid["zero"][i]),
                                          "activation_recomputation": rc,
-                                         "dropout": base.dropout},
+                                         "dropout": base.dropout,
+                                         "attention_kernel": base.attention_kernel},
                               "step_ms": float(g["step"][i]) * 1e3, "mfu": float(mfu[i]),
                               "tokens_per_s": float(g["tokens"][i] / g["step"][i]),
                               "memory_gb": float(g["memory"][i]) / 1e9,
