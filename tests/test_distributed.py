@@ -466,8 +466,8 @@ def test_the_dp_note_names_the_window_the_reduction_outlasts():
     """Llama-3-8B on 4 DGX H100 (IB NDR), pp = 2, batch 32 x 512: the 55.4 ms reduction of a
     stage's gradients over 16 ranks (4.015e9 parameters: 16 of the 32 layers and the
     525M-parameter embedding table or LM head) dwarfs the backward. v = 1 hides it behind the last
-    micro-batch's backward t_b = D - exposed = 13.1 ms. With v = 2 (2 micro-batches) the window
-    is ((2 - 1) x 2 + 1) t_b / 2 = 1.5 t_b = 19.7 ms (t_b a little longer: two hand-offs per
+    micro-batch's backward t_b = D - exposed = 13.6 ms. With v = 2 (2 micro-batches) the window
+    is ((2 - 1) x 2 + 1) t_b / 2 = 1.5 t_b = 20.4 ms (t_b a little longer: two hand-offs per
     micro-batch), and all the rest shows: exposed = D - W, the reduction being longer than the
     window's compute slowed beside it."""
     fleet = Fleet(name="4xDGX", node=Systems.Nodes.DGX_H100, count=4,
@@ -480,7 +480,7 @@ def test_the_dp_note_names_the_window_the_reduction_outlasts():
     t_b = one.dp_comm_s - one.dp_exposed_s
     window = two.dp_comm_s - two.dp_exposed_s
     assert two.dp_comm_s == pytest.approx(one.dp_comm_s) == pytest.approx(0.0554, rel=1e-3)
-    assert t_b == pytest.approx(0.0131, rel=0.01)
+    assert t_b == pytest.approx(0.0136, rel=0.01)
     assert window == pytest.approx(1.5 * t_b, rel=0.02)
     assert one.notes == (f"DP gradient reduction (55.4 ms) outlasts the last micro-batch's "
                          f"backward ({t_b * 1e3:.3g} ms)",)

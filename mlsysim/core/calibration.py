@@ -40,7 +40,8 @@ from .datafile import open_text
 
 __all__ = ["Efficiency", "Calibration", "load_microbench", "fit_calibration", "calibration",
            "MICROBENCH_CSV", "precision_class", "canonical_precision", "BEST_OF_SEARCH_SOURCES",
-           "best_of_search_correction", "attention_kernel_ratio", "ATTENTION_KERNELS_CSV"]
+           "best_of_search_correction", "attention_kernel_ratio", "training_attention_factor",
+           "ATTENTION_KERNELS_CSV"]
 
 MICROBENCH_CSV = Path(__file__).parents[1] / "validation" / "microbench" / "microbench.csv"
 ATTENTION_KERNELS_CSV = MICROBENCH_CSV.with_name("attention_kernels.csv")
@@ -410,23 +411,34 @@ def calibration() -> Calibration:
 
 
 @lru_cache(maxsize=1)
-def _attention_kernel_speeds() -> dict[str, list[tuple[float, float]]]:
-    """kernel -> [(sequence length, TFLOP/s)] from attention_kernels.csv, one panel (a
-    device, pass set, mask and head dimension) per file: the ratios below compare like with
-    like."""
-    speeds: dict[str, list[tuple[float, float]]] = {}
+def _attention_kernel_speeds() -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """(kernel, passes) -> [(sequence length, TFLOP/s)] from attention_kernels.csv: one
+    device and head dimension, so the ratios below compare like with like."""
+    speeds: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with open_text(ATTENTION_KERNELS_CSV) as fh:
         for row in csv.DictReader(fh):
-            speeds.setdefault(row["kernel"], []).append((float(row["seq_len"]),
-                                                          float(row["value"])))
+            speeds.setdefault((row["kernel"], row["passes"]), []).append(
+                (float(row["seq_len"]), float(row["value"])))
     return {k: sorted(v) for k, v in speeds.items()}
+
+
+def _log_interpolate(points: list[tuple[float, float]], seq_len: float) -> float:
+    """Linear in log2(seq_len) between measured lengths, held at the nearest one outside
+    them (no trend is extrapolated)."""
+    pts = [(math.log2(s), v) for s, v in points]
+    x = math.log2(max(seq_len, 1.0))
+    if x <= pts[0][0]:
+        return pts[0][1]
+    for (x0, r0), (x1, r1) in zip(pts, pts[1:]):
+        if x <= x1:
+            return r0 + (r1 - r0) * (x - x0) / (x1 - x0)
+    return pts[-1][1]
 
 
 def attention_kernel_ratio(kernel: str, seq_len: float) -> float:
     """Speed of attention ``kernel`` over FlashAttention-2's at ``seq_len`` tokens (forward +
-    backward, measured on one device: attention_kernels.csv), linear in log2(seq_len) between
-    the measured lengths and held at the nearest measured one outside them (no trend is
-    extrapolated). ``"flash2"`` is 1.
+    backward, causal, measured on one device: attention_kernels.csv), interpolated by
+    :func:`_log_interpolate`. ``"flash2"`` is 1.
 
     >>> round(attention_kernel_ratio("flash1", 2048), 4)        # 77 / 140
     0.55
@@ -434,15 +446,27 @@ def attention_kernel_ratio(kernel: str, seq_len: float) -> float:
     0.3918
     """
     speeds = _attention_kernel_speeds()
-    if kernel not in speeds:
+    kernels = sorted({k for k, passes in speeds if passes == "fwd+bwd"})
+    if kernel not in kernels:
         raise ValueError(f"no attention-kernel measurements for {kernel!r}; measured: "
-                         f"{', '.join(sorted(speeds))}")
-    ref = dict(speeds["flash2"])
-    points = [(math.log2(s), v / ref[s]) for s, v in speeds[kernel] if s in ref]
-    x = math.log2(max(seq_len, 1.0))
-    if x <= points[0][0]:
-        return points[0][1]
-    for (x0, r0), (x1, r1) in zip(points, points[1:]):
-        if x <= x1:
-            return r0 + (r1 - r0) * (x - x0) / (x1 - x0)
-    return points[-1][1]
+                         f"{', '.join(kernels)}")
+    ref = dict(speeds["flash2", "fwd+bwd"])
+    return _log_interpolate([(s, v / ref[s]) for s, v in speeds[kernel, "fwd+bwd"]
+                             if s in ref], seq_len)
+
+
+def training_attention_factor(seq_len: float) -> float:
+    """FlashAttention-2's forward + backward speed over a causal sequence of ``seq_len``
+    tokens relative to the forward speed a device's attention efficiency is calibrated at
+    (8K tokens): the backward runs slower than the forward, and short causal sequences
+    slower than long ones (attention_kernels.csv).
+
+    >>> round(training_attention_factor(8192), 4)     # 165 / 179.5
+    0.9192
+    >>> round(training_attention_factor(2048), 4)     # 140 / 179.5
+    0.7799
+    """
+    speeds = _attention_kernel_speeds()
+    (_, forward), = speeds["flash2", "fwd"]
+    return _log_interpolate([(s, v / forward) for s, v in speeds["flash2", "fwd+bwd"]],
+                            seq_len)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.contract import REQUIRED, ForwardModel, Option, Result
 from ..errors import ValidationError
-from ..solvers.distributed import _resolve, attention_speed, evaluate_grid, parts_for
+from ..solvers.distributed import _resolve, evaluate_grid, parts_for
 from ..specs.configs import DistributedConfig
 from ..units import Q_, Rate
 
@@ -260,7 +260,7 @@ class ParallelismOptimizer(ForwardModel):
             sp = tp > 1
             parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep, rc, sp, 1.0,
                               devices, flash=flash, dropout=base.dropout,
-                              attention_ratio=attention_speed(base.attention_kernel, seq // cp))
+                              attention_kernel=base.attention_kernel)
             n = len(sel)
             grid = dict(tp=np.full(n, tp), pp=P[sel], cp=np.full(n, cp), dp=dp[sel], v=V[sel],
                         mbs=MB[sel], m=M[sel], zero=Z[sel])

@@ -80,7 +80,7 @@ import numpy as np
 
 from ..cache import ContentCache
 from ..core import validate as check
-from ..core.calibration import attention_kernel_ratio
+from ..core.calibration import attention_kernel_ratio, training_attention_factor
 from ..core.collectives import collective_terms, comm_path, resolve_system, system_spec
 from ..core.contract import REQUIRED, ForwardModel, Option, Result
 from ..core.costmodel import evaluate_parts, prepare
@@ -649,28 +649,33 @@ def _lowering_check(model, tp: int, cp: int, ep: int, seq: int) -> None:
 
 
 def attention_speed(kernel: str, seq: int, variant: str = "nominal") -> float:
-    """A fused attention kernel's speed over FlashAttention-2's at ``seq`` query tokens
-    (``core.calibration.attention_kernel_ratio``, measured forward + backward). "flash1" is
-    FlashAttention's first CUDA release. "triton", the Triton FlashAttention of 2022-23
-    (llm-foundry's ``flash_attn_triton.py``, whose author finds its forward + backward
-    "slightly slower" than the CUDA FlashAttention of the time), runs at FlashAttention-1's
-    speed, and at the slow edge of the band at OpenAI's ``triton.ops.flash_attention``'s,
-    measured in the same figure; "xformers", xformers' memory-efficient attention (its cutlass
-    kernel), at its own measured speed. FlashAttention-2 and materialized attention are 1
-    (the latter is priced as its own kernels)."""
+    """A fused attention kernel's forward + backward speed over a causal sequence of ``seq``
+    query tokens, relative to the forward speed the device's attention efficiency is
+    calibrated at (``core.calibration``): FlashAttention-2's measured curve
+    (``training_attention_factor``) times the kernel's speed over FlashAttention-2's
+    (``attention_kernel_ratio``). "flash1" is FlashAttention's first CUDA release. "triton",
+    the Triton FlashAttention of 2022-23 (llm-foundry's ``flash_attn_triton.py``, whose author
+    finds its forward + backward "slightly slower" than the CUDA FlashAttention of the time),
+    runs at FlashAttention-1's speed, and at the slow edge of the band at OpenAI's
+    ``triton.ops.flash_attention``'s, measured in the same figure; "xformers", xformers'
+    memory-efficient attention (its cutlass kernel), at its own measured speed. Materialized
+    attention is 1: it is priced as its own kernels."""
+    if kernel == "materialized":
+        return 1.0
+    factor = training_attention_factor(seq)
     if kernel == "flash1" or (kernel == "triton" and variant != "slow"):
-        return attention_kernel_ratio("flash1", seq)
+        return factor * attention_kernel_ratio("flash1", seq)
     if kernel == "triton":
-        return attention_kernel_ratio("triton_ops", seq)
+        return factor * attention_kernel_ratio("triton_ops", seq)
     if kernel == "xformers":
-        return attention_kernel_ratio("xformers", seq)
-    return 1.0
+        return factor * attention_kernel_ratio("xformers", seq)
+    return factor
 
 
 def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: str, seq: int,
               tp: int, cp: int, ep: int, recompute: str, sp: bool, capacity_factor: float,
               devices: int, flash: bool = True, dropout: bool = True,
-              variant: str = "nominal", attention_ratio: float = 1.0) -> Parts:
+              variant: str = "nominal", attention_kernel: str = "flash") -> Parts:
     """The prepared sections of one micro-batch sequence on one device (module docstring),
     with the efficiencies and collective fits at ``variant`` (nominal, or the calibration
     spread's fast or slow edge: the band).
@@ -678,24 +683,27 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
     round-trip memory, and the backward runs four matmuls to the forward's two instead of
     FlashAttention-2's five (no recomputation of the scores); with ``dropout`` its attention
     dropout is a kernel of its own over the scores (FlashAttention fuses it).
-    ``attention_ratio``: the fused attention kernel's speed over FlashAttention-2's (a Triton
-    FlashAttention runs at ``attention_kernel_ratio("triton", s)``); it scales the device's
-    calibrated attention efficiency."""
+    ``attention_kernel``: the fused kernel (flash, flash1, triton, xformers), whose training
+    speed relative to the device's calibrated attention efficiency (:func:`attention_speed`)
+    scales that efficiency."""
     key = (model, hardware, path, precision, seq, tp, cp, ep, recompute, sp, capacity_factor,
-           devices, flash, dropout, variant, attention_ratio)
+           devices, flash, dropout, variant, attention_kernel)
     hit = _PARTS.get(key)
     if hit is not None:
         return hit
     _lowering_check(model, tp, cp, ep, seq)
     e = _element_bytes(precision)
     eff = efficiency_for(hardware, precision).variant(variant)
-    if attention_ratio != 1.0:
-        eff = replace(eff, attention_max=eff.attention_max * attention_ratio)
     path = path.at(variant)
     if not isinstance(model, TransformerSpec):
         return _PARTS.put(key, _layered_parts(model, hardware, path, precision, e, recompute,
                                               eff, variant))
     q = seq // cp
+    # Fused attention trains at its measured forward + backward speed over a causal sequence
+    # (the calibration measures a forward pass); materialized scores are kernels of their own.
+    ratio = attention_speed(attention_kernel if flash else "materialized", q, variant)
+    if ratio != 1.0:
+        eff = replace(eff, attention_max=eff.attention_max * ratio)
     # Ring attention over a causal sequence: each rank's queries see half the rest on average.
     fwd = lower_segments(model, [Segment(q, (seq - q) // 2)], e=e, kv_e=e, we=e, tp=tp, pp=1,
                          flash=flash, all_logits=True, dropout=dropout)
@@ -1209,9 +1217,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
     def at(variant: str):
         parts = parts_for(model, hardware, path, precision, seq, tp, cp, ep,
                           c.activation_recomputation, sp, c.capacity_factor, devices,
-                          flash, c.dropout, variant,
-                          attention_ratio=attention_speed(c.attention_kernel, seq // cp,
-                                                          variant))
+                          flash, c.dropout, variant, attention_kernel=c.attention_kernel)
         g = evaluate_one(
             parts, system, model, tp=tp, pp=pp, cp=cp, dp=dp, v=v, mbs=mbs, m=m,
             zero=c.zero_stage, precision=precision, seq=seq, sp=sp,
