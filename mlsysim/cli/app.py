@@ -653,7 +653,7 @@ def _serve_under_load(model, hardware, single, qps: float, engine: str, opts: di
     kw = dict(prompt_len=single.seq_len, output_len=single.output_len, engine=engine,
               precision=single.precision, weight_precision=single.weight_precision,
               kv_precision=single.kv_precision, tp_size=single.tp_size,
-              memory_utilization=opts.get("memory_utilization", 0.9))
+              memory_utilization=opts.get("memory_utilization"))
     saturated = cbm.solve(model, hardware, **kw)
     max_rate = float(saturated.requests_per_s)
     notes = []
