@@ -1110,8 +1110,11 @@ def _comm_by_name(p, batch) -> dict[str, Any]:
 
 def optimizer_seconds(parts: Parts, nbytes):
     """The fused update: bytes / (BW x eta_mem), at least one kernel launch (broadcasts)."""
-    p = next(t for t in (*parts.fwd.values(), *parts.bwd.values()) if t is not None)
-    return _maximum(nbytes * p.inv_bw_eff, parts.eff.kernel_overhead_s)
+    inv = parts.memo.get("inv_bw_eff")
+    if inv is None:
+        inv = parts.memo["inv_bw_eff"] = next(
+            t for t in (*parts.fwd.values(), *parts.bwd.values()) if t is not None).inv_bw_eff
+    return _maximum(nbytes * inv, parts.eff.kernel_overhead_s)
 
 
 def dp_terms(system, n: int, span: int, kind: str = "allreduce",
@@ -1134,7 +1137,20 @@ def _depth(model) -> int:
     return model.layers if isinstance(model, TransformerSpec) else 1
 
 
+_RESOLVED = ContentCache("training model and system resolutions", maxsize=256)
+
+
 def _resolve(model, system, c: DistributedConfig):
+    """(model, system, accelerator, communication path, precision, sequence length) of a
+    call, checked; cached on the arguments as given (names or specs), as Engine's plans are."""
+    key = (model, system, c.precision, c.seq_len)
+    hit = _RESOLVED.get(key)
+    if hit is None:
+        hit = _RESOLVED.put(key, _resolve_checked(model, system, c))
+    return hit
+
+
+def _resolve_checked(model, system, c: DistributedConfig):
     system = system_spec(system)
     hardware, path = resolve_system(system)
     model = resolve(model, hardware)[0]
@@ -1237,14 +1253,21 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
     share = stage_layers_of(depth, pp, stage, layout) / depth
     # The slowest stage's collectives by name and its devices' activity over the step
     # (micro-batches busy, bubble and optimizer idle-ish: the power model's inputs).
-    comm: dict[str, float] = {}
-    busy_c = busy_m = 0.0
-    for (_side, sec), (_, (c_s, m_s), by_name) in _section_terms(parts, mbs).items():
-        w = {"pre": stage == 0, "stack": share, "post": stage == pp - 1}[sec]
-        for name, t in by_name.items():
-            comm[name] = comm.get(name, 0.0) + w * t
-        if w:
-            busy_c, busy_m = busy_c + w * c_s, busy_m + w * m_s
+    key = ("stage terms", mbs, pp, stage, layout)
+    hit = parts.memo.get(key)
+    if hit is None:
+        comm: dict[str, float] = {}
+        busy_c = busy_m = 0.0
+        for (_side, sec), (_, (c_s, m_s), by_name) in _section_terms(parts, mbs).items():
+            w = {"pre": stage == 0, "stack": share, "post": stage == pp - 1}[sec]
+            for name, t in by_name.items():
+                comm[name] = comm.get(name, 0.0) + w * t
+            if w:
+                busy_c, busy_m = busy_c + w * c_s, busy_m + w * m_s
+        hit = (comm, busy_c, busy_m)
+        if mbs <= _BLOCK:
+            parts.memo[key] = hit
+    comm, busy_c, busy_m = dict(hit[0]), hit[1], hit[2]
     hand_offs = v * ((stage < pp - 1) + (stage > 0)) * (pp > 1)
     comm["pp_send"] = float(hand_offs * g["p2p"])
     step_s = g["step"]
@@ -1421,16 +1444,20 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
     dp_span = tp * cp * dp * (pp if dp_outer else 1)
     p2p_span = 2 * tp * cp * (1 if dp_outer else dp)
     terms = _section_terms(parts, mbs)
-    kinds = []
     # stage_kinds(), each distinct stage once (pp = 1 and 2 repeat one): the index of a stage
     # in this list is its first index in the grid's three kinds, as the grid's "slowest" is.
-    for stage in dict.fromkeys((0, min(1, pp - 1), pp - 1)):
-        layers = int(stage_layers_of(parts.layers, pp, stage, layout))
-        first, last = stage == 0, stage == pp - 1
-        share = layers / parts.layers
-        params = (parts.params["pre"] * first + parts.params["stack"] * share
-                  + parts.params["post"] * last - parts.params["tied"] * (first & last))
-        kinds.append((stage, layers, share, first, last, params))
+    # A constant of the lowering and the pipeline layout, worked out once.
+    kinds = parts.memo.get(("kinds", pp, layout))
+    if kinds is None:
+        kinds = []
+        for stage in dict.fromkeys((0, min(1, pp - 1), pp - 1)):
+            layers = int(stage_layers_of(parts.layers, pp, stage, layout))
+            first, last = stage == 0, stage == pp - 1
+            share = layers / parts.layers
+            params = (parts.params["pre"] * first + parts.params["stack"] * share
+                      + parts.params["post"] * last - parts.params["tied"] * (first & last))
+            kinds.append((stage, layers, share, first, last, params))
+        parts.memo["kinds", pp, layout] = kinds
     gather = None
     if zero == 3:
         a, b = dp_terms(system, dp * cp, dp_span, "allgather", variant)
@@ -1445,10 +1472,15 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
     s = parts.overlap_slowdown
     share_s = s / (1.0 + s)
 
-    none = (0.0, 0.0, 0.0)
     # Each side's (compute, blocking, overlappable) seconds of its pre, stack and post sections.
-    fwd, bwd = ([terms[side, sec][0] if (side, sec) in terms else none
-                 for sec in ("pre", "stack", "post")] for side in ("fwd", "bwd"))
+    sides = parts.memo.get(("sides", mbs))
+    if sides is None:
+        none = (0.0, 0.0, 0.0)
+        sides = tuple([terms[side, sec][0] if (side, sec) in terms else none
+                       for sec in ("pre", "stack", "post")] for side in ("fwd", "bwd"))
+        if mbs <= _BLOCK:                 # as _section_terms: the memo stays small
+            parts.memo["sides", mbs] = sides
+    fwd, bwd = sides
 
     def pass_time(t, first, share, last, hand_on: bool, extra: float) -> float:
         pre, stack, post = t
