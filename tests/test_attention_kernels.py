@@ -49,6 +49,23 @@ def test_between_measured_lengths_the_ratio_is_linear_in_log2_of_the_length():
     assert attention_kernel_ratio("flash1", 3000) == pytest.approx(0.554236, abs=1e-6)
 
 
+def test_between_the_first_two_lengths_the_ratio_is_interpolated_too():
+    """724 tokens: log2(724) = 9.4998, half-way from 512 (58/88 = 0.659091) to 1k (70/119 =
+    0.588235): 0.659091 + 0.4998 x (0.588235 - 0.659091) = 0.623674."""
+    frac = math.log2(724) - 9
+    expected = 58 / 88 + (70 / 119 - 58 / 88) * frac
+    assert attention_kernel_ratio("flash1", 724) == pytest.approx(expected, rel=1e-12)
+    assert attention_kernel_ratio("flash1", 724) == pytest.approx(0.623674, abs=1e-6)
+
+
+def test_the_interpolation_divides_by_the_gap_between_measured_lengths():
+    """Points 4 doublings apart (1 -> 0, 16 -> 4): 4 tokens is 2 of the 4 doublings, so 2.0
+    (the shipped lengths are one doubling apart, where dividing and multiplying agree)."""
+    from mlsysim.core.calibration import _log_interpolate
+
+    assert _log_interpolate([(1.0, 0.0), (16.0, 4.0)], 4.0) == pytest.approx(2.0, rel=1e-12)
+
+
 def test_an_unmeasured_kernel_is_refused_with_the_measured_ones_named():
     with pytest.raises(ValueError, match="flash1, flash2, triton_ops, xformers"):
         attention_kernel_ratio("flash3", 2048)
