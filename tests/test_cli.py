@@ -116,6 +116,10 @@ def test_train_prices_the_attention_kernel_named():
     out = run(*args[:-1], "--attention", "flash3")
     assert out.returncode == 2 and "--attention must be" in out.stderr
     assert "'xformers'" in out.stderr and "Traceback" not in out.stderr
+    out = run("optimize", "Llama3_8B", "DGX_H100", "-b", "64", "--seq-len", "8192",
+              "--attention", "triton", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["best_config"]["attention_kernel"] == "triton"
 
 
 def test_train_adds_the_wall_time_with_failures():

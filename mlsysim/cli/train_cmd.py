@@ -117,6 +117,8 @@ def optimize_cmd(
     max_pp: Optional[int] = typer.Option(None, "--max-pp"),
     objective: str = typer.Option("step_time", "--objective", help="step_time | mfu"),
     top: int = typer.Option(5, "--top", help="Candidates to show."),
+    attention: str = typer.Option("flash", "--attention", help="Attention kernel, as for "
+                                  "train: flash | flash1 | triton | xformers | materialized."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Search TP x PP x DP x micro-batch x interleaving x recomputation x ZeRO."""
@@ -126,7 +128,8 @@ def optimize_cmd(
 
     result = run_guarded(as_json, lambda: ParallelismOptimizer().solve(
         model, _system(fleet, nodes), batch_size=batch_size, seq_len=seq_len,
-        precision=precision, max_tp=max_tp, max_pp=max_pp, objective=objective, top_k=top))
+        precision=precision, max_tp=max_tp, max_pp=max_pp, objective=objective, top_k=top,
+        attention_kernel=attention), flags={"attention_kernel": "--attention"})
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
