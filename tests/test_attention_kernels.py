@@ -159,3 +159,15 @@ def test_the_optimizer_prices_the_kernel_the_way_the_single_solve_does():
                      activation_recomputation=c["activation_recomputation"],
                      attention_kernel=c["attention_kernel"])
     assert again.step_s == pytest.approx(triton.best_step_s, rel=1e-9)
+
+
+def test_the_result_says_how_attention_was_priced():
+    """The assumptions name the kernel and its speed: FlashAttention-2 at 2,048 tokens is
+    140 / 179.5 = 0.78 of the calibrated forward efficiency; a CNN has no such line."""
+    r = DM.solve("Llama3_8B", "DGX_H100", batch_size=8, seq_len=2048, zero_stage=1)
+    assert r.attention_kernel == "flash"
+    assert r.attention_speed == pytest.approx(140 / 179.5, rel=1e-12)
+    assert r.assumptions[-1].startswith("attention: FlashAttention-2, forward + backward at "
+                                        "0.78 x the calibrated forward efficiency at 2048")
+    cnn = DM.solve("ResNet50", "DGX_H100", batch_size=256)
+    assert not any(a.startswith("attention") for a in cnn.assumptions)

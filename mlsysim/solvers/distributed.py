@@ -241,6 +241,8 @@ class DistributedResult(Result):
     token_budget: float | None = None
     notes: tuple[str, ...] = field(default=())
     activity: tuple[float, float] = (0.0, 0.0)   # (u_c, u_m) over the step (core/power.py)
+    attention_kernel: str = "flash"
+    attention_speed: float = 1.0  # fused attention's training speed / calibrated efficiency
     # () -> (fast, slow) step seconds at the calibration spread's edges, evaluated on demand.
     _band: Any = field(default=None, repr=False, compare=False)
 
@@ -411,7 +413,18 @@ class DistributedResult(Result):
                 f"{self.memory.usable / 1e9:.4g} GB usable per device (memory_utilization of "
                 "the capacity; the rest is CUDA context, NCCL buffers, fragmentation)",
                 "weights, gradients and activations 16-bit (fp32 for fp32/tf32), fp32 master "
-                "weights and optimizer state")
+                "weights and optimizer state") + \
+            ((self._attention_assumption(),) if self._transformer else ())
+
+    def _attention_assumption(self) -> str:
+        if self.attention_kernel == "materialized":
+            return "attention materialized: scores, softmax and dropout as kernels of their own"
+        name = {"flash": "FlashAttention-2", "flash1": "FlashAttention-1",
+                "triton": "Triton FlashAttention (at FlashAttention-1's speed)",
+                "xformers": "xformers memory-efficient attention"}[self.attention_kernel]
+        return (f"attention: {name}, forward + backward at {self.attention_speed:.3g} x the "
+                f"calibrated forward efficiency at {self.seq_len} tokens (measured ratios, "
+                "Dao 2023 Fig. 4c)")
 
     def headline(self) -> dict[str, Any]:
         return {
@@ -1296,7 +1309,11 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         model_flops=g["model_flops"], hardware_flops=g["hw_flops"],
         peak_flops=hardware._base[f"peak_{precision}"], devices=tp * pp * cp * dp, memory=memory,
         activation_recomputation=c.activation_recomputation, zero_stage=c.zero_stage,
-        token_budget=c.token_budget, notes=tuple(notes), activity=act, _band=band)
+        token_budget=c.token_budget, notes=tuple(notes), activity=act,
+        attention_kernel=c.attention_kernel,
+        attention_speed=attention_speed(c.attention_kernel, seq // cp)
+        if flash and isinstance(model, TransformerSpec) else 1.0,
+        _band=band)
 
 
 def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, np.ndarray], *,
