@@ -637,6 +637,7 @@ class Parts:
     p2p_bytes_per_sample: float = 0.0  # a pipeline hand-off's message per sample (bytes)
     regather: bool = False         # full recomputation: the backward re-runs the forward
     overlap_slowdown: float = OVERLAP_SLOWDOWN["nominal"]  # s of the overlap rule
+    attention_speed: float = 1.0   # fused attention's speed / the calibrated efficiency
     # Per micro-batch size: each section's times, activity and collectives (_section_terms).
     memo: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -772,7 +773,7 @@ def parts_for(model: TransformerSpec, hardware: HardwareSpec, path, precision: s
     per_token = 6 * n_active + 12 * model.layers * model.heads * model.d_head * seq
     parts = Parts(fwd=prep({k: f_sec[k] for k in ("pre", "stack", "post")}),
                   bwd=prep({k: b_sec[k] for k in ("pre", "stack", "post")}),
-                  params=params, eff=eff, layers=model.layers,
+                  params=params, eff=eff, layers=model.layers, attention_speed=ratio,
                   model_flops_per_sample=float(per_token) * seq,
                   # A hand-off moves the activations of the micro-batch's tokens, split over
                   # the TP ranks (sequence parallelism, or Megatron's scatter-gather of the
@@ -1311,8 +1312,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         activation_recomputation=c.activation_recomputation, zero_stage=c.zero_stage,
         token_budget=c.token_budget, notes=tuple(notes), activity=act,
         attention_kernel=c.attention_kernel,
-        attention_speed=attention_speed(c.attention_kernel, seq // cp)
-        if flash and isinstance(model, TransformerSpec) else 1.0,
+        attention_speed=parts.attention_speed,
         _band=band)
 
 
