@@ -426,6 +426,9 @@ def serve_cmd(
         None, "--memory-utilization", help="Fraction of device memory the engine may use "
                                            "(default: the engine's own rule; 0.9 without "
                                            "--engine)."),
+    quantized_kernels: Optional[str] = typer.Option(
+        None, "--quantized-kernels", help="8-bit GEMMs at the speed a software generation "
+        "reached (QuantizedKernels: tensorrt_llm_2024); default: today's microbenchmarks."),
     explain: bool = typer.Option(False, "--explain"),
     trace: bool = TRACE_OPT,
     as_csv: bool = typer.Option(False, "--csv", help="Print the sweep table as CSV."),
@@ -458,7 +461,7 @@ def serve_cmd(
                    "--kv-precision": kv_precision, "--memory-utilization": memory_utilization,
                    "--pp": None if pp_size == 1 else pp_size,
                    "--prefix-len": prefix_len or None, "--explain": explain or None,
-                   "--engine": chosen,
+                   "--engine": chosen, "--quantized-kernels": quantized_kernels,
                    "--trace": trace or None}
         for flag, value in unswept.items():
             if value is not None:
@@ -487,7 +490,8 @@ def serve_cmd(
         weight_precision=weight_precision, kv_precision=kv_precision, tp_size=tp_size,
         pp_size=pp_size, cached_prefix_len=prefix_len, draft_model=draft_model,
         draft_acceptance_rate=draft_acceptance, draft_len=draft_len,
-        memory_utilization=memory_utilization, engine=chosen).items() if v is not None}
+        memory_utilization=memory_utilization, engine=chosen,
+        quantized_kernels=quantized_kernels).items() if v is not None}
     comp = None
     if compression is not None:
         from ..solvers.compression import CompressionModel

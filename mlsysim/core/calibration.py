@@ -91,6 +91,10 @@ class Efficiency:
     compute_spread: tuple[float, float] = (1.0, 1.0)
     memory_spread: tuple[float, float] = (1.0, 1.0)
     overhead_spread: tuple[float, float] = (1.0, 1.0)
+    # GEMMs computing in 8 bits or fewer run at this fraction of the speed above, on both
+    # roofs: the kernels of a software generation (zoo QuantizedKernels), 1 for today's.
+    quantized_gemm_speed: float = 1.0
+    quantized_gemm_spread: tuple[float, float] = (1.0, 1.0)
 
     def variant(self, which: str) -> "Efficiency":
         """The efficiencies at the fast or slow edge of the calibration spread (the band)."""
@@ -102,7 +106,9 @@ class Efficiency:
         return replace(self, gemm_max=min(self.gemm_max * c, 1.0),
                        attention_max=min(self.attention_max * c, 1.0),
                        memory=min(self.memory * m, 1.0),
-                       kernel_overhead_s=self.kernel_overhead_s * o)
+                       kernel_overhead_s=self.kernel_overhead_s * o,
+                       quantized_gemm_speed=min(self.quantized_gemm_speed
+                                                * self.quantized_gemm_spread[i], 1.0))
 
 
 

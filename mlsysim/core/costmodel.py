@@ -14,7 +14,9 @@ Elementwise operators run on the vector units (the fp32 peak) rather than the te
 Attention runs in 16 bits when the rest computes in 8 bits or fewer: FlashAttention-2 takes
 fp16/bf16 only, and FP8 serving and training stacks (vLLM, TensorRT-LLM's FP16 context
 attention, Transformer Engine without its opt-in FP8 attention) keep attention in 16 bits; the
-calibrated attention efficiency is a fraction of that 16-bit peak.
+calibrated attention efficiency is a fraction of that 16-bit peak. GEMMs computing in 8 bits
+or fewer run at ``Efficiency.quantized_gemm_speed`` of those terms on both roofs: the kernels
+of a software generation (``zoo.QuantizedKernels``; 1 for the microbenchmarks' own).
 
 Collective rows (``OpKind.COLLECTIVE``) are priced on the system's communication path by the
 alpha-beta model of :mod:`~mlsysim.core.collectives`, ``t = min_k(a_k + b_k * bytes * B)`` over
@@ -78,6 +80,7 @@ class Prepared:
     comm_a: np.ndarray | None = None      # (rows, algorithms) seconds per collective
     comm_b: np.ndarray | None = None      # (rows, algorithms) seconds per sample
     comm_overlap: np.ndarray | None = None
+    quantized_slow: np.ndarray | float = 1.0   # per row: 1 / Efficiency.quantized_gemm_speed
     path: object | None = None            # the CommPath the collectives were priced on
 
 
@@ -130,6 +133,10 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
     tensor = gemm | attn
     op_peak = np.where(gemm, gemm_peak, np.where(attn, attn_peak, vector))
     eta_max = np.where(gemm, eff.gemm_max, np.where(attn, eff.attention_max, 1.0))
+    # A software generation's 8-bit GEMM kernels (module docstring): both roofs of those rows.
+    slow = 1.0
+    if eff.quantized_gemm_speed != 1.0 and BYTES_PER_ELEMENT[precision] < 2.0:
+        slow = np.where(gemm, 1.0 / eff.quantized_gemm_speed, 1.0)
     ramp = tensor & (f > 0)
     with np.errstate(divide="ignore"):
         g_pow = np.where(ramp, (f / (np.where(attn, attn_peak, peak) * eff.gemm_tau_s))
@@ -152,16 +159,17 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
         comm_row = kind == OpKind.COLLECTIVE        # their bytes are messages, not traffic
         act_bytes = np.where(comm_row, 0.0, act_bytes)
         wb = np.where(comm_row, 0.0, wb)
-    k_tc = f / (op_peak * eta_max)
+    k_tc = f / (op_peak * eta_max) * slow
+    row_inv_bw_eff = inv_bw_eff * slow
     prepared = Prepared(
         table=table, efficiency=eff, peak=peak, bandwidth=bw, g_pow=g_pow,
         alpha=eff.gemm_alpha, k_tc=k_tc, neg_g_pow=-g_pow, neg_k_tc=-k_tc,
-        tm_w=wb * inv_bw_eff, wb=wb, ab=act_bytes,
-        tm_a=act_bytes * inv_bw_eff, regime_batch=regime_batch,
+        tm_w=wb * row_inv_bw_eff, wb=wb, ab=act_bytes,
+        tm_a=act_bytes * row_inv_bw_eff, regime_batch=regime_batch,
         inv_peak_ideal=1.0 / op_peak, max_compute_scale=1.0 / eta_max, count=count,
         flops_per_batch=float(f @ count), weight_bytes=float(wb @ count),
         act_bytes_per_batch=float(act_bytes @ count),
-        inv_bw_eff=inv_bw_eff, inv_bw=1.0 / bw,
+        inv_bw_eff=inv_bw_eff, inv_bw=1.0 / bw, quantized_slow=slow,
         launch_floor=table.launches * eff.kernel_overhead_s,
         kernels=float(count @ table.launches), **comm,
     )
@@ -198,7 +206,7 @@ def op_times(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: fl
     tc = np.divide(p.neg_k_tc * batch, np.expm1(x, out=x), out=x)
     if p.table.has_moe:
         moved = p.wb * _touched(p, batch) + p.ab * batch
-        tm = moved * p.inv_bw_eff
+        tm = moved * p.inv_bw_eff * p.quantized_slow
         compute = p.table.flops_per_sample * batch * p.inv_peak_ideal > moved * p.inv_bw
     else:
         tm = p.tm_a * batch

@@ -82,16 +82,22 @@ _EFF_CACHE = ContentCache("serving efficiency")
 
 
 def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool,
-                       variant: str = "nominal") -> Efficiency:
+                       variant: str = "nominal", kernels=None) -> Efficiency:
     """The device's efficiencies (``variant``: nominal, or the band's fast/slow edge). Serving
     engines replay decode steps as CUDA graphs: no host dispatch per kernel, so the per-kernel
     floor drops to the smallest measured launch cost (a raw driver launch); without graphs
-    the framework's median dispatch cost applies."""
-    key = (hardware, precision, cuda_graphs, variant)
+    the framework's median dispatch cost applies. ``kernels``: a
+    :class:`~mlsysim.specs.serving.QuantizedKernelSpec`, whose speed (and, at the band's
+    edges, its range) the 8-bit GEMMs run at."""
+    key = (hardware, precision, cuda_graphs, variant, kernels)
     hit = _EFF_CACHE.get(key)
     if hit is None:
-        hit = _EFF_CACHE.put(key, efficiency_for(hardware, precision, cuda_graphs)
-                             .variant(variant))
+        eff = efficiency_for(hardware, precision, cuda_graphs)
+        if kernels is not None:
+            lo, hi = kernels.speed_range
+            eff = replace(eff, quantized_gemm_speed=kernels.speed,
+                          quantized_gemm_spread=(lo / kernels.speed, hi / kernels.speed))
+        hit = _EFF_CACHE.put(key, eff.variant(variant))
     return hit
 
 
@@ -388,9 +394,21 @@ class ServingResult(Result):
             f" -> {'fits' if self.feasible else 'DOES NOT FIT'}; up to "
             f"{self.max_concurrent_sequences} sequences",
             *self._decode_attention_lines(),
+            *self._quantized_kernel_lines(),
             *(f"  note: {n}" for n in self.notes),
         ]
         return "\n".join(lines)
+
+    def _quantized_kernel_lines(self) -> list[str]:
+        plan = self._plan
+        spec = plan.rebuild.kernels if plan is not None else None
+        if spec is None:
+            return []
+        applies = BYTES_PER_ELEMENT[plan.precision] < 2.0
+        lo, hi = spec.speed_range
+        return [f"  8-bit GEMM kernels of {spec.name}: {spec.speed:.3g} of the "
+                f"microbenchmarked speed (band {lo:.3g}-{hi:.3g})"
+                + ("" if applies else f"; not applied: {plan.precision} computes in 16 bits")]
 
     def _decode_attention_lines(self) -> list[str]:
         plan = self._plan
@@ -427,13 +445,15 @@ class PassRecipe:
     draft: ModelSpec | None
     draft_len: int
     kv_per_query_head: bool = False
+    kernels: Any = None             # QuantizedKernelSpec of the 8-bit GEMMs, or None
 
     def __call__(self, variant: str) -> dict[str, Any]:
         """The prepared passes at ``variant`` (nominal, fast, slow)."""
         kw = dict(precision=self.precision, e=self.e, kv_e=self.kv_e, we=self.we, tp=self.tp,
                   sparse=self.sparse)
-        eff_p = serving_efficiency(self.hardware, self.precision, False, variant)
-        eff_d = serving_efficiency(self.decode_hw, self.precision, self.graphs, variant)
+        eff_p = serving_efficiency(self.hardware, self.precision, False, variant, self.kernels)
+        eff_d = serving_efficiency(self.decode_hw, self.precision, self.graphs, variant,
+                                   self.kernels)
         model, pp, mid = self.model, self.pp, self.mid
         # Per-head re-reads of the KV cache may hit in L2; how many is not measured, so the
         # band's fast edge has L2 absorb them all (one read per KV head), the others none.
@@ -593,6 +613,9 @@ class ServingModel(ForwardModel):
                "tensorrt_llm, static): its per-step fixed cost and CUDA-graph setting"),
         Option("weight_group_size", None, "group-wise quantized weights (int8/int4/fp4): "
                "weights per 16-bit scale and zero point, e.g. 128"),
+        Option("quantized_kernels", None, "a software generation's 8-bit GEMM kernels "
+               "(QuantizedKernels: tensorrt_llm_2024): the fraction of the microbenchmarked "
+               "GEMM speed they reached; default: the microbenchmarks' own"),
         Option("config", None, "a ServingConfig holding all of the above but model and "
                "hardware (the three-input form)"),
     )
@@ -616,7 +639,7 @@ class ServingModel(ForwardModel):
               memory_utilization: float | None = None, page_size: int = 16,
               cuda_graphs: bool | None = None, sparsity: str | None = None,
               attention_kernel: str = "flash", decode_attention: str = "grouped",
-              engine=None, weight_group_size: int | None = None,
+              engine=None, weight_group_size: int | None = None, quantized_kernels=None,
               config: ServingConfig | None = None) -> ServingResult:
         """Serve ``batch_size`` requests of ``seq_len`` prompt and ``output_len`` new tokens.
 
@@ -640,6 +663,10 @@ class ServingModel(ForwardModel):
         KV pool, TensorRT-LLM 0.9 of what weights and activations leave; without one (the
         default) the times are the kernels' and collectives' alone, ``cuda_graphs`` defaults
         to True and 0.9 of the device is usable.
+        ``quantized_kernels`` (a ``QuantizedKernels`` generation, e.g. "tensorrt_llm_2024")
+        runs GEMMs that compute in 8 bits at the fraction of the microbenchmarked speed that
+        generation reached in its engine's published FP8-over-FP16 speed-ups; default None:
+        today's GEMM microbenchmarks.
         ``hardware`` is the system: a chip, or a node or fleet (``mlsysim.Systems``), whose
         fabrics price the tensor- and pipeline-parallel collectives; a group larger than the
         scale-up domain crosses the scale-out fabric. The keywords are the convenience form of
@@ -667,7 +694,8 @@ class ServingModel(ForwardModel):
             memory_utilization=memory_utilization, page_size=page_size,
             cuda_graphs=cuda_graphs, sparsity=sparsity, attention_kernel=attention_kernel,
             decode_attention=decode_attention,
-            engine=engine, weight_group_size=weight_group_size)
+            engine=engine, weight_group_size=weight_group_size,
+            quantized_kernels=quantized_kernels)
         return self._evaluate(plan, batch_size)
 
     times = staticmethod(serving_times)
@@ -679,7 +707,7 @@ class ServingModel(ForwardModel):
                 draft_model=None, draft_acceptance_rate=None, draft_len=4,
                 memory_utilization=None, page_size=16, cuda_graphs=None, sparsity=None,
                 attention_kernel="flash", decode_attention="grouped", engine=None,
-                weight_group_size=None) -> ServingPlan:
+                weight_group_size=None, quantized_kernels=None) -> ServingPlan:
         """The validated, lowered plan of a config, every batch size at once: what
         optimizers evaluate with :func:`serving_times` over an array of batches. Cached on
         the config's content (keyword calls on the arguments' identity and type)."""
@@ -693,7 +721,7 @@ class ServingModel(ForwardModel):
                       pp_size, cached_prefix_len, draft_acceptance_rate, draft_len,
                       memory_utilization, page_size, cuda_graphs, sparsity, attention_kernel,
                       decode_attention,
-                      engine, weight_group_size)
+                      engine, weight_group_size, quantized_kernels)
             # Types are part of the key: True == 1 and 2048.0 == 2048 must not reuse a plan
             # that validated the other value. Unhashable arguments are never cached.
             key = (model, hardware, decode_hardware, draft_model, network_bandwidth, values,
@@ -711,7 +739,8 @@ class ServingModel(ForwardModel):
                     memory_utilization=memory_utilization, page_size=page_size,
                     sparsity=sparsity, attention_kernel=attention_kernel,
                     decode_attention=decode_attention, engine=engine,
-                    cuda_graphs=cuda_graphs, weight_group_size=weight_group_size)
+                    cuda_graphs=cuda_graphs, weight_group_size=weight_group_size,
+                    quantized_kernels=quantized_kernels)
             plan = _PLANS.put(key, self._plan(model, hardware, config))
         return plan
 
@@ -845,6 +874,7 @@ class ServingModel(ForwardModel):
                 ServingEngines.get(a["engine"])       # unknown names raise with suggestions
             graphs, engine = preset.cuda_graphs, preset.name
             overhead = float(preset.step_overhead.to("s").magnitude)
+        kernels = self._quantized_kernels(a["quantized_kernels"], hardware, decode_hw)
         act = self._activation_bytes(model, prompt, e, tp)
         capacity = decode_hw._base["capacity"]
         if a["memory_utilization"] is not None:     # the caller's fraction of the device
@@ -858,7 +888,7 @@ class ServingModel(ForwardModel):
             prompt=prompt, cached=cached, mid=mid, flash=a["attention_kernel"] == "flash",
             pp=pp, precision=precision, e=e, kv_e=kv_e, we=we, tp=tp,
             sparse=sparsity is not None, graphs=graphs, draft=draft, draft_len=k,
-            kv_per_query_head=a["decode_attention"] == "per_head")
+            kv_per_query_head=a["decode_attention"] == "per_head", kernels=kernels)
         return ServingPlan(
             config=config, system=resolved, model=model, hardware=hardware, decode_hw=decode_hw,
             draft=draft, precision=precision, wprec=wprec, kvprec=kvprec, prompt=prompt,
@@ -872,6 +902,24 @@ class ServingModel(ForwardModel):
                                 else "state"),
             **passes("nominal"),
         )
+
+    @staticmethod
+    def _quantized_kernels(given, *devices):
+        """The QuantizedKernelSpec named by ``given`` (a zoo key or spec), checked against the
+        devices its measurements were made on; None for None."""
+        if given is None:
+            return None
+        from ..specs.serving import QuantizedKernelSpec
+        from ..zoo import QuantizedKernels
+        spec = given if isinstance(given, QuantizedKernelSpec) else \
+            QuantizedKernels.get(given)               # unknown names raise with suggestions
+        for hw in devices:
+            if hw.key not in spec.hardware:
+                raise ValidationError("quantized_kernels", f"{spec.key} was measured on "
+                                      f"{', '.join(spec.hardware)}; {hw.key} has no such "
+                                      "measurement. Leave quantized_kernels out for the "
+                                      "device's own GEMM microbenchmarks.", owner=OWNER)
+        return spec
 
     @staticmethod
     def _activation_bytes(model, prompt: int, e: float, tp: int) -> float:

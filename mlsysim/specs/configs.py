@@ -167,6 +167,7 @@ class ServingConfig(Config):
     decode_attention: Literal["grouped", "per_head"] = "grouped"  # per_head: the generation
     # kernel reads each KV head's cache once per query head (masked MHA without GQA support)
     engine: Any = None                   # a ServingEngines preset (zoo key or spec)
+    quantized_kernels: Any = None        # a QuantizedKernels generation (zoo key or spec)
     weight_group_size: PosInt | None = None  # group-wise quantized weights: one 16-bit scale
                                              # and zero point per group of this many
 

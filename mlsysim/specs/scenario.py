@@ -448,6 +448,8 @@ _ANY_FIELDS: dict[str, dict[str, Any]] = {
     "draft_model": {"type": "string", "description": "a zoo model name for speculative "
                     "decoding, e.g. 'Llama3_8B'"},
     "engine": {"type": "string", "description": "a ServingEngines preset name, e.g. 'vllm'"},
+    "quantized_kernels": {"type": "string", "description": "a QuantizedKernels generation "
+                          "name, e.g. 'tensorrt_llm_2024'"},
 }
 
 

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from .base import QuantityOf, Sourced
 
-__all__ = ["ServingEngineSpec"]
+__all__ = ["ServingEngineSpec", "QuantizedKernelSpec"]
 
 
 class ServingEngineSpec(Sourced):
@@ -67,3 +67,30 @@ class ServingEngineSpec(Sourced):
             return min(capacity, f * capacity + activations)
         resident = weights + activations
         return resident + f * max(capacity - resident, 0.0)
+
+
+class QuantizedKernelSpec(Sourced):
+    """How fast one software generation's 8-bit GEMM kernels ran, as a fraction of what the
+    device's GEMM microbenchmarks (today's cuBLASLt) give: fitted so that the serving model
+    reproduces that generation's published speed-ups over 16 bits in the same engine on the
+    same device (``measurements``; ``scripts/fit_quantized_kernels.py`` refits ``speed``
+    and ``speed_range``, and a test checks them current)."""
+
+    key: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    name: str
+    aliases: list[str] = []
+    engine: str
+    releases: tuple[str, str]              # first and last release the speed is used for
+    hardware: list[str]                    # device keys the measurements were made on
+    precisions: list[str]                  # compute precisions the kernels run in
+    speed: float = Field(gt=0, le=1, allow_inf_nan=False)
+    speed_range: tuple[float, float]       # the fits of single measurements: the band
+    measurements: list[dict]
+    group: str = "QuantizedKernels"
+
+    @field_validator("speed_range")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1] <= 1:
+            raise ValueError(f"speed_range needs 0 < low <= high <= 1; got {v}")
+        return v

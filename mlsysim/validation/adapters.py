@@ -685,6 +685,27 @@ def row_decode_attention(row: ReferenceRow, model, notes: list[str]) -> str:
     return "grouped"
 
 
+def row_quantized_kernels(row: ReferenceRow, hw, precision: str, notes: list[str]):
+    """The ``QuantizedKernels`` generation of a row that computes in 8 bits with an engine
+    release that generation covers, on a device it was measured on, else None."""
+    from ..specs.hardware import BYTES_PER_ELEMENT
+    from ..zoo import QuantizedKernels
+    m = _TRTLLM_VERSION.search(row.framework or "")
+    if not m or BYTES_PER_ELEMENT.get(precision, 2.0) >= 2.0:
+        return None
+    release = (int(m[1]), int(m[2]))
+    for key in QuantizedKernels.names():
+        spec = QuantizedKernels.get(key)
+        first, last = (tuple(int(x) for x in r.split(".")) for r in spec.releases)
+        if spec.engine == "TensorRT-LLM" and first <= release <= last and \
+                hw.key in spec.hardware and precision in spec.precisions:
+            notes.append(f"{row.framework}: {precision} GEMMs at {spec.speed:.3g} of the "
+                         f"microbenchmarked speed ({spec.name}; fitted to the engine's "
+                         f"published FP8-over-FP16 speed-ups): quantized_kernels='{key}'")
+            return key
+    return None
+
+
 def predict_serving(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction:
     """A generative model's row by ``ServingModel().solve``.
 
@@ -730,13 +751,15 @@ def predict_serving(row: ReferenceRow, model, hw, notes: list[str]) -> Predictio
                      f"per group, {GROUP_SCALE_BYTES / group:.3g} B per weight more")
 
     decode_attention = row_decode_attention(row, model, notes)
+    kernels = row_quantized_kernels(row, hw, precision, notes)
 
     def solve(tp: int):
         return serving_batch(
             lambda b: solver.solve(model=model, hardware=hw, seq_len=prompt, output_len=out,
                                    batch_size=b, precision=precision, weight_precision=wprec,
                                    tp_size=tp, weight_group_size=group,
-                                   decode_attention=decode_attention), batch)
+                                   decode_attention=decode_attention,
+                                   quantized_kernels=kernels), batch)
 
     tp = stated_tp(row)
     if tp is not None:

@@ -21,8 +21,8 @@ from ..specs.model import FAMILIES, ModelSpec
 if TYPE_CHECKING:  # imported where used: a first Engine.solve needs neither (start-up time)
     from ..specs.infra import CloudPrice, PurchasePrice
 
-__all__ = ["Registry", "Hardware", "Models", "ServingEngines", "Systems", "Fabrics", "Nodes",
-           "Clusters", "load_hardware", "load_model", "DATA"]
+__all__ = ["Registry", "Hardware", "Models", "ServingEngines", "QuantizedKernels", "Systems",
+           "Fabrics", "Nodes", "Clusters", "load_hardware", "load_model", "DATA"]
 
 DATA = Path(__file__).with_name("data")
 
@@ -385,6 +385,9 @@ Hardware = Registry("hardware", lambda: _load_dir("hardware", _hardware_from),
 ServingEngines = Registry(
     "serving engine",
     lambda: _serving_engines())
+QuantizedKernels = Registry(
+    "quantized-kernel generation",
+    lambda: _quantized_kernels())
 Models = ModelRegistry("model", lambda: _load_dir("models", _model_from),
                   ("Vision", "Language", "StateSpace", "Recommendation", "GenerativeVision",
                    "Speech", "Tiny"))
@@ -394,6 +397,13 @@ def _serving_engines() -> list:
     from ..specs.serving import ServingEngineSpec
     return [ServingEngineSpec.from_dict(raw, f"serving_engines.yaml entry {_entry_name(raw, i)}")
             for i, raw in enumerate(_read_yaml(DATA / "serving_engines.yaml"))]
+
+
+def _quantized_kernels() -> list:
+    from ..specs.serving import QuantizedKernelSpec
+    return [QuantizedKernelSpec.from_dict(raw,
+                                          f"quantized_kernels.yaml entry {_entry_name(raw, i)}")
+            for i, raw in enumerate(_read_yaml(DATA / "quantized_kernels.yaml"))]
 
 
 def _sourced_entries(folder: str, name: str, cls) -> list:
