@@ -614,8 +614,9 @@ class ServingModel(ForwardModel):
         Option("weight_group_size", None, "group-wise quantized weights (int8/int4/fp4): "
                "weights per 16-bit scale and zero point, e.g. 128"),
         Option("quantized_kernels", None, "a software generation's 8-bit GEMM kernels "
-               "(QuantizedKernels: tensorrt_llm_2024): the fraction of the microbenchmarked "
-               "GEMM speed they reached; default: the microbenchmarks' own"),
+               "(QuantizedKernels: tensorrt_llm_2024, tensorrt_llm_2024_int8): the fraction "
+               "of the microbenchmarked GEMM speed they reached; default: the "
+               "microbenchmarks' own"),
         Option("config", None, "a ServingConfig holding all of the above but model and "
                "hardware (the three-input form)"),
     )
