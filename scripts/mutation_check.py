@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The tests of a mutation in the grid path (evaluate_grid): the grid-equals-single-solve test.
 GRID = ["tests/test_grid_evaluation.py", "tests/test_distributed.py"]
+QK = ["tests/test_quantized_kernels.py"]
 
 # (name, file, original text, mutated text, tests to run)
 MUTATIONS = [
@@ -312,6 +313,29 @@ MUTATIONS = [
      "steps = [t for t in self.memory_fraction_by_tp if t <= tp]",
      "steps = [t for t in self.memory_fraction_by_tp if t < tp]",
      ["tests/test_engine_memory.py"]),
+    ("quantized kernels: 8-bit GEMMs slowed by 1 / speed", "mlsysim/core/costmodel.py",
+     "slow = np.where(gemm, 1.0 / eff.quantized_gemm_speed, 1.0)",
+     "slow = np.where(gemm, eff.quantized_gemm_speed, 1.0)", QK),
+    ("quantized kernels: only GEMM rows slow", "mlsysim/core/costmodel.py",
+     "slow = np.where(gemm, 1.0 / eff.quantized_gemm_speed, 1.0)",
+     "slow = 1.0 / eff.quantized_gemm_speed", QK),
+    ("quantized kernels: only 8-bit compute", "mlsysim/core/costmodel.py",
+     "if eff.quantized_gemm_speed != 1.0 and BYTES_PER_ELEMENT[precision] < 2.0:",
+     "if eff.quantized_gemm_speed != 1.0:", QK),
+    ("quantized kernels: the memory roof slows too", "mlsysim/core/costmodel.py",
+     "row_inv_bw_eff = inv_bw_eff * slow", "row_inv_bw_eff = inv_bw_eff", QK),
+    ("quantized kernels: the compute roof slows too", "mlsysim/core/costmodel.py",
+     "k_tc = f / (op_peak * eta_max) * slow", "k_tc = f / (op_peak * eta_max)", QK),
+    ("quantized kernels: MoE rows' traffic slows too", "mlsysim/core/costmodel.py",
+     "tm = moved * p.inv_bw_eff * p.quantized_slow", "tm = moved * p.inv_bw_eff", QK),
+    ("quantized kernels: band edges take the range", "mlsysim/core/calibration.py",
+     "* self.quantized_gemm_spread[i], 1.0))", "* self.quantized_gemm_spread[1 - i], 1.0))", QK),
+    ("quantized kernels: the releases a generation covers", "mlsysim/validation/adapters.py",
+     "first <= release <= last and", "first <= release < last and", QK),
+    ("quantized kernels: fit bisects toward the measured speed-up",
+     "mlsysim/validation/quantized_fit.py",
+     "lo, hi = (mid, hi) if speedup(mid) < target else (lo, mid)",
+     "lo, hi = (lo, mid) if speedup(mid) < target else (mid, hi)", QK),
 ]
 
 

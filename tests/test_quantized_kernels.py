@@ -78,6 +78,22 @@ def test_gemm_rows_run_at_the_speed_on_both_roofs_and_nothing_else_does():
         np.testing.assert_allclose(a[~gemm], b[~gemm], rtol=1e-12)
 
 
+def test_moe_expert_traffic_slows_with_the_gemms():
+    """Mixtral's expert GEMMs read the weights the batch routes to (a batch-dependent
+    traffic): at speed 0.5 those rows' memory time doubles too, the attention rows' not."""
+    from mlsysim.core.costmodel import op_times
+    model = Models.get("Mixtral_8x7B")
+    table = lower_segments(model, [Segment(1, 1024)], e=2, kv_e=1, we=1)
+    assert table.has_moe
+    eff = efficiency_for(H100, "fp8")
+    slow = prepare(table, H100, "fp8", replace(eff, quantized_gemm_speed=0.5))
+    fast = prepare(table, H100, "fp8", eff)
+    gemm = table.kind == OpKind.GEMM
+    tm_slow, tm_fast = op_times(slow, 8)[1], op_times(fast, 8)[1]
+    np.testing.assert_allclose(tm_slow[gemm], 2 * tm_fast[gemm], rtol=1e-12)
+    np.testing.assert_allclose(tm_slow[~gemm], tm_fast[~gemm], rtol=1e-12)
+
+
 def test_a_compute_bound_prefill_slows_by_its_gemm_time():
     """A 2,048-token prompt of Llama-2 7B is GEMM-bound (the GEMMs are ~3/4 of it, attention
     in 16 bits most of the rest): at speed 0.5 its latency grows by exactly the GEMM rows'
