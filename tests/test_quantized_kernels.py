@@ -139,7 +139,16 @@ def test_the_serving_model_is_slower_by_the_generation_and_its_band_spans_the_fi
                                          TRT.speed_range[1] / TRT.speed))
     assert eff.variant("fast").quantized_gemm_speed == pytest.approx(TRT.speed_range[1])
     assert eff.variant("slow").quantized_gemm_speed == pytest.approx(TRT.speed_range[0])
-    assert "8-bit GEMM kernels of" in then.explain()
+    line = next(ln for ln in then.explain().splitlines() if "8-bit GEMM kernels of" in ln)
+    assert line.strip() == (f"8-bit GEMM kernels of {TRT.name}: {TRT.speed:.3g} of the "
+                            f"microbenchmarked speed (band {TRT.speed_range[0]:.3g}-"
+                            f"{TRT.speed_range[1]:.3g})")
+    # serving_efficiency hands the band's edges the range's ends.
+    from mlsysim.solvers.serving import serving_efficiency
+    for variant, want in (("nominal", TRT.speed), ("fast", TRT.speed_range[1]),
+                          ("slow", TRT.speed_range[0])):
+        got = serving_efficiency(H100, "fp8", True, variant, TRT).quantized_gemm_speed
+        assert got == pytest.approx(want, rel=1e-12)
     # The config form reaches the same plan.
     cfg = ServingModel().solve("Llama2_7B", "H100",
                                ServingConfig(quantized_kernels="trtllm_2024", **kw))
@@ -150,9 +159,14 @@ def test_bad_generations_are_refused_with_the_names_to_use():
     with pytest.raises(UnknownNameError, match="tensorrt_llm_2024"):
         ServingModel().solve("Llama3_8B", "H100", seq_len=128, precision="fp8",
                              quantized_kernels="trtllm_2023")
-    with pytest.raises(ValidationError, match="quantized_kernels.*H100, H200; A100"):
+    with pytest.raises(ValidationError) as info:
         ServingModel().solve("Llama3_8B", "A100", seq_len=128, precision="int8",
                              quantized_kernels="tensorrt_llm_2024")
+    assert info.value.field == "quantized_kernels"
+    assert str(info.value) == (
+        "The 'quantized_kernels' parameter of ServingModel tensorrt_llm_2024 was measured on "
+        "H100, H200; A100 has no such measurement. Leave quantized_kernels out for the "
+        "device's own GEMM microbenchmarks.")
     with pytest.raises(SpecError, match="speed_range"):
         QuantizedKernelSpec(**{**TRT.model_dump(), "speed_range": (0.9, 0.5)})
     with pytest.raises(SpecError, match="speed"):
