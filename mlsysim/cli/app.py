@@ -428,7 +428,8 @@ def serve_cmd(
                                            "--engine)."),
     quantized_kernels: Optional[str] = typer.Option(
         None, "--quantized-kernels", help="8-bit GEMMs at the speed a software generation "
-        "reached (QuantizedKernels: tensorrt_llm_2024); default: today's microbenchmarks."),
+        "reached (QuantizedKernels: tensorrt_llm_2024, tensorrt_llm_2024_int8); default: "
+        "today's microbenchmarks."),
     explain: bool = typer.Option(False, "--explain"),
     trace: bool = TRACE_OPT,
     as_csv: bool = typer.Option(False, "--csv", help="Print the sweep table as CSV."),
