@@ -336,8 +336,18 @@ MUTATIONS = [
      "mlsysim/validation/quantized_fit.py",
      "lo, hi = (mid, hi) if speedup(mid) < target else (lo, mid)",
      "lo, hi = (lo, mid) if speedup(mid) < target else (mid, hi)", QK),
+    ("mlperf server: a batch waits (b - 1) / lambda to fill", "mlsysim/optimize/batching.py",
+     "return ((batch - 1) / rate", "return (batch / rate", ["tests/test_mlperf_server.py"]),
+    ("mlperf server: deterministic service (cv 0)", "mlsysim/optimize/batching.py",
+     "+ mmc_wait_quantile(0.99, rate / batch, service_s, 1, service_time_cv=0.0)",
+     "+ mmc_wait_quantile(0.99, rate / batch, service_s, 1, service_time_cv=1.0)",
+     ["tests/test_mlperf_server.py"]),
+    ("mlperf server: the largest rate, not the first", "mlsysim/optimize/batching.py",
+     "        if lo > best[0]:\n", "        if best[0] == 0.0:\n", ["tests/test_mlperf_server.py"]),
+    ("mlperf server: every device serves", "mlsysim/validation/adapters.py",
+     "return rate * n, slow * n, fast * n, method", "return rate, slow, fast, method",
+     ["tests/test_mlperf_server.py"]),
 ]
-
 
 def main(argv: list[str]) -> int:
     pick = [m for m in MUTATIONS if not argv or any(a in m[0] for a in argv)]

@@ -596,13 +596,46 @@ def predict_inference(row: ReferenceRow, notes: list[str]) -> Prediction:
     return predict_engine(row, model, hw, notes)
 
 
+# MLPerf Inference's Server scenario: Poisson queries, the result is the highest rate whose
+# 99th-percentile latency meets the benchmark's bound (mlcommons/inference docs/index.md,
+# "Server Scenario Latency Constraint").
+MLPERF_SERVER_LATENCY_S = {"ResNet50": 0.015, "RetinaNet": 0.100, "BERT_Large": 0.130}
+
+
+def _mlperf_server(row: ReferenceRow, model, solve, largest: int, n: int, offline: str,
+                   notes: list[str]) -> tuple[float, float, float, str]:
+    """(value, low, high, method) of an MLPerf Server row: each of the ``n`` devices is a
+    batched server (``optimize.batching.server_capacity``: fill wait, M/D/1 queue of batches,
+    service from ``Engine.solve``) at the highest Poisson rate whose p99 meets the benchmark's
+    bound, over power-of-two batches up to ``largest``; the band from the service times'
+    calibration edges."""
+    from ..optimize.batching import server_capacity
+    bound = MLPERF_SERVER_LATENCY_S.get(row.model)
+    if bound is None:
+        raise Skip("solver-refused", f"no MLPerf Server latency bound recorded for {row.model}")
+    batches = [1 << i for i in range(largest.bit_length()) if 1 << i <= largest]
+    results = [solve(b) for b in batches]
+    edges = [[float(r.latency.to("s").magnitude) for r in results]]
+    edges += [[float(r.band[k].to("s").magnitude) for r in results] for k in (0, 1)]
+    (rate, b, p99), (fast, *_), (slow, *_) = (server_capacity(s, batches, bound)
+                                              for s in edges)
+    notes.append(f"MLPerf Server: the highest Poisson rate per device with p99 <= "
+                 f"{bound * 1e3:g} ms (the benchmark's bound): batch {b}, p99 "
+                 f"{p99 * 1e3:.3g} ms (fill wait + M/D/1 queue of batches + service)")
+    method = (f"optimize.batching.server_capacity(Engine.solve(batch <= {largest}) latencies, "
+              f"p99 <= {bound * 1e3:g} ms) x {n} device{'s' if n > 1 else ''}; "
+              f"offline: {offline}")
+    return rate * n, slow * n, fast * n, method
+
+
 def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction:
     """A non-generative model's ``latency_ms`` or ``throughput_samples_per_s`` by
     ``Engine.solve``.
 
     Throughput is per device x ``num_devices`` (data-parallel copies, no inter-device cost); a
-    batch not published is :func:`largest_fitting_batch`. MLPerf Server rows are predicted
-    without their latency bound (an upper bound). The sequence length of an encoder is the
+    batch not published is :func:`largest_fitting_batch`. An MLPerf Server row is the highest
+    Poisson rate whose p99 latency meets the benchmark's bound (:func:`_mlperf_server`). The
+    sequence length of an encoder is the
     row's prompt length or the benchmark's (:data:`BENCHMARK_SEQ_LEN`; for throughput, the mean
     unpadded length where the harness drops padding, :data:`BENCHMARK_MEAN_SEQ_LEN`). An eager
     framework's rows (:data:`EAGER_SCENARIOS`) are solved unfused, runs the submitter replays
@@ -657,8 +690,8 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
                   f".throughput x {n} device"
                   f"{'s' if n > 1 else ''} (data parallel)")
         if row.scenario.lower() == "mlperf-server":
-            notes.append("Server scenario predicted as Offline (no latency bound): an upper "
-                         "bound")
+            value, low, high, method = _mlperf_server(row, model, solve, batch, n, method,
+                                                      notes)
     return predicted(value, low, high, p.feasible, p.reason, method, notes)
 
 
