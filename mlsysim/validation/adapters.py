@@ -96,10 +96,14 @@ SAMPLE_MISMATCH = {
 
 # Scenarios run by an eager framework: predicted unfused (``Engine.solve(eager=True)``).
 EAGER_SCENARIOS = ("pytorch-eager",)
-# (scenario, model) replayed from CUDA graphs (``Engine.solve(cuda_graphs=True)``): NVIDIA's
-# MLPerf Inference v3.x submission code sets use_graphs = True in SingleStreamGPUBaseConfig of
-# configs/resnet50/SingleStream and configs/bert/SingleStream (RetinaNet's sets False).
-GRAPH_RUNS = {("mlperf-single-stream", "ResNet50"), ("mlperf-single-stream", "BERT_Large")}
+# (scenario, model) or (scenario, model, device) replayed from CUDA graphs
+# (``Engine.solve(cuda_graphs=True)``): NVIDIA's MLPerf Inference v3.x submission code sets
+# use_graphs = True in SingleStreamGPUBaseConfig of configs/resnet50/SingleStream and
+# configs/bert/SingleStream; RetinaNet's base sets False and its Orin and Orin_NX classes
+# True (mlcommons/inference_results_v3.1 closed/NVIDIA/configs/retinanet/SingleStream).
+GRAPH_RUNS = {("mlperf-single-stream", "ResNet50"), ("mlperf-single-stream", "BERT_Large"),
+              ("mlperf-single-stream", "RetinaNet", "JetsonAGXOrin"),
+              ("mlperf-single-stream", "RetinaNet", "JetsonOrinNX")}
 
 # Measurements whose time is set off the device, shown by the source's own sweep (device speed
 # or batch changes the work several-fold, the time barely moves); no device model predicts them.
@@ -658,7 +662,8 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
     if eager:
         notes.append("eager framework: solved unfused (eager=True): BatchNorm, activations "
                      "and residual adds as kernels of their own")
-    graphs = (row.scenario.lower(), row.model) in GRAPH_RUNS
+    graphs = ((row.scenario.lower(), row.model) in GRAPH_RUNS
+              or (row.scenario.lower(), row.model, row.hardware) in GRAPH_RUNS)
     if graphs:
         notes.append("the submitter replays CUDA graphs (use_graphs = True in its "
                      "SingleStream config): cuda_graphs=True")
