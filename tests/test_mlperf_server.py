@@ -1,6 +1,7 @@
-"""MLPerf's Server scenario: the highest Poisson rate a batched server sustains with its p99
-latency within the benchmark's bound (optimize.batching.server_capacity), and the reference
-rows predicted that way instead of as Offline."""
+"""MLPerf's scenario rules in the validation: the Server scenario as the highest Poisson rate a
+batched server sustains with its p99 latency within the benchmark's bound
+(optimize.batching.server_capacity), and Jetson Orin Offline runs, which use the DLA cores
+beside the GPU, skipped."""
 
 import math
 
@@ -69,3 +70,13 @@ def test_a_server_row_is_below_its_offline_twin_and_names_its_bound(model):
     bound = MLPERF_SERVER_LATENCY_S[model] * 1e3
     assert any(f"p99 <= {bound:g} ms" in n for n in server.assumptions)
     assert server.low <= server.value <= server.high
+
+
+def test_orin_offline_rows_use_the_dlas_and_are_skipped_singlestream_rows_are_not():
+    from mlsysim.validation.adapters import SKIP_CODES
+    from mlsysim.validation.reference import load_reference
+    rows = {r.id: r for r in load_reference()}
+    offline = predict_row(rows["REF-042"])          # ResNet-50 Offline on AGX Orin
+    assert offline.status == "skipped" and offline.code == "other-accelerators"
+    assert "GPU + 2 DLA" in offline.reason and "other-accelerators" in SKIP_CODES
+    assert predict_row(rows["REF-041"]).status == "ok"   # SingleStream: the GPU alone

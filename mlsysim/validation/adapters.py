@@ -151,7 +151,15 @@ SKIP_CODES = {
                     "intensity (nor how its figure was computed)",
     "unknown-node": "the run's servers are not in the zoo (no node or cluster to build the "
                     "fleet from)",
+    "other-accelerators": "the measurement runs on accelerators beside the zoo device's "
+                          "(a SoC's deep-learning accelerators), which no spec models",
 }
+
+# MLPerf Offline on Jetson Orin runs the GPU and both DLA cores: NVIDIA's submission configs
+# split the expected rate as "GPU-only QPS", "DLA-only (1x) QPS" and "GPU + 2 DLA QPS"
+# (ResNet-50 on AGX Orin: 4,500 + 2 x 600 -> 6,100; mlcommons/inference_results_v3.0
+# closed/NVIDIA/configs/resnet50/Offline/__init__.py, class Orin). The zoo's Orins are the GPU.
+WITH_DLA = {("mlperf-offline", "JetsonAGXOrin"), ("mlperf-offline", "JetsonOrinNX")}
 
 INFERENCE_CATEGORIES = ("vision_inference", "llm_inference", "llm_serving", "recsys_inference")
 # The training metrics predict_training serves (units in the reference schema's METRIC_UNITS).
@@ -592,6 +600,11 @@ def predict_inference(row: ReferenceRow, notes: list[str]) -> Prediction:
     off_device = host_bound(row)
     if off_device:
         raise Skip("host-bound", off_device)
+    if (row.scenario.lower(), row.hardware) in WITH_DLA:
+        raise Skip("other-accelerators", f"MLPerf Offline on {row.hardware} runs the GPU and "
+                   "both DLA cores (NVIDIA's Orin Offline configs: 'GPU + 2 DLA QPS', e.g. "
+                   "ResNet-50 4,500 GPU-only + 2 x 600 DLA -> 6,100 expected); the zoo "
+                   "device is the GPU, and no DLA spec is in the zoo")
     if _is_generative(model):
         return predict_serving(row, model, hw, notes)
     if row.metric not in ENGINE_METRICS:
