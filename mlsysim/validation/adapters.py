@@ -619,7 +619,7 @@ def predict_inference(row: ReferenceRow, notes: list[str]) -> Prediction:
 MLPERF_SERVER_LATENCY_S = {"ResNet50": 0.015, "RetinaNet": 0.100, "BERT_Large": 0.130}
 
 
-def _mlperf_server(row: ReferenceRow, model, solve, largest: int, n: int, offline: str,
+def _mlperf_server(row: ReferenceRow, solve, largest: int, n: int, offline: str,
                    notes: list[str]) -> tuple[float, float, float, str]:
     """(value, low, high, method) of an MLPerf Server row: each of the ``n`` devices is a
     batched server (``optimize.batching.server_capacity``: fill wait, M/D/1 queue of batches,
@@ -652,8 +652,7 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
     Throughput is per device x ``num_devices`` (data-parallel copies, no inter-device cost); a
     batch not published is :func:`largest_fitting_batch`. An MLPerf Server row is the highest
     Poisson rate whose p99 latency meets the benchmark's bound (:func:`_mlperf_server`). The
-    sequence length of an encoder is the
-    row's prompt length or the benchmark's (:data:`BENCHMARK_SEQ_LEN`; for throughput, the mean
+    sequence length of an encoder is the row's prompt length or the benchmark's (:data:`BENCHMARK_SEQ_LEN`; for throughput, the mean
     unpadded length where the harness drops padding, :data:`BENCHMARK_MEAN_SEQ_LEN`). An eager
     framework's rows (:data:`EAGER_SCENARIOS`) are solved unfused, runs the submitter replays
     from CUDA graphs (:data:`GRAPH_RUNS`) with ``cuda_graphs=True``.
@@ -708,8 +707,7 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
                   f".throughput x {n} device"
                   f"{'s' if n > 1 else ''} (data parallel)")
         if row.scenario.lower() == "mlperf-server":
-            value, low, high, method = _mlperf_server(row, model, solve, batch, n, method,
-                                                      notes)
+            value, low, high, method = _mlperf_server(row, solve, batch, n, method, notes)
     return predicted(value, low, high, p.feasible, p.reason, method, notes)
 
 
