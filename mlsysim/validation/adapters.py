@@ -652,10 +652,11 @@ def predict_engine(row: ReferenceRow, model, hw, notes: list[str]) -> Prediction
     Throughput is per device x ``num_devices`` (data-parallel copies, no inter-device cost); a
     batch not published is :func:`largest_fitting_batch`. An MLPerf Server row is the highest
     Poisson rate whose p99 latency meets the benchmark's bound (:func:`_mlperf_server`). The
-    sequence length of an encoder is the row's prompt length or the benchmark's (:data:`BENCHMARK_SEQ_LEN`; for throughput, the mean
-    unpadded length where the harness drops padding, :data:`BENCHMARK_MEAN_SEQ_LEN`). An eager
-    framework's rows (:data:`EAGER_SCENARIOS`) are solved unfused, runs the submitter replays
-    from CUDA graphs (:data:`GRAPH_RUNS`) with ``cuda_graphs=True``.
+    sequence length of an encoder is the row's prompt length or the benchmark's
+    (:data:`BENCHMARK_SEQ_LEN`; for throughput, the mean unpadded length where the harness
+    drops padding, :data:`BENCHMARK_MEAN_SEQ_LEN`). An eager framework's rows
+    (:data:`EAGER_SCENARIOS`) are solved unfused, runs the submitter replays from CUDA graphs
+    (:data:`GRAPH_RUNS`) with ``cuda_graphs=True``.
     """
     from ..core.engine import Engine
 
