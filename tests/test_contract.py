@@ -694,3 +694,28 @@ def test_repr_shows_a_spec_input_as_its_bare_key():
     assert _summary_item(r, "hardware:") == "H100"
     assert _summary_item(r, "model:m") == "m=Llama3_8B"
     assert repr(r).startswith("PerformanceProfile(Llama3_8B, H100, batch=8, fp16, decode: ")
+
+
+def test_built_result_equals_the_dataclass_init():
+    """``Result._built`` (the hot solve's constructor) makes what ``__init__`` makes: the same
+    fields, defaults and factories filled in, still frozen; an unknown or a missing field is a
+    TypeError as with ``__init__``."""
+    @dataclasses.dataclass(frozen=True, eq=False, repr=False)
+    class Tiny(Result):
+        a: int
+        b: float = 2.5
+        c: tuple = dataclasses.field(default_factory=lambda: (1, 2))
+
+    built, init = Tiny._built(a=3), Tiny(a=3)
+    assert vars(built) == vars(init) == {"a": 3, "b": 2.5, "c": (1, 2)}
+    assert vars(Tiny._built(a=1, b=0.5, c=())) == {"a": 1, "b": 0.5, "c": ()}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.a = 4
+    with pytest.raises(TypeError, match=r"unknown fields \['d'\]"):
+        Tiny._built(a=1, d=2)
+    with pytest.raises(TypeError, match=r"missing \['a'\]"):
+        Tiny._built(b=1.0)
+    r = mlsysim.DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64, seq_len=2048,
+                                         zero_stage=1)
+    again = type(r)(**{f.name: getattr(r, f.name) for f in dataclasses.fields(r)})
+    assert vars(again) == vars(r)

@@ -1041,10 +1041,12 @@ def _where(cond, a, b):
 def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, seq: int,
                      e: float, sp: bool, recompute: str, schedule: str,
                      capacity_factor: float, flash: bool = True, layers=None,
-                     dropout: bool = True):
+                     dropout: bool = True, kept: float | None = None):
     """Activation bytes held by one device of ``stage`` (module docstring); broadcasts.
-    ``layers``: the stage's layers when the caller has them (else derived)."""
-    kept = kept_per_token(model, tp, seq, sp, recompute, capacity_factor, flash, dropout)
+    ``layers``: the stage's layers when the caller has them (else derived); ``kept``:
+    :func:`kept_per_token` of these arguments, when the caller has it."""
+    if kept is None:
+        kept = kept_per_token(model, tp, seq, sp, recompute, capacity_factor, flash, dropout)
     if layers is None:
         layers = stage_layers_of(model.layers, pp, stage)
     if schedule == "gpipe":
@@ -1297,7 +1299,7 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
             f"the last backwards of its {v} chunks"
         notes.append(f"DP gradient reduction ({g['dp'] * 1e3:.3g} ms) outlasts {behind} "
                      f"({window * 1e3:.3g} ms)")
-    return DistributedResult(
+    return DistributedResult._built(
         model=model, system=system, hardware=hardware, batch_size=c.batch_size, seq_len=seq,
         precision=precision, parallelism={"dp": dp, "tp": tp, "pp": pp, "cp": cp, "ep": ep},
         microbatch_size=mbs, microbatch_count=m, v_stages=v, step_s=g["step"],
@@ -1541,13 +1543,16 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
     o_per = state / (shard if zero >= 1 else 1)
     per_param = w_per + g_per + o_per
     total = p_full = a_full = None
+    transformer = isinstance(model, TransformerSpec)
+    kept = kept_per_token(model, tp, seq, sp, recompute, capacity_factor, flash,
+                          dropout) if transformer else None
     for stage, layers, _, _, _, params in kinds:
-        if isinstance(model, TransformerSpec):
+        if transformer:
             acts = float(activation_bytes(
                 model, tp=tp, pp=pp, cp=cp, v=v, stage=stage, m=m, mbs=mbs, seq=seq, e=e,
                 sp=sp, recompute=recompute, schedule=schedule,
                 capacity_factor=capacity_factor, flash=flash, layers=layers,
-                dropout=dropout))
+                dropout=dropout, kept=kept))
         else:
             acts = parts.act_per_sample * mbs * (1.0 if schedule == "1f1b" else m)
         t = params * per_param + acts
