@@ -128,3 +128,20 @@ def test_carbon_month_uses_the_grids_monthly_profile():
     out = run("carbon", "DGX_H100", "--days", "30", "--mfu", "0.4", *BASE, "--grid", "India",
               "--month", "5")
     assert out.returncode == 2 and "--month" in out.stderr and "India" in out.stderr
+
+
+def test_model_then_system_in_train_order_says_the_command_that_means_it():
+    """``carbon MODEL SYSTEM`` (``train``'s order) is a usage error whose one line is the
+    command to type: the system first, the model as --train, the other options kept; names
+    that are not a zoo model and system get click's plain message."""
+    from mlsysim.cli import main
+    out = run("carbon", "Llama3_8B", "DGX_H100", "--grid", "Quebec")
+    assert out.returncode == 2
+    assert out.stderr.strip().endswith("(the model goes in --train: mlsysim carbon DGX_H100 "
+                                       "--train Llama3_8B --batch-size N --grid Quebec)")
+    out = run("cost", "Llama3_8B", "DGX_H100", "-b", "64", "--json")
+    assert "mlsysim cost DGX_H100 --train Llama3_8B -b 64 --json" in \
+        json.loads(out.stdout)["message"]
+    out = run("place", "foo", "DGX_H100")
+    assert out.returncode == 2 and "see: mlsysim place --help" in out.stderr
+    assert main(["carbon", "DGX_H100", "Llama3_8B"]) == 2     # system first: no hint to give

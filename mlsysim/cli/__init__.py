@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         if _is(exc, "UsageError"):  # bad option value, unknown command: one line, exit 2
             ctx = getattr(exc, "ctx", None)
             where = ctx.command_path if ctx is not None else "mlsysim"
-            emit_error(_Usage(f"{exc.format_message()} (see: {where} --help)"),
+            hint = _footprint_hint(args)
+            emit_error(_Usage(f"{exc.format_message()} ({hint or f'see: {where} --help'})"),
                        "--json" in args)
             return EXIT_USAGE
         if _is(exc, "Exit"):
@@ -62,6 +63,22 @@ def run() -> None:
         except (BrokenPipeError, OSError):   # a reader that left early (`| head -1`)
             pass
     os._exit(code)
+
+
+def _footprint_hint(args: list[str]) -> str | None:
+    """``mlsysim carbon MODEL SYSTEM ...``, in the order ``train`` takes them: the command
+    that means it (the footprint commands take the system, and the model as ``--train``)."""
+    if len(args) < 3 or args[0] not in ("carbon", "cost", "place") or \
+            any(a.startswith("-") for a in args[1:3]):
+        return None
+    from ..zoo import Clusters, Hardware, Models, Nodes
+    model, system = args[1], args[2]
+    if model not in Models or not any(system in reg for reg in (Hardware, Nodes, Clusters)):
+        return None
+    rest = " ".join(args[3:])
+    batch = "" if "--batch-size" in args or "-b" in args else " --batch-size N"
+    return f"the model goes in --train: mlsysim {args[0]} {system} --train {model}{batch}" + \
+        (f" {rest}" if rest else "")
 
 
 class _Usage(Exception):
