@@ -240,3 +240,29 @@ def test_synthesis_rejects_a_non_model_naming_the_field():
     with pytest.raises(mlsysim.errors.ValidationError) as exc:
         mlsysim.SynthesisSolver().solve(5, "10 ms")
     assert exc.value.field == "model" and "SynthesisSolver" in str(exc.value)
+
+
+@pytest.mark.parametrize("call, text", [
+    (lambda: Engine.solve(model="ResNet50", hardware=3, batch_size=1),
+     "The 'hardware' parameter of Engine.solve must be a hardware spec, node, fleet or zoo "
+     "name. Got 3 instead."),
+    (lambda: ServingModel().solve("Llama3_8B", 3.0, seq_len=128),
+     "The 'hardware' parameter of ServingModel must be a hardware spec, node, fleet or zoo "
+     "name. Got 3.0 instead."),
+    (lambda: DistributedModel().solve("Llama3_8B", [1], batch_size=8),
+     "The 'fleet' parameter of DistributedModel must be a hardware spec, node, fleet or zoo "
+     "name. Got [1] instead."),
+    (lambda: SustainabilityModel().solve(7, duration_days=1, mfu=0.4, datacenter="Hyperscale"),
+     "The 'fleet' parameter of SustainabilityModel must be a hardware spec, node, fleet or zoo "
+     "name. Got 7 instead."),
+    (lambda: mlsysim.EconomicsModel().solve(7, duration_days=1, mfu=0.4,
+                                            datacenter="Hyperscale"),
+     "The 'fleet' parameter of EconomicsModel must be a hardware spec, node, fleet or zoo "
+     "name. Got 7 instead."),
+])
+def test_a_system_that_is_not_one_is_refused_by_the_solver_asked(call, text):
+    """The solver the user called and its own parameter name, not the collective model that
+    resolves systems for all of them."""
+    with pytest.raises(mlsysim.errors.ValidationError) as err:
+        call()
+    assert str(err.value) == text

@@ -458,9 +458,10 @@ def _comm_path(system) -> CommPath:
         host_bw=None if host is None else float(host.to("byte/s").magnitude))
 
 
-def resolve_system(system) -> tuple[HardwareSpec, CommPath]:
-    """(the accelerator, the communication path) of a chip, node or fleet (spec or name)."""
-    system = system_spec(system)
+def resolve_system(system, owner: str = _OWNER) -> tuple[HardwareSpec, CommPath]:
+    """(the accelerator, the communication path) of a chip, node or fleet (spec or name);
+    a refusal names ``owner``, the solver asked."""
+    system = system_spec(system, owner)
     chip = system if isinstance(system, HardwareSpec) else system.accelerator
     return chip, _comm_path(system)
 
@@ -469,8 +470,9 @@ def _inr(eff: CollectiveEfficiency) -> bool:
     return eff.in_switch_reduction
 
 
-def system_spec(system):
-    """A chip, node or fleet spec from a spec or zoo name (hardware, nodes, then clusters)."""
+def system_spec(system, owner: str = _OWNER, field: str = "hardware"):
+    """A chip, node or fleet spec from a spec or zoo name (hardware, nodes, then clusters); a
+    refusal names the solver asked (``owner``) and its parameter (``field``)."""
     if isinstance(system, (HardwareSpec, Node, Fleet)):
         return system
     if isinstance(system, str):
@@ -480,8 +482,8 @@ def system_spec(system):
                 return reg.get(system)
         raise UnknownNameError("hardware or system", system,
                                [*Hardware.names(), *Nodes.names(), *Clusters.names()])
-    raise ValidationError("hardware", "must be a hardware spec, node, fleet or zoo name. "
-                          f"Got {system!r} instead.", owner=_OWNER)
+    raise ValidationError(field, "must be a hardware spec, node, fleet or zoo name. "
+                          f"Got {system!r} instead.", owner=owner)
 
 
 # ------------------------------------------------------------------------ alpha-beta terms

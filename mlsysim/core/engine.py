@@ -573,7 +573,7 @@ class SingleNodeModel(ForwardModel):
         if not isinstance(hardware, HardwareSpec) and not (isinstance(hardware, str)
                                                            and _is_hardware_name(hardware)):
             from .collectives import resolve_system  # a node or fleet, or an error naming it
-            hardware, path = resolve_system(hardware)
+            hardware, path = resolve_system(hardware, owner)
         model, hardware = resolve(model, hardware)
         if precision is None:
             precision = hardware.compute.default_precision

@@ -1167,7 +1167,7 @@ def _resolve(model, system, c: DistributedConfig):
 
 
 def _resolve_checked(model, system, c: DistributedConfig):
-    system = system_spec(system)
+    system = system_spec(system, OWNER, "fleet")
     hardware, path = resolve_system(system)
     model = resolve(model, hardware)[0]
     if not isinstance(model, (TransformerSpec, LayeredSpec)):

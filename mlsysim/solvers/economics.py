@@ -251,7 +251,7 @@ class EconomicsModel(ForwardModel):
         seconds = duration_seconds(duration_days, run, OWNER)
         fp = footprint(fleet, seconds, run=run, mfu=mfu, datacenter=datacenter, grid=grid,
                        utilization=utilization, owner=OWNER)
-        system = _system(fleet)
+        system = _system(fleet, OWNER)
         _, _, g, _ = _datacenter(datacenter, grid, OWNER)
         chip = system if isinstance(system, HardwareSpec) else system.accelerator
         price_reason = None

@@ -778,7 +778,7 @@ class ServingModel(ForwardModel):
         from ..core.collectives import resolve_system
         a = config.options()
         from ..core.collectives import system_spec
-        resolved = system_spec(system)
+        resolved = system_spec(system, OWNER)
         hardware, path_p = resolve_system(resolved)
         model = resolve(model, hardware)[0]
         decode_hardware = a["decode_hardware"]

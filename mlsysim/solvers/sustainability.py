@@ -65,9 +65,9 @@ def service_life_years() -> float:
     return float(Q_(_embodied_data()["service_life"]["service_life"]).to("year").magnitude)
 
 
-def _system(system):
+def _system(system, owner: str = OWNER):
     from ..core.collectives import system_spec
-    return system_spec(system)
+    return system_spec(system, owner, "fleet")
 
 
 def _datacenter(datacenter, grid, owner: str):
@@ -164,7 +164,7 @@ def footprint(system, seconds: float, *, run=None, mfu=None, datacenter=None, gr
               owner: str = OWNER) -> Footprint:
     """Energy, carbon and water terms of ``seconds`` on ``system`` (module docstring)."""
     from ..core.power import node_power, power_params
-    system = _system(system)
+    system = _system(system, owner)
     seconds = check.positive_float("duration", seconds, owner)
     util = check.fraction("utilization", utilization, owner)
     u_c, u_m, how = _activity(run, mfu, owner)
