@@ -255,6 +255,12 @@ def main() -> None:
                     "imports whenever it is present)")
     args = ap.parse_args()
 
+    # The machine's own speed, so per-call times read across machines: a shared 2-core runner
+    # swings by 2x between runs (sum(range(1000)) between 8 and 18 us).
+    import timeit
+    ref = min(timeit.repeat("sum(range(1000))", number=2000, repeat=7)) / 2000
+    print(f"machine reference: sum(range(1000)) {ref * 1e6:.2f} us (per-call times scale "
+          "with it)")
     ours = run(sys.executable, args.n, cwd=ROOT)
     ours_import = import_time(sys.executable, cwd=ROOT)
     ours_cold = cold_start(sys.executable, cwd=ROOT)

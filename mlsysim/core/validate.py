@@ -19,6 +19,8 @@ __all__ = ["positive_int", "positive_float", "fraction", "precision_of", "non_ne
 
 def positive_int(name: str, value, owner: str, *, kind: str = "positive") -> int:
     """A whole number >= 1 (bools, NaN, inf, fractions and strings are refused)."""
+    if type(value) is int and value >= 1:   # the common case, without the ABC checks below
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
             not math.isfinite(value) or value != int(value) or value < 1:
         raise ValidationError(name, f"must be a {kind} whole number. Got {value!r} instead.",
@@ -41,6 +43,8 @@ def non_negative_int(name: str, value, owner: str) -> int:
 
 
 def positive_float(name: str, value, owner: str, *, allow_zero: bool = False) -> float:
+    if type(value) is float and 0.0 < value < math.inf:   # the common case (NaN fails it)
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValidationError(name, f"must be a positive number. Got {value!r} instead.",
                               owner=owner)
@@ -54,6 +58,8 @@ def positive_float(name: str, value, owner: str, *, allow_zero: bool = False) ->
 
 def fraction(name: str, value, owner: str) -> float:
     """A number in [0, 1]."""
+    if type(value) is float and 0.0 <= value <= 1.0:    # the common case (NaN fails it)
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
             not math.isfinite(float(value)) or not 0.0 <= float(value) <= 1.0:
         raise ValidationError(name, f"must be a number between 0 and 1. Got {value!r} instead.",
