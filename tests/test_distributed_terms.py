@@ -19,10 +19,10 @@ from mlsysim.solvers.distributed import (
 LLAMA = mlsysim.Models.get("Llama3_8B")
 
 
-def _acts(stage, v, m=8, pp=4):
+def _acts(stage, v, m=8, pp=4, schedule="1f1b"):
     return float(activation_bytes(LLAMA, tp=1, pp=pp, cp=1, v=v, stage=stage, m=m, mbs=1,
                                   seq=2048, e=2.0, sp=False, recompute="none",
-                                  schedule="1f1b", capacity_factor=1.0))
+                                  schedule=schedule, capacity_factor=1.0))
 
 
 # One micro-batch's activations on one stage of Llama-3-8B (hidden 4096, 8 KV heads x 128 =
@@ -45,6 +45,18 @@ def test_interleaved_first_stage_holds_one_plus_p_minus_one_over_pv_micro_batche
     assert _acts(0, v=2) == 5.5 * PER_MICROBATCH == 13_287_555_072
     assert _acts(0, v=4) == 4.75 * PER_MICROBATCH == 11_475_615_744
     assert _acts(1, v=2) == _acts(1, v=1) == 3 * PER_MICROBATCH == 7_247_757_312
+
+
+def test_gpipe_holds_all_m_micro_batches_and_two_stages_interleave_too():
+    """GPipe runs every forward before any backward, so each stage holds all m micro-batches:
+    8 x PER_MICROBATCH on stage 0 of 4 (1F1B: min(8, 4) = 4) and on stage 1 (1F1B: 3).
+    Two stages of 16 layers (2 x PER_MICROBATCH each), m = 4: 1F1B's first stage holds
+    min(4, 2) = 2 micro-batches, interleaved over v = 2 chunks 2 x (1 + 1 / 4) = 2.5 of them:
+    4 x and 5 x PER_MICROBATCH."""
+    assert _acts(0, v=1, schedule="gpipe") == 8 * PER_MICROBATCH
+    assert _acts(1, v=1, schedule="gpipe") == 8 * PER_MICROBATCH
+    assert _acts(0, v=1, m=4, pp=2) == 4 * PER_MICROBATCH
+    assert _acts(0, v=2, m=4, pp=2) == 5 * PER_MICROBATCH
 
 
 def test_interleaved_first_stage_activations_in_a_solved_step():

@@ -104,8 +104,9 @@ def test_the_single_config_path_gives_what_the_grid_gives(setup, model_name, tp,
     checked = 0
     while checked < 60:
         variant = ["nominal", "fast", "slow"][rng.integers(3)]
+        dropout = bool(rng.integers(2))
         parts = parts_for(model, hardware, path, "bf16", seq, tp, 1, 1, recompute, sp, 1.0,
-                          32, flash, bool(rng.integers(2)), variant)
+                          32, flash, dropout, variant)
         pp = int(rng.choice([1, 2, 4, 8])) if layers > 1 else 1
         if 32 % (tp * pp):
             continue
@@ -122,7 +123,7 @@ def test_the_single_config_path_gives_what_the_grid_gives(setup, model_name, tp,
                         rng.integers(3)],
                     capacity_factor=1.0, usable=80e9,
                     rank_order=["tp-cp-dp-pp", "tp-cp-pp-dp"][rng.integers(2)], flash=flash,
-                    layout=layout, dropout=True, variant=variant,
+                    layout=layout, dropout=dropout, variant=variant,
                     zero3_split=bool(rng.integers(2)))
         zero = int(rng.integers(4))
         grid = evaluate_grid(parts, system, model, dict(

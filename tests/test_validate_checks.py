@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mlsysim.core import validate as check
@@ -22,6 +22,9 @@ def _full_positive_int(value):
 
 @given(st.one_of(st.integers(-10, 10**20), st.floats(allow_nan=True, allow_infinity=True),
                  st.booleans()))
+@example(1.0)          # the edges off the fast path: a float and a numpy int at the minimum
+@example(np.int64(1))
+@example(0.999)
 def test_positive_int_agrees_with_its_rule(value):
     expected = _full_positive_int(value)
     if expected is None:
