@@ -61,3 +61,8 @@ def test_numpy_and_bool_inputs_still_take_the_full_rules():
     for bad in (True, np.int64(0), "8"):
         with pytest.raises(ValidationError):
             check.positive_int("n", bad, "T")
+    for bad in ("0.5", None, False):         # a number's text is not a number
+        with pytest.raises(ValidationError, match="between 0 and 1"):
+            check.fraction("f", bad, "T")
+        with pytest.raises(ValidationError, match="positive number"):
+            check.positive_float("x", bad, "T")
