@@ -114,6 +114,27 @@ def test_a_repeated_keyword_call_reuses_its_result_but_not_across_types():
     assert info.value.field == "batch_size"
 
 
+def test_keyword_values_equal_to_a_default_build_the_same_config():
+    """The keyword path validates only values that differ from a field's default; the
+    defaults table follows solve's keyword order, and a default passed as another type (1.0
+    for the int 1, True for it, 1 for True) is still validated as given."""
+    import inspect
+
+    from mlsysim.solvers.distributed import _CONFIG_DEFAULTS
+    keywords = list(inspect.signature(DistributedModel.solve).parameters)[3:-1]
+    assert [name for name, _ in _CONFIG_DEFAULTS] == ["batch_size"] + keywords[1:]
+    explicit = solve(tp_size=1, overlap_comm=True, memory_utilization=0.95,
+                     rank_order="tp-cp-dp-pp")
+    assert explicit.to_dict() == solve().to_dict()
+    with pytest.raises(ValidationError) as info:
+        solve(v_stages=True)
+    assert info.value.field == "v_stages"
+    assert solve(v_stages=1.0).to_dict() == solve().to_dict()      # a whole float is a whole number
+    with pytest.raises(ValidationError) as info:
+        solve(overlap_comm=1)
+    assert info.value.field == "overlap_comm"
+
+
 @pytest.mark.parametrize("kw, field", [
     ({"tp_size": 3}, "tp_size"),                       # 32 heads
     ({"pp_size": 64}, "pp_size"),                      # 32 layers

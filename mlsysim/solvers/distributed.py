@@ -595,17 +595,11 @@ class DistributedModel(ForwardModel):
             result = _PLANS.get(call)
             if result is not None:
                 return result
-            config = DistributedConfig(
-                batch_size=batch_size, seq_len=seq_len, precision=precision, tp_size=tp_size,
-                pp_size=pp_size, cp_size=cp_size, ep_size=ep_size, dp_size=dp_size,
-                microbatch_size=microbatch_size, microbatch_count=microbatch_count,
-                v_stages=v_stages, sequence_parallel=sequence_parallel, zero_stage=zero_stage,
-                activation_recomputation=activation_recomputation, overlap_comm=overlap_comm,
-                optimizer=optimizer, schedule=schedule, capacity_factor=capacity_factor,
-                memory_utilization=memory_utilization, token_budget=token_budget,
-                rank_order=rank_order, attention_kernel=attention_kernel,
-                first_stage_layers=first_stage_layers, last_stage_layers=last_stage_layers,
-                dropout=dropout)
+            # Only the values that differ from a field's default (in value or type) are
+            # validated: a default is valid by construction, and skipping it halves the work.
+            config = DistributedConfig(**{
+                name: value for (name, default), value in zip(_CONFIG_DEFAULTS, values)
+                if not (type(value) is type(default) and value == default)})
         elif not isinstance(config, DistributedConfig):
             raise ValidationError("config", "must be a DistributedConfig. Got "
                                   f"{type(config).__name__} instead.", owner=OWNER)
@@ -617,6 +611,10 @@ class DistributedModel(ForwardModel):
         if call is not None:
             _PLANS.put(call, result)
         return result
+
+
+# DistributedConfig's fields and defaults, in the order of solve's keyword arguments.
+_CONFIG_DEFAULTS = tuple((name, f.default) for name, f in DistributedConfig.model_fields.items())
 
 
 # ------------------------------------------------------------------------- shared core
@@ -1056,18 +1054,31 @@ def activation_bytes(model: TransformerSpec, *, tp, pp, cp, v, stage, m, mbs, se
         kept = kept_per_token(model, tp, seq, sp, recompute, capacity_factor, flash, dropout)
     if layers is None:
         layers = stage_layers_of(model.layers, pp, stage)
-    if schedule == "gpipe":
-        in_flight = m * 1.0
-    else:
-        in_flight = _minimum(m, pp - stage)
-        # The first stage of an interleaved schedule holds more (one stage holds no more).
-        first = (v > 1) & (stage == 0) & (pp > 1)
-        if first is True or (first is not False and np.any(first)):
-            in_flight = _where(first, in_flight * (1 + (pp - 1) / (pp * v)), in_flight)
+    per_layer, logits = activation_terms(model, tp=tp, cp=cp, mbs=mbs, seq=seq, e=e, kept=kept)
+    return per_layer * layers * in_flight_microbatches(schedule, m, pp, stage, v) + \
+        _where(stage == pp - 1, logits, 0.0)
+
+
+def activation_terms(model: TransformerSpec, *, tp, cp, mbs, seq: int, e: float,
+                     kept: float) -> tuple:
+    """(bytes one layer keeps per in-flight micro-batch, the last stage's fp32 logits per
+    micro-batch) on one device: :func:`activation_bytes` is ``layers x in-flight x`` the
+    first, plus the second on the last stage."""
     tokens = seq / cp * e / 2                # a sequence's tokens, in 16-bit element units
-    logits = 4 * seq / cp * model.vocab / tp  # the last stage's fp32 logits per sequence
-    return (mbs * layers * (tokens * kept)) * in_flight + \
-        _where(stage == pp - 1, mbs * logits, 0.0)
+    return mbs * tokens * kept, mbs * 4 * seq / cp * model.vocab / tp
+
+
+def in_flight_microbatches(schedule: str, m, pp, stage, v):
+    """Micro-batches whose activations a ``stage`` holds at once: all ``m`` under GPipe;
+    under 1F1B min(m, pp - stage), and an interleaved schedule's first stage
+    (1 + (pp - 1) / (pp v)) times that (one stage holds no more). Broadcasts."""
+    if schedule == "gpipe":
+        return m * 1.0
+    in_flight = _minimum(m, pp - stage)
+    first = (v > 1) & (stage == 0) & (pp > 1)
+    if first is True or (first is not False and np.any(first)):
+        in_flight = _where(first, in_flight * (1 + (pp - 1) / (pp * v)), in_flight)
+    return in_flight
 
 
 _KEPT = ContentCache("activation elements kept per token", maxsize=1024)
@@ -1541,7 +1552,10 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
     a, b = dp_terms(system, dp * cp, dp_span, "allreduce", variant)
     dp_t = a + b * p_max * e if zero < 3 else 0.0
     exposed = float(dp_exposed(t_b, dp_t, v, pp, s)) if overlap else dp_t
-    state = optimizer_state_bytes_per_param(optimizer, model, OWNER) + (4.0 if e < 4 else 0.0)
+    state = parts.memo.get(("state", optimizer))
+    if state is None:       # the lowering fixes the model and precision: one per optimizer
+        state = parts.memo["state", optimizer] = \
+            optimizer_state_bytes_per_param(optimizer, model, OWNER) + (4.0 if e < 4 else 0.0)
     update = 2 * (state + e) + e
     opt_t = float(optimizer_seconds(parts, p_max / (shard if zero >= 1 else 1) * update))
     step = compute + bubble + opt_t + exposed
@@ -1551,15 +1565,18 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
     per_param = w_per + g_per + o_per
     total = p_full = a_full = None
     transformer = isinstance(model, TransformerSpec)
-    kept = kept_per_token(model, tp, seq, sp, recompute, capacity_factor, flash,
-                          dropout) if transformer else None
+    if transformer:             # activation_bytes(), its per-stage factor worked out once
+        key = ("kept", tp, seq, sp, recompute, capacity_factor, flash, dropout)
+        kept = parts.memo.get(key)
+        if kept is None:        # one per lowering (parts are one model's)
+            kept = parts.memo[key] = kept_per_token(model, tp, seq, sp, recompute,
+                                                    capacity_factor, flash, dropout)
+        per_layer, logits = activation_terms(model, tp=tp, cp=cp, mbs=mbs, seq=seq, e=e,
+                                             kept=kept)
     for stage, layers, _, _, _, params in kinds:
         if transformer:
-            acts = float(activation_bytes(
-                model, tp=tp, pp=pp, cp=cp, v=v, stage=stage, m=m, mbs=mbs, seq=seq, e=e,
-                sp=sp, recompute=recompute, schedule=schedule,
-                capacity_factor=capacity_factor, flash=flash, layers=layers,
-                dropout=dropout, kept=kept))
+            acts = float(per_layer * layers * in_flight_microbatches(schedule, m, pp, stage, v)
+                         + (logits if stage == pp - 1 else 0.0))
         else:
             acts = parts.act_per_sample * mbs * (1.0 if schedule == "1f1b" else m)
         t = params * per_param + acts
