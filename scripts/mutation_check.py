@@ -99,6 +99,23 @@ MUTATIONS = [
     # The grid (evaluate_grid) and the single solve (evaluate_one) write the same equations
     # twice: each mutation names the copy it breaks; the grid's copies are caught by the
     # grid-equals-single-solve test, the single solve's by the solver's own tests.
+    ("grid: backward_prefetch post waits for the backward gathers",
+     "mlsysim/solvers/distributed.py",
+     "one + (0.0 if post else gathers), gathers if post else 0.0)))",
+     "one + (0.0 if post else gathers), 0.0)))", GRID),
+    ("distributed: backward_prefetch post waits for the backward gathers",
+     "mlsysim/solvers/distributed.py",
+     "                                  gathers if after else 0.0)))",
+     "                                  0.0)))", ["tests/test_distributed.py"]),
+    ("distributed: backward_prefetch post still overlaps the reduce-scatter",
+     "mlsysim/solvers/distributed.py",
+     "                                  one + (0.0 if after else gathers),",
+     "                                  (0.0 if after else one + gathers),",
+     ["tests/test_distributed.py"]),
+    ("distributed: backward gathers twice under full recomputation",
+     "mlsysim/solvers/distributed.py",
+     "            gathers = (2 if parts.regather else 1) * one\n",
+     "            gathers = (1 if parts.regather else 1) * one\n", ["tests/test_distributed.py"]),
     ("grid: bubble divided by v", "mlsysim/solvers/distributed.py",
      "    bubble = (pp - 1) / v * t_slow\n    # ZeRO-3's gathers",
      "    bubble = (pp - 1) * t_slow\n    # ZeRO-3's gathers", GRID),

@@ -122,6 +122,24 @@ def test_train_prices_the_attention_kernel_named():
     assert json.loads(out.stdout)["best_config"]["attention_kernel"] == "triton"
 
 
+def test_train_backward_prefetch_reaches_the_solver():
+    """--backward-prefetch post is DistributedModel's backward_prefetch="post" (the same step
+    to the last digit); with ZeRO below 3 it is exit 2 naming the flag, not a traceback."""
+    import mlsysim
+
+    args = ("train", "Llama3_8B", "DGX_H100", "-b", "64", "--seq-len", "2048", "--json")
+    out = run(*args, "--zero", "3", "--backward-prefetch", "post")
+    assert out.returncode == 0, out.stderr
+    api = mlsysim.DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64,
+                                           seq_len=2048, zero_stage=3, backward_prefetch="post")
+    step = json.loads(out.stdout)["step_latency_total"]
+    assert step["value"] == pytest.approx(api.step_s * 1e3, rel=1e-9)
+    out = run(*args[:-1], "--zero", "1", "--backward-prefetch", "post")
+    assert out.returncode == 2 and "--backward-prefetch" in out.stderr
+    assert "needs --zero=3" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_train_adds_the_wall_time_with_failures():
     """--checkpoint-s chains ReliabilityModel onto the run: one DGX H100 (8 GPUs) has a fleet
     MTBF of 50,677 / 8 = 6,335 h (reliability.yaml's per-GPU rate), so with 60 s checkpoints

@@ -251,6 +251,38 @@ def test_zero3_backward_gathers_again_under_full_recomputation(recompute, gather
     assert float(b[0] / f[0]) == pytest.approx(gathers, rel=1e-3)
 
 
+@pytest.mark.parametrize("recompute, gathers, per_mb", [("none", 1, 3), ("full", 2, 4)])
+def test_backward_post_waits_for_the_backward_gathers(recompute, gathers, per_mb):
+    """FSDP BACKWARD_POST gathers the next layer's weights only after the current layer's
+    gradients: the backward's gathers (g = 1 per micro-batch, 2 under full recomputation)
+    add to the pass and only the reduce-scatter overlaps. Llama-3-8B, ZeRO-3 on one DGX H100,
+    batch 64 x 2048 (m = 8): the compute per backward (~120 ms) outlasts its collectives
+    (~32 ms each), so under BACKWARD_PRE the backward ends at C + (g + 1) t s / (1 + s) and
+    under POST at g t + C + t s / (1 + s): POST costs m g t / (1 + s) more per step, with
+    t = zero3_comm_s / (m x per_mb) (per_mb: the forward gather, g, the reduce-scatter).
+    Doubling the factor, or charging POST's reduce-scatter too, fails this."""
+    from mlsysim.solvers.distributed import OVERLAP_SLOWDOWN
+    pre = solve(zero_stage=3, activation_recomputation=recompute)
+    post = solve(zero_stage=3, activation_recomputation=recompute, backward_prefetch="post")
+    m = pre.microbatch_count
+    t = pre.zero3_comm_s / (m * per_mb)
+    s = OVERLAP_SLOWDOWN["nominal"]
+    assert post.step_s - pre.step_s == pytest.approx(m * gathers * t / (1 + s), rel=1e-9)
+    assert post.zero3_comm_s == pre.zero3_comm_s              # the same traffic, less hidden
+    assert post.zero3_exposed_s - pre.zero3_exposed_s == pytest.approx(
+        m * gathers * t / (1 + s), rel=1e-9)
+    assert "BACKWARD_POST" in post.explain() and "BACKWARD_POST" not in pre.explain()
+
+
+def test_backward_post_needs_zero3():
+    with pytest.raises(ValidationError) as info:
+        solve(zero_stage=2, backward_prefetch="post")
+    assert info.value.field == "backward_prefetch" and "zero_stage=3" in str(info.value)
+    with pytest.raises(ValidationError) as info:
+        solve(zero_stage=3, backward_prefetch="later")
+    assert info.value.field == "backward_prefetch"
+
+
 def test_zero3_gathers_are_reported_as_communication():
     """ZeRO-3 on 4 DGX H100 over InfiniBand NDR, Llama-3-8B (8,030,261,248 parameters, bf16),
     batch 32 x 512, one sequence per GPU. Each pass all-gathers the 16.06 GB of weights over

@@ -44,6 +44,10 @@ def train_cmd(
     attention: str = typer.Option(
         "flash", "--attention", help="Attention kernel: flash (FlashAttention-2) | flash1 | "
         "triton | xformers (2022-23 kernels, slower by measured ratios) | materialized."),
+    prefetch: str = typer.Option(
+        "pre", "--backward-prefetch", help="With --zero 3: pre (the backward's weight gathers "
+        "overlap compute; FSDP's default) | post (they are waited for: FSDP BACKWARD_POST, "
+        "Composer's default)."),
     tokens: Optional[float] = typer.Option(None, "--tokens", help="Token budget: time to "
                                            "train and GPU-hours."),
     checkpoint_s: Optional[float] = typer.Option(
@@ -69,10 +73,11 @@ def train_cmd(
             precision=precision, tp_size=tp, pp_size=pp, cp_size=cp, ep_size=ep, dp_size=dp,
             microbatch_size=mbs, v_stages=v_stages, activation_recomputation=recompute,
             zero_stage=zero, optimizer=optimizer, attention_kernel=attention,
-            token_budget=tokens)
+            backward_prefetch=prefetch, token_budget=tokens)
 
     result = run_guarded(as_json, solve, flags={"checkpoint_s": "--checkpoint-s",
-                                                "attention_kernel": "--attention"})
+                                                "attention_kernel": "--attention",
+                                                "backward_prefetch": "--backward-prefetch"})
     failures = None
     if checkpoint_s is not None and result.feasible:
         from ..solvers.reliability import ReliabilityModel

@@ -34,7 +34,15 @@ GEMMs, FlashAttention-2's 2.5x attention backward), recomputation and collective
   (``v`` = 1: both terms are ``overlapped(t_b, D) - t_b``). Idle time in the drain only widens
   the window, so this is the least overlap the schedule allows. ZeRO-3 all-gathers the
   weights for every forward and backward and reduce-scatters the gradients per micro-batch,
-  overlapped.
+  overlapped. When the backward gathers the next layer's weights is the framework's
+  ``backward_prefetch``: before the current layer's gradients (``"pre"``, FSDP's
+  BACKWARD_PRE and DeepSpeed's prefetch: overlapped) or after them (``"post"``, FSDP's
+  BACKWARD_POST, which "overlaps the current reduce-scatter and the next gradient
+  computation" (torch.distributed.fsdp.BackwardPrefetch) and nothing with the gather: the
+  next layer's backward waits for it, so the backward's gathers add to the pass and only its
+  reduce-scatter overlaps). Composer, under LLM Foundry, defaults to BACKWARD_POST
+  (``composer/trainer/dist_strategy.py``, ``fsdp_config.get('backward_prefetch',
+  'BACKWARD_POST')``); PyTorch FSDP's own default is BACKWARD_PRE.
 
 Overlap. Compute slows while a collective runs beside it: NCCL's kernels hold SMs and
 memory bandwidth. Kernel-level measurements of a GEMM beside an NCCL collective: 2.08 ms
@@ -245,6 +253,7 @@ class DistributedResult(Result):
     # times, overlapped), and the part of them the compute does not hide.
     zero3_comm_s: float = 0.0
     zero3_exposed_s: float = 0.0
+    backward_prefetch: str = "pre"   # "post": the backward's gathers are waited for
     token_budget: float | None = None
     notes: tuple[str, ...] = field(default=())
     activity: tuple[float, float] = (0.0, 0.0)   # (u_c, u_m) over the step (core/power.py)
@@ -484,7 +493,9 @@ class DistributedResult(Result):
             f"{self.ep_comm_s * 1e3:.3g} ms, PP hand-offs {self.pp_comm_s * 1e3:.3g} ms, CP "
             f"(overlapped with attention) {self.cp_comm_s * 1e3:.3g} ms"
             + (f", ZeRO-3 gathers and reduce-scatters {self.zero3_comm_s * 1e3:.4g} ms "
-               f"(overlapped; {self.zero3_exposed_s * 1e3:.4g} ms not hidden by compute)"
+               + ("(overlapped; " if self.backward_prefetch == "pre" else
+                  "(backward gathers waited for, BACKWARD_POST; ")
+               + f"{self.zero3_exposed_s * 1e3:.4g} ms not hidden by compute)"
                if self.zero_stage == 3 else ""),
             "  MFU = " + ("(6 N + 12 L h s) x tokens" if self._transformer else
                           "3 x forward flops x samples")
@@ -544,6 +555,11 @@ class DistributedModel(ForwardModel):
         Option("dropout", True, "attention and hidden dropout on (Megatron-LM's 0.1): their "
                "masks are stored for the backward pass, and over materialized scores the "
                "attention dropout is a pass of its own (Llama-style models train without)"),
+        Option("backward_prefetch", "pre", "ZeRO-3: when the backward gathers the next "
+               "layer's weights: 'pre', before the current layer's gradients, so compute hides "
+               "the gather (FSDP's BACKWARD_PRE, its default; DeepSpeed's prefetch); 'post', "
+               "after them (FSDP's BACKWARD_POST, Composer's default): each backward gather "
+               "is waited for, only the reduce-scatter overlaps"),
         Option("config", None, "a DistributedConfig with all of the above but model and fleet"),
     )
 
@@ -567,7 +583,7 @@ class DistributedModel(ForwardModel):
               memory_utilization: float = 0.95, token_budget: float | None = None,
               rank_order: str = "tp-cp-dp-pp", attention_kernel: str = "flash",
               first_stage_layers: int | None = None, last_stage_layers: int | None = None,
-              dropout: bool = True,
+              dropout: bool = True, backward_prefetch: str = "pre",
               config: DistributedConfig | None = None) -> DistributedResult:
         """One optimizer step of ``model`` on ``fleet`` (see the module docstring).
 
@@ -587,7 +603,8 @@ class DistributedModel(ForwardModel):
                       dp_size, microbatch_size, microbatch_count, v_stages, sequence_parallel,
                       zero_stage, activation_recomputation, overlap_comm, optimizer, schedule,
                       capacity_factor, memory_utilization, token_budget, rank_order,
-                      attention_kernel, first_stage_layers, last_stage_layers, dropout)
+                      attention_kernel, first_stage_layers, last_stage_layers, dropout,
+                      backward_prefetch)
             # A keyword call is cached on its arguments and their types (True == 1 and
             # 2048.0 == 2048 must not reuse a result that validated the other value);
             # unhashable arguments are never cached, so validation names them.
@@ -963,7 +980,7 @@ def stage_params(parts: Parts, kind: StageKind):
 def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
                gather: tuple[Any, Any] | None = None,
                kinds: list[StageKind] | None = None,
-               params: list | None = None) -> list[tuple[Any, Any]]:
+               params: list | None = None, post: bool = False) -> list[tuple[Any, Any]]:
     """(forward, backward) seconds of one micro-batch on each stage kind, broadcast over
     configs: the overlap rule per pass, ``B + overlapped(C, O)``. ``mbs_idx`` indexes
     ``mbs_values`` (the distinct micro-batch sizes evaluated); ``p2p``: seconds of one
@@ -973,17 +990,20 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
     backward also reduce-scatters the gradients: the same cost, and under full recomputation
     gathers the weights once more for the forward it re-runs: ZeRO-3's 3 x params per step
     [Rajbhandari et al. 2020, sec. 7.2] are a forward gather, a backward gather and the
-    reduce-scatter, and a recomputed forward needs the weights ZeRO-3 does not keep)."""
+    reduce-scatter, and a recomputed forward needs the weights ZeRO-3 does not keep). ``post``
+    (FSDP's BACKWARD_POST): the backward's gathers start only once the layer before has its
+    gradients, so they add to the pass; its reduce-scatter still overlaps."""
     f = {k: _part_times(p, mbs_values) for k, p in parts.fwd.items()}
     b = {k: _part_times(p, mbs_values) for k, p in parts.bwd.items()}
     mbs_idx = np.asarray(mbs_idx)
 
-    def pass_time(d, w, cell, hand_on, extra):
+    def pass_time(d, w, cell, hand_on, extra, waited=0.0):
         # The sections' (compute, blocking, overlappable) seconds depend on the depth and the
         # micro-batch size alone: a table over the distinct pairs, gathered once per config.
         c, blk, ov = (sum(w[k][:, None] * d[k][i][None, :] for k in w).ravel()[cell]
                       for i in range(3))
-        return blk + hand_on * v_p2p + overlapped(c, ov + extra, parts.overlap_slowdown)
+        return blk + waited + hand_on * v_p2p + overlapped(c, ov + extra,
+                                                           parts.overlap_slowdown)
 
     v_p2p = v * p2p
     out = []
@@ -993,9 +1013,10 @@ def step_times(parts: Parts, mbs_idx, mbs_values: np.ndarray, pp, v, p2p,
         cell = kind.depth * len(mbs_values) + mbs_idx
         one = 0.0 if gather is None else gather[0] + gather[1] * (
             params[i] if params is not None else stage_params(parts, kind))
+        gathers = (2 if parts.regather else 1) * one      # the backward's; + 1 reduce-scatter
         out.append((pass_time(f, w, cell, (~kind.last_d)[kind.depth], one),
                     pass_time(b, w, cell, (~kind.first_d)[kind.depth],
-                              (3 if parts.regather else 2) * one)))
+                              one + (0.0 if post else gathers), gathers if post else 0.0)))
     return out
 
 
@@ -1276,7 +1297,8 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
             capacity_factor=c.capacity_factor, usable=hardware._base["capacity"]
             * c.memory_utilization, rank_order=c.rank_order,
             flash=flash, layout=layout, dropout=c.dropout,
-            variant=variant, zero3_split=variant == "nominal")
+            variant=variant, zero3_split=variant == "nominal",
+            backward_prefetch=c.backward_prefetch)
         return parts, g
 
     def band() -> tuple[float, float]:
@@ -1327,7 +1349,8 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         ep_comm_s=m * comm.get("ep_alltoall", 0.0), pp_comm_s=m * comm.get("pp_send", 0.0),
         dp_comm_s=g["dp"], dp_exposed_s=g["dp_exposed"],
         zero3_comm_s=g["z3"], zero3_exposed_s=g["z3_exposed"],
-        model_flops=g["model_flops"], hardware_flops=g["hw_flops"],
+        backward_prefetch=c.backward_prefetch, model_flops=g["model_flops"],
+        hardware_flops=g["hw_flops"],
         peak_flops=hardware._base[f"peak_{precision}"], devices=tp * pp * cp * dp, memory=memory,
         activation_recomputation=c.activation_recomputation, zero_stage=c.zero_stage,
         token_budget=c.token_budget, notes=tuple(notes), activity=act,
@@ -1341,8 +1364,8 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
                   overlap: bool, optimizer: str, capacity_factor: float,
                   usable: float, rank_order: str = "tp-cp-dp-pp",
                   flash: bool = True, layout=None, dropout: bool = True,
-                  variant: str = "nominal", zero3_split: bool = False
-                  ) -> dict[str, np.ndarray]:
+                  variant: str = "nominal", zero3_split: bool = False,
+                  backward_prefetch: str = "pre") -> dict[str, np.ndarray]:
     """Step time, its parts, flops and memory for every config of ``grid`` (arrays of equal
     length: pp, dp, v, mbs, m, zero; tp and cp are those of ``parts``), one lowering choice;
     the data-parallel collectives at ``variant`` (``parts`` carry their own). The single
@@ -1395,7 +1418,8 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
             # the replicated activation over the TP group's links (scatter-gather, ibid.).
             a, b = dp_terms(system, tp, tp, "allgather", variant)
             p2p = p2p + np.where(pp > 1, a + b * parts.p2p_bytes_per_sample * tp * mbs, 0.0)
-    stages = step_times(parts, idx, values, pp, v, p2p, gather, kinds, params)
+    post = backward_prefetch == "post"
+    stages = step_times(parts, idx, values, pp, v, p2p, gather, kinds, params, post)
     # The slowest stage kind (the first of equals), its backward and its parameters.
     t_slow, t_b = stages[0][0] + stages[0][1], stages[0][1]
     slowest = np.zeros(len(pp), dtype=np.intp)
@@ -1471,7 +1495,8 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
                  recompute: str, schedule: str, overlap: bool, optimizer: str,
                  capacity_factor: float, usable: float, rank_order: str = "tp-cp-dp-pp",
                  flash: bool = True, layout=None, dropout: bool = True,
-                 variant: str = "nominal", zero3_split: bool = False) -> dict[str, Any]:
+                 variant: str = "nominal", zero3_split: bool = False,
+                 backward_prefetch: str = "pre") -> dict[str, Any]:
     """:func:`evaluate_grid` for one config, in Python floats: the same equations term for
     term (tests/test_grid_evaluation.py checks them equal on random configs), without
     numpy's per-call cost on arrays of one, which a single solve would spend its time on."""
@@ -1519,20 +1544,25 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
             parts.memo["sides", mbs] = sides
     fwd, bwd = sides
 
-    def pass_time(t, first, share, last, hand_on: bool, extra: float) -> float:
+    def pass_time(t, first, share, last, hand_on: bool, extra: float,
+                  waited: float = 0.0) -> float:
         pre, stack, post = t
         c = first * pre[0] + share * stack[0] + last * post[0]
-        blk = first * pre[1] + share * stack[1] + last * post[1]
+        blk = first * pre[1] + share * stack[1] + last * post[1] + waited
         comm = first * pre[2] + share * stack[2] + last * post[2] + extra
         return blk + hand_on * (v * p2p) + max(comm, c + comm * share_s)   # overlapped()
+
+    after = backward_prefetch == "post"       # step_times(post=): backward gathers waited for
 
     def stage_times(gathered) -> list[tuple[float, float]]:
         out = []
         for _, _, share, first, last, params in kinds:
             one = 0.0 if gathered is None else gathered[0] + gathered[1] * params
+            gathers = (2 if parts.regather else 1) * one
             out.append((pass_time(fwd, first, share, last, not last, one),
                         pass_time(bwd, first, share, last, not first,
-                                  (3 if parts.regather else 2) * one)))
+                                  one + (0.0 if after else gathers),
+                                  gathers if after else 0.0)))
         return out
 
     stages = stage_times(gather)

@@ -282,6 +282,7 @@ class DistributedConfig(Config):
     first_stage_layers: PosInt | None = None  # Megatron's decoder_first_pipeline_num_layers
     last_stage_layers: PosInt | None = None   # ... decoder_last_pipeline_num_layers
     dropout: Flag = True                      # attention and hidden dropout (masks stored)
+    backward_prefetch: Literal["pre", "post"] = "pre"   # ZeRO-3: when backward gathers start
 
     @model_validator(mode="after")
     def _cross_fields(self):
@@ -298,6 +299,11 @@ class DistributedConfig(Config):
                                   f"slot). Got {self.capacity_factor} instead.", owner=self.owner)
         if self.memory_utilization == 0:
             raise ValidationError("memory_utilization", "must be above 0. Got 0 instead.",
+                                  owner=self.owner)
+        if self.backward_prefetch == "post" and self.zero_stage != 3:
+            raise ValidationError("backward_prefetch", "'post' is when ZeRO-3 gathers a "
+                                  "layer's weights for the backward; it needs zero_stage=3. "
+                                  f"Got zero_stage={self.zero_stage} instead.",
                                   owner=self.owner)
         if self.v_stages > 1 and self.pp_size == 1:
             raise ValidationError("v_stages", "needs pipeline parallelism (pp_size > 1). Got "

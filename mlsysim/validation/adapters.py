@@ -887,6 +887,7 @@ class TrainingSetup(Spec):
     first_stage_layers: _Pos | None = None
     last_stage_layers: _Pos | None = None
     dropout: bool = True
+    backward_prefetch: Literal["pre", "post"] = "pre"
     precision: str
     flops_convention: Literal["megatron_recompute", "megatron", "palm"] | None = None
     why: str
@@ -940,7 +941,8 @@ class TrainingSetup(Spec):
             zero_stage=self.zero_stage, activation_recomputation=self.recomputation,
             overlap_comm=self.overlap_comm, rank_order=self.rank_order,
             attention_kernel=self.attention_kernel, first_stage_layers=self.first_stage_layers,
-            last_stage_layers=self.last_stage_layers, dropout=self.dropout, **extra)
+            last_stage_layers=self.last_stage_layers, dropout=self.dropout,
+            backward_prefetch=self.backward_prefetch, **extra)
 
 
 @lru_cache(maxsize=4)
