@@ -118,3 +118,26 @@ def test_each_lowering_keeps_only_its_best_fitting_configs():
     assert [c["config"] for c in three.top_candidates] == \
         [c["config"] for c in every.top_candidates[:3]]
     assert all(np.isfinite(c["step_ms"]) for c in every.top_candidates)
+
+
+def test_a_backward_post_search_prices_zero3_as_distributed_model_does():
+    """backward_prefetch="post" reaches the grid: among ZeRO-3 layouts every candidate's step
+    is DistributedModel's with the same setting (to 1e-12), and wherever ZeRO-3 shards over
+    replicas (dp > 1) slower than under 'pre' (the backward's gathers are waited for)."""
+    args = ("Llama3_70B", FLEET)
+    kw = dict(batch_size=64, seq_len=4096, zero_stages=(3,), top_k=6)
+    post = ParallelismOptimizer().solve(*args, backward_prefetch="post", **kw)
+    pre = ParallelismOptimizer().solve(*args, **kw)
+    assert post.best_step_s >= pre.best_step_s
+    sharded = 0
+    for c in post.top_candidates:
+        assert c["config"]["backward_prefetch"] == "post"
+        r = _dm(c["config"], backward_prefetch="post")
+        assert r.step_s * 1e3 == pytest.approx(c["step_ms"], rel=1e-12), c["config"]
+        if c["config"]["dp"] > 1:
+            sharded += 1
+            assert r.step_s > _dm(c["config"]).step_s
+    assert sharded > 0
+    with pytest.raises(ValidationError) as info:
+        ParallelismOptimizer().solve(*args, backward_prefetch="after", **kw)
+    assert info.value.field == "backward_prefetch"

@@ -124,6 +124,8 @@ def optimize_cmd(
     top: int = typer.Option(5, "--top", help="Candidates to show."),
     attention: str = typer.Option("flash", "--attention", help="Attention kernel, as for "
                                   "train: flash | flash1 | triton | xformers | materialized."),
+    prefetch: str = typer.Option("pre", "--backward-prefetch", help="ZeRO-3 layouts, as for "
+                                 "train: pre | post."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Search TP x PP x DP x micro-batch x interleaving x recomputation x ZeRO."""
@@ -134,7 +136,8 @@ def optimize_cmd(
     result = run_guarded(as_json, lambda: ParallelismOptimizer().solve(
         model, _system(fleet, nodes), batch_size=batch_size, seq_len=seq_len,
         precision=precision, max_tp=max_tp, max_pp=max_pp, objective=objective, top_k=top,
-        attention_kernel=attention), flags={"attention_kernel": "--attention"})
+        attention_kernel=attention, backward_prefetch=prefetch),
+        flags={"attention_kernel": "--attention", "backward_prefetch": "--backward-prefetch"})
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -145,6 +145,9 @@ class ParallelismOptimizer(ForwardModel):
                "False for models trained without, as Llama"),
         Option("attention_kernel", "flash", "the attention kernel the run uses "
                "(DistributedModel's: flash, flash1, triton, xformers, materialized)"),
+        Option("backward_prefetch", "pre", "ZeRO-3 configs: DistributedModel's "
+               "backward_prefetch, 'pre' (gathers overlapped) or 'post' (FSDP BACKWARD_POST: "
+               "the backward waits for its gathers)"),
     )
 
     @classmethod
@@ -164,7 +167,8 @@ class ParallelismOptimizer(ForwardModel):
               recomputation=("none", "selective", "full"), zero_stages=(0, 1, 2, 3),
               objective: str = "step_time", top_k: int = 5,
               memory_utilization: float = 0.95, dropout: bool = True,
-              attention_kernel: str = "flash") -> ParallelismResult:
+              attention_kernel: str = "flash",
+              backward_prefetch: str = "pre") -> ParallelismResult:
         """Search, returning the best configs (``best_config`` feeds ``DistributedModel``).
 
         Examples
@@ -185,6 +189,9 @@ class ParallelismOptimizer(ForwardModel):
             raise ValidationError("objective", f"must be one of {', '.join(OBJECTIVES)}. Got "
                                   f"{objective!r} instead.", owner=OWNER)
         top_k = check.positive_int("top_k", top_k, OWNER)
+        if backward_prefetch not in ("pre", "post"):
+            raise ValidationError("backward_prefetch", "must be 'pre' or 'post'. Got "
+                                  f"{backward_prefetch!r} instead.", owner=OWNER)
         devices = path.total
         max_tp = check.positive_int("max_tp", max_tp if max_tp is not None else
                                     min(path.domain, 8), OWNER)
@@ -267,7 +274,7 @@ class ParallelismOptimizer(ForwardModel):
             g = evaluate_grid(parts, system, model, grid, precision=precision, seq=seq, sp=sp,
                               recompute=rc, schedule="1f1b", overlap=True, optimizer="adam",
                               capacity_factor=1.0, usable=usable, flash=flash,
-                              dropout=base.dropout)
+                              dropout=base.dropout, backward_prefetch=backward_prefetch)
             searched += n
             fits = g["fits"]
             pruned["out of memory"] += int((~fits).sum())
@@ -285,7 +292,10 @@ class ParallelismOptimizer(ForwardModel):
                                          "zero_stage": int(grid["zero"][i]),
                                          "activation_recomputation": rc,
                                          "dropout": base.dropout,
-                                         "attention_kernel": base.attention_kernel},
+                                         "attention_kernel": base.attention_kernel,
+                                         # it applies to ZeRO-3's gathers only
+                                         "backward_prefetch": backward_prefetch
+                                         if int(grid["zero"][i]) == 3 else "pre"},
                               "step_ms": float(g["step"][i]) * 1e3, "mfu": float(mfu[i]),
                               "tokens_per_s": float(g["tokens"][i] / g["step"][i]),
                               "memory_gb": float(g["memory"][i]) / 1e9,
