@@ -556,3 +556,13 @@ def test_a_numpy_boolean_is_a_flag_but_yes_and_one_are_not():
         with pytest.raises(ValidationError, match=r"'dropout' parameter of DistributedModel "
                                                   r"must be True or False"):
             dm.solve("Llama3_8B", "DGX_H100", dropout=bad, **kw)
+
+
+def test_a_zero3_result_states_its_backward_prefetch():
+    """The result's assumptions say which prefetch priced the ZeRO-3 gathers; ZeRO-1 says
+    nothing about gathers."""
+    pre = solve(zero_stage=3).assumptions[-1]
+    post = solve(zero_stage=3, backward_prefetch="post").assumptions[-1]
+    assert pre.startswith("ZeRO-3:") and "BACKWARD_PRE" in pre
+    assert "waited for" in post and "BACKWARD_POST" in post
+    assert not any(a.startswith("ZeRO-3") for a in solve().assumptions)

@@ -430,7 +430,13 @@ class DistributedResult(Result):
                 "the capacity; the rest is CUDA context, NCCL buffers, fragmentation)",
                 "weights, gradients and activations 16-bit (fp32 for fp32/tf32), fp32 master "
                 "weights and optimizer state") + \
-            ((self._attention_assumption(),) if self._transformer else ())
+            ((self._attention_assumption(),) if self._transformer else ()) + \
+            ((("ZeRO-3: each pass gathers the stage's weights over the data-parallel group, "
+               "the backward reduce-scatters the gradients (overlapped); the backward's "
+               "gathers " + ("overlap compute (backward_prefetch='pre', FSDP BACKWARD_PRE)"
+                             if self.backward_prefetch == "pre" else
+                             "are waited for (backward_prefetch='post', FSDP BACKWARD_POST)")),)
+             if self.zero_stage == 3 else ())
 
     def _attention_assumption(self) -> str:
         if self.attention_kernel == "materialized":
