@@ -274,6 +274,28 @@ def test_backward_post_waits_for_the_backward_gathers(recompute, gathers, per_mb
     assert "BACKWARD_POST" in post.explain() and "BACKWARD_POST" not in pre.explain()
 
 
+def test_step_times_prefetches_before_unless_told_post():
+    """step_times (the grid's pass times) overlaps the backward's gathers by default; post=
+    adds them to the backward. A 1 ms gather beside a Llama-3-8B micro-batch (compute-bound):
+    the forward is the same either way, the backward longer by exactly g t / (1 + s) = 1 ms /
+    1.73 (g = 1 gather without recomputation)."""
+    import numpy as np
+
+    from mlsysim.core.collectives import comm_path
+    from mlsysim.solvers.distributed import OVERLAP_SLOWDOWN, parts_for, step_times
+    hw = mlsysim.Hardware.get("H100")
+    parts = parts_for(mlsysim.Models.get("Llama3_8B"), hw, comm_path(hw), "bf16", 2048, 1, 1, 1,
+                      "none", False, 1.0, 8)
+    args = (parts, np.array([0]), np.array([1]), np.array([1]), np.array([1]), np.zeros(1))
+    gather = (np.array([1e-3]), np.zeros(1))
+    default, pre, post = (step_times(*args, gather=gather, **kw)[0]
+                          for kw in ({}, {"post": False}, {"post": True}))
+    assert float(default[1][0]) == float(pre[1][0])
+    assert float(post[0][0]) == float(pre[0][0])
+    assert float(post[1][0] - pre[1][0]) == pytest.approx(
+        1e-3 / (1 + OVERLAP_SLOWDOWN["nominal"]), rel=1e-9)
+
+
 def test_backward_post_needs_zero3():
     with pytest.raises(ValidationError) as info:
         solve(zero_stage=2, backward_prefetch="post")
