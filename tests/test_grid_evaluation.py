@@ -94,7 +94,7 @@ def test_the_single_config_path_gives_what_the_grid_gives(setup, model_name, tp,
     """A single solve prices its config with ``evaluate_one`` (floats); the optimizer with
     ``evaluate_grid`` (arrays). On 60 random configs per lowering (depth, interleaving,
     micro-batch, ZeRO stage, rank order, schedule, overlap, stage layout, band edge,
-    backward prefetch) every
+    backward prefetch, ZeRO-3 throughput cap) every
     key agrees to 1e-12: a factor changed in one of the two and not the other fails here."""
     system, _, _ = setup
     hardware, path = resolve_system(system)
@@ -126,7 +126,9 @@ def test_the_single_config_path_gives_what_the_grid_gives(setup, model_name, tp,
                     rank_order=["tp-cp-dp-pp", "tp-cp-pp-dp"][rng.integers(2)], flash=flash,
                     layout=layout, dropout=dropout, variant=variant,
                     zero3_split=bool(rng.integers(2)),
-                    backward_prefetch=["pre", "post"][rng.integers(2)])
+                    backward_prefetch=["pre", "post"][rng.integers(2)],
+                    # a sharding runtime's cap: none, one that binds, one above NCCL's
+                    zero3_throughput=[None, 2e9, 1e13][rng.integers(3)])
         zero = int(rng.integers(4))
         grid = evaluate_grid(parts, system, model, dict(
             tp=np.array([tp]), cp=np.array([1]), pp=np.array([pp]), dp=np.array([dp]),

@@ -148,6 +148,9 @@ class ParallelismOptimizer(ForwardModel):
         Option("backward_prefetch", "pre", "ZeRO-3 configs: DistributedModel's "
                "backward_prefetch, 'pre' (gathers overlapped) or 'post' (FSDP BACKWARD_POST: "
                "the backward waits for its gathers)"),
+        Option("sharding_runtime", None, "ZeRO-3 configs: DistributedModel's "
+               "sharding_runtime, the software whose measured throughput caps the gathers "
+               "(a ShardingRuntimes key); default None: NCCL"),
     )
 
     @classmethod
@@ -168,7 +171,8 @@ class ParallelismOptimizer(ForwardModel):
               objective: str = "step_time", top_k: int = 5,
               memory_utilization: float = 0.95, dropout: bool = True,
               attention_kernel: str = "flash",
-              backward_prefetch: str = "pre") -> ParallelismResult:
+              backward_prefetch: str = "pre",
+              sharding_runtime: str | None = None) -> ParallelismResult:
         """Search, returning the best configs (``best_config`` feeds ``DistributedModel``).
 
         Examples
@@ -192,6 +196,15 @@ class ParallelismOptimizer(ForwardModel):
         if backward_prefetch not in ("pre", "post"):
             raise ValidationError("backward_prefetch", "must be 'pre' or 'post'. Got "
                                   f"{backward_prefetch!r} instead.", owner=OWNER)
+        if sharding_runtime is not None:
+            if not isinstance(sharding_runtime, str):
+                raise ValidationError("sharding_runtime", "must be a ShardingRuntimes key "
+                                      f"(a string). Got {sharding_runtime!r} instead.",
+                                      owner=OWNER)
+            from ..zoo import ShardingRuntimes
+            sharding_runtime = ShardingRuntimes.get(sharding_runtime).key
+        from ..solvers.distributed import zero3_throughput
+        cap = zero3_throughput(sharding_runtime)
         devices = path.total
         max_tp = check.positive_int("max_tp", max_tp if max_tp is not None else
                                     min(path.domain, 8), OWNER)
@@ -274,7 +287,8 @@ class ParallelismOptimizer(ForwardModel):
             g = evaluate_grid(parts, system, model, grid, precision=precision, seq=seq, sp=sp,
                               recompute=rc, schedule="1f1b", overlap=True, optimizer="adam",
                               capacity_factor=1.0, usable=usable, flash=flash,
-                              dropout=base.dropout, backward_prefetch=backward_prefetch)
+                              dropout=base.dropout, backward_prefetch=backward_prefetch,
+                              zero3_throughput=cap)
             searched += n
             fits = g["fits"]
             pruned["out of memory"] += int((~fits).sum())
@@ -295,7 +309,10 @@ class ParallelismOptimizer(ForwardModel):
                                          "attention_kernel": base.attention_kernel,
                                          # it applies to ZeRO-3's gathers only
                                          "backward_prefetch": backward_prefetch
-                                         if int(grid["zero"][i]) == 3 else "pre"},
+                                         if int(grid["zero"][i]) == 3 else "pre",
+                                         **({"sharding_runtime": sharding_runtime}
+                                            if sharding_runtime is not None
+                                            and int(grid["zero"][i]) == 3 else {})},
                               "step_ms": float(g["step"][i]) * 1e3, "mfu": float(mfu[i]),
                               "tokens_per_s": float(g["tokens"][i] / g["step"][i]),
                               "memory_gb": float(g["memory"][i]) / 1e9,

@@ -254,6 +254,7 @@ class DistributedResult(Result):
     zero3_comm_s: float = 0.0
     zero3_exposed_s: float = 0.0
     backward_prefetch: str = "pre"   # "post": the backward's gathers are waited for
+    sharding_runtime: str | None = None   # ZeRO-3's software (ShardingRuntimes key), if capped
     token_budget: float | None = None
     notes: tuple[str, ...] = field(default=())
     activity: tuple[float, float] = (0.0, 0.0)   # (u_c, u_m) over the step (core/power.py)
@@ -435,8 +436,18 @@ class DistributedResult(Result):
                "the backward reduce-scatters the gradients (overlapped); the backward's "
                "gathers " + ("overlap compute (backward_prefetch='pre', FSDP BACKWARD_PRE)"
                              if self.backward_prefetch == "pre" else
-                             "are waited for (backward_prefetch='post', FSDP BACKWARD_POST)")),)
+                             "are waited for (backward_prefetch='post', FSDP BACKWARD_POST)")
+               + self._runtime_assumption()),)
              if self.zero_stage == 3 else ())
+
+    def _runtime_assumption(self) -> str:
+        if self.sharding_runtime is None:
+            return "; at the collective model's NCCL bus bandwidth"
+        from ..zoo import ShardingRuntimes
+        spec = ShardingRuntimes.get(self.sharding_runtime)
+        return (f"; each rank receives at most {spec.throughput.to('GB/s').magnitude:.4g} GB/s "
+                f"in them, {spec.name}'s measured throughput (sharding_runtime="
+                f"'{spec.key}')")
 
     def _attention_assumption(self) -> str:
         if self.attention_kernel == "materialized":
@@ -501,6 +512,8 @@ class DistributedResult(Result):
             + (f", ZeRO-3 gathers and reduce-scatters {self.zero3_comm_s * 1e3:.4g} ms "
                + ("(overlapped; " if self.backward_prefetch == "pre" else
                   "(backward gathers waited for, BACKWARD_POST; ")
+               + (f"capped by sharding_runtime '{self.sharding_runtime}'; "
+                  if self.sharding_runtime is not None else "")
                + f"{self.zero3_exposed_s * 1e3:.4g} ms not hidden by compute)"
                if self.zero_stage == 3 else ""),
             "  MFU = " + ("(6 N + 12 L h s) x tokens" if self._transformer else
@@ -566,6 +579,9 @@ class DistributedModel(ForwardModel):
                "the gather (FSDP's BACKWARD_PRE, its default; DeepSpeed's prefetch); 'post', "
                "after them (FSDP's BACKWARD_POST, Composer's default): each backward gather "
                "is waited for, only the reduce-scatter overlaps"),
+        Option("sharding_runtime", None, "ZeRO-3: the software whose measured throughput "
+               "caps the gathers and reduce-scatters (a ShardingRuntimes key, e.g. "
+               "'deepspeed_2021'); default None: NCCL at the fabric's calibrated bus bandwidth"),
         Option("config", None, "a DistributedConfig with all of the above but model and fleet"),
     )
 
@@ -590,6 +606,7 @@ class DistributedModel(ForwardModel):
               rank_order: str = "tp-cp-dp-pp", attention_kernel: str = "flash",
               first_stage_layers: int | None = None, last_stage_layers: int | None = None,
               dropout: bool = True, backward_prefetch: str = "pre",
+              sharding_runtime: str | None = None,
               config: DistributedConfig | None = None) -> DistributedResult:
         """One optimizer step of ``model`` on ``fleet`` (see the module docstring).
 
@@ -610,7 +627,7 @@ class DistributedModel(ForwardModel):
                       zero_stage, activation_recomputation, overlap_comm, optimizer, schedule,
                       capacity_factor, memory_utilization, token_budget, rank_order,
                       attention_kernel, first_stage_layers, last_stage_layers, dropout,
-                      backward_prefetch)
+                      backward_prefetch, sharding_runtime)
             # A keyword call is cached on its arguments and their types (True == 1 and
             # 2048.0 == 2048 must not reuse a result that validated the other value);
             # unhashable arguments are never cached, so validation names them.
@@ -1178,6 +1195,26 @@ def optimizer_seconds(parts: Parts, nbytes):
     return _maximum(nbytes * inv, parts.eff.kernel_overhead_s)
 
 
+def zero3_throughput(runtime: str | None, variant: str = "nominal") -> float | None:
+    """Bytes/s each rank receives at most in ZeRO-3's gathers and reduce-scatters under the
+    sharding ``runtime`` (a ShardingRuntimes key) at the calibration ``variant``: its
+    measured median, or the fastest (``fast``) or slowest (``slow``) measurement; None
+    (no runtime): uncapped."""
+    if runtime is None:
+        return None
+    from ..zoo import ShardingRuntimes
+    return ShardingRuntimes.get(runtime).bytes_per_s[variant]
+
+
+def capped_per_byte(b, n, throughput: float | None):
+    """Seconds per byte of a gathered (or reduce-scattered) message over ``n`` ranks when
+    each rank receives at most ``throughput`` bytes/s: its ``(n - 1) / n`` share of the
+    message at that rate, or the collective model's ``b`` where that is slower. Broadcasts."""
+    if throughput is None:
+        return b
+    return _maximum(b, (n - 1) / n / throughput)
+
+
 def dp_terms(system, n: int, span: int, kind: str = "allreduce",
              variant: str = "nominal") -> tuple[float, float]:
     """(seconds, seconds per byte) of the cheapest algorithm of a data-parallel collective
@@ -1304,7 +1341,8 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
             * c.memory_utilization, rank_order=c.rank_order,
             flash=flash, layout=layout, dropout=c.dropout,
             variant=variant, zero3_split=variant == "nominal",
-            backward_prefetch=c.backward_prefetch)
+            backward_prefetch=c.backward_prefetch,
+            zero3_throughput=zero3_throughput(c.sharding_runtime, variant))
         return parts, g
 
     def band() -> tuple[float, float]:
@@ -1355,7 +1393,8 @@ def _solve_one(model, system, c: DistributedConfig) -> DistributedResult:
         ep_comm_s=m * comm.get("ep_alltoall", 0.0), pp_comm_s=m * comm.get("pp_send", 0.0),
         dp_comm_s=g["dp"], dp_exposed_s=g["dp_exposed"],
         zero3_comm_s=g["z3"], zero3_exposed_s=g["z3_exposed"],
-        backward_prefetch=c.backward_prefetch, model_flops=g["model_flops"],
+        backward_prefetch=c.backward_prefetch, sharding_runtime=c.sharding_runtime,
+        model_flops=g["model_flops"],
         hardware_flops=g["hw_flops"],
         peak_flops=hardware._base[f"peak_{precision}"], devices=tp * pp * cp * dp, memory=memory,
         activation_recomputation=c.activation_recomputation, zero_stage=c.zero_stage,
@@ -1371,12 +1410,15 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
                   usable: float, rank_order: str = "tp-cp-dp-pp",
                   flash: bool = True, layout=None, dropout: bool = True,
                   variant: str = "nominal", zero3_split: bool = False,
-                  backward_prefetch: str = "pre") -> dict[str, np.ndarray]:
+                  backward_prefetch: str = "pre",
+                  zero3_throughput: float | None = None) -> dict[str, np.ndarray]:
     """Step time, its parts, flops and memory for every config of ``grid`` (arrays of equal
     length: pp, dp, v, mbs, m, zero; tp and cp are those of ``parts``), one lowering choice;
     the data-parallel collectives at ``variant`` (``parts`` carry their own). The single
     solve runs this with arrays of one element, and with ``zero3_split`` (ZeRO-3's gathers
-    and their exposed part, timed once more without them: reported, not needed to rank)."""
+    and their exposed part, timed once more without them: reported, not needed to rank).
+    ``zero3_throughput``: bytes/s each rank receives at most in ZeRO-3's collectives (a
+    sharding runtime's, :func:`zero3_throughput`); None: the collective model's."""
     pp, dp, v, mbs, m, zero = (np.asarray(grid[k]) for k in ("pp", "dp", "v", "mbs", "m",
                                                                 "zero"))
     tp, cp = (_uniform(grid[k], k) for k in ("tp", "cp"))
@@ -1413,6 +1455,7 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
     gather = None
     if np.any(zero == 3):       # ZeRO-3: gather the stage's weights per pass (overlapped)
         a, b = group_terms("allgather", pair_dp * cp, dp_span)
+        b = capped_per_byte(b, dp * cp, zero3_throughput)
         z3 = zero == 3
         gather = (np.where(z3, a, 0.0), np.where(z3, b * e, 0.0))
     p2p = np.zeros(len(pp))
@@ -1502,7 +1545,8 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
                  capacity_factor: float, usable: float, rank_order: str = "tp-cp-dp-pp",
                  flash: bool = True, layout=None, dropout: bool = True,
                  variant: str = "nominal", zero3_split: bool = False,
-                 backward_prefetch: str = "pre") -> dict[str, Any]:
+                 backward_prefetch: str = "pre",
+                 zero3_throughput: float | None = None) -> dict[str, Any]:
     """:func:`evaluate_grid` for one config, in Python floats: the same equations term for
     term (tests/test_grid_evaluation.py checks them equal on random configs), without
     numpy's per-call cost on arrays of one, which a single solve would spend its time on."""
@@ -1529,7 +1573,7 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
     gather = None
     if zero == 3:
         a, b = dp_terms(system, dp * cp, dp_span, "allgather", variant)
-        gather = (a, b * e)
+        gather = (a, capped_per_byte(b, dp * cp, zero3_throughput) * e)
     p2p = 0.0
     if pp > 1 and parts.p2p_bytes_per_sample:
         a, b = dp_terms(system, 2, p2p_span, "p2p", variant)

@@ -21,7 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pydantic
-from pydantic import BeforeValidator, model_validator
+from pydantic import BeforeValidator, field_validator, model_validator
 
 from ..errors import ValidationError
 from .base import Spec
@@ -283,6 +283,15 @@ class DistributedConfig(Config):
     last_stage_layers: PosInt | None = None   # ... decoder_last_pipeline_num_layers
     dropout: Flag = True                      # attention and hidden dropout (masks stored)
     backward_prefetch: Literal["pre", "post"] = "pre"   # ZeRO-3: when backward gathers start
+    sharding_runtime: str | None = None       # ZeRO-3's software: a ShardingRuntimes key
+
+    @field_validator("sharding_runtime")
+    @classmethod
+    def _known_runtime(cls, v: str | None) -> str | None:
+        # An alias becomes the key (one cache entry per runtime); unknown names raise with
+        # the closest matches.
+        from ..zoo import ShardingRuntimes
+        return None if v is None else ShardingRuntimes.get(v).key
 
     @model_validator(mode="after")
     def _cross_fields(self):
@@ -305,6 +314,10 @@ class DistributedConfig(Config):
                                   "layer's weights for the backward; it needs zero_stage=3. "
                                   f"Got zero_stage={self.zero_stage} instead.",
                                   owner=self.owner)
+        if self.sharding_runtime is not None and self.zero_stage != 3:
+            raise ValidationError("sharding_runtime", "sets how fast ZeRO-3's gathers and "
+                                  "reduce-scatters run; it needs zero_stage=3. Got "
+                                  f"zero_stage={self.zero_stage} instead.", owner=self.owner)
         if self.v_stages > 1 and self.pp_size == 1:
             raise ValidationError("v_stages", "needs pipeline parallelism (pp_size > 1). Got "
                                   f"{self.v_stages} instead.", owner=self.owner)

@@ -888,6 +888,7 @@ class TrainingSetup(Spec):
     last_stage_layers: _Pos | None = None
     dropout: bool = True
     backward_prefetch: Literal["pre", "post"] = "pre"
+    sharding_runtime: str | None = None
     precision: str
     flops_convention: Literal["megatron_recompute", "megatron", "palm"] | None = None
     why: str
@@ -942,7 +943,8 @@ class TrainingSetup(Spec):
             overlap_comm=self.overlap_comm, rank_order=self.rank_order,
             attention_kernel=self.attention_kernel, first_stage_layers=self.first_stage_layers,
             last_stage_layers=self.last_stage_layers, dropout=self.dropout,
-            backward_prefetch=self.backward_prefetch, **extra)
+            backward_prefetch=self.backward_prefetch, sharding_runtime=self.sharding_runtime,
+            **extra)
 
 
 @lru_cache(maxsize=4)

@@ -21,8 +21,9 @@ from ..specs.model import FAMILIES, ModelSpec
 if TYPE_CHECKING:  # imported where used: a first Engine.solve needs neither (start-up time)
     from ..specs.infra import CloudPrice, PurchasePrice
 
-__all__ = ["Registry", "Hardware", "Models", "ServingEngines", "QuantizedKernels", "Systems",
-           "Fabrics", "Nodes", "Clusters", "load_hardware", "load_model", "DATA"]
+__all__ = ["Registry", "Hardware", "Models", "ServingEngines", "QuantizedKernels",
+           "ShardingRuntimes", "Systems", "Fabrics", "Nodes", "Clusters", "load_hardware",
+           "load_model", "DATA"]
 
 DATA = Path(__file__).with_name("data")
 
@@ -388,6 +389,7 @@ ServingEngines = Registry(
 QuantizedKernels = Registry(
     "quantized-kernel generation",
     lambda: _quantized_kernels())
+ShardingRuntimes = Registry("sharding runtime", lambda: _sharding_runtimes())
 Models = ModelRegistry("model", lambda: _load_dir("models", _model_from),
                   ("Vision", "Language", "StateSpace", "Recommendation", "GenerativeVision",
                    "Speech", "Tiny"))
@@ -404,6 +406,13 @@ def _quantized_kernels() -> list:
     return [QuantizedKernelSpec.from_dict(raw,
                                           f"quantized_kernels.yaml entry {_entry_name(raw, i)}")
             for i, raw in enumerate(_read_yaml(DATA / "quantized_kernels.yaml"))]
+
+
+def _sharding_runtimes() -> list:
+    from ..specs.training import ShardingRuntimeSpec
+    return [ShardingRuntimeSpec.from_dict(raw,
+                                          f"sharding_runtimes.yaml entry {_entry_name(raw, i)}")
+            for i, raw in enumerate(_read_yaml(DATA / "sharding_runtimes.yaml"))]
 
 
 def _sourced_entries(folder: str, name: str, cls) -> list:
