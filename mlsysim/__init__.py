@@ -40,6 +40,7 @@ _LAZY = {
     "TransformationModel": ("mlsysim.solvers.data_pipeline", "TransformationModel"),
     "OrchestrationModel": ("mlsysim.solvers.orchestration", "OrchestrationModel"),
     "ServingEngines": ("mlsysim.zoo", "ServingEngines"),
+    "ShardingRuntimes": ("mlsysim.zoo", "ShardingRuntimes"),
     "Systems": ("mlsysim.zoo", "Systems"),
     "Infra": ("mlsysim.zoo", "Infra"),
     "Datacenter": ("mlsysim.specs.infra", "Datacenter"),

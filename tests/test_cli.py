@@ -140,6 +140,36 @@ def test_train_backward_prefetch_reaches_the_solver():
     assert "Traceback" not in out.stderr
 
 
+def test_sharding_runtime_reaches_the_solver_and_the_zoo():
+    """--sharding-runtime deepspeed_2021 is DistributedModel's sharding_runtime (the same step
+    to the last digit), slower than at NVLink bandwidth since 19.5 GB/s per GPU is far below
+    it; an unknown runtime is exit 2 naming the flag and the known key; `zoo
+    sharding_runtimes` lists the entry with its stated throughput (19.53 GB/s)."""
+    import mlsysim
+
+    args = ("train", "Llama3_8B", "DGX_H100", "-b", "64", "--seq-len", "2048", "--zero", "3",
+            "--json")
+    out = run(*args, "--sharding-runtime", "deepspeed_0_3")
+    assert out.returncode == 0, out.stderr
+    api = mlsysim.DistributedModel().solve("Llama3_8B", "DGX_H100", batch_size=64,
+                                           seq_len=2048, zero_stage=3,
+                                           sharding_runtime="deepspeed_2021")
+    d = json.loads(out.stdout)
+    assert d["step_latency_total"]["value"] == pytest.approx(api.step_s * 1e3, rel=1e-9)
+    plain = json.loads(run(*args).stdout)["step_latency_total"]["value"]
+    assert d["step_latency_total"]["value"] > 1.2 * plain
+    out = run(*args[:-1], "--sharding-runtime", "deepspeed_2031")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "deepspeed_2021" in out.stderr
+    out = run("optimize", "Llama3_8B", "DGX_H100", "-b", "64", "--sharding-runtime",
+              "deepspeed_2021", "--json")
+    assert out.returncode == 0, out.stderr
+    out = run("zoo", "sharding_runtimes", "--json")
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    assert row["key"] == "deepspeed_2021" and row["throughput / device"].startswith("19.53 GB/s")
+
+
 def test_train_adds_the_wall_time_with_failures():
     """--checkpoint-s chains ReliabilityModel onto the run: one DGX H100 (8 GPUs) has a fleet
     MTBF of 50,677 / 8 = 6,335 h (reliability.yaml's per-GPU rate), so with 60 s checkpoints

@@ -823,18 +823,20 @@ def calibrate_cmd(
 
 @app.command("zoo")
 def zoo_cmd(
-    kind: str = typer.Argument("models", help="models | hardware | nodes | fabrics | clusters"),
+    kind: str = typer.Argument("models", help="models | hardware | nodes | fabrics | clusters "
+                               "| sharding_runtimes"),
     name: Optional[str] = typer.Argument(None, help="Show one entry in full."),
     as_json: bool = JSON_OPT,
 ):
     """List the zoo, or show one entry with its sources."""
-    from ..zoo import Clusters, Fabrics, Hardware, Models, Nodes
+    from ..zoo import Clusters, Fabrics, Hardware, Models, Nodes, ShardingRuntimes
 
     registries = {"models": Models, "model": Models, "hardware": Hardware, "hw": Hardware,
-                  "nodes": Nodes, "fabrics": Fabrics, "clusters": Clusters}
+                  "nodes": Nodes, "fabrics": Fabrics, "clusters": Clusters,
+                  "sharding_runtimes": ShardingRuntimes}
     if kind not in registries:
         emit_error(MLSysimError(f"unknown zoo kind '{kind}'; choose models, hardware, nodes, "
-                                "fabrics or clusters"), as_json)
+                                "fabrics, clusters or sharding_runtimes"), as_json)
         raise typer.Exit(EXIT_USAGE)
     reg = registries[kind]
     if name:
@@ -866,6 +868,13 @@ def zoo_cmd(
                          "nodes": f"{spec.count} x {spec.node.key}",
                          "accelerators": spec.total_accelerators,
                          "fabric": spec.fabric.key if spec.fabric else ""})
+        elif reg is ShardingRuntimes:
+            lo, hi = (q.to("GB/s").magnitude for q in spec.throughput_range)
+            rows.append({"key": spec.key, "name": spec.name, "framework": spec.framework,
+                         "throughput / device":
+                             f"{spec.throughput.to('GB/s').magnitude:.4g} GB/s "
+                             f"({lo:.4g}-{hi:.4g})",
+                         "releases": spec.releases})
         else:
             rows.append({"key": spec.key, "name": spec.name, "group": spec.group,
                          "peak": f"{spec.compute.peak_flops.to('TFLOP/s').magnitude:.4g} TFLOP/s "

@@ -48,6 +48,10 @@ def train_cmd(
         "pre", "--backward-prefetch", help="With --zero 3: pre (the backward's weight gathers "
         "overlap compute; FSDP's default) | post (they are waited for: FSDP BACKWARD_POST, "
         "Composer's default)."),
+    runtime: Optional[str] = typer.Option(
+        None, "--sharding-runtime", help="With --zero 3: the sharding software whose measured "
+        "gather throughput caps ZeRO-3's collectives, e.g. deepspeed_2021 (`mlsysim zoo "
+        "sharding_runtimes`); default: the fabric's NCCL bandwidth."),
     tokens: Optional[float] = typer.Option(None, "--tokens", help="Token budget: time to "
                                            "train and GPU-hours."),
     checkpoint_s: Optional[float] = typer.Option(
@@ -73,11 +77,12 @@ def train_cmd(
             precision=precision, tp_size=tp, pp_size=pp, cp_size=cp, ep_size=ep, dp_size=dp,
             microbatch_size=mbs, v_stages=v_stages, activation_recomputation=recompute,
             zero_stage=zero, optimizer=optimizer, attention_kernel=attention,
-            backward_prefetch=prefetch, token_budget=tokens)
+            backward_prefetch=prefetch, sharding_runtime=runtime, token_budget=tokens)
 
     result = run_guarded(as_json, solve, flags={"checkpoint_s": "--checkpoint-s",
                                                 "attention_kernel": "--attention",
-                                                "backward_prefetch": "--backward-prefetch"})
+                                                "backward_prefetch": "--backward-prefetch",
+                                                "sharding_runtime": "--sharding-runtime"})
     failures = None
     if checkpoint_s is not None and result.feasible:
         from ..solvers.reliability import ReliabilityModel
@@ -126,6 +131,8 @@ def optimize_cmd(
                                   "train: flash | flash1 | triton | xformers | materialized."),
     prefetch: str = typer.Option("pre", "--backward-prefetch", help="ZeRO-3 layouts, as for "
                                  "train: pre | post."),
+    runtime: Optional[str] = typer.Option(None, "--sharding-runtime", help="ZeRO-3 layouts, "
+                                          "as for train: e.g. deepspeed_2021."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ):
     """Search TP x PP x DP x micro-batch x interleaving x recomputation x ZeRO."""
@@ -136,8 +143,9 @@ def optimize_cmd(
     result = run_guarded(as_json, lambda: ParallelismOptimizer().solve(
         model, _system(fleet, nodes), batch_size=batch_size, seq_len=seq_len,
         precision=precision, max_tp=max_tp, max_pp=max_pp, objective=objective, top_k=top,
-        attention_kernel=attention, backward_prefetch=prefetch),
-        flags={"attention_kernel": "--attention", "backward_prefetch": "--backward-prefetch"})
+        attention_kernel=attention, backward_prefetch=prefetch, sharding_runtime=runtime),
+        flags={"attention_kernel": "--attention", "backward_prefetch": "--backward-prefetch",
+               "sharding_runtime": "--sharding-runtime"})
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

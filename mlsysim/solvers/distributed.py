@@ -42,7 +42,10 @@ GEMMs, FlashAttention-2's 2.5x attention backward), recomputation and collective
   next layer's backward waits for it, so the backward's gathers add to the pass and only its
   reduce-scatter overlaps). Composer, under LLM Foundry, defaults to BACKWARD_POST
   (``composer/trainer/dist_strategy.py``, ``fsdp_config.get('backward_prefetch',
-  'BACKWARD_POST')``); PyTorch FSDP's own default is BACKWARD_PRE.
+  'BACKWARD_POST')``); PyTorch FSDP's own default is BACKWARD_PRE. Early ZeRO-3 software
+  gathered far below the fabric (per-parameter calls, host synchronization): a
+  ``sharding_runtime`` caps each rank's received bytes per second at its measured throughput,
+  ``max(b, (n - 1) / n / T)`` seconds per byte (:func:`capped_per_byte`).
 
 Overlap. Compute slows while a collective runs beside it: NCCL's kernels hold SMs and
 memory bandwidth. Kernel-level measurements of a GEMM beside an NCCL collective: 2.08 ms
