@@ -588,3 +588,33 @@ def test_a_zero3_result_states_its_backward_prefetch():
     assert pre.startswith("ZeRO-3:") and "BACKWARD_PRE" in pre
     assert "waited for" in post and "BACKWARD_POST" in post
     assert not any(a.startswith("ZeRO-3") for a in solve().assumptions)
+
+
+def test_a_warm_solve_equals_a_cold_one_whatever_was_solved_before():
+    """A single solve memoizes the terms that do not depend on the micro-batch count (stage
+    times, the DP collective, the optimizer) per layout on the prepared lowering. Solved
+    one after another on warm caches, configs that differ only in what such a memo could
+    wrongly share (pipeline layout, rank order, prefetch, overlap, optimizer, ZeRO stage,
+    micro-batch size, interleaving, sharding runtime, batch) give exactly what each gives
+    solved alone after clear_caches(): step time and both band edges to 1e-12."""
+    from mlsysim.cache import clear_caches
+
+    fleet = Fleet(name="4xDGX", node=Systems.Nodes.DGX_H100, count=4,
+                  fabric=Systems.Fabrics.InfiniBand_NDR)
+    base = dict(batch_size=64, seq_len=2048, tp_size=4, pp_size=4, zero_stage=1)
+    variants = [{}, {"first_stage_layers": 5}, {"last_stage_layers": 6},
+                {"rank_order": "tp-cp-pp-dp"}, {"overlap_comm": False}, {"optimizer": "sgd"},
+                {"zero_stage": 0}, {"zero_stage": 2}, {"zero_stage": 3},
+                {"zero_stage": 3, "backward_prefetch": "post"},
+                {"zero_stage": 3, "sharding_runtime": "deepspeed_2021"},
+                {"microbatch_size": 2}, {"v_stages": 2}, {"batch_size": 128}]
+    configs = [{**base, **v} for v in variants]
+    warm = []
+    for c in configs:
+        r = DistributedModel().solve("Llama3_8B", fleet, **c)
+        warm.append((r.step_s, *r.step_band_s))
+    assert len({w[0] for w in warm}) >= 10          # the variants do change the step
+    for c, w in zip(configs, warm):
+        clear_caches()
+        r = DistributedModel().solve("Llama3_8B", fleet, **c)
+        assert (r.step_s, *r.step_band_s) == pytest.approx(w, rel=1e-12), c

@@ -1542,18 +1542,14 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
             "tokens": tokens}
 
 
-def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: int, v: int,
-                 mbs: int, m: int, zero: int, precision: str, seq: int, sp: bool,
-                 recompute: str, schedule: str, overlap: bool, optimizer: str,
-                 capacity_factor: float, usable: float, rank_order: str = "tp-cp-dp-pp",
-                 flash: bool = True, layout=None, dropout: bool = True,
-                 variant: str = "nominal", zero3_split: bool = False,
-                 backward_prefetch: str = "pre",
-                 zero3_throughput: float | None = None) -> dict[str, Any]:
-    """:func:`evaluate_grid` for one config, in Python floats: the same equations term for
-    term (tests/test_grid_evaluation.py checks them equal on random configs), without
-    numpy's per-call cost on arrays of one, which a single solve would spend its time on."""
-    e = _element_bytes(precision)
+def _layout_terms(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: int, v: int,
+                  mbs: int, zero: int, e: float, sp: bool, overlap: bool, optimizer: str,
+                  layout,
+                  rank_order: str, variant: str, zero3_split: bool, backward_prefetch: str,
+                  zero3_throughput: float | None) -> tuple:
+    """:func:`evaluate_one`'s terms that do not depend on the micro-batch count: the stage
+    kinds, the slowest stage's pass times, bubble, gathers, hand-off, the DP collective and
+    its exposed part, the optimizer update (and ZeRO-3's per-micro-batch gathers)."""
     shard = dp * cp
     dp_outer = rank_order == "tp-cp-pp-dp"
     dp_span = tp * cp * dp * (pp if dp_outer else 1)
@@ -1624,14 +1620,12 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
     for i, (f, b) in enumerate(stages[1:], 1):
         if f + b > t_slow:
             slowest, t_slow, t_b = i, f + b, b
-    compute = m * t_slow
     bubble = (pp - 1) / v * t_slow
     p_max = max(k[5] for k in kinds)
-    z3_comm = z3_exposed = 0.0
+    z3_one = z3_free = 0.0
     if gather is not None and zero3_split:
-        one = gather[0] + gather[1] * kinds[slowest][5]
-        z3_comm = m * (1 + (3 if parts.regather else 2)) * one
-        z3_exposed = m * (t_slow - sum(stage_times(None)[slowest]))
+        z3_one = (1 + (3 if parts.regather else 2)) * (gather[0] + gather[1] * kinds[slowest][5])
+        z3_free = sum(stage_times(None)[slowest])
     a, b = dp_terms(system, dp * cp, dp_span, "allreduce", variant)
     dp_t = a + b * p_max * e if zero < 3 else 0.0
     exposed = float(dp_exposed(t_b, dp_t, v, pp, s)) if overlap else dp_t
@@ -1641,6 +1635,44 @@ def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: 
             optimizer_state_bytes_per_param(optimizer, model, OWNER) + (4.0 if e < 4 else 0.0)
     update = 2 * (state + e) + e
     opt_t = float(optimizer_seconds(parts, p_max / (shard if zero >= 1 else 1) * update))
+    return (kinds, slowest, t_slow, t_b, bubble, p_max, gather, p2p, z3_one, z3_free, dp_t,
+            exposed, opt_t, state)
+
+
+def evaluate_one(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: int, v: int,
+                 mbs: int, m: int, zero: int, precision: str, seq: int, sp: bool,
+                 recompute: str, schedule: str, overlap: bool, optimizer: str,
+                 capacity_factor: float, usable: float, rank_order: str = "tp-cp-dp-pp",
+                 flash: bool = True, layout=None, dropout: bool = True,
+                 variant: str = "nominal", zero3_split: bool = False,
+                 backward_prefetch: str = "pre",
+                 zero3_throughput: float | None = None) -> dict[str, Any]:
+    """:func:`evaluate_grid` for one config, in Python floats: the same equations term for
+    term (tests/test_grid_evaluation.py checks them equal on random configs), without
+    numpy's per-call cost on arrays of one, which a single solve would spend its time on."""
+    e = _element_bytes(precision)
+    shard = dp * cp
+    # Everything up to the step's micro-batch count m (stage times, the DP collective and its
+    # exposed part, the optimizer) is a function of the layout alone: a batch sweep at one
+    # layout prices it once (the memo key names every input it reads besides ``parts``).
+    fixed_key = ("fixed", system, pp, v, mbs, dp, zero, sp, variant, layout, rank_order,
+                 backward_prefetch, zero3_throughput, overlap, optimizer, zero3_split)
+    fixed = parts.memo.get(fixed_key)
+    if fixed is None:
+        fixed = _layout_terms(parts, system, model, tp=tp, pp=pp, cp=cp, dp=dp, v=v, mbs=mbs,
+                              zero=zero, e=e, sp=sp, overlap=overlap, optimizer=optimizer,
+                              layout=layout, rank_order=rank_order, variant=variant,
+                              zero3_split=zero3_split, backward_prefetch=backward_prefetch,
+                              zero3_throughput=zero3_throughput)
+        if mbs <= _BLOCK:               # as _section_terms: the memo stays small
+            parts.memo[fixed_key] = fixed
+    (kinds, slowest, t_slow, t_b, bubble, p_max, gather, p2p, z3_one, z3_free, dp_t, exposed,
+     opt_t, state) = fixed
+    compute = m * t_slow
+    z3_comm = z3_exposed = 0.0
+    if gather is not None and zero3_split:
+        z3_comm = m * z3_one
+        z3_exposed = m * (t_slow - z3_free)
     step = compute + bubble + opt_t + exposed
     w_per = e / (shard if zero >= 3 else 1)
     g_per = e / (shard if zero >= 2 else 1)
