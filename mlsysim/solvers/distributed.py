@@ -1544,9 +1544,8 @@ def evaluate_grid(parts: Parts, system, model: TransformerSpec, grid: dict[str, 
 
 def _layout_terms(parts: Parts, system, model, *, tp: int, pp: int, cp: int, dp: int, v: int,
                   mbs: int, zero: int, e: float, sp: bool, overlap: bool, optimizer: str,
-                  layout,
-                  rank_order: str, variant: str, zero3_split: bool, backward_prefetch: str,
-                  zero3_throughput: float | None) -> tuple:
+                  layout, rank_order: str, variant: str, zero3_split: bool,
+                  backward_prefetch: str, zero3_throughput: float | None) -> tuple:
     """:func:`evaluate_one`'s terms that do not depend on the micro-batch count: the stage
     kinds, the slowest stage's pass times, bubble, gathers, hand-off, the DP collective and
     its exposed part, the optimizer update (and ZeRO-3's per-micro-batch gathers)."""
