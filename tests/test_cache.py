@@ -66,3 +66,43 @@ def test_types_are_part_of_the_key(seq_len):
     # 1024.0 is accepted as a whole number; it must not reuse (or poison) the int plan.
     r = mlsysim.Engine.solve("Llama3_8B", "H100", seq_len=seq_len)
     assert r.seq_len == 1024
+
+
+def test_equal_specs_compare_by_their_content_serialized_once(monkeypatch):
+    """Two equal fleets built separately compare equal on the content each serialized once
+    for its hash: a cache lookup with the second (the first is the stored key) costs a string
+    comparison, not two fresh serializations of a fleet and its node (~1 ms each call)."""
+    a = mlsysim.Fleet(name="f", node="DGX_H100", count=4)
+    b = mlsysim.Fleet(name="f", node="DGX_H100", count=4)
+    c = mlsysim.Fleet(name="f", node="DGX_H100", count=8)
+    hash(a), hash(b), hash(c)
+
+    def serialize_again(*_, **__):
+        raise AssertionError("equality serialized a spec again")
+
+    monkeypatch.setattr(mlsysim.Fleet, "model_dump", serialize_again)
+    monkeypatch.setattr(mlsysim.Fleet, "model_dump_json", serialize_again)
+    assert a == b and a != c
+    assert {a: 1}[b] == 1
+
+
+def test_a_pickled_spec_keys_caches_in_a_process_with_another_hash_seed(tmp_path):
+    """String hashes are salted per process, so a spec's cached hash must not travel in its
+    pickle: a fleet pickled where PYTHONHASHSEED=1 and loaded where PYTHONHASHSEED=2 equals
+    and finds a freshly built equal fleet there (a worker receiving warm plans)."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "fleet.pkl"
+    build = "import mlsysim; f = mlsysim.Fleet(name='f', node='DGX_H100', count=4); hash(f)"
+    env = {**os.environ, "PYTHONHASHSEED": "1"}
+    subprocess.run([sys.executable, "-c", f"{build}; import pickle, pathlib; "
+                    f"pathlib.Path({str(path)!r}).write_bytes(pickle.dumps(f))"],
+                   check=True, env=env)
+    env["PYTHONHASHSEED"] = "2"
+    out = subprocess.run([sys.executable, "-c", f"{build}; import pickle, pathlib; "
+                          f"g = pickle.loads(pathlib.Path({str(path)!r}).read_bytes()); "
+                          "print(g == f, {f: 'found'}.get(g))"],
+                         check=True, env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["True", "found"]

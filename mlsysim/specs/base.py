@@ -115,9 +115,11 @@ def raise_spec_error(exc: pydantic.ValidationError, where: str) -> None:
 class Spec(BaseModel):
     """Frozen, strict base: unknown keys are errors, instances never change.
 
-    Equality and hash are by content (the validated fields), so equal specs built separately
-    are interchangeable as cache keys (:mod:`mlsysim.cache`); the hash is computed once
-    per instance.
+    Equality and hash are by content (the validated fields, as their JSON), so equal specs
+    built separately are interchangeable as cache keys (:mod:`mlsysim.cache`). The JSON and
+    its hash are computed once per instance: a cache lookup with an equal spec that is not
+    the stored object compares two strings, not two fresh serializations (a fleet's costs
+    about a millisecond).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True,
@@ -129,11 +131,25 @@ class Spec(BaseModel):
     def __eq__(self, other) -> bool:
         return self is other or (type(other) is type(self)
                                  and self._content_hash == other._content_hash
-                                 and self.model_dump() == other.model_dump())
+                                 and self._content == other._content)
+
+    @cached_property
+    def _content(self) -> str:
+        return self.model_dump_json()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # str hashes are salted per process: a pickled hash would be wrong in a worker
+        # (equal specs there would hash apart), so the cached content and hash stay behind.
+        state = super().__getstate__()
+        cached = state["__dict__"]
+        if "_content" in cached or "_content_hash" in cached:
+            state = {**state, "__dict__": {k: v for k, v in cached.items()
+                                           if k not in ("_content", "_content_hash")}}
+        return state
 
     @cached_property
     def _content_hash(self) -> int:
-        return hash((type(self).__qualname__, self.model_dump_json()))
+        return hash((type(self).__qualname__, self._content))
 
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False):
         """A validated copy: ``update`` goes through the same checks as a new entry, and
