@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 GRID = ["tests/test_grid_evaluation.py", "tests/test_distributed.py"]
 QK = ["tests/test_quantized_kernels.py"]
 
+WEIGHT_ONLY = ["tests/test_weight_only.py"]
+
 # (name, file, original text, mutated text, tests to run)
 MUTATIONS = [
     ("collectives: ring all-reduce moves 2(n-1)/n", "mlsysim/core/collectives.py",
@@ -290,6 +292,24 @@ MUTATIONS = [
     ("grid: ZeRO-3's reported gathers", "mlsysim/solvers/distributed.py",
      "cols]\n        z3_comm = m * (1 + (3 if parts.regather else 2)) * one",
      "cols]\n        z3_comm = m * (1 + (3 if parts.regather else 3)) * one", GRID),
+    ("weight-only: GEMM weight reads slow by 1 / speed", "mlsysim/core/costmodel.py",
+     "tm_w=wb * row_inv_bw_eff * weight_slow,", "tm_w=wb * row_inv_bw_eff,", WEIGHT_ONLY),
+    ("weight-only: GEMM rows only", "mlsysim/core/costmodel.py",
+     "weight_slow = np.where(gemm, 1.0 / eff.weight_stream_speed, 1.0)",
+     "weight_slow = np.where(gemm | True, 1.0 / eff.weight_stream_speed, 1.0)", WEIGHT_ONLY),
+    ("weight-only: routed experts' weights too", "mlsysim/core/costmodel.py",
+     "tm = (weights * p.weight_slow + p.ab * batch)", "tm = (weights + p.ab * batch)",
+     WEIGHT_ONLY),
+    ("weight-only: the band's edges", "mlsysim/core/calibration.py",
+     "weight_stream_speed=min(self.weight_stream_speed\n"
+     "                                               * self.weight_stream_spread[i], 1.0))",
+     "weight_stream_speed=min(self.weight_stream_speed, 1.0))", WEIGHT_ONLY),
+    ("weight-only: only weights below the compute precision", "mlsysim/solvers/serving.py",
+     "BYTES_PER_ELEMENT[weight_precision] >= BYTES_PER_ELEMENT[precision]:",
+     "BYTES_PER_ELEMENT[weight_precision] > BYTES_PER_ELEMENT[precision]:", WEIGHT_ONLY),
+    ("weight-only: the median of the measured pairs", "mlsysim/core/calibration.py",
+     "return median(each), (min(each), max(each))", "return min(each), (min(each), max(each))",
+     WEIGHT_ONLY),
     ("sharding runtime: a rank receives (n-1)/n of the message", "mlsysim/solvers/distributed.py",
      "return _maximum(b, (n - 1) / n / throughput)", "return _maximum(b, 1 / throughput)",
      ["tests/test_sharding_runtimes.py"]),

@@ -45,6 +45,7 @@ __all__ = ["Efficiency", "Calibration", "load_microbench", "fit_calibration", "c
 
 MICROBENCH_CSV = Path(__file__).parents[1] / "validation" / "microbench" / "microbench.csv"
 ATTENTION_KERNELS_CSV = MICROBENCH_CSV.with_name("attention_kernels.csv")
+WEIGHT_ONLY_GEMV_CSV = MICROBENCH_CSV.with_name("weight_only_gemv.csv")
 _COLUMNS = ("id", "hardware", "kind", "precision", "m", "n", "k", "message_bytes",
             "num_devices", "metric", "value", "unit", "source_key", "notes")
 
@@ -95,6 +96,11 @@ class Efficiency:
     # roofs: the kernels of a software generation (zoo QuantizedKernels), 1 for today's.
     quantized_gemm_speed: float = 1.0
     quantized_gemm_spread: tuple[float, float] = (1.0, 1.0)
+    # GEMMs whose weights are stored below the compute precision (weight-only quantization)
+    # stream them at this fraction of the memory speed: the kernel dequantizes each weight
+    # (weight_only_stream_speed); 1 where the weights are not quantized or nothing is measured.
+    weight_stream_speed: float = 1.0
+    weight_stream_spread: tuple[float, float] = (1.0, 1.0)
 
     def variant(self, which: str) -> "Efficiency":
         """The efficiencies at the fast or slow edge of the calibration spread (the band)."""
@@ -108,7 +114,9 @@ class Efficiency:
                        memory=min(self.memory * m, 1.0),
                        kernel_overhead_s=self.kernel_overhead_s * o,
                        quantized_gemm_speed=min(self.quantized_gemm_speed
-                                                * self.quantized_gemm_spread[i], 1.0))
+                                                * self.quantized_gemm_spread[i], 1.0),
+                       weight_stream_speed=min(self.weight_stream_speed
+                                               * self.weight_stream_spread[i], 1.0))
 
 
 
@@ -459,6 +467,38 @@ def attention_kernel_ratio(kernel: str, seq_len: float) -> float:
     ref = dict(speeds["flash2", "fwd+bwd"])
     return _log_interpolate([(s, v / ref[s]) for s, v in speeds[kernel, "fwd+bwd"]
                              if s in ref], seq_len)
+
+
+@lru_cache(maxsize=1)
+def _weight_only_ratios() -> dict[str, list[float]]:
+    """weight dtype -> [its GEMV's bandwidth / the same kernel's 16-bit baseline], one ratio
+    per measured pair of weight_only_gemv.csv."""
+    with open_text(WEIGHT_ONLY_GEMV_CSV) as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    ratios: dict[str, list[float]] = {}
+    for r in rows.values():
+        if r["baseline"]:
+            base = rows[r["baseline"]]
+            ratios.setdefault(r["weight_dtype"], []).append(float(r["value"])
+                                                              / float(base["value"]))
+    return ratios
+
+
+def weight_only_stream_speed(weight_precision: str) -> tuple[float, tuple[float, float]] | None:
+    """(median, (lowest, highest)) fraction of a 16-bit GEMV's bytes per second at which a
+    weight-only kernel with ``weight_precision`` weights streams them (it dequantizes each
+    weight in the kernel; weight_only_gemv.csv), or None where nothing is measured.
+
+    >>> s, (lo, hi) = weight_only_stream_speed("int8")   # 984.06 / 1137.92, 870 / 990
+    >>> round(s, 4), round(lo, 4), round(hi, 4)
+    (0.8718, 0.8648, 0.8788)
+    >>> weight_only_stream_speed("int4") is None
+    True
+    """
+    each = _weight_only_ratios().get(weight_precision)
+    if not each:
+        return None
+    return median(each), (min(each), max(each))
 
 
 def training_attention_factor(seq_len: float) -> float:

@@ -16,7 +16,9 @@ fp16/bf16 only, and FP8 serving and training stacks (vLLM, TensorRT-LLM's FP16 c
 attention, Transformer Engine without its opt-in FP8 attention) keep attention in 16 bits; the
 calibrated attention efficiency is a fraction of that 16-bit peak. GEMMs computing in 8 bits
 or fewer run at ``Efficiency.quantized_gemm_speed`` of those terms on both roofs: the kernels
-of a software generation (``zoo.QuantizedKernels``; 1 for the microbenchmarks' own).
+of a software generation (``zoo.QuantizedKernels``; 1 for the microbenchmarks' own). GEMMs with
+weight-only quantized weights read them at ``Efficiency.weight_stream_speed`` of the memory
+speed (the kernel dequantizes each weight: a measured GEMV ratio, 1 where none is).
 
 Collective rows (``OpKind.COLLECTIVE``) are priced on the system's communication path by the
 alpha-beta model of :mod:`~mlsysim.core.collectives`, ``t = min_k(a_k + b_k * bytes * B)`` over
@@ -81,6 +83,7 @@ class Prepared:
     comm_b: np.ndarray | None = None      # (rows, algorithms) seconds per sample
     comm_overlap: np.ndarray | None = None
     quantized_slow: np.ndarray | float = 1.0   # per row: 1 / Efficiency.quantized_gemm_speed
+    weight_slow: np.ndarray | float = 1.0      # per row: 1 / Efficiency.weight_stream_speed
     path: object | None = None            # the CommPath the collectives were priced on
 
 
@@ -159,17 +162,21 @@ def prepare(table: OperatorTable, hardware: HardwareSpec, precision: str,
         comm_row = kind == OpKind.COLLECTIVE        # their bytes are messages, not traffic
         act_bytes = np.where(comm_row, 0.0, act_bytes)
         wb = np.where(comm_row, 0.0, wb)
+    # Weight-only quantized GEMMs (module docstring): their weight reads only.
+    weight_slow = 1.0
+    if eff.weight_stream_speed != 1.0:
+        weight_slow = np.where(gemm, 1.0 / eff.weight_stream_speed, 1.0)
     k_tc = f / (op_peak * eta_max) * slow
     row_inv_bw_eff = inv_bw_eff * slow
     prepared = Prepared(
         table=table, efficiency=eff, peak=peak, bandwidth=bw, g_pow=g_pow,
         alpha=eff.gemm_alpha, k_tc=k_tc, neg_g_pow=-g_pow, neg_k_tc=-k_tc,
-        tm_w=wb * row_inv_bw_eff, wb=wb, ab=act_bytes,
+        tm_w=wb * row_inv_bw_eff * weight_slow, wb=wb, ab=act_bytes,
         tm_a=act_bytes * row_inv_bw_eff, regime_batch=regime_batch,
         inv_peak_ideal=1.0 / op_peak, max_compute_scale=1.0 / eta_max, count=count,
         flops_per_batch=float(f @ count), weight_bytes=float(wb @ count),
         act_bytes_per_batch=float(act_bytes @ count),
-        inv_bw_eff=inv_bw_eff, inv_bw=1.0 / bw, quantized_slow=slow,
+        inv_bw_eff=inv_bw_eff, inv_bw=1.0 / bw, quantized_slow=slow, weight_slow=weight_slow,
         launch_floor=table.launches * eff.kernel_overhead_s,
         kernels=float(count @ table.launches), **comm,
     )
@@ -205,8 +212,9 @@ def op_times(p: Prepared, batch, *, compute_scale: float = 1.0, memory_scale: fl
     x = p.neg_g_pow * batch ** p.alpha
     tc = np.divide(p.neg_k_tc * batch, np.expm1(x, out=x), out=x)
     if p.table.has_moe:
-        moved = p.wb * _touched(p, batch) + p.ab * batch
-        tm = moved * p.inv_bw_eff * p.quantized_slow
+        weights = p.wb * _touched(p, batch)
+        moved = weights + p.ab * batch
+        tm = (weights * p.weight_slow + p.ab * batch) * p.inv_bw_eff * p.quantized_slow
         compute = p.table.flops_per_sample * batch * p.inv_peak_ideal > moved * p.inv_bw
     else:
         tm = p.tm_a * batch

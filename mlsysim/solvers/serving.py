@@ -82,14 +82,17 @@ _EFF_CACHE = ContentCache("serving efficiency")
 
 
 def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool,
-                       variant: str = "nominal", kernels=None) -> Efficiency:
+                       variant: str = "nominal", kernels=None,
+                       weight_precision: str | None = None) -> Efficiency:
     """The device's efficiencies (``variant``: nominal, or the band's fast/slow edge). Serving
     engines replay decode steps as CUDA graphs: no host dispatch per kernel, so the per-kernel
     floor drops to the smallest measured launch cost (a raw driver launch); without graphs
     the framework's median dispatch cost applies. ``kernels``: a
     :class:`~mlsysim.specs.serving.QuantizedKernelSpec`, whose speed (and, at the band's
-    edges, its range) the 8-bit GEMMs run at."""
-    key = (hardware, precision, cuda_graphs, variant, kernels)
+    edges, its range) the 8-bit GEMMs run at. ``weight_precision`` below ``precision``
+    (weight-only quantization): the GEMMs stream their weights at the measured fraction of
+    the memory speed of a dequantizing GEMV (:func:`weight_only_speed`)."""
+    key = (hardware, precision, cuda_graphs, variant, kernels, weight_precision)
     hit = _EFF_CACHE.get(key)
     if hit is None:
         eff = efficiency_for(hardware, precision, cuda_graphs)
@@ -97,8 +100,24 @@ def serving_efficiency(hardware: HardwareSpec, precision: str, cuda_graphs: bool
             lo, hi = kernels.speed_range
             eff = replace(eff, quantized_gemm_speed=kernels.speed,
                           quantized_gemm_spread=(lo / kernels.speed, hi / kernels.speed))
+        measured = weight_only_speed(precision, weight_precision)
+        if measured is not None:
+            speed, (lo, hi) = measured
+            eff = replace(eff, weight_stream_speed=speed,
+                          weight_stream_spread=(lo / speed, hi / speed))
         hit = _EFF_CACHE.put(key, eff.variant(variant))
     return hit
+
+
+def weight_only_speed(precision: str, weight_precision: str | None):
+    """(speed, (low, high)) at which weight-only quantized GEMMs stream ``weight_precision``
+    weights while computing in ``precision`` (core.calibration.weight_only_stream_speed),
+    or None: weights not below the compute precision, or no measurement for them."""
+    if weight_precision is None or \
+            BYTES_PER_ELEMENT[weight_precision] >= BYTES_PER_ELEMENT[precision]:
+        return None
+    from ..core.calibration import weight_only_stream_speed
+    return weight_only_stream_speed(weight_precision)
 
 
 def pass_time(model: ModelSpec, hardware: HardwareSpec, segments: tuple[Segment, ...],
@@ -395,6 +414,7 @@ class ServingResult(Result):
             f"{self.max_concurrent_sequences} sequences",
             *self._decode_attention_lines(),
             *self._quantized_kernel_lines(),
+            *self._weight_only_lines(),
             *(f"  note: {n}" for n in self.notes),
         ]
         return "\n".join(lines)
@@ -409,6 +429,20 @@ class ServingResult(Result):
         return [f"  8-bit GEMM kernels of {spec.name}: {spec.speed:.3g} of the "
                 f"microbenchmarked speed (band {lo:.3g}-{hi:.3g})"
                 + ("" if applies else f"; not applied: {plan.precision} computes in 16 bits")]
+
+    def _weight_only_lines(self) -> list[str]:
+        plan = self._plan
+        wprec = plan.rebuild.wprec if plan is not None else None
+        if wprec is None or BYTES_PER_ELEMENT[wprec] >= BYTES_PER_ELEMENT[plan.precision]:
+            return []
+        measured = weight_only_speed(plan.precision, wprec)
+        if measured is None:
+            return [f"  weight-only {wprec}: no dequantizing-GEMV measurement, so the "
+                    "weights stream at the full memory speed (byte savings only)"]
+        speed, (lo, hi) = measured
+        return [f"  weight-only {wprec}: GEMMs stream their weights at {speed:.3g} of the "
+                f"memory speed (band {lo:.3g}-{hi:.3g}), the kernel dequantizing each weight "
+                "(PyTorch's gpt-fast GEMV microbenchmark, weight_only_gemv.csv)"]
 
     def _decode_attention_lines(self) -> list[str]:
         plan = self._plan
@@ -446,14 +480,16 @@ class PassRecipe:
     draft_len: int
     kv_per_query_head: bool = False
     kernels: Any = None             # QuantizedKernelSpec of the 8-bit GEMMs, or None
+    wprec: str | None = None        # the weights' precision where it differs (weight-only)
 
     def __call__(self, variant: str) -> dict[str, Any]:
         """The prepared passes at ``variant`` (nominal, fast, slow)."""
         kw = dict(precision=self.precision, e=self.e, kv_e=self.kv_e, we=self.we, tp=self.tp,
                   sparse=self.sparse)
-        eff_p = serving_efficiency(self.hardware, self.precision, False, variant, self.kernels)
+        eff_p = serving_efficiency(self.hardware, self.precision, False, variant, self.kernels,
+                                   self.wprec)
         eff_d = serving_efficiency(self.decode_hw, self.precision, self.graphs, variant,
-                                   self.kernels)
+                                   self.kernels, self.wprec)
         model, pp, mid = self.model, self.pp, self.mid
         # Per-head re-reads of the KV cache may hit in L2; how many is not measured, so the
         # band's fast edge has L2 absorb them all (one read per KV head), the others none.
@@ -889,7 +925,8 @@ class ServingModel(ForwardModel):
             prompt=prompt, cached=cached, mid=mid, flash=a["attention_kernel"] == "flash",
             pp=pp, precision=precision, e=e, kv_e=kv_e, we=we, tp=tp,
             sparse=sparsity is not None, graphs=graphs, draft=draft, draft_len=k,
-            kv_per_query_head=a["decode_attention"] == "per_head", kernels=kernels)
+            kv_per_query_head=a["decode_attention"] == "per_head", kernels=kernels,
+            wprec=wprec if wprec != precision else None)
         return ServingPlan(
             config=config, system=resolved, model=model, hardware=hardware, decode_hw=decode_hw,
             draft=draft, precision=precision, wprec=wprec, kvprec=kvprec, prompt=prompt,
