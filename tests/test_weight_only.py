@@ -56,6 +56,7 @@ def test_gemm_weight_reads_slow_by_one_over_the_speed_and_nothing_else(monkeypat
     from mlsysim.core.engine import efficiency_for
     with_factor, r = _decode_ops("Llama2_7B")
     assert "0.872 of the memory speed (band 0.865-0.879)" in r.explain()
+    assert any("0.872 of the memory speed" in a for a in r.to_dict()["assumptions"])
     monkeypatch.setattr(serving, "weight_only_speed", lambda *a: None)
     without, _ = _decode_ops("Llama2_7B")
     clear_caches()

@@ -303,7 +303,8 @@ class ServingResult(Result):
                  "(scheduling, sampling, output processing) in the prefill and every decode "
                  "step, from the ServingEngines preset (an estimate; see its notes)"
                  if self.engine else "no engine preset: no per-step fixed cost (the "
-                 "roofline of the kernels and collectives alone; engine= adds one)"))
+                 "roofline of the kernels and collectives alone; engine= adds one)"),
+                *(line.strip() for line in self._weight_only_lines()))
 
     main_latency = "e2e_latency"
     summary_inputs = ("model", "hardware", "batch_size:batch", "seq_len:prompt",
